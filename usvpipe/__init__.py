@@ -1,0 +1,54 @@
+"""usvpipe: ultrasonic vocalisation analysis, from WAV folders to answers.
+
+The public API is imported lazily so that ``import usvpipe`` is cheap and works
+without a GPU or optional extras; e.g. ``usvpipe.segment_recordings`` imports the
+segmentation stage on first use.
+"""
+from __future__ import annotations
+
+import importlib
+
+from ._version import __version__
+from .errors import ConfigError, InputFileError, UsvpipeError
+
+# public name -> module that defines it
+_LAZY = {
+    # audio / spectrogram / segmentation (stage 1-2)
+    "read_audio": "usvpipe.audio",
+    "AudioInfo": "usvpipe.audio",
+    "SpectrogramParams": "usvpipe.spectrogram",
+    "spectrogram": "usvpipe.spectrogram",
+    "SegmentParams": "usvpipe.segment",
+    "segment_audio": "usvpipe.segment",
+    "segment_file": "usvpipe.segment",
+    "segment_recordings": "usvpipe.pipeline_segment",
+    "evaluate_segments": "usvpipe.evaluate",
+    "read_segments": "usvpipe.annotations",
+    "write_segments": "usvpipe.annotations",
+    # store
+    "open_store": "usvpipe.store",
+    "merge_store": "usvpipe.store",
+    # VAE (stage 3)
+    "TrainParams": "usvpipe.vae",
+    "train": "usvpipe.vae",
+    "encode": "usvpipe.vae",
+    "load_model": "usvpipe.vae",
+    # UMAP / MMD (stage 4)
+    "UmapParams": "usvpipe.viz",
+    "embed_latents": "usvpipe.viz",
+    "MMDParams": "usvpipe.mmd",
+    "mmd_test": "usvpipe.mmd",
+}
+
+__all__ = ["__version__", "UsvpipeError", "ConfigError", "InputFileError", *_LAZY]
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'usvpipe' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__():
+    return sorted(__all__)

@@ -1,0 +1,157 @@
+"""Crash-safe file output.
+
+Every file usvpipe writes goes through :func:`atomic_path`: it is written to a temporary
+file in the destination directory and renamed into place only when complete, so a
+job killed at any moment leaves either the old file, the new file, or nothing — never
+half a file. ``os.replace`` is atomic on POSIX file systems when source and destination
+share a directory.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import OutputError
+
+TMP_PREFIX = ".tmp-"
+
+
+@contextlib.contextmanager
+def atomic_path(path, *, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it to ``path`` on success.
+
+    On an exception the temporary file is removed and ``path`` is left untouched.
+    ``suffix`` defaults to the destination's suffix (some writers, e.g. matplotlib,
+    pick the format from it).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix if suffix is None else suffix
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + path.stem + "-", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        _fsync_file(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def _fsync_file(path: Path) -> None:
+    # Flush to disk before the rename so a power cut cannot leave a renamed but empty file.
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_bytes_atomic(path, data: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text_atomic(path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def _json_default(obj: Any):
+    import numpy as np
+
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def write_json_atomic(path, obj: Any, *, indent: int = 2) -> Path:
+    return write_text_atomic(path, json.dumps(obj, indent=indent, default=_json_default, sort_keys=False) + "\n")
+
+
+def write_csv_atomic(path, frame, **to_csv_kwargs) -> Path:
+    """Write a pandas DataFrame as CSV atomically (``index=False`` by default)."""
+    to_csv_kwargs.setdefault("index", False)
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, **to_csv_kwargs)
+    return Path(path)
+
+
+def read_json(path) -> Any:
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def file_fingerprint(path) -> dict:
+    """Cheap identity of an input file: size and modification time (ns).
+
+    Used to decide whether an output is up to date without hashing hours of audio.
+    """
+    st = os.stat(path)
+    return {"size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns)}
+
+
+def remove_stale_temporaries(directory) -> int:
+    """Delete temporary files left by a killed writer in ``directory`` (non-recursive)."""
+    n = 0
+    directory = Path(directory)
+    if not directory.is_dir():
+        return 0
+    for p in directory.glob(TMP_PREFIX + "*"):
+        with contextlib.suppress(OSError):
+            p.unlink()
+            n += 1
+    return n
+
+
+def ensure_output_dir(path, *, min_free_bytes: int = 64 * 1024 * 1024) -> Path:
+    """Create ``path`` if needed and check early that it is writable and has space.
+
+    Raises
+    ------
+    OutputError
+        If the directory cannot be created, is read-only, or its file system has less
+        than ``min_free_bytes`` free.
+    """
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot create output directory ({exc.strerror}) (fix: choose a writable location)") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: output directory is not writable (fix: choose a writable location or fix its permissions)")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=TMP_PREFIX + "probe-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write to output directory ({exc.strerror}) (fix: choose a writable location)") from None
+    free = shutil.disk_usage(path).free
+    if free < min_free_bytes:
+        raise OutputError(
+            f"{path}: only {free / 2**20:.0f} MiB free on this file system, need at least "
+            f"{min_free_bytes / 2**20:.0f} MiB (fix: free space or choose another output directory)"
+        )
+    return path

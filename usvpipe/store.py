@@ -1,0 +1,397 @@
+"""The syllable store: fixed-size syllable spectrograms on disk, with their table.
+
+Layout of a store directory::
+
+    STORE/
+      shards/<name>.h5     one HDF5 file per recording, written atomically by one writer
+      errors/<name>.json   one file per recording that could not be processed
+      syllables.csv        merged table: id, recording, animal, group, onset_s, offset_s,
+                           shard, index, + per-syllable score columns
+      manifest.json        format, package version, parameters, per-recording status
+
+A shard file holds
+
+- ``spectrograms``: ``uint8`` array ``(n, H, W)``; value / 255 is the normalised
+  log-magnitude in [0, 1] (frequency increases with the row index);
+- ``onset_s``, ``offset_s``: ``float64`` ``(n,)``;
+- ``columns/<name>``: optional extra per-syllable numeric columns (scores);
+- attributes ``recording``, ``animal``, ``group``, ``source_size``,
+  ``source_mtime_ns``, ``params_json``, ``params_digest``, ``usvpipe_version``.
+
+A recording is *complete* when its shard exists: shards are renamed into place only
+once fully written, so a killed job never leaves a partial shard, and a re-run skips
+complete recordings whose source file is unchanged. Because each recording has its own
+shard, SLURM array tasks never write the same file; :func:`merge_store` (idempotent)
+rebuilds ``syllables.csv`` and ``manifest.json`` from whatever shards exist.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Mapping, Sequence
+
+import numpy as np
+
+from ._io import atomic_path, read_json, remove_stale_temporaries, write_csv_atomic, write_json_atomic
+from ._version import __version__
+from .errors import InputFileError, UsvpipeError
+
+STORE_FORMAT = "usvpipe-syllable-store"
+FORMAT_VERSION = 1
+SHARD_DIR = "shards"
+ERROR_DIR = "errors"
+TABLE_NAME = "syllables.csv"
+MANIFEST_NAME = "manifest.json"
+BASE_COLUMNS = ("id", "recording", "animal", "group", "onset_s", "offset_s", "shard", "index")
+
+
+def shard_name(recording: str) -> str:
+    """File-system-safe, collision-free shard stem for a recording identifier."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", recording).strip("_")[-80:]
+    digest = hashlib.sha1(recording.encode("utf-8")).hexdigest()[:10]
+    return f"{safe}-{digest}"
+
+
+def shard_path(store_dir, recording: str) -> Path:
+    return Path(store_dir) / SHARD_DIR / f"{shard_name(recording)}.h5"
+
+
+def error_path(store_dir, recording: str) -> Path:
+    return Path(store_dir) / ERROR_DIR / f"{shard_name(recording)}.json"
+
+
+def to_uint8(spectrograms: np.ndarray) -> np.ndarray:
+    """Quantise [0, 1] spectrograms to uint8 (values outside are clipped)."""
+    spectrograms = np.asarray(spectrograms)
+    if spectrograms.dtype == np.uint8:
+        return spectrograms
+    return np.rint(np.clip(spectrograms, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def write_shard(
+    store_dir,
+    recording: str,
+    spectrograms: np.ndarray,
+    onset_s: Sequence[float],
+    offset_s: Sequence[float],
+    *,
+    animal: str = "",
+    group: str = "",
+    columns: Mapping[str, Sequence[float]] | None = None,
+    source_fingerprint: Mapping[str, int] | None = None,
+    params: Mapping | None = None,
+    params_digest: str = "",
+) -> Path:
+    """Atomically write one recording's syllables as a shard; returns its path.
+
+    ``spectrograms`` is ``(n, H, W)``, either uint8 or floats in [0, 1]; ``n`` may be 0
+    (a recording with no syllables is still complete).
+    """
+    import h5py
+
+    spectrograms = to_uint8(spectrograms)
+    if spectrograms.ndim != 3:
+        raise ValueError(f"spectrograms must be (n, H, W), got shape {spectrograms.shape}")
+    n = spectrograms.shape[0]
+    onset_s = np.asarray(onset_s, dtype=np.float64).reshape(-1)
+    offset_s = np.asarray(offset_s, dtype=np.float64).reshape(-1)
+    if onset_s.shape != (n,) or offset_s.shape != (n,):
+        raise ValueError("onset_s/offset_s must have one value per spectrogram")
+    fp = dict(source_fingerprint or {})
+    path = shard_path(store_dir, recording)
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("spectrograms", data=spectrograms, chunks=(1, *spectrograms.shape[1:]) if n else None)
+            f.create_dataset("onset_s", data=onset_s)
+            f.create_dataset("offset_s", data=offset_s)
+            grp = f.create_group("columns")
+            for name, values in (columns or {}).items():
+                values = np.asarray(values, dtype=np.float64).reshape(-1)
+                if values.shape != (n,):
+                    raise ValueError(f"column {name!r} must have {n} values")
+                grp.create_dataset(name, data=values)
+            f.attrs["recording"] = recording
+            f.attrs["animal"] = str(animal)
+            f.attrs["group"] = str(group)
+            f.attrs["source_size"] = int(fp.get("size", -1))
+            f.attrs["source_mtime_ns"] = int(fp.get("mtime_ns", -1))
+            f.attrs["params_json"] = json.dumps(dict(params or {}), default=str)
+            f.attrs["params_digest"] = params_digest
+            f.attrs["usvpipe_version"] = __version__
+            f.attrs["format"] = STORE_FORMAT
+            f.attrs["format_version"] = FORMAT_VERSION
+    return path
+
+
+def write_error(store_dir, recording: str, path: str, message: str) -> Path:
+    """Record that ``recording`` failed (one JSON file per recording; atomic)."""
+    return write_json_atomic(error_path(store_dir, recording), {"recording": recording, "path": str(path), "error": message})
+
+
+def clear_error(store_dir, recording: str) -> None:
+    p = error_path(store_dir, recording)
+    if p.exists():
+        p.unlink()
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """Header of a shard file (no spectrograms loaded)."""
+
+    path: Path
+    recording: str
+    animal: str
+    group: str
+    n_syllables: int
+    source_size: int
+    source_mtime_ns: int
+    params_digest: str
+    params: dict = field(compare=False, repr=False)
+    spec_shape: tuple = ()
+
+
+def read_shard_info(path) -> ShardInfo:
+    import h5py
+
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            a = f.attrs
+            spec = f["spectrograms"]
+            return ShardInfo(
+                path=path,
+                recording=str(a["recording"]),
+                animal=str(a.get("animal", "")),
+                group=str(a.get("group", "")),
+                n_syllables=int(spec.shape[0]),
+                source_size=int(a.get("source_size", -1)),
+                source_mtime_ns=int(a.get("source_mtime_ns", -1)),
+                params_digest=str(a.get("params_digest", "")),
+                params=json.loads(a.get("params_json", "{}")),
+                spec_shape=tuple(int(s) for s in spec.shape[1:]),
+            )
+    except (OSError, KeyError) as exc:
+        raise InputFileError(path, f"unreadable store shard ({exc})", "delete it and re-run `usvpipe segment`") from None
+
+
+def shard_is_current(path, fingerprint: Mapping[str, int] | None, params_digest: str | None) -> bool:
+    """True if a shard exists for the same source file (size+mtime) and parameters."""
+    path = Path(path)
+    if not path.exists():
+        return False
+    try:
+        info = read_shard_info(path)
+    except InputFileError:
+        return False
+    if params_digest is not None and info.params_digest != params_digest:
+        return False
+    if fingerprint is not None and (
+        info.source_size != int(fingerprint.get("size", -1)) or info.source_mtime_ns != int(fingerprint.get("mtime_ns", -1))
+    ):
+        return False
+    return True
+
+
+def _shard_table(info: ShardInfo, store_dir: Path) -> "pd.DataFrame":
+    import h5py
+    import pandas as pd
+
+    with h5py.File(info.path, "r") as f:
+        onset = f["onset_s"][()]
+        offset = f["offset_s"][()]
+        extra = {k: f["columns"][k][()] for k in f["columns"]} if "columns" in f else {}
+    n = info.n_syllables
+    rel = info.path.relative_to(store_dir).as_posix()
+    table = pd.DataFrame(
+        {
+            "id": [f"{info.recording}#{i}" for i in range(n)],
+            "recording": [info.recording] * n,
+            "animal": [info.animal] * n,
+            "group": [info.group] * n,
+            "onset_s": onset,
+            "offset_s": offset,
+            "shard": [rel] * n,
+            "index": np.arange(n, dtype=np.int64),
+        }
+    )
+    for k, v in extra.items():
+        table[k] = v
+    return table
+
+
+def merge_store(store_dir) -> "pd.DataFrame":
+    """(Re)build ``syllables.csv`` and ``manifest.json`` from the shards present.
+
+    Idempotent and safe to run concurrently (each output is replaced atomically with
+    identical content). Rows are ordered by recording, then onset, so the table does not
+    depend on which task finished first. Returns the merged table.
+    """
+    import pandas as pd
+
+    store_dir = Path(store_dir)
+    if not store_dir.is_dir():
+        raise UsvpipeError(f"{store_dir}: not a directory (fix: pass the OUT_DIR of `usvpipe segment`)")
+    shard_dir = store_dir / SHARD_DIR
+    remove_stale_temporaries(shard_dir)
+    infos = sorted((read_shard_info(p) for p in shard_dir.glob("*.h5")), key=lambda s: s.recording)
+    tables = [_shard_table(i, store_dir) for i in infos]
+    if tables:
+        table = pd.concat(tables, ignore_index=True)
+    else:
+        table = pd.DataFrame({c: [] for c in BASE_COLUMNS})
+    write_csv_atomic(store_dir / TABLE_NAME, table, float_format="%.6f")
+    failed = {}
+    for p in sorted((store_dir / ERROR_DIR).glob("*.json")) if (store_dir / ERROR_DIR).is_dir() else []:
+        try:
+            rec = read_json(p)
+            failed[rec["recording"]] = {"path": rec.get("path", ""), "error": rec.get("error", "")}
+        except (OSError, ValueError, KeyError):
+            continue
+    digests = sorted({i.params_digest for i in infos})
+    shapes = sorted({i.spec_shape for i in infos if i.spec_shape})
+    manifest = {
+        "format": STORE_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "usvpipe_version": __version__,
+        "n_recordings": len(infos),
+        "n_syllables": int(len(table)),
+        "n_failed": len(failed),
+        "spec_shape": list(shapes[0]) if len(shapes) == 1 else [list(s) for s in shapes],
+        "params_digests": digests,
+        "params": infos[0].params if infos else {},
+        "recordings": {
+            i.recording: {
+                "status": "complete",
+                "shard": i.path.relative_to(store_dir).as_posix(),
+                "n_syllables": i.n_syllables,
+                "animal": i.animal,
+                "group": i.group,
+                "source_size": i.source_size,
+                "source_mtime_ns": i.source_mtime_ns,
+            }
+            for i in infos
+        },
+        "failed": failed,
+    }
+    write_json_atomic(store_dir / MANIFEST_NAME, manifest)
+    return table
+
+
+class SyllableStore:
+    """Read access to a merged store (use :func:`open_store`).
+
+    Attributes
+    ----------
+    path : Path
+    table : pandas.DataFrame
+        One row per syllable, in store order (the order of :meth:`read_all`).
+    spec_shape : tuple of int
+        ``(H, W)`` of every spectrogram.
+    params : dict
+        Parameters that made the store.
+    """
+
+    def __init__(self, path, table, manifest):
+        self.path = Path(path)
+        self.table = table
+        self.manifest = manifest
+        shape = manifest.get("spec_shape") or []
+        if shape and isinstance(shape[0], list):
+            raise UsvpipeError(f"{self.path}: shards have different spectrogram shapes {shape} (fix: re-segment with one set of parameters)")
+        self.spec_shape = tuple(shape)
+        self.params = manifest.get("params", {})
+        # positions of each shard's rows, so reads touch each file once
+        self._groups = {s: np.flatnonzero(table["shard"].to_numpy() == s) for s in dict.fromkeys(table["shard"])}
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __repr__(self) -> str:
+        return f"SyllableStore({str(self.path)!r}, n={len(self)}, spec_shape={self.spec_shape})"
+
+    def read(self, rows: Sequence[int] | np.ndarray, *, dtype=np.float32) -> np.ndarray:
+        """Spectrograms for table positions ``rows`` (in that order).
+
+        ``dtype=np.uint8`` returns raw quantised values; a float dtype returns [0, 1].
+        """
+        import h5py
+
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        out = np.empty((len(rows), *self.spec_shape), dtype=np.uint8)
+        if len(rows):
+            shards = self.table["shard"].to_numpy()[rows]
+            index = self.table["index"].to_numpy()[rows]
+            for s in dict.fromkeys(shards):
+                sel = np.flatnonzero(shards == s)
+                idx = index[sel]
+                order = np.argsort(idx)
+                with h5py.File(self.path / s, "r") as f:
+                    # h5py fancy indexing needs increasing, unique indices
+                    uniq, inverse = np.unique(idx[order], return_inverse=True)
+                    block = f["spectrograms"][uniq]
+                out[sel[order]] = block[inverse]
+        if np.dtype(dtype) == np.uint8:
+            return out
+        return out.astype(dtype) / np.asarray(255.0, dtype=dtype)
+
+    def read_all(self, *, dtype=np.uint8) -> np.ndarray:
+        """All spectrograms in table order (uint8 by default, to keep memory small)."""
+        import h5py
+
+        out = np.empty((len(self), *self.spec_shape), dtype=np.uint8)
+        for s, pos in self._groups.items():
+            with h5py.File(self.path / s, "r") as f:
+                out[pos] = f["spectrograms"][()][self.table["index"].to_numpy()[pos]]
+        if np.dtype(dtype) == np.uint8:
+            return out
+        return out.astype(dtype) / np.asarray(255.0, dtype=dtype)
+
+    def iter_batches(self, batch_size: int = 256, rows: Sequence[int] | None = None, *, dtype=np.float32) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``(positions, spectrograms)`` batches without loading the whole store."""
+        rows = np.arange(len(self)) if rows is None else np.asarray(rows, dtype=np.int64)
+        for start in range(0, len(rows), batch_size):
+            pos = rows[start : start + batch_size]
+            yield pos, self.read(pos, dtype=dtype)
+
+
+def open_store(path, *, merge_if_stale: bool = True) -> SyllableStore:
+    """Open a syllable store, merging shards first if the table is missing or stale.
+
+    Raises
+    ------
+    UsvpipeError
+        If ``path`` is not a store (no shards and no table).
+    """
+    import pandas as pd
+
+    path = Path(path)
+    table_path = path / TABLE_NAME
+    manifest_path = path / MANIFEST_NAME
+    shard_dir = path / SHARD_DIR
+    if not path.is_dir() or (not shard_dir.is_dir() and not table_path.exists()):
+        raise UsvpipeError(f"{path}: not a syllable store (no {SHARD_DIR}/ or {TABLE_NAME}) (fix: create it with `usvpipe segment IN_DIR {path}`)")
+    if merge_if_stale and shard_dir.is_dir():
+        newest_shard = max((p.stat().st_mtime_ns for p in shard_dir.glob("*.h5")), default=0)
+        n_shards = sum(1 for _ in shard_dir.glob("*.h5"))
+        stale = not table_path.exists() or not manifest_path.exists()
+        if not stale:
+            manifest = read_json(manifest_path)
+            stale = manifest.get("n_recordings") != n_shards or manifest_path.stat().st_mtime_ns < newest_shard
+        if stale:
+            merge_store(path)
+    text_cols = ("id", "recording", "animal", "group", "shard")
+    table = pd.read_csv(table_path, dtype={c: str for c in text_cols})
+    for c in text_cols:
+        if c in table:
+            table[c] = table[c].fillna("")
+    manifest = read_json(manifest_path) if manifest_path.exists() else {}
+    if "spec_shape" not in manifest or not manifest["spec_shape"]:
+        if len(table):
+            import h5py
+
+            with h5py.File(path / table["shard"].iloc[0], "r") as f:
+                manifest["spec_shape"] = list(f["spectrograms"].shape[1:])
+    return SyllableStore(path, table, manifest)
