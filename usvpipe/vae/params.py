@@ -1,0 +1,188 @@
+"""Training parameters of the syllable VAE (no torch import here, so the CLI stays fast)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from ..errors import ConfigError
+
+_POSTERIORS = ("lowrank", "diagonal")
+_SPLITS = ("recording", "animal")
+_AMP = ("auto", "bf16", "fp16", "off")
+_SCHEDULES = ("cosine", "plateau", "constant")
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """Everything that defines a VAE training run (the ``[train]`` section of ``usvpipe.toml``).
+
+    Parameters
+    ----------
+    latent_dim : int
+        Dimension of the latent space (AVA: 32).
+    posterior : {"lowrank", "diagonal"}
+        Approximate posterior family. ``"lowrank"`` is AVA's multivariate normal with
+        covariance ``U Uᵀ + diag(d)`` (``U`` is ``latent_dim × rank``); ``"diagonal"`` is the
+        usual mean-field Gaussian.
+    rank : int
+        Rank of ``U`` for the low-rank posterior (AVA: 1).
+    obs_precision : float
+        Precision (1/variance) of the Gaussian observation model on pixel values in [0, 1];
+        it weighs reconstruction against the KL term (AVA: 10).
+    channels : tuple of int
+        Convolution channels per encoder stage; each stage halves height and width, so
+        the spectrogram sides must be divisible by ``2 ** len(channels)``.
+    hidden : tuple of int
+        Widths of the fully connected layers between the convolutions and the latent.
+    lr : float
+        Peak learning rate of Adam.
+    lr_schedule : {"cosine", "plateau", "constant"}
+        ``"cosine"``: linear warm-up over ``warmup_epochs`` then cosine decay to
+        ``lr * min_lr_fraction`` (stepped every batch); ``"plateau"``: divide by 10 after
+        ``patience // 2`` epochs without validation improvement; ``"constant"``.
+    warmup_epochs : float
+        Warm-up length for the cosine schedule (fractions allowed).
+    min_lr_fraction : float
+        Final learning rate of the cosine schedule, as a fraction of ``lr``.
+    weight_decay : float
+        Adam weight decay.
+    batch_size : int
+        Syllables per optimisation step *per process* (under DDP the global batch is
+        ``batch_size × world size``). The last incomplete batch of an epoch is dropped.
+    epochs : int
+        Maximum number of epochs.
+    patience : int
+        Early stopping: stop after this many epochs without a validation-loss improvement
+        larger than ``min_delta`` (0 disables early stopping).
+    min_delta : float
+        Smallest decrease of the validation loss that counts as an improvement.
+    val_fraction : float
+        Target fraction of syllables held out for validation (0 = no validation set).
+    split_by : {"recording", "animal"}
+        Unit of the train/validation split: whole recordings (or animals) go to one side,
+        so the validation loss measures generalisation to new recordings.
+    seed : int
+        Seeds weights, the split, the data order and the sampling noise.
+    checkpoint_every : int
+        Write ``checkpoint.pt`` (resumable state) every this many epochs (and at the end).
+    figure_every : int
+        Redraw ``reconstructions.png`` and ``loss.png`` every this many epochs (0: only at the end).
+    amp : {"auto", "bf16", "fp16", "off"}
+        Mixed precision. ``"auto"``: bf16 autocast on CUDA GPUs that support it (else fp16
+        with a gradient scaler), off on CPU/MPS.
+    channels_last : bool
+        Use the channels-last memory format for convolutions (faster on tensor cores).
+    data_on_device : "auto", True or False
+        Keep the whole store on the training device as uint8 and index batches there
+        (``True``), or stream batches from the HDF5 shards with ``num_workers`` workers
+        (``False``). ``"auto"`` keeps it on the device when it takes less than
+        ``memory_fraction`` of the device's free memory (host RAM for CPU training).
+    memory_fraction : float
+        Budget for ``data_on_device="auto"``.
+    num_workers : int
+        Data-loading worker processes for the streaming path.
+    compile : bool
+        ``torch.compile`` the model (CUDA only; first epoch slower, later ones faster).
+    deterministic : bool
+        Ask torch for deterministic kernels (needed for bit-for-bit resume on CUDA; CPU
+        training is deterministic anyway).
+    """
+
+    latent_dim: int = 32
+    posterior: str = "lowrank"
+    rank: int = 1
+    obs_precision: float = 10.0
+    channels: tuple[int, ...] = (8, 16, 24, 32)
+    hidden: tuple[int, ...] = (1024, 256)
+    lr: float = 1e-3
+    lr_schedule: str = "cosine"
+    warmup_epochs: float = 1.0
+    min_lr_fraction: float = 0.05
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    epochs: int = 100
+    patience: int = 10
+    min_delta: float = 0.0
+    val_fraction: float = 0.1
+    split_by: str = "recording"
+    seed: int = 0
+    checkpoint_every: int = 1
+    figure_every: int = 10
+    amp: str = "auto"
+    channels_last: bool = True
+    data_on_device: Union[str, bool] = "auto"
+    memory_fraction: float = 0.5
+    num_workers: int = 2
+    compile: bool = False
+    deterministic: bool = False
+
+    def __post_init__(self):
+        def bad(msg):
+            raise ConfigError(f"[train] {msg}")
+
+        if self.latent_dim < 1:
+            bad(f"latent_dim must be >= 1, got {self.latent_dim}")
+        if self.posterior not in _POSTERIORS:
+            bad(f"posterior must be one of {', '.join(_POSTERIORS)}, got {self.posterior!r}")
+        if self.rank < 1 or self.rank > self.latent_dim:
+            bad(f"rank must be in 1..latent_dim ({self.latent_dim}), got {self.rank}")
+        if not self.obs_precision > 0:
+            bad(f"obs_precision must be > 0, got {self.obs_precision}")
+        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        if not self.channels or min(self.channels) < 1:
+            bad(f"channels must be a non-empty list of positive integers, got {list(self.channels)}")
+        if any(h < 1 for h in self.hidden):
+            bad(f"hidden sizes must be positive, got {list(self.hidden)}")
+        if not self.lr > 0:
+            bad(f"lr must be > 0, got {self.lr}")
+        if self.lr_schedule not in _SCHEDULES:
+            bad(f"lr_schedule must be one of {', '.join(_SCHEDULES)}, got {self.lr_schedule!r}")
+        if self.warmup_epochs < 0 or not (0 <= self.min_lr_fraction <= 1):
+            bad("warmup_epochs must be >= 0 and min_lr_fraction in [0, 1]")
+        if self.weight_decay < 0:
+            bad(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.batch_size < 2:
+            bad(f"batch_size must be >= 2 (batch normalisation), got {self.batch_size}")
+        if self.epochs < 1:
+            bad(f"epochs must be >= 1, got {self.epochs}")
+        if self.patience < 0:
+            bad(f"patience must be >= 0, got {self.patience}")
+        if not (0 <= self.val_fraction < 1):
+            bad(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.split_by not in _SPLITS:
+            bad(f"split_by must be one of {', '.join(_SPLITS)}, got {self.split_by!r}")
+        if self.checkpoint_every < 1:
+            bad(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
+        if self.figure_every < 0:
+            bad(f"figure_every must be >= 0, got {self.figure_every}")
+        if self.amp not in _AMP:
+            bad(f"amp must be one of {', '.join(_AMP)}, got {self.amp!r}")
+        dod = self.data_on_device
+        if isinstance(dod, str):
+            low = dod.lower()
+            if low in ("true", "yes", "on", "1"):
+                dod = True
+            elif low in ("false", "no", "off", "0"):
+                dod = False
+            elif low != "auto":
+                bad(f"data_on_device must be auto, true or false, got {dod!r}")
+            else:
+                dod = "auto"
+            object.__setattr__(self, "data_on_device", dod)
+        if not (0 < self.memory_fraction <= 1):
+            bad(f"memory_fraction must be in (0, 1], got {self.memory_fraction}")
+        if self.num_workers < 0:
+            bad(f"num_workers must be >= 0, got {self.num_workers}")
+
+    def model_config(self, input_shape) -> dict:
+        """The architecture part of the parameters (what a checkpoint needs to rebuild the model)."""
+        return {
+            "input_shape": [int(s) for s in input_shape],
+            "latent_dim": self.latent_dim,
+            "posterior": self.posterior,
+            "rank": self.rank,
+            "obs_precision": self.obs_precision,
+            "channels": list(self.channels),
+            "hidden": list(self.hidden),
+        }

@@ -1,0 +1,286 @@
+"""Latents table -> 2-D embedding (UMAP or PCA): parameters, validation, projection.
+
+Pure compute in the middle (:func:`embed_array`), table checks at the edge
+(:func:`read_latents`, :func:`latent_columns`). umap-learn is imported lazily: it pulls
+in numba, whose first call JIT-compiles for tens of seconds.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, InputFileError, UsvpipeError
+
+_Z_RE = re.compile(r"^z(\d+)$")
+METHODS = ("umap", "pca")
+#: names of the embedding columns written next to the latents' metadata columns
+EMBED_COLUMNS = ("emb_x", "emb_y")
+
+
+@dataclass(frozen=True)
+class UmapParams:
+    """Parameters of ``usvpipe umap`` (TOML section ``[umap]``).
+
+    Projection
+    ----------
+    method : {"umap", "pca"}
+        ``"umap"`` (default; non-linear, preserves local neighbourhoods) or ``"pca"``
+        (linear, deterministic, seconds even for millions of syllables).
+    n_neighbors : int
+        UMAP neighbourhood size (15, umap-learn's default): larger keeps more global
+        structure, smaller separates fine clusters.
+    min_dist : float
+        UMAP minimum distance between embedded points (0.1): smaller packs clusters tighter.
+    metric : str
+        Distance between latent vectors (``"euclidean"``; any umap-learn metric).
+    seed : int or None
+        Random seed (0) for the subsample, UMAP's initialisation and optimisation and
+        the explorer's thumbnail choice. ``None`` lets umap-learn run multi-threaded but
+        not reproducibly.
+    fit_subsample : int
+        Fit UMAP on at most this many syllables (100 000, drawn at random) and embed the
+        rest with ``transform``, so time and memory stay bounded for millions of syllables.
+        0 means fit on everything.
+    transform_batch : int
+        Rows per ``transform`` call for the syllables outside the fit subsample (100 000).
+
+    Figures and explorer
+    --------------------
+    figure_formats : tuple of str
+        Formats of the static figures (``("png", "pdf")``; ``"svg"`` also works). Point
+        clouds are rasterised inside vector files so they stay small.
+    dpi : int
+        Resolution of PNG figures (300).
+    grid_cells : int
+        Cells per side of the example-spectrogram grid (8).
+    max_thumbnails : int
+        Points of the HTML explorer that carry a spectrogram thumbnail (5 000, a random
+        subsample stratified by group); the others show their metadata and the nearest
+        thumbnail. 0 disables thumbnails.
+    thumbnail_px : int
+        Side of a thumbnail in pixels (64).
+    max_drawn_points : int
+        Points the explorer draws (200 000, a random subsample); all points stay in the file.
+    explorer : bool
+        Write ``explorer.html`` (True).
+    """
+
+    method: str = "umap"
+    n_neighbors: int = 15
+    min_dist: float = 0.1
+    metric: str = "euclidean"
+    seed: int | None = 0
+    fit_subsample: int = 100_000
+    transform_batch: int = 100_000
+    figure_formats: tuple[str, ...] = ("png", "pdf")
+    dpi: int = 300
+    grid_cells: int = 8
+    max_thumbnails: int = 5_000
+    thumbnail_px: int = 64
+    max_drawn_points: int = 200_000
+    explorer: bool = True
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ConfigError(f"[umap] method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.n_neighbors < 2:
+            raise ConfigError(f"[umap] n_neighbors must be >= 2, got {self.n_neighbors}")
+        if not 0.0 <= self.min_dist:
+            raise ConfigError(f"[umap] min_dist must be >= 0, got {self.min_dist}")
+        if self.fit_subsample < 0 or self.transform_batch < 1:
+            raise ConfigError("[umap] fit_subsample must be >= 0 and transform_batch >= 1")
+        bad = [f for f in self.figure_formats if f not in ("png", "pdf", "svg")]
+        if bad:
+            raise ConfigError(f"[umap] figure_formats: unsupported {', '.join(bad)} (valid: png, pdf, svg)")
+        if self.dpi < 50 or self.grid_cells < 2 or self.thumbnail_px < 8:
+            raise ConfigError("[umap] need dpi >= 50, grid_cells >= 2 and thumbnail_px >= 8")
+        if self.max_thumbnails < 0 or self.max_drawn_points < 1:
+            raise ConfigError("[umap] max_thumbnails must be >= 0 and max_drawn_points >= 1")
+
+
+def latent_columns(frame, *, source="latents") -> list[str]:
+    """The ``z0..z{d-1}`` columns of a latents table, in numeric order.
+
+    Raises
+    ------
+    InputFileError
+        If there are none, or they are not contiguous from ``z0``.
+    """
+    found = sorted((int(m.group(1)), c) for c in frame.columns if (m := _Z_RE.match(str(c))))
+    if not found:
+        raise InputFileError(source, "no latent columns z0..z{d-1}", "pass the latents table written by `usvpipe encode`")
+    idx = [i for i, _ in found]
+    if idx != list(range(len(idx))):
+        raise InputFileError(source, f"latent columns are not z0..z{len(idx) - 1} (found {', '.join(c for _, c in found[:6])}...)", "pass the latents table written by `usvpipe encode`")
+    return [c for _, c in found]
+
+
+def validate_latents(frame, *, source="latents", required=("id",)) -> list[str]:
+    """Check a latents table; return its latent column names.
+
+    Raises :class:`InputFileError` (naming ``source``) on missing columns, an empty table,
+    duplicate ids, NaN/inf or non-numeric latents.
+    """
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise InputFileError(source, f"missing column(s) {', '.join(missing)}", "pass the latents table written by `usvpipe encode`")
+    zcols = latent_columns(frame, source=source)
+    if len(frame) == 0:
+        raise InputFileError(source, "no rows", "encode a store with at least one syllable")
+    try:
+        z = frame[zcols].to_numpy(dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputFileError(source, "non-numeric values in latent columns", "re-run `usvpipe encode`") from None
+    bad = ~np.isfinite(z)
+    if bad.any():
+        rows = np.flatnonzero(bad.any(axis=1))
+        raise InputFileError(
+            source,
+            f"{len(rows)} row(s) with NaN/inf latents (first at row {rows[0]}, id {frame['id'].iloc[rows[0]] if 'id' in frame else rows[0]})",
+            "re-run `usvpipe encode` or drop those rows",
+        )
+    if "id" in frame.columns and frame["id"].duplicated().any():
+        dup = frame["id"][frame["id"].duplicated()].iloc[0]
+        raise InputFileError(source, f"duplicate id {dup!r}", "ids must be unique; pass the table written by `usvpipe encode`")
+    return zcols
+
+
+def read_latents(path):
+    """Read and validate a latents CSV; returns a DataFrame (text columns as str)."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(path, "file not found", "pass the latents.csv written by `usvpipe encode`")
+    text_cols = ("id", "recording", "animal", "group", "shard")
+    try:
+        frame = pd.read_csv(path, dtype={c: str for c in text_cols}, low_memory=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputFileError(path, f"not a readable CSV ({str(exc).splitlines()[0]})", "pass the latents.csv written by `usvpipe encode`") from None
+    for c in text_cols:
+        if c in frame:
+            frame[c] = frame[c].fillna("")
+    validate_latents(frame, source=path)
+    return frame
+
+
+def _fit_indices(n: int, params: UmapParams) -> np.ndarray:
+    if params.fit_subsample == 0 or n <= params.fit_subsample:
+        return np.arange(n)
+    rng = np.random.default_rng(params.seed)
+    return np.sort(rng.choice(n, size=params.fit_subsample, replace=False))
+
+
+def embed_array(z: np.ndarray, params: UmapParams = UmapParams(), *, progress=None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Project ``(n, d)`` latents to ``(n, 2)``.
+
+    Returns ``(embedding float32 (n, 2), fitted bool (n,), timings dict)``; ``fitted``
+    marks the rows the projection was fitted on (the others were transformed).
+    """
+    z = np.ascontiguousarray(z, dtype=np.float32)
+    n, d = z.shape
+    fit_idx = _fit_indices(n, params)
+    fitted = np.zeros(n, dtype=bool)
+    fitted[fit_idx] = True
+    out = np.empty((n, 2), dtype=np.float32)
+    timings = {"n": n, "n_fit": int(len(fit_idx)), "fit_s": 0.0, "transform_s": 0.0}
+    t0 = time.perf_counter()
+    if params.method == "pca":
+        # exact PCA via the d x d covariance: O(n d^2), no randomness, any n
+        mean = z[fit_idx].astype(np.float64).mean(axis=0)
+        zc = z[fit_idx].astype(np.float64) - mean
+        cov = zc.T @ zc / max(len(fit_idx) - 1, 1)
+        evals, evecs = np.linalg.eigh(cov)
+        comps = evecs[:, ::-1][:, :2]
+        if comps.shape[1] < 2:  # d == 1: second axis is zero
+            comps = np.pad(comps, ((0, 0), (0, 2 - comps.shape[1])))
+        # deterministic sign: largest-magnitude loading positive
+        signs = np.sign(comps[np.abs(comps).argmax(axis=0), range(2)])
+        comps = comps * np.where(signs == 0, 1, signs)
+        timings["fit_s"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        for s in range(0, n, params.transform_batch):
+            out[s : s + params.transform_batch] = (z[s : s + params.transform_batch] - mean) @ comps
+        timings["transform_s"] = time.perf_counter() - t1
+        timings["explained_variance_ratio"] = [float(v) for v in (evals[::-1][:2] / max(evals.sum(), 1e-300))]
+        return out, fitted, timings
+    if n < 4:
+        raise UsvpipeError(f"UMAP needs at least 4 syllables, got {n} (fix: use --method pca)")
+    try:
+        import umap
+    except ImportError:  # pragma: no cover - umap-learn is a hard dependency
+        raise UsvpipeError("umap-learn is not installed (fix: pip install umap-learn, or use --method pca)") from None
+    import warnings
+
+    n_neighbors = min(params.n_neighbors, len(fit_idx) - 1)
+    reducer = umap.UMAP(
+        n_components=2,
+        n_neighbors=n_neighbors,
+        min_dist=params.min_dist,
+        metric=params.metric,
+        random_state=params.seed,
+        # tiny tables: the spectral initialisation fails on < n_neighbors points
+        init="spectral" if len(fit_idx) > n_neighbors + 2 else "random",
+    )
+    with warnings.catch_warnings():
+        # "n_jobs overridden to 1 by setting random_state" is the documented trade-off of a seed
+        warnings.filterwarnings("ignore", message=".*n_jobs.*")
+        warnings.filterwarnings("ignore", message=".*gradient function is not yet implemented.*")
+        emb_fit = reducer.fit_transform(z[fit_idx])
+        out[fit_idx] = emb_fit
+        timings["fit_s"] = time.perf_counter() - t0
+        rest = np.flatnonzero(~fitted)
+        t1 = time.perf_counter()
+        for s in range(0, len(rest), params.transform_batch):
+            rows = rest[s : s + params.transform_batch]
+            out[rows] = reducer.transform(z[rows])
+            if progress is not None:
+                progress(len(rows))
+        timings["transform_s"] = time.perf_counter() - t1
+    return out, fitted, timings
+
+
+def embed_latents(latents, params: UmapParams = UmapParams()):
+    """2-D embedding of a latents table.
+
+    Parameters
+    ----------
+    latents : pandas.DataFrame or path-like
+        Latents table (``syllables.csv`` columns + ``z0..z{d-1}``) or its CSV path.
+    params : UmapParams
+
+    Returns
+    -------
+    pandas.DataFrame
+        The latents' metadata columns (every non-``z`` column, same rows, same order)
+        plus ``emb_x``, ``emb_y`` and ``fitted`` (True for rows the projection was fitted
+        on, False for rows embedded with ``transform``). ``attrs["timings"]`` holds the
+        fit/transform seconds.
+
+    Examples
+    --------
+    >>> emb = embed_latents("out/latents.csv", UmapParams(method="pca"))  # doctest: +SKIP
+    >>> emb[["id", "group", "emb_x", "emb_y"]].head()  # doctest: +SKIP
+    """
+    import pandas as pd
+
+    if isinstance(latents, pd.DataFrame):
+        frame = latents
+        zcols = validate_latents(frame, source="latents DataFrame")
+    else:
+        frame = read_latents(latents)
+        zcols = latent_columns(frame)
+    emb, fitted, timings = embed_array(frame[zcols].to_numpy(dtype=np.float32), params)
+    meta = frame[[c for c in frame.columns if c not in set(zcols)]].reset_index(drop=True).copy()
+    clash = [c for c in (*EMBED_COLUMNS, "fitted") if c in meta.columns]
+    if clash:
+        meta = meta.drop(columns=clash)
+    meta[EMBED_COLUMNS[0]] = emb[:, 0]
+    meta[EMBED_COLUMNS[1]] = emb[:, 1]
+    meta["fitted"] = fitted
+    meta.attrs["timings"] = timings
+    return meta
