@@ -1,0 +1,355 @@
+"""Read and write onset/offset tables in the formats other tools use.
+
+Supported formats (``fmt``):
+
+``"csv"``
+    Delimited text, comma, semicolon or tab separated, with or without a header.
+    Without a header the first two columns are onset and offset (s), as in the amvoc
+    ground truth and the DeepSqueak/VocalMat/MUPET exports; quoted comma decimals
+    (``"0,1017","0,1063"``) and ``;``-separated comma decimals (``0,1017;0,1063``) are
+    accepted. With a header, onset/offset columns are found by name (``onset_s``,
+    ``onset``, ``start``, ``begin``, ``Begin Time (s)``…; ``offset_s``, ``offset``,
+    ``end``, ``stop``…), a ``label``/``annotation``/``name`` column becomes ``label``, and a
+    ``recording`` column (usvpipe ``segments.csv``) is kept.
+``"audacity"``
+    Audacity label track export: ``start<TAB>end<TAB>label`` lines, no header; the
+    spectral-selection lines (starting with ``\\``) are skipped.
+``"raven"``
+    Raven selection table: tab-separated with ``Selection``, ``View``, ``Channel``,
+    ``Begin Time (s)``, ``End Time (s)`` and optionally ``Low Freq (Hz)``/``High Freq (Hz)``
+    (kept as ``low_freq_hz``/``high_freq_hz``) and ``Annotation`` (``label``). When a
+    selection appears once per view (Waveform and Spectrogram), it is kept once.
+``"auto"``
+    Sniffs the above from the content.
+
+Bad rows (non-numeric, NaN/inf, negative onset, offset before onset) raise
+:class:`~usvpipe.errors.InputFileError` naming the file and line.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import ConfigError, InputFileError
+
+__all__ = ["read_segments", "write_segments", "READ_FORMATS", "WRITE_FORMATS"]
+
+READ_FORMATS = ("auto", "csv", "audacity", "raven")
+#: ``csv``: header ``onset_s,offset_s[,label,...]``; ``plain``: two columns, no header
+#: (amvoc style); ``audacity``; ``raven``.
+WRITE_FORMATS = ("csv", "plain", "audacity", "raven")
+
+_ONSET_NAMES = ("onset_s", "onset", "onsets", "start_s", "start", "start time", "start_time", "begin_s", "begin",
+                "begin time (s)", "begin time", "begin_time", "t_start", "on")
+_OFFSET_NAMES = ("offset_s", "offset", "offsets", "end_s", "end", "end time", "end_time", "stop_s", "stop",
+                 "end time (s)", "stop time", "t_end", "off")
+_LABEL_NAMES = ("label", "labels", "annotation", "name", "call type", "type", "class")
+_COMMA_DECIMAL = re.compile(r"^\s*[-+]?\d+,\d+\s*$")
+_FIX = "expected two numeric columns onset_s, offset_s in seconds (see `usvpipe evaluate --help` for formats)"
+
+
+def _read_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputFileError(path, "file not found", "check the path") from None
+    except IsADirectoryError:
+        raise InputFileError(path, "is a directory, expected an annotation table") from None
+    except OSError as exc:
+        raise InputFileError(path, f"cannot read ({exc.strerror})") from None
+    for enc in ("utf-8-sig", "utf-16") if raw[:2] not in (b"\xff\xfe", b"\xfe\xff") else ("utf-16",):
+        try:
+            return raw.decode(enc)
+        except UnicodeDecodeError:
+            continue
+    return raw.decode("latin-1")
+
+
+def _to_float(text: str) -> float:
+    s = text.strip()
+    if _COMMA_DECIMAL.match(s):
+        s = s.replace(",", ".")
+    return float(s)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        _to_float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _sniff(lines: list[str]) -> str:
+    first = lines[0]
+    if "begin time" in first.lower() and "\t" in first:
+        return "raven"
+    fields = first.split("\t")
+    if len(fields) >= 2 and _is_number(fields[0]) and _is_number(fields[1]):
+        return "audacity"
+    return "csv"
+
+
+def _delimiter(line: str) -> str:
+    if "\t" in line:
+        return "\t"
+    if ";" in line:
+        return ";"
+    return ","
+
+
+def _find(header: list[str], names) -> int | None:
+    norm = [h.strip().strip('"').lower() for h in header]
+    for name in names:
+        if name in norm:
+            return norm.index(name)
+    return None
+
+
+def _numbered_lines(text: str):
+    """(line number, line) for non-blank, non-comment lines."""
+    for i, line in enumerate(text.splitlines(), start=1):
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        yield i, line
+
+
+def _parse_value(path, lineno: int, text: str, what: str) -> float:
+    try:
+        v = _to_float(text)
+    except ValueError:
+        raise InputFileError(path, f"line {lineno}: {what} {text.strip()!r} is not a number", _FIX) from None
+    if not math.isfinite(v):
+        raise InputFileError(path, f"line {lineno}: {what} is {text.strip()!r}", "remove or fix the row")
+    return v
+
+
+def _fast_two_columns(path, items, delim):
+    """Headerless numeric tables (the common export) parsed by pandas' C reader.
+
+    Returns None when the table is not plainly numeric, so the line-by-line parser runs
+    and reports the exact bad line.
+    """
+    if len(items) < 1000 or any('"' in line for _, line in items[:1000]):
+        return None
+    try:
+        arr = pd.read_csv(io.StringIO("\n".join(line for _, line in items)), header=None, sep=delim,
+                          usecols=[0, 1], dtype=float, engine="c").to_numpy()
+    except (ValueError, pd.errors.ParserError):
+        return None
+    if len(arr) != len(items):
+        return None
+    bad = ~np.isfinite(arr).all(axis=1) | (arr[:, 0] < 0) | (arr[:, 1] < arr[:, 0])
+    if bad.any():
+        i = int(np.argmax(bad))
+        no, line = items[i]
+        _collect(path, [(no, next(csv.reader([line], delimiter=delim)))], 0, 1)  # raises with the line number
+    return {"onset_s": arr[:, 0], "offset_s": arr[:, 1]}
+
+
+def _parse_csv(path, items) -> dict:
+    first_no, first = items[0]
+    delim = _delimiter(first)
+    if delim != ";" and all(_is_number(f) and "," not in f for f in first.split(delim)[:2]):
+        fast = _fast_two_columns(path, items, delim)
+        if fast is not None:
+            return fast
+    rows = [(no, next(csv.reader([line], delimiter=delim, quotechar='"'))) for no, line in items]
+    header = None
+    if len(rows[0][1]) < 2:
+        raise InputFileError(path, f"line {first_no}: found 1 column (delimiter {delim!r})", _FIX)
+    if not all(_is_number(f) for f in rows[0][1][:2]):
+        header, rows = rows[0][1], rows[1:]
+    i_on, i_off, i_label, i_rec = 0, 1, None, None
+    extras = {}
+    if header is not None:
+        i_on, i_off = _find(header, _ONSET_NAMES), _find(header, _OFFSET_NAMES)
+        if i_on is None or i_off is None:
+            raise InputFileError(path, f"line {first_no}: header {delim.join(header)!r} has no onset/offset columns",
+                                 "name them onset_s and offset_s")
+        i_label = _find(header, _LABEL_NAMES)
+        i_rec = _find(header, ("recording", "file", "filename", "begin file"))
+        for col in ("low_freq_hz", "high_freq_hz"):
+            j = _find(header, (col, col.replace("_hz", " (hz)").replace("_", " ")))
+            if j is not None:
+                extras[col] = j
+    return _collect(path, rows, i_on, i_off, i_label, i_rec, extras)
+
+
+def _collect(path, rows, i_on, i_off, i_label=None, i_rec=None, extras=None) -> dict:
+    need = max(i_on, i_off) + 1
+    out = {"onset_s": [], "offset_s": []}
+    if i_label is not None:
+        out["label"] = []
+    if i_rec is not None:
+        out["recording"] = []
+    extras = extras or {}
+    for col in extras:
+        out[col] = []
+    for no, fields in rows:
+        if len(fields) < need:
+            raise InputFileError(path, f"line {no}: expected at least {need} columns, found {len(fields)}", _FIX)
+        on = _parse_value(path, no, fields[i_on], "onset")
+        off = _parse_value(path, no, fields[i_off], "offset")
+        if on < 0:
+            raise InputFileError(path, f"line {no}: negative onset {on}", "times are seconds from the start of the recording")
+        if off < on:
+            raise InputFileError(path, f"line {no}: offset {off} s is before onset {on} s", "swap or remove the row")
+        out["onset_s"].append(on)
+        out["offset_s"].append(off)
+        if i_label is not None:
+            out["label"].append(fields[i_label].strip() if i_label < len(fields) else "")
+        if i_rec is not None:
+            out["recording"].append(fields[i_rec].strip() if i_rec < len(fields) else "")
+        for col, j in extras.items():
+            out[col].append(_parse_value(path, no, fields[j], col) if j < len(fields) and fields[j].strip() else np.nan)
+    return out
+
+
+def _parse_audacity(path, items) -> dict:
+    rows = []
+    for no, line in items:
+        if line.startswith("\\"):
+            continue  # spectral selection line of the previous label
+        rows.append((no, line.rstrip("\r\n").split("\t")))
+    has_label = any(len(f) >= 3 for _, f in rows)
+    out = _collect(path, rows, 0, 1)
+    labels = [f[2].strip() if len(f) >= 3 else "" for _, f in rows]
+    if has_label and any(labels):
+        out["label"] = labels
+    return out
+
+
+def _parse_raven(path, items) -> dict:
+    header = items[0][1].rstrip("\r\n").split("\t")
+    i_on, i_off = _find(header, ("begin time (s)",)), _find(header, ("end time (s)",))
+    if i_on is None or i_off is None:
+        raise InputFileError(path, f"line {items[0][0]}: Raven header lacks 'Begin Time (s)'/'End Time (s)'")
+    rows = [(no, line.rstrip("\r\n").split("\t")) for no, line in items[1:]]
+    i_sel, i_view = _find(header, ("selection",)), _find(header, ("view",))
+    if i_sel is not None:
+        # One selection is listed once per view; keep the spectrogram row (else the first).
+        chosen = {}
+        for no, f in rows:
+            key = f[i_sel].strip() if i_sel < len(f) else str(no)
+            view = f[i_view].strip().lower() if i_view is not None and i_view < len(f) else ""
+            if key not in chosen or (view.startswith("spectrogram") and not chosen[key][2]):
+                chosen[key] = (no, f, view.startswith("spectrogram"))
+        rows = sorted(((no, f) for no, f, _ in chosen.values()), key=lambda r: r[0])
+    extras = {}
+    for col, name in (("low_freq_hz", "low freq (hz)"), ("high_freq_hz", "high freq (hz)")):
+        j = _find(header, (name,))
+        if j is not None:
+            extras[col] = j
+    i_label = _find(header, ("annotation", "label", "call type", "type"))
+    return _collect(path, rows, i_on, i_off, i_label, None, extras)
+
+
+def read_segments(path, *, fmt: str = "auto") -> pd.DataFrame:
+    """Read an onset/offset table.
+
+    Parameters
+    ----------
+    path : str or path-like
+    fmt : {"auto", "csv", "audacity", "raven"}
+        See the module docstring; ``"auto"`` sniffs the content.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``onset_s``, ``offset_s`` (float, seconds, file order) and, when present,
+        ``label``, ``recording``, ``low_freq_hz``, ``high_freq_hz``. An empty file gives
+        an empty table (a recording with no detections is valid).
+
+    Raises
+    ------
+    InputFileError
+        Missing/unreadable file or a bad row (message names the file and line).
+    """
+    if fmt not in READ_FORMATS:
+        raise ConfigError(f"fmt must be one of {', '.join(READ_FORMATS)}, got {fmt!r}")
+    path = Path(path)
+    items = list(_numbered_lines(_read_text(path)))
+    if not items:
+        return pd.DataFrame({"onset_s": np.zeros(0), "offset_s": np.zeros(0)})
+    kind = _sniff([line for _, line in items]) if fmt == "auto" else fmt
+    parser = {"csv": _parse_csv, "audacity": _parse_audacity, "raven": _parse_raven}[kind]
+    out = parser(path, items)
+    frame = pd.DataFrame(out)
+    frame["onset_s"] = frame["onset_s"].astype(float)
+    frame["offset_s"] = frame["offset_s"].astype(float)
+    return frame
+
+
+def _as_frame(frame) -> pd.DataFrame:
+    if isinstance(frame, pd.DataFrame):
+        if not {"onset_s", "offset_s"} <= set(frame.columns):
+            raise ConfigError("segments table needs onset_s and offset_s columns")
+        return frame
+    arr = np.asarray(frame, dtype=float).reshape(-1, 2)
+    return pd.DataFrame({"onset_s": arr[:, 0], "offset_s": arr[:, 1]})
+
+
+def _fmt(x: float) -> str:
+    return repr(float(x))
+
+
+def write_segments(frame, path, *, fmt: str = "csv") -> Path:
+    """Write an onset/offset table atomically.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame or (n, 2) array
+        ``onset_s``, ``offset_s`` and optionally ``label`` (``low_freq_hz``,
+        ``high_freq_hz`` for Raven).
+    path : str or path-like
+    fmt : {"csv", "plain", "audacity", "raven"}
+        ``csv``: all columns with a header, ``onset_s, offset_s`` first; ``plain``: the two
+        times only, no header (amvoc style); ``audacity``: label track
+        (``start<TAB>end<TAB>label``); ``raven``: selection table (one Spectrogram row
+        per selection). Times are written with full float precision, so reading back
+        gives identical values.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    from ._io import atomic_path
+
+    if fmt not in WRITE_FORMATS:
+        raise ConfigError(f"fmt must be one of {', '.join(WRITE_FORMATS)}, got {fmt!r}")
+    df = _as_frame(frame)
+    on, off = df["onset_s"].to_numpy(float), df["offset_s"].to_numpy(float)
+    labels = df["label"].astype(str).tolist() if "label" in df.columns else [""] * len(df)
+    buf = io.StringIO()
+    if fmt == "csv":
+        cols = ["onset_s", "offset_s"] + [c for c in df.columns if c not in ("onset_s", "offset_s")]
+        df[cols].to_csv(buf, index=False, float_format="%.17g", lineterminator="\n")
+    elif fmt == "plain":
+        buf.writelines(f"{_fmt(a)},{_fmt(b)}\n" for a, b in zip(on, off))
+    elif fmt == "audacity":
+        buf.writelines(f"{_fmt(a)}\t{_fmt(b)}\t{lab}\n" for a, b, lab in zip(on, off, labels))
+    else:
+        freq = {"low_freq_hz", "high_freq_hz"} <= set(df.columns)
+        head = ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)"]
+        if freq:
+            head += ["Low Freq (Hz)", "High Freq (Hz)"]
+        head.append("Annotation")
+        buf.write("\t".join(head) + "\n")
+        for i in range(len(df)):
+            row = [str(i + 1), "Spectrogram 1", "1", _fmt(on[i]), _fmt(off[i])]
+            if freq:
+                row += [_fmt(df["low_freq_hz"].iat[i]), _fmt(df["high_freq_hz"].iat[i])]
+            row.append(labels[i])
+            buf.write("\t".join(row) + "\n")
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(buf.getvalue(), encoding="utf-8")
+    return path
