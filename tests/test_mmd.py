@@ -1,0 +1,374 @@
+"""Tests of the kernel MMD stage: estimator agreement, permutation machinery, calibration, API, CLI."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from usvpipe.errors import ConfigError, InputFileError
+from usvpipe.mmd import MMDParams, latent_columns, mmd2, mmd_test, permutation_test
+
+# Small, fast settings for repeated tests (vectorised permutations make these cheap).
+FAST = dict(permutations=200, syllable_view=False, seed=0)
+
+
+# ----------------------------------------------------------------------------- helpers
+def _ref_mmd2(X, Y, h, *, biased=False, kernel="gaussian"):
+    """Straightforward double-loop reference."""
+    def k(x, y):
+        if kernel == "gaussian":
+            return math.exp(-float(np.sum((x - y) ** 2)) / (2 * h * h))
+        return math.exp(-float(np.sum(np.abs(x - y))) / h)
+
+    n, m = len(X), len(Y)
+    xx = sum(k(X[i], X[j]) for i in range(n) for j in range(n) if biased or i != j)
+    yy = sum(k(Y[i], Y[j]) for i in range(m) for j in range(m) if biased or i != j)
+    xy = sum(k(X[i], Y[j]) for i in range(n) for j in range(m))
+    if biased:
+        return xx / n**2 + yy / m**2 - 2 * xy / (n * m)
+    return xx / (n * (n - 1)) + yy / (m * (m - 1)) - 2 * xy / (n * m)
+
+
+def _nested(rng, *, animals=(5, 5), per_animal=6, d=3, animal_sd=1.0, shift=0.0, groups=("A", "B")):
+    """Latents table with syllables nested in animals; animals differ by a random offset."""
+    rows = []
+    for gi, (grp, k) in enumerate(zip(groups, animals)):
+        for j in range(k):
+            mu = rng.normal(scale=animal_sd, size=d) + (shift if gi == 0 else 0.0)
+            z = rng.normal(size=(per_animal, d)) + mu
+            for zz in z:
+                rows.append({"animal": f"{grp}{j}", "group": grp, **{f"z{i}": v for i, v in enumerate(zz)}})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- estimator
+@pytest.mark.parametrize("biased", [False, True])
+@pytest.mark.parametrize("kernel", ["gaussian", "laplace"])
+def test_mmd2_matches_double_loop(biased, kernel):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(23, 4))
+    Y = rng.normal(size=(17, 4)) + 0.4
+    h = 1.7
+    ref = _ref_mmd2(X, Y, h, biased=biased, kernel=kernel)
+    stat = "biased" if biased else "unbiased"
+    got = mmd2(X, Y, bandwidth=h, kernel=kernel, statistic=stat)
+    assert got == pytest.approx(ref, rel=1e-6)
+    # blocked (memory-bounded) computation and the torch backend give the same number
+    assert mmd2(X, Y, bandwidth=h, kernel=kernel, statistic=stat, block_size=16) == pytest.approx(ref, rel=1e-9)
+    assert mmd2(X, Y, bandwidth=h, kernel=kernel, statistic=stat, backend="torch") == pytest.approx(ref, rel=1e-9)
+
+
+def test_median_bandwidth_is_median_distance():
+    rng = np.random.default_rng(2)
+    X, Y = rng.normal(size=(20, 3)), rng.normal(size=(15, 3))
+    Z = np.vstack([X, Y])
+    d = [np.linalg.norm(Z[i] - Z[j]) for i in range(len(Z)) for j in range(i + 1, len(Z))]
+    h = float(np.median(d))
+    assert mmd2(X, Y) == pytest.approx(_ref_mmd2(X, Y, h), rel=1e-6)
+
+
+def test_unbiased_mmd_is_centred_under_null_and_biased_is_not():
+    rng = np.random.default_rng(3)
+    u = [mmd2(rng.normal(size=(20, 2)), rng.normal(size=(20, 2)), bandwidth=1.0) for _ in range(200)]
+    v = [mmd2(rng.normal(size=(20, 2)), rng.normal(size=(20, 2)), bandwidth=1.0, statistic="biased") for _ in range(200)]
+    se = np.std(u) / np.sqrt(len(u))
+    assert abs(np.mean(u)) < 4 * se
+    assert np.mean(v) > 10 * se
+
+
+# ----------------------------------------------------------------------------- permutation machinery
+def test_permutation_null_equals_direct_recomputation():
+    from usvpipe.mmd import _label_matrix
+
+    rng = np.random.default_rng(4)
+    X, Y = rng.normal(size=(12, 3)), rng.normal(size=(9, 3)) + 0.5
+    res = permutation_test(X, Y, permutations=30, bandwidth=1.2, seed=7, dtype="float64", block_size=8)
+    Z = np.vstack([X, Y])
+    a = np.r_[np.ones(12, bool), np.zeros(9, bool)]
+    W = _label_matrix(a, 30, np.random.default_rng(7)).astype(bool)
+    assert W.shape == (31, 21) and np.array_equal(W[0], a) and (W.sum(axis=1) == 12).all()
+    direct = np.array([mmd2(Z[W[b]], Z[~W[b]], bandwidth=1.2) for b in range(1, 31)])
+    np.testing.assert_allclose(res.null, direct, rtol=1e-9, atol=1e-12)
+    assert res.statistic == pytest.approx(mmd2(X, Y, bandwidth=1.2), rel=1e-12)
+    # p-value counts the observed statistic: (1 + #{T_b >= T_obs}) / (1 + B)
+    assert res.p_value == pytest.approx((1 + np.sum(direct >= res.statistic - 1e-12)) / 31)
+
+
+def test_pvalue_never_zero_and_float32_agrees_with_float64():
+    rng = np.random.default_rng(5)
+    X, Y = rng.normal(size=(40, 3)), rng.normal(size=(40, 3)) + 3.0
+    r32 = permutation_test(X, Y, permutations=99, seed=1)
+    r64 = permutation_test(X, Y, permutations=99, seed=1, dtype="float64")
+    assert r32.p_value == pytest.approx(1 / 100) and r64.p_value == pytest.approx(1 / 100)
+    np.testing.assert_allclose(r32.null, r64.null, rtol=0, atol=1e-5 * np.abs(r64.null).max() + 1e-6)
+    assert 0 < r32.p_value_mc_se < 0.02
+
+
+def test_permutation_test_seeded_and_backends_agree():
+    rng = np.random.default_rng(6)
+    X, Y = rng.normal(size=(30, 3)), rng.normal(size=(25, 3)) + 0.3
+    r1 = permutation_test(X, Y, permutations=200, seed=3)
+    r2 = permutation_test(X, Y, permutations=200, seed=3)
+    rt = permutation_test(X, Y, permutations=200, seed=3, backend="torch", device="cpu", block_size=20)
+    r4 = permutation_test(X, Y, permutations=200, seed=4)
+    assert r1.p_value == r2.p_value and np.array_equal(r1.null, r2.null)
+    assert rt.p_value == r1.p_value
+    np.testing.assert_allclose(rt.null, r1.null, atol=1e-5)
+    assert not np.array_equal(r1.null, r4.null)
+
+
+def test_agg_level_correction():
+    rng = np.random.default_rng(7)
+    X, Y = rng.normal(size=(30, 3)), rng.normal(size=(30, 3)) * 1.6
+    r = permutation_test(X, Y, permutations=300, bandwidth="agg", seed=0)
+    assert r.aggregated and len(r.bandwidths) == 5 and len(r.p_values_per_bandwidth) == 5
+    ratios = np.array(r.bandwidths[1:]) / np.array(r.bandwidths[:-1])
+    np.testing.assert_allclose(ratios, 2.0)
+    # the corrected p-value pays for looking at several bandwidths, at most a Bonferroni price
+    assert r.p_value >= min(r.p_values_per_bandwidth) - 1e-12
+    assert r.p_value <= len(r.bandwidths) * min(r.p_values_per_bandwidth) + 2 / 301
+
+
+# ----------------------------------------------------------------------------- calibration (null and power)
+def _rejection_rate(pvals, alpha=0.05):
+    return float(np.mean(np.asarray(pvals) <= alpha))
+
+
+def test_calibration_syllable_unit_iid_null():
+    rng = np.random.default_rng(10)
+    p_med, p_agg = [], []
+    for _ in range(200):
+        X, Y = rng.normal(size=(30, 3)), rng.normal(size=(30, 3))
+        p_med.append(permutation_test(X, Y, permutations=200, seed=int(rng.integers(2**31))).p_value)
+        if len(p_agg) < 100:
+            p_agg.append(permutation_test(X, Y, permutations=200, bandwidth="agg", agg_exponents=(-1, 0, 1),
+                                          seed=int(rng.integers(2**31))).p_value)
+    assert 0.02 <= _rejection_rate(p_med) <= 0.09
+    assert _rejection_rate(p_agg) <= 0.10  # 100 repetitions: MC band for 0.05
+    # p-values roughly uniform
+    assert 0.4 <= np.mean(p_med) <= 0.6
+
+
+def test_calibration_animal_unit_with_animal_effects_and_syllable_unit_anticonservative():
+    rng = np.random.default_rng(11)
+    p_animal, p_syll = [], []
+    params = MMDParams(**{**FAST, "syllable_view": True, "permutations": 200})
+    for _ in range(200):
+        df = _nested(rng, animals=(5, 5), per_animal=6, animal_sd=1.0)
+        res = mmd_test(df, params=params)
+        assert res.unit == "animal" and res.exact and res.n_permutations == 252
+        p_animal.append(res.p_value)
+        p_syll.append(res.syllable_view["p_value"])
+    rate_animal = _rejection_rate(p_animal)
+    rate_syll = _rejection_rate(p_syll)
+    assert 0.02 <= rate_animal <= 0.09
+    # syllables treated as independent: far too many false positives
+    assert rate_syll >= 0.3
+    assert rate_syll > 3 * rate_animal
+
+
+def test_power_increases_with_shift():
+    rng = np.random.default_rng(12)
+    params = MMDParams(**FAST)
+    rates = []
+    for shift in (0.0, 1.0, 2.5):
+        p = [mmd_test(_nested(rng, animals=(5, 5), per_animal=8, animal_sd=0.5, shift=shift), params=params).p_value
+             for _ in range(40)]
+        rates.append(_rejection_rate(p))
+    assert rates[0] < rates[1] < rates[2]
+    assert rates[2] >= 0.8
+
+
+# ----------------------------------------------------------------------------- animal unit specifics
+def test_exact_enumeration_4_vs_4_attains_two_over_seventy():
+    rng = np.random.default_rng(13)
+    df = _nested(rng, animals=(4, 4), per_animal=10, animal_sd=0.1, shift=4.0)
+    res = mmd_test(df, params=MMDParams(**FAST))
+    assert res.exact and res.n_splits == 70 and res.n_permutations == 70
+    # swapping the group labels gives the same statistic: splits come in pairs
+    assert res.min_attainable_p == pytest.approx(2 / 70)
+    assert res.p_value == pytest.approx(2 / 70)
+    assert res.p_value_mc_se == 0.0
+    # the null over all splits is symmetric under complementing the split
+    assert np.sum(np.isclose(res.null, res.statistic, rtol=1e-9)) == 2
+
+
+def test_unequal_animals_min_p_and_too_few_animals_error(tmp_path):
+    rng = np.random.default_rng(14)
+    df = _nested(rng, animals=(3, 5), per_animal=8, animal_sd=0.1, shift=4.0)
+    res = mmd_test(df, params=MMDParams(**FAST))
+    assert res.n_splits == 56 and res.min_attainable_p == pytest.approx(1 / 56)
+    assert res.p_value == pytest.approx(1 / 56)
+    small = _nested(rng, animals=(3, 3), per_animal=8)
+    path = tmp_path / "latents.csv"
+    small.to_csv(path, index=False)
+    with pytest.raises(InputFileError, match=r"latents.csv.*3 vs 3 animals.*20 splits.*0\.1"):
+        mmd_test(path, params=MMDParams(**FAST))
+    # the syllable unit still runs (secondary, anticonservative view)
+    assert mmd_test(path, params=MMDParams(**{**FAST, "unit": "syllable"})).unit == "syllable"
+
+
+def test_monte_carlo_animal_splits_when_many():
+    rng = np.random.default_rng(15)
+    df = _nested(rng, animals=(6, 6), per_animal=4)
+    res = mmd_test(df, params=MMDParams(**{**FAST, "max_exact_splits": 100}))
+    assert not res.exact and res.n_permutations == 200 and res.n_splits == 924
+    assert res.min_attainable_p == pytest.approx(1 / 201)
+    assert res.p_value >= 1 / 201 and res.p_value_mc_se > 0
+
+
+def test_animal_weighting_matches_explicit_weighted_statistic():
+    rng = np.random.default_rng(16)
+    df = _nested(rng, animals=(3, 4), per_animal=5)
+    # one prolific animal
+    extra = df[df.animal == "A0"].copy()
+    extra[["z0", "z1", "z2"]] += rng.normal(scale=0.1, size=(len(extra), 3))
+    df = pd.concat([df, extra, extra], ignore_index=True)
+    res = mmd_test(df, params=MMDParams(**{**FAST, "bandwidth": "1.5", "dtype": "float64"}))
+    assert res.weighting == "animal"
+    Z = df[["z0", "z1", "z2"]].to_numpy()
+    a = (df.group == "A").to_numpy()
+    w = np.zeros(len(df))
+    for grp in ("A", "B"):
+        sel = df.group == grp
+        counts = df[sel].animal.value_counts()
+        w[sel.to_numpy()] = [1.0 / (counts[an] * len(counts)) for an in df[sel].animal]
+    D2 = ((Z[:, None, :] - Z[None, :, :]) ** 2).sum(-1)
+    K = np.exp(-D2 / (2 * 1.5**2))
+    np.fill_diagonal(K, 0)
+    p, q = np.where(a, w, 0), np.where(~a, w, 0)
+    ref = p @ K @ p / (1 - p @ p) + q @ K @ q / (1 - q @ q) - 2 * p @ K @ q
+    assert res.statistic == pytest.approx(ref, rel=1e-9)
+    # syllable weighting gives the plain pooled statistic
+    res_s = mmd_test(df, params=MMDParams(**{**FAST, "bandwidth": "1.5", "weighting": "syllable", "dtype": "float64"}))
+    assert res_s.statistic == pytest.approx(mmd2(Z[a], Z[~a], bandwidth=1.5), rel=1e-9)
+    # default float32 kernel blocks (float64 accumulation): same statistic to 1e-6
+    res32 = mmd_test(df, params=MMDParams(**{**FAST, "bandwidth": "1.5"}))
+    assert res32.statistic == pytest.approx(ref, rel=1e-6)
+
+
+def test_max_per_animal_subsamples_and_is_seeded():
+    rng = np.random.default_rng(17)
+    df = _nested(rng, animals=(5, 5), per_animal=12)
+    p = MMDParams(**{**FAST, "max_per_animal": 5})
+    r1, r2 = mmd_test(df, params=p), mmd_test(df, params=p)
+    assert r1.n_syllables == {"A": 25, "B": 25}
+    assert r1.statistic == r2.statistic and r1.notes
+
+
+def test_pairwise_matrix_and_per_animal_table():
+    rng = np.random.default_rng(18)
+    df = _nested(rng, animals=(4, 4), per_animal=7)
+    res = mmd_test(df, params=MMDParams(**{**FAST, "bandwidth": "1.3", "dtype": "float64"}))
+    M = res.pairwise
+    assert M.shape == (8, 8) and np.allclose(M.to_numpy(), M.to_numpy().T)
+    a0, b1 = df[df.animal == "A0"], df[df.animal == "B1"]
+    cols = ["z0", "z1", "z2"]
+    assert M.loc["A0", "B1"] == pytest.approx(mmd2(a0[cols], b1[cols], bandwidth=1.3), rel=1e-9)
+    per = res.per_animal
+    assert set(per.columns) >= {"animal", "group", "n_syllables", "mmd2_own_group", "mmd2_other_group"}
+    own = [c for c in M.columns if c.startswith("A") and c != "A0"]
+    assert per.set_index("animal").loc["A0", "mmd2_own_group"] == pytest.approx(M.loc["A0", own].mean())
+
+
+def test_numpy_and_torch_backends_same_result():
+    rng = np.random.default_rng(19)
+    df = _nested(rng, animals=(4, 5), per_animal=6)
+    for dtype, rel in (("float64", 1e-9), ("float32", 1e-6)):
+        common = {**FAST, "syllable_view": True, "dtype": dtype}
+        rn = mmd_test(df, params=MMDParams(**common, backend="numpy"))
+        rt = mmd_test(df, params=MMDParams(**common, backend="torch", device="cpu", block_size=16))
+        assert rt.statistic == pytest.approx(rn.statistic, rel=rel)
+        assert rt.p_value == rn.p_value and rt.syllable_view["p_value"] == rn.syllable_view["p_value"]
+        np.testing.assert_allclose(rt.pairwise.to_numpy(), rn.pairwise.to_numpy(), rtol=rel, atol=1e-9)
+
+
+# ----------------------------------------------------------------------------- validation
+def test_latent_column_detection():
+    cols = ["id", "z10", "z2", "z0", "z1", "zeta", "group"] + [f"z{i}" for i in range(3, 10)]
+    assert latent_columns(cols) == [f"z{i}" for i in range(11)]
+    assert latent_columns(["a", "pc_1", "pc_2", "umap_x"], "pc_*,umap_*") == ["pc_1", "pc_2", "umap_x"]
+
+
+def test_validation_errors_name_the_file(tmp_path):
+    rng = np.random.default_rng(20)
+    df = _nested(rng, animals=(4, 4), per_animal=4)
+    path = tmp_path / "latents.csv"
+
+    def run(frame, **kw):
+        frame.to_csv(path, index=False)
+        return mmd_test(path, params=MMDParams(**FAST), **kw)
+
+    with pytest.raises(InputFileError, match=r"latents\.csv: no group column 'cohort'"):
+        run(df, group_col="cohort")
+    with pytest.raises(InputFileError, match="fewer than 2 groups"):
+        run(df[df.group == "A"])
+    with pytest.raises(InputFileError, match="group 'deaf' not found"):
+        run(df, a="deaf", b="B")
+    bad = df.copy()
+    bad.loc[3, "z1"] = np.nan
+    with pytest.raises(InputFileError, match="1 row.*NaN"):
+        run(bad)
+    mixed = df.copy()
+    mixed.loc[0, "group"] = "B"
+    with pytest.raises(InputFileError, match="appear in both groups"):
+        run(mixed)
+    three = df.copy()
+    three.loc[three.animal == "A3", "group"] = "C"
+    with pytest.raises(InputFileError, match="choose two with --a and --b"):
+        run(three)
+    with pytest.raises(InputFileError, match="no latent columns"):
+        run(df.rename(columns={"z0": "x0", "z1": "x1", "z2": "x2"}))
+    with pytest.raises(InputFileError, match="not found"):
+        mmd_test(tmp_path / "missing.csv")
+    with pytest.raises(ConfigError):
+        MMDParams(bandwidth="wide")
+    with pytest.raises(ConfigError):
+        MMDParams(unit="session")
+
+
+def test_save_writes_report_and_figures(tmp_path):
+    rng = np.random.default_rng(21)
+    df = _nested(rng, animals=(4, 4), per_animal=6, shift=1.0)
+    res = mmd_test(df, params=MMDParams(**{**FAST, "syllable_view": True}))
+    paths = res.save(tmp_path / "out")
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    for key in ("statistic", "p_value", "n_permutations", "bandwidths", "unit", "pairwise_mmd2", "version", "params",
+                "syllable_view", "min_attainable_p"):
+        assert key in report
+    assert report["unit"] == "animal" and report["p_value"] == pytest.approx(res.p_value)
+    for name in ("null_distribution.png", "pairwise_heatmap.png", "effect_size.png", "pairwise_mmd2.csv",
+                 "per_animal.csv", "null_distribution.csv"):
+        assert (tmp_path / "out" / name).stat().st_size > 0
+    assert set(paths) >= {"report", "pairwise", "null_figure", "heatmap_figure", "effect_figure"}
+    pair = pd.read_csv(tmp_path / "out" / "pairwise_mmd2.csv", index_col=0)
+    assert pair.shape == (8, 8)
+
+
+def test_cli(tmp_path):
+    from click.testing import CliRunner
+
+    from usvpipe.cli import main
+
+    rng = np.random.default_rng(22)
+    path = tmp_path / "latents.csv"
+    _nested(rng, animals=(4, 4), per_animal=6, shift=2.0, groups=("deaf", "hearing")).to_csv(path, index=False)
+    out = tmp_path / "mmd"
+    runner = CliRunner()
+    r = runner.invoke(main, ["mmd", str(path), "--a", "deaf", "--b", "hearing", "--permutations", "99",
+                             "--bandwidth", "agg", "--seed", "1", "--out", str(out), "--no-figures"])
+    assert r.exit_code == 0, r.output
+    assert "exact, all 70 splits" in r.output and "p = " in r.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["unit"] == "animal" and len(report["bandwidths"]) == 5 and report["params"]["seed"] == 1
+    r = runner.invoke(main, ["mmd", str(path), "--group-col", "cohort", "--out", str(out)])
+    assert r.exit_code == 2
+    assert "latents.csv: no group column 'cohort'" in r.output
+    cfg = tmp_path / "usvpipe.toml"
+    cfg.write_text('[mmd]\nunit = "syllable"\npermutations = 50\n')
+    r = runner.invoke(main, ["mmd", str(path), "--config", str(cfg), "--out", str(out), "--no-figures"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "report.json").read_text())["n_permutations"] == 50
