@@ -36,6 +36,7 @@ _LAZY = {
     # UMAP / MMD (stage 4)
     "UmapParams": "usvpipe.viz",
     "embed_latents": "usvpipe.viz",
+    "run_umap": "usvpipe.viz",
     "MMDParams": "usvpipe.mmd",
     "mmd_test": "usvpipe.mmd",
 }

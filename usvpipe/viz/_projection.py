@@ -39,8 +39,8 @@ class UmapParams:
         Distance between latent vectors (``"euclidean"``; any umap-learn metric).
     seed : int or None
         Random seed (0) for the subsample, UMAP's initialisation and optimisation and
-        the explorer's thumbnail choice. ``None`` lets umap-learn run multi-threaded but
-        not reproducibly.
+        the explorer's thumbnail choice. ``None`` (or a negative value, e.g. ``-1`` in
+        TOML or on the command line) lets umap-learn run multi-threaded, not reproducibly.
     fit_subsample : int
         Fit UMAP on at most this many syllables (100 000, drawn at random) and embed the
         rest with ``transform``, so time and memory stay bounded for millions of syllables.
@@ -85,6 +85,9 @@ class UmapParams:
     explorer: bool = True
 
     def __post_init__(self):
+        if self.seed is not None and self.seed < 0:
+            # TOML and the CLI have no "None": a negative seed means unseeded
+            object.__setattr__(self, "seed", None)
         if self.method not in METHODS:
             raise ConfigError(f"[umap] method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.n_neighbors < 2:
@@ -150,12 +153,27 @@ def validate_latents(frame, *, source="latents", required=("id",)) -> list[str]:
 
 
 def read_latents(path):
-    """Read and validate a latents CSV; returns a DataFrame (text columns as str)."""
+    """Read and validate a latents table (``.csv``, or ``.h5`` as written by ``usvpipe encode``).
+
+    Returns a DataFrame (text columns as str).
+    """
     import pandas as pd
 
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "file not found", "pass the latents.csv written by `usvpipe encode`")
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        # the HDF5 layout belongs to the VAE stage: use its reader
+        try:
+            from ..vae.encoding import read_latents as read_h5
+        except ImportError:
+            raise InputFileError(path, "HDF5 latents need the VAE stage (usvpipe.vae)", "export the latents as CSV") from None
+        try:
+            frame = read_h5(path)
+        except (OSError, KeyError, ValueError) as exc:
+            raise InputFileError(path, f"unreadable HDF5 latents ({exc})", "re-run `usvpipe encode`") from None
+        validate_latents(frame, source=path)
+        return frame
     text_cols = ("id", "recording", "animal", "group", "shard")
     try:
         frame = pd.read_csv(path, dtype={c: str for c in text_cols}, low_memory=False)
@@ -188,7 +206,7 @@ def embed_array(z: np.ndarray, params: UmapParams = UmapParams(), *, progress=No
     fitted[fit_idx] = True
     out = np.empty((n, 2), dtype=np.float32)
     timings = {"n": n, "n_fit": int(len(fit_idx)), "fit_s": 0.0, "transform_s": 0.0}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if params.method == "pca":
         # exact PCA via the d x d covariance: O(n d^2), no randomness, any n
         mean = z[fit_idx].astype(np.float64).mean(axis=0)
@@ -203,8 +221,9 @@ def embed_array(z: np.ndarray, params: UmapParams = UmapParams(), *, progress=No
         comps = comps * np.where(signs == 0, 1, signs)
         timings["fit_s"] = time.perf_counter() - t0
         t1 = time.perf_counter()
+        mean32, comps32 = mean.astype(np.float32), comps.astype(np.float32)  # float32: half the memory traffic
         for s in range(0, n, params.transform_batch):
-            out[s : s + params.transform_batch] = (z[s : s + params.transform_batch] - mean) @ comps
+            out[s : s + params.transform_batch] = (z[s : s + params.transform_batch] - mean32) @ comps32
         timings["transform_s"] = time.perf_counter() - t1
         timings["explained_variance_ratio"] = [float(v) for v in (evals[::-1][:2] / max(evals.sum(), 1e-300))]
         return out, fitted, timings
@@ -233,14 +252,21 @@ def embed_array(z: np.ndarray, params: UmapParams = UmapParams(), *, progress=No
         emb_fit = reducer.fit_transform(z[fit_idx])
         out[fit_idx] = emb_fit
         timings["fit_s"] = time.perf_counter() - t0
+        timings["fit_cpu_s"] = time.process_time() - c0
         rest = np.flatnonzero(~fitted)
         t1 = time.perf_counter()
+        batches = []
         for s in range(0, len(rest), params.transform_batch):
             rows = rest[s : s + params.transform_batch]
+            tb, cb = time.perf_counter(), time.process_time()
             out[rows] = reducer.transform(z[rows])
+            # (rows, wall s, CPU s); the first batch also pays pynndescent's per-index
+            # search compilation. CPU time shows contention on shared machines.
+            batches.append((len(rows), round(time.perf_counter() - tb, 3), round(time.process_time() - cb, 3)))
             if progress is not None:
                 progress(len(rows))
         timings["transform_s"] = time.perf_counter() - t1
+        timings["transform_batches"] = batches
     return out, fitted, timings
 
 
