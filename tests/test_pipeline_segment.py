@@ -1,0 +1,149 @@
+"""Batch segmentation: CLI, resumability, sharding, failures (usvpipe.pipeline_segment)."""
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from usvpipe.cli import main
+from usvpipe.errors import ConfigError
+from usvpipe.pipeline_segment import SyllableParams, layout_metadata, segment_recordings
+from usvpipe.store import open_store
+from usvpipe.synth import make_dataset
+
+SR = 250_000
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    make_dataset(root, animals_per_group=2, duration_s=2.0, seed=5)
+    return root
+
+
+def _hashes(root: Path) -> dict:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _with_bad_file(dataset: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "in"
+    shutil.copytree(dataset, root)
+    good = next(root.rglob("*.wav"))
+    bad = good.parent / "broken.wav"
+    data = good.read_bytes()
+    bad.write_bytes(data[: len(data) // 3])  # truncated copy
+    return root
+
+
+def test_cli_batch_with_bad_file(dataset, tmp_path):
+    root = _with_bad_file(dataset, tmp_path)
+    before = _hashes(root)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["segment", str(root), str(out), "--no-progress"])
+    assert res.exit_code == 1, res.output
+    assert "broken.wav" in res.output and "truncated" in res.output
+    assert "4 done" in res.output and "1 failed" in res.output
+    assert _hashes(root) == before  # inputs untouched
+    errors = pd.read_csv(out / "errors.csv")
+    assert len(errors) == 1 and errors.path[0].endswith("broken.wav") and "truncated" in errors.reason[0]
+    segs = pd.read_csv(out / "segments.csv")
+    assert set(segs.recording) == {p.relative_to(root).as_posix() for p in root.rglob("*.wav") if p.name != "broken.wav"}
+    assert {"onset_s", "offset_s", "animal", "group", "peak_amplitude"} <= set(segs.columns)
+    # animal/group from the layout group/animal/file.wav
+    assert set(segs.group) == {"A", "B"} and set(segs.animal) == {"A01", "A02", "B01", "B02"}
+    store = open_store(out)
+    assert len(store) == len(segs) > 0 and store.spec_shape == (128, 128)
+    x = store.read(np.arange(min(5, len(store))))
+    assert x.dtype == np.float32 and 0.0 <= x.min() and x.max() <= 1.0 and x.max() > 0.5
+    assert store.params["segment"]["threshold_mode"] == "noise"
+
+
+def test_rerun_skips_completed(dataset, tmp_path):
+    out = tmp_path / "out"
+    first = segment_recordings(dataset, out, progress=False)
+    assert first.n_done == 4 and first.merged
+    shards = sorted((out / "shards").glob("*.h5"))
+    mtimes = {p: p.stat().st_mtime_ns for p in shards}
+    table = (out / "segments.csv").read_text()
+    again = segment_recordings(dataset, out, progress=False)
+    assert again.n_done == 0 and again.n_skipped == 4
+    assert {p: p.stat().st_mtime_ns for p in shards} == mtimes
+    assert (out / "segments.csv").read_text() == table
+    # changed parameters make the shards stale
+    third = segment_recordings(dataset, out, progress=False, syllables=SyllableParams(time_stretch=False))
+    assert third.n_done == 4
+
+
+def test_shards_and_jobs_give_the_same_store(dataset, tmp_path):
+    whole = segment_recordings(dataset, tmp_path / "whole", progress=False)
+    a = segment_recordings(dataset, tmp_path / "split", progress=False, shard="0/2")
+    assert a.n_recordings == 2 and not a.merged and not (tmp_path / "split" / "segments.csv").exists()
+    b = segment_recordings(dataset, tmp_path / "split", progress=False, shard="1/2")
+    assert b.n_recordings == 2 and b.merged
+    par = segment_recordings(dataset, tmp_path / "par", progress=False, jobs=2)
+    assert whole.n_done == par.n_done == 4
+    ref = (tmp_path / "whole" / "segments.csv").read_text()
+    for other in ("split", "par"):
+        assert (tmp_path / other / "segments.csv").read_text() == ref
+        assert (tmp_path / other / "syllables.csv").read_text() == (tmp_path / "whole" / "syllables.csv").read_text()
+        np.testing.assert_array_equal(open_store(tmp_path / other).read_all(), open_store(tmp_path / "whole").read_all())
+
+
+def test_metadata_csv_and_listing(dataset, tmp_path):
+    wavs = sorted(dataset.rglob("*.wav"))
+    listing = tmp_path / "files.txt"
+    listing.write_text("\n".join(str(p) for p in wavs[:2]) + "\n")
+    meta = tmp_path / "meta.csv"
+    pd.DataFrame({"path": [str(p) for p in wavs[:2]], "animal": ["m1", "m2"], "group": ["ko", "wt"]}).to_csv(meta, index=False)
+    run = segment_recordings(listing, tmp_path / "out", metadata=meta, progress=False)
+    assert run.n_done == 2 and run.merged
+    segs = pd.read_csv(tmp_path / "out" / "segments.csv")
+    assert set(segs.animal) <= {"m1", "m2"} and set(segs.group) <= {"ko", "wt"}
+    # a WAV missing from the metadata CSV is a reported failure, not a silent guess
+    run = segment_recordings(wavs[:3], tmp_path / "out2", metadata=meta, progress=False)
+    assert run.n_failed == 1 and "not listed in metadata" in run.failures[0][1]
+
+
+def test_layout_fallbacks():
+    assert layout_metadata(Path("ko/m1/a.wav")) == {"group": "ko", "animal": "m1"}
+    assert layout_metadata(Path("cohort/ko/m1/a.wav")) == {"group": "ko", "animal": "m1"}
+    assert layout_metadata(Path("m1/a.wav")) == {"group": "", "animal": "m1"}
+    assert layout_metadata(Path("a.wav")) == {"group": "", "animal": "a"}
+
+
+def test_multichannel_needs_channel(tmp_path):
+    rng = np.random.default_rng(0)
+    p = tmp_path / "in" / "g" / "m" / "stereo.wav"
+    p.parent.mkdir(parents=True)
+    sf.write(p, rng.normal(0, 0.01, (SR, 2)), SR, subtype="FLOAT")
+    run = segment_recordings(tmp_path / "in", tmp_path / "out", progress=False)
+    assert run.n_failed == 1 and "--channel" in run.failures[0][1]
+    run = segment_recordings(tmp_path / "in", tmp_path / "out", progress=False, channel="mix")
+    assert run.n_done == 1 and run.n_failed == 0 and run.merged
+    assert pd.read_csv(tmp_path / "out" / "errors.csv").empty
+
+
+def test_syllable_params():
+    p = SyllableParams()
+    span = p.span_s(np.array([0.0, 0.05, 0.2, 0.5]))
+    assert np.allclose(span, [0.0, 0.1, 0.2, 0.2])
+    assert np.allclose(SyllableParams(time_stretch=False).span_s(np.array([0.01, 0.3])), 0.2)
+    with pytest.raises(ConfigError):
+        SyllableParams(normalization="zscore")
+
+
+def test_cli_usage_errors(dataset, tmp_path):
+    r = CliRunner().invoke(main, ["segment", str(dataset), str(tmp_path / "o"), "--shard", "3/2"])
+    assert r.exit_code == 2 and "shard" in r.output
+    cfg = tmp_path / "usvpipe.toml"
+    cfg.write_text("[segment]\nhigh_treshold = 3\n")
+    r = CliRunner().invoke(main, ["segment", str(dataset), str(tmp_path / "o"), "--config", str(cfg)])
+    assert r.exit_code == 2 and "high_treshold" in r.output
+    r = CliRunner().invoke(main, ["segment", str(tmp_path / "missing"), str(tmp_path / "o")])
+    assert r.exit_code == 2 and "not found" in r.output

@@ -1,0 +1,138 @@
+"""Spectrogram and amplitude segmentation (usvpipe.spectrogram, usvpipe.segment)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from usvpipe.errors import ConfigError, InputFileError
+from usvpipe.evaluate import evaluate_segments, pool_scores
+from usvpipe.segment import SCORE_COLUMNS, SegmentParams, segment_audio, segment_file
+from usvpipe.spectrogram import SpectrogramParams, band_power_db, spectrogram
+from usvpipe.synth import synth_recording
+
+SR = 250_000
+
+
+@pytest.fixture(scope="module")
+def synth4():
+    audio, truth = synth_recording(4.0, SR, snr_db=10.0, call_rate_hz=4.0, seed=3)
+    return audio, truth
+
+
+def test_params_validation():
+    with pytest.raises(ConfigError, match="low_threshold"):
+        SegmentParams(high_threshold=10, low_threshold=12)
+    with pytest.raises(ConfigError, match="threshold_mode"):
+        SegmentParams(threshold_mode="magic")
+    with pytest.raises(ConfigError, match="min_dur_s"):
+        SegmentParams(min_dur_s=0.5, max_dur_s=0.1)
+    with pytest.raises(ConfigError, match="hop_s"):
+        SpectrogramParams(hop_s=0.01, window_s=0.002)
+    with pytest.raises(ConfigError, match="window"):
+        SpectrogramParams(window="nonsense")
+
+
+def test_spectrogram_peak_and_level():
+    amp, f0 = 0.5, 60_000.0
+    t = np.arange(SR // 4) / SR
+    x = (amp * np.sin(2 * np.pi * f0 * t)).astype(np.float32)
+    p = SpectrogramParams()
+    spec, freqs, times = spectrogram(x, SR, p)
+    assert spec.shape == (freqs.size, times.size) and spec.dtype == np.float32
+    assert freqs[0] >= p.min_freq_hz and freqs[-1] <= p.max_freq_hz
+    assert 0.0 <= spec.min() and spec.max() <= 1.0
+    db = band_power_db(x, p.geometry(SR))
+    peak = freqs[db.mean(axis=0).argmax()]
+    assert abs(peak - f0) <= (freqs[1] - freqs[0])
+    # dB re a full-scale sine: a 0.5 sine is about -6 dB (Hann scalloping < 1.5 dB)
+    assert -7.6 < db.max(axis=1).mean() < -5.9
+    # frame centres on the fixed grid
+    g = p.geometry(SR)
+    assert np.allclose(np.diff(times), g.hop / SR) and times[0] == pytest.approx(g.nperseg / 2 / SR)
+
+
+def test_output_columns_and_ordering(synth4):
+    audio, _ = synth4
+    segs = segment_audio(audio, SR)
+    assert list(segs.columns) == ["onset_s", "offset_s", *SCORE_COLUMNS]
+    assert (segs.offset_s > segs.onset_s).all() and segs.onset_s.is_monotonic_increasing
+    assert (segs.onset_s.to_numpy()[1:] >= segs.offset_s.to_numpy()[:-1]).all()
+    p = SegmentParams()
+    assert (segs.duration_s >= p.min_dur_s).all() and (segs.duration_s <= p.max_dur_s).all()
+    assert ((segs.mean_freq_hz >= 30_000) & (segs.mean_freq_hz <= 110_000)).all()
+    assert (segs.peak_amplitude >= p.high_threshold).all()
+
+
+@pytest.mark.parametrize("block_frames", [7, 333, 5000])
+def test_block_processing_is_exact(tmp_path, synth4, block_frames):
+    audio, _ = synth4
+    path = tmp_path / "rec.wav"
+    sf.write(path, audio, SR, subtype="FLOAT")
+    # several noise windows (and a merged short tail) so their edges are exercised too
+    params = SegmentParams(noise_window_s=1.5, noise_max_frames=200)
+    whole = segment_audio(audio, SR, params)
+    streamed = segment_file(path, params, block_frames=block_frames)
+    assert len(whole) > 5
+    pd.testing.assert_frame_equal(streamed, whole, check_exact=True)
+
+
+def test_gain_invariance(synth4):
+    # the noise-relative trace does not depend on the recording's gain
+    audio, _ = synth4
+    a = segment_audio(audio, SR)
+    b = segment_audio(audio * np.float32(0.01), SR)
+    assert np.allclose(a[["onset_s", "offset_s"]], b[["onset_s", "offset_s"]])
+
+
+@pytest.mark.parametrize("snr_db", [0.0, 10.0, 30.0])
+def test_synthetic_recordings_are_found(snr_db):
+    audio, truth = synth_recording(8.0, SR, snr_db=snr_db, call_rate_hz=3.0, seed=11)
+    segs = segment_audio(audio, SR)
+    s = evaluate_segments(segs, truth, tolerance_s=0.010)
+    assert s.event_f1 >= 0.9, s
+    assert s.boundary_f1 >= 0.8, s
+
+
+def test_noise_only_gives_few_detections():
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 0.01, 4 * SR).astype(np.float32)
+    assert len(segment_audio(noise, SR)) <= 1
+
+
+def test_absolute_mode_runs(synth4):
+    audio, _ = synth4
+    segs = segment_audio(audio, SR, SegmentParams(threshold_mode="absolute"))
+    assert list(segs.columns) == ["onset_s", "offset_s", *SCORE_COLUMNS]
+
+
+def test_low_sample_rate_rejected(tmp_path):
+    with pytest.raises(InputFileError, match="Nyquist"):
+        segment_audio(np.zeros(1000, np.float32) + 0.1, 96_000)
+    p = tmp_path / "low.wav"
+    sf.write(p, np.random.default_rng(1).normal(0, 0.1, 96_000), 96_000)
+    with pytest.raises(InputFileError, match=r"low\.wav.*Nyquist"):
+        segment_file(p)
+
+
+def test_silent_file_rejected(tmp_path):
+    p = tmp_path / "silent.wav"
+    sf.write(p, np.zeros(SR // 2), SR, subtype="PCM_16")
+    with pytest.raises(InputFileError, match="silent"):
+        segment_file(p)
+
+
+def test_amvoc_accuracy_pooled(shared_data):
+    """Default parameters on the four annotated amvoc recordings: pooled event F1 >= 0.90."""
+    from usvpipe.annotations import read_segments
+
+    ev, b10 = [], []
+    for n in (1, 2, 3, 6):
+        folder = shared_data / "amvoc" / str(n)
+        segs = segment_file(folder / f"rec_{n}.wav")
+        truth = read_segments(folder / f"gt_{n}.csv")
+        ev.append(evaluate_segments(segs, truth, tolerance_s=0.010))
+    pooled = pool_scores(ev)
+    assert pooled.event_f1 >= 0.90, pooled
+    assert pooled.boundary_f1 >= 0.80, pooled
