@@ -17,7 +17,6 @@ _LAZY = {
     "read_audio": "usvpipe.audio",
     "AudioInfo": "usvpipe.audio",
     "SpectrogramParams": "usvpipe.spectrogram",
-    "spectrogram": "usvpipe.spectrogram",
     "SegmentParams": "usvpipe.segment",
     "segment_audio": "usvpipe.segment",
     "segment_file": "usvpipe.segment",

@@ -15,6 +15,7 @@ import logging
 import platform
 import shutil
 import sys
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,8 +145,11 @@ def default_config_text() -> str:
         for f in dataclasses.fields(obj):
             value = getattr(obj, f.name)
             if doc.get(f.name):
-                lines.append(f"# {doc[f.name]}")
-            lines.append(f"{f.name} = {_toml_value(value)}")
+                lines.extend("# " + w for w in textwrap.wrap(doc[f.name], 88))
+            if value is None:  # TOML has no null: leave the key out, shown commented
+                lines.append(f"# {f.name} = ...  (unset by default)")
+            else:
+                lines.append(f"{f.name} = {_toml_value(value)}")
         lines.append("")
 
     emit("run", RunParams(input="recordings/", output="usvpipe_out"))
@@ -155,15 +159,24 @@ def default_config_text() -> str:
 
 
 def _param_docs(cls) -> dict[str, str]:
-    """First line of each parameter's numpydoc description (best effort)."""
-    doc = (cls.__doc__ or "").splitlines()
-    out: dict[str, str] = {}
+    """Each parameter's numpydoc description, joined into one paragraph (best effort)."""
+    lines = (cls.__doc__ or "").splitlines()
     names = {f.name for f in dataclasses.fields(cls)}
-    for i, line in enumerate(doc):
-        head = line.strip().split(" : ")[0]
-        for name in (n.strip() for n in head.split(",")):
-            if name in names and " : " in line and i + 1 < len(doc) and doc[i + 1].strip():
-                out[name] = doc[i + 1].strip()
+    out: dict[str, str] = {}
+    current: list[str] = []
+    for line in lines:
+        stripped = line.strip()
+        head = stripped.split(" : ")[0]
+        entry = [n.strip() for n in head.split(",")] if " : " in stripped else []
+        if entry and all(n in names for n in entry):
+            current = entry
+            continue
+        if not stripped or set(stripped) <= set("-=") or (stripped and not line.startswith(" " * 8) and line.startswith("    ") and " : " in stripped):
+            if not stripped or set(stripped) <= set("-="):
+                current = []
+            continue
+        for n in current:
+            out[n] = (out.get(n, "") + " " + stripped).strip()
     return out
 
 
@@ -427,6 +440,8 @@ pre{{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}}</style></head
 
 def describe_directory(path) -> list[str]:
     """Human-readable lines saying what ``path`` holds and whether it is complete."""
+    from .store import shard_files
+
     path = Path(path)
     if not path.exists():
         raise UsvpipeError(f"{path}: does not exist")
@@ -444,7 +459,7 @@ def describe_directory(path) -> list[str]:
         return lines
     if (path / "manifest.json").exists() and (path / "shards").is_dir():
         m = _io.read_json(path / "manifest.json")
-        n_shards = sum(1 for _ in (path / "shards").glob("*.h5"))
+        n_shards = len(shard_files(path))
         merged = m.get("n_recordings") == n_shards
         lines.append(
             f"{path}: syllable store, {m.get('n_recordings')} recordings complete, {m.get('n_syllables')} syllables, "
@@ -453,7 +468,7 @@ def describe_directory(path) -> list[str]:
         )
         return lines
     if (path / "shards").is_dir():
-        n = sum(1 for _ in (path / "shards").glob("*.h5"))
+        n = len(shard_files(path))
         return [f"{path}: syllable store with {n} shard(s), not merged yet (run `usvpipe merge {path}`)"]
     models = sorted(path.glob("*.pt"))
     if models:

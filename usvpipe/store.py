@@ -35,7 +35,7 @@ from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
-from ._io import atomic_path, read_json, remove_stale_temporaries, write_csv_atomic, write_json_atomic
+from ._io import TMP_PREFIX, atomic_path, read_json, remove_stale_temporaries, write_csv_atomic, write_json_atomic
 from ._version import __version__
 from .errors import InputFileError, UsvpipeError
 
@@ -53,6 +53,14 @@ def shard_name(recording: str) -> str:
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", recording).strip("_")[-80:]
     digest = hashlib.sha1(recording.encode("utf-8")).hexdigest()[:10]
     return f"{safe}-{digest}"
+
+
+def shard_files(store_dir) -> list[Path]:
+    """The complete shard files of a store (temporary files of running writers excluded)."""
+    shard_dir = Path(store_dir) / SHARD_DIR
+    if not shard_dir.is_dir():
+        return []
+    return sorted(p for p in shard_dir.glob("*.h5") if not p.name.startswith(TMP_PREFIX))
 
 
 def shard_path(store_dir, recording: str) -> Path:
@@ -102,7 +110,9 @@ def write_shard(
         raise ValueError("onset_s/offset_s must have one value per spectrogram")
     fp = dict(source_fingerprint or {})
     path = shard_path(store_dir, recording)
-    with atomic_path(path) as tmp:
+    # The temporary name must not end in .h5, or readers globbing shards/*.h5 would see
+    # a half-written file from a concurrent (or killed) writer.
+    with atomic_path(path, suffix=".part") as tmp:
         with h5py.File(tmp, "w") as f:
             f.create_dataset("spectrograms", data=spectrograms, chunks=(1, *spectrograms.shape[1:]) if n else None)
             f.create_dataset("onset_s", data=onset_s)
@@ -236,7 +246,7 @@ def merge_store(store_dir) -> "pd.DataFrame":
         raise UsvpipeError(f"{store_dir}: not a directory (fix: pass the OUT_DIR of `usvpipe segment`)")
     shard_dir = store_dir / SHARD_DIR
     remove_stale_temporaries(shard_dir)
-    infos = sorted((read_shard_info(p) for p in shard_dir.glob("*.h5")), key=lambda s: s.recording)
+    infos = sorted((read_shard_info(p) for p in shard_files(store_dir)), key=lambda s: s.recording)
     tables = [_shard_table(i, store_dir) for i in infos]
     if tables:
         table = pd.concat(tables, ignore_index=True)
@@ -374,8 +384,9 @@ def open_store(path, *, merge_if_stale: bool = True) -> SyllableStore:
     if not path.is_dir() or (not shard_dir.is_dir() and not table_path.exists()):
         raise UsvpipeError(f"{path}: not a syllable store (no {SHARD_DIR}/ or {TABLE_NAME}) (fix: create it with `usvpipe segment IN_DIR {path}`)")
     if merge_if_stale and shard_dir.is_dir():
-        newest_shard = max((p.stat().st_mtime_ns for p in shard_dir.glob("*.h5")), default=0)
-        n_shards = sum(1 for _ in shard_dir.glob("*.h5"))
+        shards = shard_files(path)
+        newest_shard = max((p.stat().st_mtime_ns for p in shards), default=0)
+        n_shards = len(shards)
         stale = not table_path.exists() or not manifest_path.exists()
         if not stale:
             manifest = read_json(manifest_path)
