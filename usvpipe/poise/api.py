@@ -1,0 +1,325 @@
+"""Training, checkpoints and inference (reconstruction, cross/joint generation, traversals)."""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .._version import __version__
+from ..config import params_from_mapping, params_to_dict
+from ..errors import InputFileError
+from .data import PairedData, load_pairs
+from .model import PoiseParams, build_model, resolve_likelihood
+
+log = logging.getLogger(__name__)
+CHECKPOINT_FORMAT = "usvpipe-poise-1"
+MODEL_FILE = "model.pt"
+HISTORY_FILE = "history.csv"
+
+
+@dataclass
+class PoiseRun:
+    """Result of :func:`train_poise`: the trained model, per-epoch history and checkpoint path."""
+
+    model: object
+    history: object  # pandas.DataFrame
+    model_path: Path | None
+
+
+def _device(device):
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def train_poise(data, out_dir=None, params: PoiseParams = PoiseParams(), *, device="auto",
+                resume: bool = False, progress: bool = False, model=None) -> PoiseRun:
+    """Train a POISE-VAE (or a baseline, ``params.model``) on paired data.
+
+    Parameters
+    ----------
+    data : PairedData, or path to PAIRS (``.npz`` with ``x1``/``x2`` or a folder with ``pairs.csv``)
+    out_dir : path or None
+        Where ``model.pt`` (written atomically after every epoch) and ``history.csv`` go.
+    params : PoiseParams
+    device : {"auto", "cpu", "cuda", ...}
+    resume : bool
+        Continue from ``out_dir/model.pt`` if it exists (same parameters required).
+    progress : bool
+        Log one line per epoch at INFO level (and a tqdm bar).
+    model : nn.Module or None
+        Start from this model (built for ``params`` and the data's shapes) instead of a fresh
+        one, e.g. with some parameters frozen (``requires_grad=False``) for ablations.
+
+    Returns
+    -------
+    PoiseRun
+    """
+    import pandas as pd
+    import torch
+
+    from .._io import ensure_output_dir, write_csv_atomic
+
+    if not isinstance(data, PairedData):
+        data = load_pairs(data)
+    dev = _device(device)
+    torch.manual_seed(params.seed)
+    rng = np.random.default_rng(params.seed)
+    lik1 = resolve_likelihood(params.likelihood_1, data.x1.shape[1:], float(data.x1.min()), float(data.x1.max()))
+    lik2 = resolve_likelihood(params.likelihood_2, data.x2.shape[1:], float(data.x2.min()), float(data.x2.max()))
+    if model is None:
+        model = build_model(params, data.x1.shape[1:], data.x2.shape[1:], lik1, lik2)
+    model = model.to(dev)
+    # The prior has a handful of parameters that must travel far (e.g. G22 from ~0 to O(1));
+    # a larger step for them lets the couplings keep pace with the networks.
+    prior_ids = {id(p) for n_, p in model.named_parameters() if n_.startswith("prior.")}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in prior_ids and p.requires_grad],
+               "lr": params.learning_rate}]
+    prior_train = [p for p in model.parameters() if id(p) in prior_ids and p.requires_grad]
+    if prior_train:
+        groups.append({"params": prior_train,
+                       "lr": params.learning_rate * params.prior_lr_factor})
+    opt = torch.optim.Adam(groups)
+    start_epoch, rows = 0, []
+    model_path = None
+    if out_dir is not None:
+        out_dir = ensure_output_dir(out_dir)
+        model_path = out_dir / MODEL_FILE
+        if resume and model_path.is_file():
+            ck = _read_checkpoint(model_path, dev)
+            # Everything but the number of epochs must match (resume = train for longer).
+            same = {k: v for k, v in params_to_dict(params).items() if k != "epochs"}
+            if {k: v for k, v in ck["params"].items() if k != "epochs"} != same:
+                raise InputFileError(model_path, "was trained with different parameters", "use a new OUT_DIR or the same parameters")
+            model.load_state_dict(ck["state_dict"])
+            opt.load_state_dict(ck["optimizer"])
+            start_epoch, rows = int(ck["epoch"]), list(ck["history"])
+    x1 = torch.as_tensor(data.x1)
+    x2 = torch.as_tensor(data.x2)
+    n = len(data)
+    bs = min(params.batch_size, n)
+    steps = max(1, n // bs)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=params.epochs, initial=start_epoch, desc="poise", unit="epoch")
+    for epoch in range(start_epoch, params.epochs):
+        model.train()
+        perm = rng.permutation(n)
+        beta = params.kl_weight * (min(1.0, (epoch + 1) / params.kl_warmup_epochs) if params.kl_warmup_epochs else 1.0)
+        sums, t0 = {}, time.perf_counter()
+        for s in range(steps):
+            idx = torch.as_tensor(perm[s * bs:(s + 1) * bs])
+            loss, info = model.loss(x1[idx].to(dev), x2[idx].to(dev), kl_weight=beta)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 100.0)
+            opt.step()
+            info["loss"] = loss.item()
+            for k, v in info.items():
+                sums[k] = sums.get(k, 0.0) + v
+        row = {"epoch": epoch + 1, **{k: v / steps for k, v in sums.items()}, "seconds": time.perf_counter() - t0}
+        if not all(math.isfinite(v) for v in row.values()):
+            raise FloatingPointError(f"training diverged at epoch {epoch + 1} (loss {row.get('loss')}); lower learning_rate")
+        rows.append(row)
+        if progress:
+            log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
+            bar.update(1)
+        if model_path is not None:
+            save_poise(model, model_path, optimizer=opt, epoch=epoch + 1, history=rows)
+    if bar is not None:
+        bar.close()
+    history = pd.DataFrame(rows)
+    if out_dir is not None:
+        write_csv_atomic(out_dir / HISTORY_FILE, history)
+    model.eval()
+    return PoiseRun(model, history, model_path)
+
+
+def save_poise(model, path, *, optimizer=None, epoch: int = 0, history=()) -> Path:
+    """Write a checkpoint (weights, optimiser, epoch, parameters, shapes, version) atomically."""
+    import torch
+
+    from .._io import atomic_path
+
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "usvpipe_version": __version__,
+        "params": params_to_dict(model.params),
+        "shape1": list(model.shape1),
+        "shape2": list(model.shape2),
+        "likelihood_1": model.lik1,
+        "likelihood_2": model.lik2,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "epoch": int(epoch),
+        "history": list(history),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    return Path(path)
+
+
+def _read_checkpoint(path, device):
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(path, "model checkpoint not found", "train one with `usvpipe poise train PAIRS OUT_DIR`")
+    try:
+        ck = torch.load(path, map_location=device, weights_only=False)
+    except Exception as exc:
+        raise InputFileError(path, f"not a readable checkpoint ({type(exc).__name__})", "retrain or restore the file") from None
+    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+        raise InputFileError(path, "not a usvpipe POISE checkpoint", "pass the model.pt written by `usvpipe poise train`")
+    return ck
+
+
+def load_poise(path, device="cpu"):
+    """Load a model saved by :func:`train_poise` / :func:`save_poise` (in eval mode)."""
+    dev = _device(device)
+    ck = _read_checkpoint(path, dev)
+    params = params_from_mapping(PoiseParams, ck["params"])
+    model = build_model(params, tuple(ck["shape1"]), tuple(ck["shape2"]), ck["likelihood_1"], ck["likelihood_2"])
+    model.load_state_dict(ck["state_dict"])
+    return model.to(dev).eval()
+
+
+# ------------------------------------------------------------------------------------- inference
+def _tensor(model, x):
+    import torch
+
+    if x is None:
+        return None
+    dev = next(model.parameters()).device
+    return torch.as_tensor(np.asarray(x, dtype=np.float32), device=dev)
+
+
+def _np(t):
+    return t.detach().cpu().numpy()
+
+
+def encode(model, x1=None, x2=None, *, n_samples=32):
+    """Posterior means of the two latent spaces given the available modalities (numpy)."""
+    m1, m2 = model.latent_means(_tensor(model, x1), _tensor(model, x2), n_samples=n_samples)
+    return (None if m1 is None else _np(m1)), (None if m2 is None else _np(m2))
+
+
+def reconstruct(model, x1, x2):
+    """Decode both modalities from the posterior means given both: ``(x1_hat, x2_hat)``."""
+    import torch
+
+    with torch.no_grad():
+        m1, m2 = model.latent_means(_tensor(model, x1), _tensor(model, x2))
+        return _np(model.decode1(m1)), _np(model.decode2(m2))
+
+
+def cross_generate(model, x1=None, x2=None, *, n_samples=1, mean=False):
+    """Generate both modalities from ``q(latents | the one given)`` (the missing one has Δλ = 0).
+
+    Returns ``(x1_gen, x2_gen)`` of shapes ``(B, n_samples, *shape)``; with ``mean=True`` the
+    decoders get posterior means instead (``n_samples`` ignored, shape ``(B, 1, *shape)``).
+    """
+    import torch
+
+    if (x1 is None) == (x2 is None):
+        raise ValueError("cross_generate needs exactly one of x1, x2")
+    t1, t2 = _tensor(model, x1), _tensor(model, x2)
+    with torch.no_grad():
+        if mean:
+            z, zp = model.latent_means(t1, t2)
+            z, zp = z.unsqueeze(1), zp.unsqueeze(1)
+        else:
+            z, zp = model.posterior_samples(t1, t2, n_samples)
+        return _np(model.decode1(z)), _np(model.decode2(zp))
+
+
+def joint_generate(model, n: int, *, seed=None):
+    """Sample ``n`` pairs from the prior (no modality given): ``(x1, x2)``."""
+    import torch
+
+    if seed is not None:
+        torch.manual_seed(seed)
+    with torch.no_grad():
+        z, zp = model.prior_samples(int(n))
+        return _np(model.decode1(z)), _np(model.decode2(zp))
+
+
+def traverse(model, *, space: int = 1, dim: int = 0, span: float = 3.0, steps: int = 9, x1=None, x2=None):
+    """Latent traversal: a straight line in one latent space, decoded in both modalities.
+
+    The path starts from the posterior mean of the given data (first item) or from 0, and
+    moves coordinate ``dim`` of latent space ``space`` over ``[-span, span]`` around it; the
+    other space follows its prior conditional mean (``E[z' | z]`` for POISE, so a straight
+    line in one space becomes a curve in the other). Returns
+    ``(path_1 (steps, n), path_2 (steps, m), x1 (steps, *shape1), x2 (steps, *shape2))``.
+    """
+    import torch
+
+    if space not in (1, 2):
+        raise ValueError("space must be 1 or 2")
+    with torch.no_grad():
+        if x1 is not None or x2 is not None:
+            m1, m2 = model.latent_means(_tensor(model, x1), _tensor(model, x2))
+            base = (m1 if space == 1 else m2)
+            if base is None:
+                raise ValueError("give data of the traversed modality, or none")
+            base = base[:1]
+        else:
+            d = _latent_dim(model, space)
+            base = torch.zeros(1, d, device=next(model.parameters()).device)
+        if not 0 <= dim < base.shape[-1]:
+            raise ValueError(f"dim must be in [0, {base.shape[-1]})")
+        ts = torch.linspace(-span, span, steps, device=base.device)
+        line = base.repeat(steps, 1)
+        line[:, dim] = line[:, dim] + ts
+        other = model.conditional_mean_other(line, space)
+        p1, p2 = (line, other) if space == 1 else (other, line)
+        return _np(p1), _np(p2), _np(model.decode1(p1)), _np(model.decode2(p2))
+
+
+def _latent_dim(model, space):
+    if hasattr(model, "n"):
+        return model.n if space == 1 else model.m
+    return model.d1 if space == 1 else model.d2
+
+
+def image_grid(rows, path, *, titles=None, cmap="magma") -> Path:
+    """Save a grid of images: ``rows`` is a list of arrays ``(k, H, W)`` (vectors are plotted as bars)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .._io import atomic_path
+
+    nr = len(rows)
+    nc = max(len(r) for r in rows)
+    fig, axes = plt.subplots(nr, nc, figsize=(1.1 * nc, 1.15 * nr), squeeze=False)
+    for i, r in enumerate(rows):
+        for j in range(nc):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j >= len(r):
+                ax.axis("off")
+                continue
+            item = np.asarray(r[j])
+            if item.ndim == 2:
+                ax.imshow(item, cmap=cmap, origin="lower", vmin=0, vmax=max(1.0, float(item.max())))
+            else:
+                ax.bar(np.arange(item.size), item.ravel())
+        if titles is not None:
+            axes[i, 0].set_ylabel(titles[i], fontsize=7)
+    fig.tight_layout(pad=0.2)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    return Path(path)
