@@ -38,6 +38,13 @@ _LAZY = {
     "run_umap": "usvpipe.viz",
     "MMDParams": "usvpipe.mmd",
     "mmd_test": "usvpipe.mmd",
+    # POISE-VAE (stage 5); the full API is in usvpipe.poise
+    "PoiseParams": "usvpipe.poise",
+    "train_poise": "usvpipe.poise",
+    "load_poise": "usvpipe.poise",
+    # whole pipeline
+    "run_pipeline": "usvpipe.pipeline",
+    "read_pipeline_config": "usvpipe.pipeline",
 }
 
 __all__ = ["__version__", "UsvpipeError", "ConfigError", "InputFileError", *_LAZY]

@@ -183,13 +183,19 @@ class _FileSource:
         out = np.zeros(stop - start, np.float32)
         a, b = max(start, 0), min(stop, self.n_samples)
         if b > a:
+            # 16-bit PCM: read int16 and scale in numpy (x / 32768, exactly libsndfile's
+            # conversion, several times faster; see usvpipe.audio.read_block)
+            pcm16 = self.info.subtype == "PCM_16"
+            dtype = "int16" if pcm16 else "float32"
             if self._fh is not None:
                 self._fh.seek(a)
-                data = self._fh.read(b - a, dtype="float32", always_2d=True)
+                data = self._fh.read(b - a, dtype=dtype, always_2d=True)
             else:
                 with sf.SoundFile(self.info.path) as fh:
                     fh.seek(a)
-                    data = fh.read(b - a, dtype="float32", always_2d=True)
+                    data = fh.read(b - a, dtype=dtype, always_2d=True)
+            if pcm16:
+                data = np.multiply(data, np.float32(1.0 / 32768.0), dtype=np.float32)
             out[a - start : a - start + data.shape[0]] = _select(data, self.channel)
         return out
 
@@ -240,31 +246,28 @@ def noise_windows(n_frames: int, geom: FrameGeometry, params: SegmentParams) -> 
     return [(a, b) for a, b in zip(edges[:-1], edges[1:])]
 
 
-def _window_power(source, geom: FrameGeometry, window: tuple[int, int], block_frames: int) -> tuple[np.ndarray, bool]:
+def _window_power(source, geom: FrameGeometry, window: tuple[int, int], block_frames: int, workspace: dict | None = None) -> tuple[np.ndarray, bool]:
     """Raw band power ``(n_frames, n_bins)`` of a noise window's frames, streamed in blocks."""
-    from scipy import fft as sfft
-
-    from .spectrogram import fft_workers, frame_view
+    from .spectrogram import band_power, frame_view
 
     a, b = window
-    out = np.empty((b - a, geom.hi - geom.lo), np.float32)
+    shape = (b - a, geom.hi - geom.lo)
+    if workspace is not None:
+        # one buffer for every noise window of the recording
+        full = workspace.get("window_power")
+        if full is None or full.shape[0] < shape[0]:
+            full = workspace["window_power"] = np.empty(shape, np.float32)
+        out = full[: shape[0]]
+    else:
+        out = np.empty(shape, np.float32)
     any_signal = False
-    workers = fft_workers()
-    buf = None
     for k0, audio in _iter_frame_blocks(source, geom, a, b, block_frames):
         n = min(geom.n_frames(audio.shape[0]), b - k0)
         if n <= 0:
             continue
         if not any_signal:
-            any_signal = bool(np.any(audio))
-        view = frame_view(audio, geom)[:n]
-        if buf is None or buf.shape[0] < n:
-            buf = np.empty((n, geom.nperseg), np.float32)
-        frames = np.multiply(view, geom.window, out=buf[:n])
-        spec = sfft.rfft(frames, n=geom.n_fft, axis=-1, workers=workers)[:, geom.lo : geom.hi]
-        dst = out[k0 - a : k0 - a + n]
-        np.multiply(spec.real, spec.real, out=dst)
-        dst += spec.imag * spec.imag
+            any_signal = bool(audio.any())
+        band_power(frame_view(audio, geom)[:n], geom, out=out[k0 - a : k0 - a + n], workspace=workspace)
     return out, any_signal
 
 
@@ -276,9 +279,11 @@ def noise_floor(power: np.ndarray, params: SegmentParams) -> np.ndarray:
     """
     m = max(1, -(-power.shape[0] // params.noise_max_frames))
     sub = np.ascontiguousarray(power[::m].T)  # bins x frames: contiguous rows
-    # lower median via a row sort: several times faster than np.median here
-    sub.sort(axis=1)
-    return sub[:, (sub.shape[1] - 1) // 2].copy()
+    # lower median: a partial sort (select) puts exactly the value a full sort would
+    # put at that position, in linear time
+    k = (sub.shape[1] - 1) // 2
+    sub.partition(k, axis=1)
+    return sub[:, k].copy()
 
 
 # --------------------------------------------------------------------------- traces
@@ -314,16 +319,19 @@ def compute_trace(source, geom: FrameGeometry, sparams: SpectrogramParams, param
     any_signal = n_total == 0  # shorter than one window: nothing to analyse, not "silent"
     floors = []
     ctx = source if hasattr(source, "__enter__") else contextlib.nullcontext()
+    # buffers shared by all noise windows: allocating ~3 MB per window afresh costs
+    # more in page faults than the arithmetic done in them
+    workspace = {}
     with ctx:
         for a, b in noise_windows(n_total, geom, params) if n_total else []:
-            any_signal = _window_trace(source, geom, sparams, params, (a, b), block_frames, amp, freq, floors) or any_signal
+            any_signal = _window_trace(source, geom, sparams, params, (a, b), block_frames, amp, freq, floors, workspace) or any_signal
     return Trace(amp, freq, geom, any_signal, floors)
 
 
-def _window_trace(source, geom, sparams, params, window, block_frames, amp, freq, floors) -> bool:
+def _window_trace(source, geom, sparams, params, window, block_frames, amp, freq, floors, workspace=None) -> bool:
     """Fill ``amp``/``freq`` for one noise window; returns whether it held any non-zero sample."""
     a, b = window
-    power, any_signal = _window_power(source, geom, (a, b), block_frames)
+    power, any_signal = _window_power(source, geom, (a, b), block_frames, workspace)
     floor = noise_floor(power, params)
     floors.append((a, b, floor))
     if params.threshold_mode == "noise":
@@ -402,20 +410,28 @@ def segments_from_trace(trace: Trace, params: SegmentParams):
     dur = offset - onset
     keep = (dur >= params.min_dur_s) & (dur <= params.max_dur_s)
     starts, stops, onset, offset, dur = starts[keep], stops[keep], onset[keep], offset[keep], dur[keep]
-    peak = np.empty(starts.size)
-    mean = np.empty(starts.size)
-    mf = np.empty(starts.size)
-    fmin = np.empty(starts.size)
-    fmax = np.empty(starts.size)
-    for i, (s, e) in enumerate(zip(starts, stops)):
-        seg = smooth[s:e]
-        peak[i] = seg.max()
-        mean[i] = seg.mean()
-        f = trace.peak_freq_hz[s:e]
+    # per-segment statistics with one reduceat per column instead of a Python loop
+    # (noise-mode recordings have hundreds of segments per minute)
+    if starts.size:
+        bounds = np.empty(2 * starts.size, np.int64)
+        bounds[0::2], bounds[1::2] = starts, stops  # segments are disjoint and sorted
+        counts = (stops - starts).astype(np.float64)
+        peak = np.maximum.reduceat(np.append(smooth, -np.inf), bounds)[0::2]
+        mean = np.add.reduceat(np.append(smooth, 0.0), bounds)[0::2] / counts
         # frequency statistics over the frames where the call is clearly present
-        strong = seg > low
-        f = f[strong] if strong.any() else f
-        mf[i], fmin[i], fmax[i] = f.mean(), f.min(), f.max()
+        # (all of a segment's frames if none is)
+        strong = np.append(smooth > low, False)
+        n_strong = np.add.reduceat(strong.astype(np.int64), bounds)[0::2]
+        for s, e in zip(starts[n_strong == 0], stops[n_strong == 0]):
+            strong[s:e] = True
+        n_used = np.where(n_strong > 0, n_strong, stops - starts).astype(np.float64)
+        f = np.append(trace.peak_freq_hz.astype(np.float64), 0.0)
+        # float64 sums of bin frequencies: exact, unlike a float32 mean
+        mf = np.add.reduceat(np.where(strong, f, 0.0), bounds)[0::2] / n_used
+        fmin = np.minimum.reduceat(np.where(strong, f, np.inf), bounds)[0::2]
+        fmax = np.maximum.reduceat(np.where(strong, f, -np.inf), bounds)[0::2]
+    else:
+        peak = mean = mf = fmin = fmax = np.zeros(0)
     return pd.DataFrame(
         {
             "onset_s": onset,

@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -122,19 +123,22 @@ _WARM: set = set()
 
 
 def time_bare_fft(path: Path, reps: int) -> float:
-    """A bare rfft over exactly usvpipe's frames (windowing included), in chunks."""
+    """CPU time of a bare rfft over exactly usvpipe's frames (windowing into a reused
+    buffer included, usvpipe's chunk size): the floor for any STFT-based segmenter."""
     from scipy import fft as sfft
 
-    from usvpipe.spectrogram import SpectrogramParams, frame_view
+    from usvpipe.spectrogram import _CHUNK_FRAMES, SpectrogramParams, frame_view
 
     x, sr = sf.read(path, dtype="float32")
     g = SpectrogramParams().geometry(sr)
     view = frame_view(x, g)
+    buf = np.empty((_CHUNK_FRAMES, g.nperseg), np.float32)
     best = float("inf")
     for _ in range(reps):
         c0 = time.process_time()
-        for a in range(0, view.shape[0], 1024):
-            sfft.rfft(view[a : a + 1024] * g.window, n=g.n_fft, axis=-1, workers=1)
+        for a in range(0, view.shape[0], _CHUNK_FRAMES):
+            w = np.multiply(view[a : a + _CHUNK_FRAMES], g.window, out=buf[: min(_CHUNK_FRAMES, view.shape[0] - a)])
+            sfft.rfft(w, n=g.n_fft, axis=-1, workers=1, overwrite_x=True)
         best = min(best, time.process_time() - c0)
     return best
 
@@ -167,10 +171,14 @@ def batch(inputs: dict, tmp: Path, jobs: int, copies: int) -> tuple[float, float
                 d.mkdir(parents=True, exist_ok=True)
                 os.symlink(path, d / path.name)
     out = tmp / f"batch_out_j{jobs}"
+    r0s, r0c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     run = segment_recordings(src, out, jobs=jobs, progress=False)
     dt = time.perf_counter() - t0
-    return run.audio_s, dt, run.n_syllables
+    r1s, r1c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    # CPU time of this process and of the (reaped) worker processes
+    cpu = sum(getattr(b, f) - getattr(a, f) for a, b in ((r0s, r1s), (r0c, r1c)) for f in ("ru_utime", "ru_stime"))
+    return run.audio_s, dt, run.n_syllables, cpu
 
 
 def main(argv=None) -> int:
@@ -211,36 +219,37 @@ def main(argv=None) -> int:
                 t_usv2[name] = min(t_usv2.get(name, inf), t2)
                 t_fft[name] = min(t_fft.get(name, inf), tf)
         two_core = []
-        print(f"{'recording':<12} {'audio s':>8} {'usvpipe s':>10} {'RTx':>7} {'vocalpy s':>10} {'RTx':>6} {'ratio':>6} {'cpu ratio':>9} "
+        print(f"{'recording':<12} {'audio s':>8} {'usvpipe s':>10} {'RTx':>7} {'cpu s':>7} {'vocalpy s':>10} {'RTx':>6} {'cpu s':>7} {'ratio':>6} {'cpu ratio':>9} "
               f"{'fft frac':>8}  {'F1 voc~usv':>10} {'F1 usv~gt':>9} {'F1 voc~gt':>9} {'bF1@10ms usv/voc':>17}")
         for name, (path, truth) in inputs.items():
             dur = sf.info(str(path)).duration
             segs = segs_by[name]
             two_core.append((name, dur, t_usv2[name]))
             usv_gt = evaluate_segments(segs, truth)
-            line = f"{name:<12} {dur:8.1f} {t_usv[name]:10.3f} {dur / t_usv[name]:7.0f} "
+            line = f"{name:<12} {dur:8.1f} {t_usv[name]:10.3f} {dur / t_usv[name]:7.0f} {c_usv[name]:7.3f} "
             if voc is not None:
                 v = voc[str(path)]
                 vseg = frame(v["onset_s"], v["offset_s"])
                 agree = evaluate_segments(vseg, segs)
                 voc_gt = evaluate_segments(vseg, truth)
-                line += (f"{v['time_s']:10.3f} {dur / v['time_s']:6.0f} {v['time_s'] / t_usv[name]:6.1f} {v['cpu_s'] / c_usv[name]:9.1f} "
+                line += (f"{v['time_s']:10.3f} {dur / v['time_s']:6.0f} {v['cpu_s']:7.3f} {v['time_s'] / t_usv[name]:6.1f} {v['cpu_s'] / c_usv[name]:9.1f} "
                          f"{t_fft[name] / c_usv[name]:8.2f}  "
                          f"{agree.event_f1:10.3f} {usv_gt.event_f1:9.3f} {voc_gt.event_f1:9.3f} "
                          f"{usv_gt.boundary_f1:8.3f}/{voc_gt.boundary_f1:.3f}")
             else:
-                line += f"{'-':>10} {'-':>6} {'-':>6} {'-':>9} {t_fft[name] / c_usv[name]:8.2f}  {'-':>10} {usv_gt.event_f1:9.3f}"
+                line += f"{'-':>10} {'-':>6} {'-':>7} {'-':>6} {'-':>9} {t_fft[name] / c_usv[name]:8.2f}  {'-':>10} {usv_gt.event_f1:9.3f}"
             print(line)
         print("ratio = vocalpy wall time / usvpipe wall time (throughput ratio, both one thread, best of reps); cpu ratio = the same "
-              "with process CPU time (robust to other users' load); fft frac = CPU time of a bare rfft of the same frames / usvpipe CPU time")
+              "with process CPU time (robust to other users' load); fft frac = CPU time of a bare windowed rfft of the same frames / usvpipe CPU time")
         for name, dur, t2 in two_core:
             extra = f", {voc[str(inputs[name][0])]['time_s'] / t2:.1f}x vocalpy's one-thread throughput" if voc else ""
             print(f"{name}: usvpipe with 2 FFT threads (2 cores): {t2:.3f} s = {dur / t2:.0f}x real time{extra}")
         if not args.no_batch:
             for jobs in (1, 2):
-                audio_s, dt, n = batch(inputs, tmp, jobs, args.copies)
-                print(f"batch segment_recordings jobs={jobs}: {audio_s:.0f} s of audio in {dt:.2f} s = {audio_s / dt:.0f}x real time "
-                      f"({n} syllables, images + store included)")
+                audio_s, dt, n, cpu = batch(inputs, tmp, jobs, args.copies)
+                print(f"batch segment_recordings jobs={jobs}: {audio_s:.0f} s of audio in {dt:.2f} s = {audio_s / dt:.0f}x real time, "
+                      f"{cpu:.2f} s CPU ({n} syllables, images + store included)")
+        print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPU(s)")
     return 0
 
 

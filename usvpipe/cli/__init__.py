@@ -65,15 +65,15 @@ class _LazyGroup(click.Group):
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="usvpipe")
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
-@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+@click.option("-v", "--verbose", count=True, help="Log progress (-v) or debug details (-vv).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 def main(verbose: int, quiet: bool):
     """usvpipe: ultrasonic vocalisation analysis, from WAV folders to answers.
 
     Every stage reads and writes plain files (CSV, HDF5, JSON), so each can be run,
     re-run or replaced on its own. Run `usvpipe COMMAND --help` for details.
     """
-    level = logging.WARNING if quiet else (logging.INFO if verbose <= 1 else logging.DEBUG)
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
