@@ -32,6 +32,8 @@ _LAZY = {
     "train": "usvpipe.vae",
     "encode": "usvpipe.vae",
     "load_model": "usvpipe.vae",
+    "decode": "usvpipe.vae",
+    "read_latents": "usvpipe.vae",
     # UMAP / MMD (stage 4)
     "UmapParams": "usvpipe.viz",
     "embed_latents": "usvpipe.viz",

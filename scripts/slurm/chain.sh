@@ -18,6 +18,6 @@ seg=$(sbatch --parsable --array=0-$((N_TASKS - 1)) "$HERE/segment_array.sbatch" 
 # failed recordings are listed in $RUN_DIR/store/errors.csv and manifest.json.
 merge=$(sbatch --parsable --dependency=afterany:$seg --job-name=usv-merge --time=00:30:00 --mem=4G \
         --output=logs/%x-%j.out --wrap "usvpipe merge '$RUN_DIR/store'")
-train=$(sbatch --parsable --dependency=afterok:$merge "$HERE/train_1node.sbatch" "$RUN_DIR/store" "$RUN_DIR/model" "$CONFIG")
+train=$(sbatch --parsable --dependency=afterok:$merge "$HERE/train_1node.sbatch" "$RUN_DIR/store" "$RUN_DIR/model" --config "$CONFIG")
 analyse=$(sbatch --parsable --dependency=afterok:$train "$HERE/analyse.sbatch" "$RUN_DIR" "$CONFIG")
 echo "submitted: segment=$seg merge=$merge train=$train analyse=$analyse"

@@ -70,8 +70,9 @@ class TrainParams:
     amp : {"auto", "bf16", "fp16", "off"}
         Mixed precision. ``"auto"``: bf16 autocast on CUDA GPUs that support it (else fp16
         with a gradient scaler), off on CPU/MPS.
-    channels_last : bool
-        Use the channels-last memory format for convolutions (faster on tensor cores).
+    channels_last : "auto", True or False
+        Use the channels-last memory format for convolutions. ``"auto"``: on CUDA only,
+        where tensor-core convolutions want it; CPU kernels choose their own layout.
     data_on_device : "auto", True or False
         Keep the whole store on the training device as uint8 and index batches there
         (``True``), or stream batches from the HDF5 shards with ``num_workers`` workers
@@ -109,7 +110,7 @@ class TrainParams:
     checkpoint_every: int = 1
     figure_every: int = 10
     amp: str = "auto"
-    channels_last: bool = True
+    channels_last: Union[str, bool] = "auto"
     data_on_device: Union[str, bool] = "auto"
     memory_fraction: float = 0.5
     num_workers: int = 2
@@ -158,18 +159,21 @@ class TrainParams:
             bad(f"figure_every must be >= 0, got {self.figure_every}")
         if self.amp not in _AMP:
             bad(f"amp must be one of {', '.join(_AMP)}, got {self.amp!r}")
-        dod = self.data_on_device
-        if isinstance(dod, str):
-            low = dod.lower()
-            if low in ("true", "yes", "on", "1"):
-                dod = True
-            elif low in ("false", "no", "off", "0"):
-                dod = False
-            elif low != "auto":
-                bad(f"data_on_device must be auto, true or false, got {dod!r}")
-            else:
-                dod = "auto"
-            object.__setattr__(self, "data_on_device", dod)
+        for name in ("data_on_device", "channels_last"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                low = value.lower()
+                if low in ("true", "yes", "on", "1"):
+                    value = True
+                elif low in ("false", "no", "off", "0"):
+                    value = False
+                elif low != "auto":
+                    bad(f"{name} must be auto, true or false, got {value!r}")
+                else:
+                    value = "auto"
+                object.__setattr__(self, name, value)
+            elif not isinstance(value, bool):
+                bad(f"{name} must be auto, true or false, got {value!r}")
         if not (0 < self.memory_fraction <= 1):
             bad(f"memory_fraction must be in (0, 1], got {self.memory_fraction}")
         if self.num_workers < 0:

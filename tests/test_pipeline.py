@@ -1,0 +1,264 @@
+"""End-to-end and fault-tolerance tests of the pipeline (issue: one command, survives every fault).
+
+The kill tests send SIGKILL (not a polite exception) to a real `usvpipe` process mid-run,
+re-run the same command, and check the outputs equal those of an uninterrupted run.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from usvpipe.cli import main
+from usvpipe.config import load_config
+from usvpipe.pipeline import config_from_mapping, default_config_text, demo_config, describe_directory, run_pipeline
+from usvpipe.store import open_store
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+
+
+def _usvpipe(*args: str) -> list[str]:
+    return [sys.executable, "-m", "usvpipe", "-q", *args]
+
+
+def _kill_when(cmd: list[str], ready, timeout_s: float = 120.0) -> bool:
+    """Start ``cmd``, SIGKILL it as soon as ``ready()`` is true; return False if it finished first."""
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                return False
+            if ready():
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                return True
+            time.sleep(0.002)
+        raise AssertionError(f"{cmd} neither finished nor became ready in {timeout_s} s")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _tree_digest(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# --------------------------------------------------------------------------- config
+
+def test_init_writes_a_config_that_parses_back_to_the_defaults(tmp_path):
+    path = tmp_path / "usvpipe.toml"
+    res = CliRunner().invoke(main, ["init", str(path)])
+    assert res.exit_code == 0, res.output
+    written = config_from_mapping(load_config(path), base_dir=tmp_path)
+    default = config_from_mapping({"run": {"input": "recordings/", "output": "usvpipe_out"}}, base_dir=tmp_path)
+    assert written.to_dict() == default.to_dict()
+    assert written.run.input == str(tmp_path / "recordings")  # relative to the config file
+    res = CliRunner().invoke(main, ["init", str(path)])
+    assert res.exit_code == 2 and "already exists" in res.output
+    assert default_config_text().count("[") >= 7
+
+
+def test_config_rejects_unknown_sections_and_keys(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[run]\ninput='x'\n[trian]\nepochs=3\n")
+    res = CliRunner().invoke(main, ["run", str(path)])
+    assert res.exit_code == 2 and "unknown section(s) trian" in res.output
+    path.write_text("[run]\ninput='x'\n[train]\nepoch=3\n")
+    res = CliRunner().invoke(main, ["run", str(path)])
+    assert res.exit_code == 2 and "[train]: unknown parameter(s) epoch" in res.output
+
+
+# --------------------------------------------------------------------------- bad input
+
+def _write_bad_files(folder: Path, good_src: Path) -> dict[str, str]:
+    """A zoo of broken recordings; returns name -> a word the error message must contain."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data, sr = sf.read(good_src, dtype="float32")
+    raw = good_src.read_bytes()
+    (folder / "truncated.wav").write_bytes(raw[: len(raw) // 3])
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "notawav.wav").write_text("this is a text file, not audio\n")
+    nan = data.copy()
+    nan[1000:1010] = np.nan
+    sf.write(folder / "nan.wav", nan, sr, subtype="FLOAT")
+    sf.write(folder / "silent.wav", np.zeros(sr, dtype=np.float32), sr, subtype="PCM_16")
+    sf.write(folder / "lowrate.wav", np.random.default_rng(0).normal(0, 0.1, 44100).astype(np.float32), 44100, subtype="PCM_16")
+    return {"truncated.wav": "truncat", "empty.wav": "empty", "notawav.wav": "wav", "nan.wav": "nan",
+            "silent.wav": "silent", "lowrate.wav": "sample rate"}
+
+
+def test_bad_files_are_reported_and_the_rest_of_the_batch_is_processed(tmp_path):
+    from usvpipe.synth import make_dataset
+
+    data = tmp_path / "data"
+    make_dataset(data, groups=("A",), animals_per_group=2, duration_s=3.0, seed=3)
+    good = sorted(data.rglob("*.wav"))
+    expected = _write_bad_files(data / "A" / "bad", good[0])
+    before = _tree_digest(data)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["segment", str(data), str(out), "--no-progress"])
+    text = res.output  # click >= 8.2: stdout and stderr interleaved
+    assert res.exit_code == 1, text
+    assert _tree_digest(data) == before, "inputs were modified"
+    errors = pd.read_csv(out / "errors.csv")
+    reported = {Path(p).name: r for p, r in zip(errors["path"], errors["reason"])}
+    assert set(reported) == set(expected)
+    for name, word in expected.items():
+        assert word in reported[name].lower(), (name, reported[name])
+        assert name in text
+        assert "\n" not in reported[name]
+    store = open_store(out)
+    assert sorted(store.table["recording"].unique()) == sorted(p.relative_to(data).as_posix() for p in good)
+
+
+# --------------------------------------------------------------------------- kills
+
+@pytest.fixture(scope="module")
+def many_recordings(tmp_path_factory):
+    from usvpipe.synth import make_dataset
+
+    data = tmp_path_factory.mktemp("kill") / "data"
+    make_dataset(data, groups=("A", "B"), animals_per_group=8, duration_s=12.0, seed=5)
+    return data
+
+
+def test_segmentation_killed_midway_resumes_to_the_uninterrupted_result(tmp_path, many_recordings):
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    subprocess.run(_usvpipe("segment", str(many_recordings), str(ref), "--no-progress"), env=ENV, check=True)
+    n_total = len(list((ref / "shards").glob("*.h5")))
+    assert n_total == 16
+
+    def some_done():
+        return any((out / "shards").glob("*.h5")) if (out / "shards").exists() else False
+
+    killed = _kill_when(_usvpipe("segment", str(many_recordings), str(out), "--no-progress"), some_done)
+    assert killed, "segmentation finished before it could be killed; make the test data larger"
+    done = sorted((out / "shards").glob("*.h5"))
+    assert 0 < len(done) < n_total
+    import h5py
+
+    for p in done:  # whatever is in place is complete
+        with h5py.File(p, "r") as f:
+            assert f["spectrograms"].shape[0] == f["onset_s"].shape[0]
+    assert not (out / "syllables.csv").exists()
+    mtimes = {p.name: p.stat().st_mtime_ns for p in done}
+
+    subprocess.run(_usvpipe("segment", str(many_recordings), str(out), "--no-progress"), env=ENV, check=True)
+    assert {p.name: p.stat().st_mtime_ns for p in done} == mtimes, "finished recordings were redone"
+    assert not list(out.rglob(".tmp-*")), "temporary files left behind"
+    a, b = open_store(ref), open_store(out)
+    pd.testing.assert_frame_equal(a.table, b.table)
+    np.testing.assert_array_equal(a.read_all(), b.read_all())
+    pd.testing.assert_frame_equal(pd.read_csv(ref / "segments.csv"), pd.read_csv(out / "segments.csv"))
+
+
+@pytest.fixture(scope="module")
+def tiny_store(tmp_path_factory):
+    from usvpipe.store import write_shard
+    from usvpipe.synth import render_call_image, sample_calls
+
+    d = tmp_path_factory.mktemp("tinystore")
+    for r in range(4):
+        calls = sample_calls(120, seed=r)
+        imgs = np.stack([render_call_image(c, shape=(32, 32)) for c in calls.to_dict("records")])
+        write_shard(d, f"g/a{r}/rec{r}.wav", imgs, calls["duration_s"].cumsum(), calls["duration_s"].cumsum() + 0.01,
+                    animal=f"a{r}", group="g")
+    return d
+
+
+TRAIN_ARGS = ["--epochs", "12", "--batch-size", "32", "--latent-dim", "4", "--patience", "0", "--checkpoint-every", "1",
+              "--seed", "3", "--device", "cpu", "--no-progress", "--set", "channels=[4,8]", "--set", "hidden=[32]",
+              "--set", "figure_every=0"]
+
+
+def _weights(model_dir: Path) -> dict:
+    import torch
+
+    ckpt = torch.load(model_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
+    state = ckpt.get("model") or ckpt.get("model_state") or ckpt.get("state_dict")
+    assert state is not None, sorted(ckpt)
+    return state
+
+
+def test_training_killed_midway_resumes_bit_for_bit(tmp_path, tiny_store):
+    import torch
+
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    subprocess.run(_usvpipe("train", str(tiny_store), str(ref), *TRAIN_ARGS), env=ENV, check=True)
+
+    def first_checkpoint():
+        return (out / "checkpoint.pt").exists()
+
+    killed = _kill_when(_usvpipe("train", str(tiny_store), str(out), *TRAIN_ARGS), first_checkpoint)
+    assert killed, "training finished before it could be killed"
+    torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)  # what is in place is whole
+    subprocess.run(_usvpipe("train", str(tiny_store), str(out), *TRAIN_ARGS, "--resume"), env=ENV, check=True)
+    a, b = _weights(ref), _weights(out)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    pd.testing.assert_frame_equal(pd.read_csv(ref / "loss.csv").drop(columns=[c for c in ("seconds", "time_s", "epoch_s") if c in pd.read_csv(ref / "loss.csv")]),
+                                  pd.read_csv(out / "loss.csv").drop(columns=[c for c in ("seconds", "time_s", "epoch_s") if c in pd.read_csv(out / "loss.csv")]))
+
+
+# --------------------------------------------------------------------------- demo
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "run"
+    cfg = demo_config(out, animals_per_group=6, duration_s=8.0, epochs=8, seed=0)
+    return cfg, run_pipeline(cfg, progress=False)
+
+
+def test_demo_finds_the_planted_group_difference(demo_run):
+    cfg, result = demo_run
+    assert result.ok
+    assert [s.status for s in result.stages] == ["ran"] * 5
+    report = result.mmd
+    assert report.p_value < 0.01, report
+    out = result.output
+    for rel in ("report.html", "report.md", "run_manifest.json", "latents.csv", "mmd/report.json", "store/syllables.csv"):
+        assert (out / rel).exists(), rel
+    html = (out / "report.html").read_text()
+    assert "MMD" in html and "<img" in html
+    assert any("usvpipe run" in line for line in describe_directory(out))
+
+
+def test_rerun_skips_up_to_date_stages_and_redoes_changed_ones(demo_run):
+    import dataclasses
+
+    cfg, first = demo_run
+    again = run_pipeline(cfg, progress=False)
+    assert [s.status for s in again.stages[1:]] == ["skipped (up to date)"] * 4
+    changed = dataclasses.replace(cfg, stages={**cfg.stages, "mmd": dataclasses.replace(cfg.stages["mmd"], seed=cfg.stages["mmd"].seed + 1)})
+    third = run_pipeline(changed, progress=False)
+    assert [s.status for s in third.stages[1:]] == ["skipped (up to date)"] * 3 + ["ran"]
+
+
+def test_a_to_a_split_is_not_significant(demo_run, tmp_path):
+    """Same model, new animals all drawn from one distribution: no difference to find."""
+    from usvpipe.mmd import mmd_test
+    from usvpipe.pipeline_segment import segment_recordings
+    from usvpipe.synth import make_dataset
+    from usvpipe.vae import encode
+
+    cfg, result = demo_run
+    data = tmp_path / "aa"
+    make_dataset(data, groups=("A", "B"), animals_per_group=6, duration_s=8.0, group_shift=0.0, seed=11)
+    segment_recordings(data, tmp_path / "store", metadata=data / "metadata.csv", spectrogram=cfg.stages["spectrogram"],
+                       segmentation=cfg.stages["segment"], syllables=cfg.stages["syllables"], progress=False)
+    latents = encode(result.output / "model" / "model.pt", tmp_path / "store", tmp_path / "latents.csv", device="cpu")
+    res = mmd_test(latents, group_col="group", a="A", b="B", params=cfg.stages["mmd"])
+    assert res.p_value > 0.05, res

@@ -1,0 +1,196 @@
+"""Loading a trained VAE, encoding a store to a latents table, decoding latents."""
+from __future__ import annotations
+
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from .._io import atomic_path, write_csv_atomic, write_json_atomic
+from .._version import __version__
+from ..errors import InputFileError, UsvpipeError
+
+log = logging.getLogger(__name__)
+
+
+def load_model(path, device="cpu"):
+    """Load a trained VAE (``OUT_DIR/model.pt``, ``checkpoint.pt`` or the OUT_DIR itself).
+
+    Returns the :class:`usvpipe.vae.model.VAE` in evaluation mode on ``device``, with
+    ``model.checkpoint_info`` (params, epoch, version, path) attached.
+    """
+    import torch
+
+    from .model import build_model
+    from .training import load_checkpoint, resolve_device
+
+    path = Path(path)
+    ckpt = load_checkpoint(path)
+    model = build_model(ckpt["model_config"])
+    model.load_state_dict(ckpt["model_state"])
+    dev = resolve_device(device) if isinstance(device, str) else torch.device(device)
+    model = model.to(dev).eval()
+    model.checkpoint_info = {
+        "path": str(path / "model.pt" if path.is_dir() else path), "params": ckpt.get("params", {}),
+        "epoch": ckpt.get("epoch"), "usvpipe_version": ckpt.get("usvpipe_version"), "kind": ckpt.get("kind"),
+    }
+    return model
+
+
+def _model_device(model):
+    return next(model.parameters()).device
+
+
+def decode(model, z, *, batch_size: int = 512) -> np.ndarray:
+    """Mean spectrograms ``(n, H, W)`` float32 in [0, 1] for latents ``z`` ``(n, latent_dim)``."""
+    import torch
+
+    dev = _model_device(model)
+    z = torch.as_tensor(np.asarray(z, dtype=np.float32) if not isinstance(z, torch.Tensor) else z, dtype=torch.float32)
+    if z.ndim == 1:
+        z = z[None]
+    if z.shape[1] != model.latent_dim:
+        raise UsvpipeError(f"decode: latents have {z.shape[1]} dimensions, the model has {model.latent_dim}")
+    was_training = model.training
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(z), batch_size):
+            out.append(model.decode(z[i:i + batch_size].to(dev)).float().clamp_(0, 1)[:, 0])
+    model.train(was_training)
+    return torch.cat(out).cpu().numpy() if out else np.empty((0, *model.input_shape), np.float32)
+
+
+def encode(model_path, store_dir, out_path, *, device: str = "auto", batch_size: int = 512, variances: bool = False,
+           progress: bool = False):
+    """Posterior means (and optionally variances) of every syllable in a store.
+
+    Parameters
+    ----------
+    model_path : path
+        ``model.pt`` written by :func:`usvpipe.vae.train` (or its OUT_DIR).
+    store_dir : path
+        Syllable store; its spectrogram shape must match the model's.
+    out_path : path
+        ``*.csv`` (default, ``latents.csv``) or ``*.h5`` for large runs; an existing
+        directory gets ``latents.csv`` inside. Written atomically, with a ``.json`` sidecar
+        (CSV) or attributes (HDF5) recording the model, parameters and version.
+    device : str
+        ``auto``, ``cpu``, ``cuda``, ``mps``.
+    batch_size : int
+    variances : bool
+        Also write the marginal posterior variances ``var_z0 …``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The store's ``syllables.csv`` columns plus ``z0 … z{d-1}`` (and ``var_z*``), one row
+        per syllable in store order.
+    """
+    import torch
+
+    from ..store import open_store
+    from .training import resolve_device
+
+    if batch_size < 1:
+        raise UsvpipeError(f"batch_size must be >= 1, got {batch_size}")
+    dev = resolve_device(device)
+    model = load_model(model_path, dev)
+    store = open_store(store_dir)
+    if tuple(store.spec_shape) and tuple(store.spec_shape) != tuple(model.input_shape):
+        raise InputFileError(store.path, f"spectrograms are {store.spec_shape[0]}x{store.spec_shape[1]} but the model "
+                             f"expects {model.input_shape[0]}x{model.input_shape[1]}",
+                             "encode with a model trained on this kind of store")
+    out_path = Path(out_path)
+    if out_path.is_dir():
+        out_path = out_path / "latents.csv"
+    if out_path.suffix.lower() not in (".csv", ".h5", ".hdf5"):
+        raise UsvpipeError(f"{out_path}: output must end in .csv or .h5")
+    n, k = len(store), model.latent_dim
+    mus, vars_ = [], []
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=n, unit="syll", desc="encode", disable=not progress)
+    batches = store.iter_batches(batch_size, dtype=np.uint8)
+    with torch.no_grad(), ThreadPoolExecutor(1) as pool:
+        # read the next batch from HDF5 while the device encodes this one
+        fut = pool.submit(next, batches, None)
+        while True:
+            item = fut.result()
+            if item is None:
+                break
+            fut = pool.submit(next, batches, None)
+            _, block = item
+            x = torch.from_numpy(block).to(dev, non_blocking=True).unsqueeze(1).to(torch.float32).div_(255.0)
+            mu, log_d, u = model.encode(x)
+            mus.append(mu)  # stays on the device: no synchronisation per batch
+            if variances:
+                vars_.append(model.posterior_variance(log_d, u))
+            bar.update(len(block))
+    bar.close()
+    z = torch.cat(mus).cpu().numpy() if mus else np.empty((0, k), np.float32)
+    v = (torch.cat(vars_).cpu().numpy() if vars_ else np.empty((0, k), np.float32)) if variances else None
+    table = store.table.copy()
+    latents = table.assign(**{f"z{i}": z[:, i] for i in range(k)})
+    if variances:
+        latents = latents.assign(**{f"var_z{i}": v[:, i] for i in range(k)})
+    meta = {
+        "usvpipe_version": __version__, "model": model.checkpoint_info["path"], "model_epoch": model.checkpoint_info["epoch"],
+        "model_params": model.checkpoint_info["params"], "store": str(store.path), "n_syllables": n,
+        "latent_dim": k, "variances": bool(variances), "columns": list(latents.columns),
+    }
+    if out_path.suffix.lower() == ".csv":
+        write_csv_atomic(out_path, latents, float_format="%.7g")
+        write_json_atomic(out_path.with_suffix(".json"), meta)
+    else:
+        _write_h5(out_path, table, z, v, meta)
+    log.info("wrote %d latents to %s", n, out_path)
+    return latents
+
+
+def _write_h5(path: Path, table, z, v, meta) -> None:
+    import h5py
+
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("z", data=z.astype(np.float32), chunks=(min(max(len(z), 1), 65536), z.shape[1]) if len(z) else None)
+            if v is not None:
+                f.create_dataset("var", data=v.astype(np.float32))
+            g = f.create_group("table")
+            for c in table.columns:
+                col = table[c]
+                if col.dtype.kind in "biuf":
+                    g.create_dataset(c, data=col.to_numpy())
+                else:
+                    g.create_dataset(c, data=col.astype(str).to_numpy().astype(object), dtype=h5py.string_dtype())
+            f.attrs["table_columns"] = json.dumps(list(table.columns))
+            f.attrs["meta_json"] = json.dumps(meta, default=str)
+            f.attrs["usvpipe_version"] = __version__
+
+
+def read_latents(path):
+    """Read a latents table written by :func:`encode` (``.csv`` or ``.h5``) as a DataFrame."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(path, "latents file not found", "create it with `usvpipe encode`")
+    if path.suffix.lower() == ".csv":
+        return pd.read_csv(path, dtype={c: str for c in ("id", "recording", "animal", "group", "shard")}, keep_default_na=False)
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        cols = json.loads(f.attrs["table_columns"])
+        data = {}
+        for c in cols:
+            arr = f["table"][c][()]
+            data[c] = [s.decode() if isinstance(s, bytes) else s for s in arr] if arr.dtype.kind == "O" else arr
+        frame = pd.DataFrame(data)
+        z = f["z"][()]
+        frame = frame.assign(**{f"z{i}": z[:, i] for i in range(z.shape[1])})
+        if "var" in f:
+            v = f["var"][()]
+            frame = frame.assign(**{f"var_z{i}": v[:, i] for i in range(v.shape[1])})
+    return frame

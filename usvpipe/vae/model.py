@@ -1,0 +1,207 @@
+"""Convolutional VAE for fixed-size syllable spectrograms.
+
+The architecture follows the shape of AVA's VAE (Goffinet et al., eLife 2021): a stack
+of 3×3 convolutions with batch normalisation that halves the resolution per stage,
+fully connected layers down to a small latent, and a mirrored decoder. The approximate
+posterior is either AVA's low-rank-plus-diagonal multivariate normal,
+``q(z|x) = N(mu, U Uᵀ + diag(d))``, or a diagonal normal. The observation model is a
+Gaussian with a fixed precision ``tau`` on pixel values in [0, 1], so the loss is the
+negative ELBO in nats per syllable::
+
+    loss = tau/2 * ||x - x̂||² - (H W / 2) log(tau / 2π) + KL(q(z|x) || N(0, I))
+
+Everything in a training step stays on the device: no ``.item()``, no host-side control
+flow that depends on tensor values, so CUDA kernels queue without synchronisation.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+
+
+def check_input_shape(input_shape, n_stages: int) -> tuple[int, int]:
+    """Validate ``(H, W)`` for an encoder with ``n_stages`` halvings; return it as ints."""
+    try:
+        h, w = (int(s) for s in input_shape)
+    except (TypeError, ValueError):
+        raise ConfigError(f"spectrogram shape must be (height, width), got {input_shape!r}") from None
+    factor = 2**n_stages
+    if h < 2 * factor or w < 2 * factor or h % factor or w % factor:
+        raise ConfigError(
+            f"spectrogram shape {h}x{w} does not fit a VAE with {n_stages} down-sampling stages: "
+            f"height and width must be multiples of {factor} and at least {2 * factor} "
+            f"(fix: use power-of-two syllable sizes such as 128x128, or fewer `channels` stages)"
+        )
+    return h, w
+
+
+def _conv_block(c_in: int, c_out: int, stride: int) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+
+class VAE(nn.Module):
+    """Convolutional VAE.
+
+    Parameters
+    ----------
+    input_shape : (int, int)
+        Spectrogram height and width (each a multiple of ``2 ** len(channels)``).
+    latent_dim : int
+    posterior : {"lowrank", "diagonal"}
+    rank : int
+        Rank of the low-rank covariance factor.
+    obs_precision : float
+        Precision of the Gaussian observation model.
+    channels : sequence of int
+        Channels per encoder stage; each stage is a stride-1 and a stride-2 convolution.
+    hidden : sequence of int
+        Fully connected widths between the flattened feature map and the latent.
+    """
+
+    def __init__(self, input_shape=(128, 128), latent_dim=32, posterior="lowrank", rank=1, obs_precision=10.0,
+                 channels=(8, 16, 24, 32), hidden=(1024, 256)):
+        super().__init__()
+        if posterior not in ("lowrank", "diagonal"):
+            raise ConfigError(f"posterior must be 'lowrank' or 'diagonal', got {posterior!r}")
+        channels = [int(c) for c in channels]
+        hidden = [int(h) for h in hidden]
+        self.input_shape = check_input_shape(input_shape, len(channels))
+        self.latent_dim = int(latent_dim)
+        self.posterior = posterior
+        self.rank = int(rank) if posterior == "lowrank" else 0
+        self.obs_precision = float(obs_precision)
+        self.config = {
+            "input_shape": list(self.input_shape), "latent_dim": self.latent_dim, "posterior": posterior,
+            "rank": int(rank), "obs_precision": self.obs_precision, "channels": channels, "hidden": hidden,
+        }
+        h, w = self.input_shape
+        factor = 2 ** len(channels)
+        self._feat_shape = (channels[-1], h // factor, w // factor)
+        n_feat = channels[-1] * (h // factor) * (w // factor)
+
+        layers: list[nn.Module] = []
+        c_prev = 1
+        for c in channels:
+            layers += _conv_block(c_prev, c, 1) + _conv_block(c, c, 2)
+            c_prev = c
+        self.encoder_conv = nn.Sequential(*layers)
+        mlp: list[nn.Module] = []
+        d_prev = n_feat
+        for d in hidden:
+            mlp += [nn.Linear(d_prev, d), nn.ReLU(inplace=True)]
+            d_prev = d
+        self.encoder_mlp = nn.Sequential(*mlp)
+        k = self.latent_dim
+        # One head: mean, log of the diagonal, and (low-rank) the factor U.
+        self.head = nn.Linear(d_prev, k * (2 + self.rank))
+
+        dec: list[nn.Module] = []
+        d_prev = k
+        for d in reversed(hidden):
+            dec += [nn.Linear(d_prev, d), nn.ReLU(inplace=True)]
+            d_prev = d
+        dec += [nn.Linear(d_prev, n_feat), nn.ReLU(inplace=True)]
+        self.decoder_mlp = nn.Sequential(*dec)
+        up: list[nn.Module] = []
+        rev = list(reversed(channels))
+        for i, c in enumerate(rev):
+            c_next = rev[i + 1] if i + 1 < len(rev) else channels[0]
+            up += [nn.ConvTranspose2d(c, c, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+            up += _conv_block(c, c_next, 1)
+        up += [nn.Conv2d(channels[0], 1, 3, padding=1)]
+        self.decoder_conv = nn.Sequential(*up)
+
+    # -- posterior ---------------------------------------------------------------
+    def encode(self, x: torch.Tensor):
+        """Posterior parameters for images ``x`` of shape ``(n, 1, H, W)``.
+
+        Returns ``(mu, log_d, u)`` as float32: mean ``(n, k)``, log of the diagonal
+        ``(n, k)`` and the low-rank factor ``(n, k, rank)`` (``None`` for the diagonal posterior).
+        """
+        f = self.encoder_conv(x).flatten(1)
+        out = self.head(self.encoder_mlp(f)).float()
+        k = self.latent_dim
+        mu = out[:, :k]
+        # Clamp keeps exp() finite early in training and under reduced precision.
+        log_d = out[:, k:2 * k].clamp(-12.0, 8.0)
+        u = out[:, 2 * k:].reshape(-1, k, self.rank) if self.rank else None
+        return mu, log_d, u
+
+    def sample(self, mu, log_d, u, generator: torch.Generator | None = None):
+        """Reparameterised sample ``z = mu + U e1 + sqrt(d) e2``."""
+        eps = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
+        z = mu + torch.exp(0.5 * log_d) * eps
+        if u is not None:
+            e1 = torch.randn((mu.shape[0], u.shape[2], 1), device=mu.device, dtype=mu.dtype, generator=generator)
+            z = z + torch.bmm(u, e1).squeeze(-1)
+        return z
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Mean reconstruction ``(n, 1, H, W)`` for latents ``z`` ``(n, k)`` (not clipped)."""
+        f = self.decoder_mlp(z).view(-1, *self._feat_shape)
+        return self.decoder_conv(f)
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
+        """Loss terms for a batch; returns ``(loss, recon, kl)``, each a 0-d float32 mean."""
+        mu, log_d, u = self.encode(x)
+        z = self.sample(mu, log_d, u, generator)
+        x_hat = self.decode(z)
+        recon = gaussian_nll(x, x_hat, self.obs_precision)
+        kl = kl_lowrank(mu, log_d, u) if u is not None else kl_diagonal(mu, log_d)
+        recon = recon.mean()
+        kl = kl.mean()
+        return recon + kl, recon, kl
+
+    def posterior_variance(self, log_d, u):
+        """Marginal variances ``diag(U Uᵀ + diag(d))``."""
+        var = torch.exp(log_d)
+        if u is not None:
+            var = var + (u * u).sum(-1)
+        return var
+
+
+def gaussian_nll(x: torch.Tensor, x_hat: torch.Tensor, precision: float) -> torch.Tensor:
+    """Per-image negative log-likelihood under ``N(x_hat, 1/precision)`` per pixel (float32)."""
+    diff = (x.float() - x_hat.float()).flatten(1)
+    n_pix = diff.shape[1]
+    const = 0.5 * n_pix * math.log(precision / (2.0 * math.pi))
+    return 0.5 * precision * (diff * diff).sum(1) - const
+
+
+def kl_diagonal(mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """Per-sample ``KL(N(mu, diag(exp(log_var))) || N(0, I))``."""
+    return 0.5 * (torch.exp(log_var) + mu * mu - 1.0 - log_var).sum(-1)
+
+
+def kl_lowrank(mu: torch.Tensor, log_d: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Per-sample ``KL(N(mu, U Uᵀ + diag(exp(log_d))) || N(0, I))``.
+
+    ``KL = ½ (tr Σ + |mu|² − k − log det Σ)`` with ``tr Σ = Σ d + Σ U²`` and, by the matrix
+    determinant lemma, ``log det Σ = Σ log d + log det(I_r + Uᵀ D⁻¹ U)``. Rank 1 has a
+    closed form; higher ranks use a Cholesky factor of the small ``r × r`` matrix
+    (``cholesky_ex`` does not synchronise with the host to check for errors).
+    """
+    k = mu.shape[-1]
+    d = torch.exp(log_d)
+    trace = d.sum(-1) + (u * u).sum((-2, -1))
+    if u.shape[-1] == 1:
+        logdet_small = torch.log1p((u[..., 0] ** 2 / d).sum(-1))
+    else:
+        cap = torch.eye(u.shape[-1], device=u.device, dtype=u.dtype) + torch.einsum("bki,bk,bkj->bij", u, 1.0 / d, u)
+        chol = torch.linalg.cholesky_ex(cap).L
+        logdet_small = 2.0 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
+    logdet = log_d.sum(-1) + logdet_small
+    return 0.5 * (trace + (mu * mu).sum(-1) - k - logdet)
+
+
+def build_model(config: dict) -> VAE:
+    """Rebuild a :class:`VAE` from its ``config`` dictionary (as stored in checkpoints)."""
+    return VAE(
+        input_shape=tuple(config["input_shape"]), latent_dim=config["latent_dim"], posterior=config["posterior"],
+        rank=config.get("rank", 1), obs_precision=config.get("obs_precision", 10.0),
+        channels=tuple(config["channels"]), hidden=tuple(config["hidden"]),
+    )
