@@ -262,3 +262,28 @@ def test_a_to_a_split_is_not_significant(demo_run, tmp_path):
     latents = encode(result.output / "model" / "model.pt", tmp_path / "store", tmp_path / "latents.csv", device="cpu")
     res = mmd_test(latents, group_col="group", a="A", b="B", params=cfg.stages["mmd"])
     assert res.p_value > 0.05, res
+
+
+@pytest.mark.parametrize("command", ["segment", "run"])
+def test_full_disk_fails_early_with_a_clear_message(tmp_path, monkeypatch, command):
+    import collections
+
+    from usvpipe import _io
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(_io.shutil, "disk_usage", lambda p: usage(10 * 2**30, 10 * 2**30 - 2**20, 2**20))
+    wav = tmp_path / "in" / "a.wav"
+    wav.parent.mkdir()
+    sf.write(wav, np.zeros(2500, dtype=np.float32), 250_000)
+    out = tmp_path / "out"
+    if command == "segment":
+        args = ["segment", str(wav.parent), str(out), "--no-progress"]
+    else:
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(f"[run]\ninput = '{wav.parent}'\noutput = '{out}'\n")
+        args = ["run", str(cfg), "--no-progress"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 2, res.output
+    assert "MiB free" in res.output and str(out) in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert not any(out.rglob("*"))  # nothing was written
