@@ -6,7 +6,7 @@ segmentation stage on first use.
 """
 from __future__ import annotations
 
-import importlib
+from ._lazy import lazy_exports
 
 from ._version import __version__
 from .errors import ConfigError, InputFileError, UsvpipeError
@@ -51,13 +51,4 @@ _LAZY = {
 
 __all__ = ["__version__", "UsvpipeError", "ConfigError", "InputFileError", *_LAZY]
 
-
-def __getattr__(name):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'usvpipe' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__():
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)

@@ -12,7 +12,7 @@ torch is imported on first use of a function, not by ``import usvpipe.vae``.
 """
 from __future__ import annotations
 
-import importlib
+from .._lazy import lazy_exports
 
 from .params import TrainParams
 
@@ -28,13 +28,4 @@ _LAZY = {
 
 __all__ = ["TrainParams", *_LAZY]
 
-
-def __getattr__(name):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'usvpipe.vae' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__():
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)
