@@ -153,6 +153,7 @@ def test_segmentation_killed_midway_resumes_to_the_uninterrupted_result(tmp_path
         with h5py.File(p, "r") as f:
             assert f["spectrograms"].shape[0] == f["onset_s"].shape[0]
     assert not (out / "syllables.csv").exists()
+    assert "not merged yet" in describe_directory(out)[0]
     mtimes = {p.name: p.stat().st_mtime_ns for p in done}
 
     subprocess.run(_usvpipe("segment", str(many_recordings), str(out), "--no-progress"), env=ENV, check=True)
@@ -204,7 +205,9 @@ def test_training_killed_midway_resumes_bit_for_bit(tmp_path, tiny_store):
     killed = _kill_when(_usvpipe("train", str(tiny_store), str(out), *TRAIN_ARGS), first_checkpoint)
     assert killed, "training finished before it could be killed"
     torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)  # what is in place is whole
+    assert "not finished" in describe_directory(out)[0]
     subprocess.run(_usvpipe("train", str(tiny_store), str(out), *TRAIN_ARGS, "--resume"), env=ENV, check=True)
+    assert "complete" in describe_directory(out)[0]
     a, b = _weights(ref), _weights(out)
     assert a.keys() == b.keys()
     for k in a:

@@ -470,16 +470,40 @@ def describe_directory(path) -> list[str]:
     if (path / "shards").is_dir():
         n = len(shard_files(path))
         return [f"{path}: syllable store with {n} shard(s), not merged yet (run `usvpipe merge {path}`)"]
-    models = sorted(path.glob("*.pt"))
+    models = sorted(p for p in path.glob("*.pt") if not p.name.startswith(_io.TMP_PREFIX))
     if models:
-        stamp = _read_stamp(path)
-        lines.append(f"{path}: model directory: {', '.join(m.name for m in models)}" + (" (training finished)" if stamp else " (training not finished: resume with `usvpipe train --resume`)"))
-        return lines
+        names = ", ".join(m.name for m in models)
+        if (path / "train.json").exists():
+            t = _io.read_json(path / "train.json")
+            return [f"{path}: trained VAE ({names}): best epoch {t.get('best_epoch')} of {t.get('epochs_run')}, "
+                    f"{t.get('n_train')} train / {t.get('n_val')} validation syllables, device {t.get('device')}; complete"]
+        return [f"{path}: VAE training not finished ({names}): continue with `usvpipe train STORE {path} --resume`"]
     if (path / "report.json").exists():
         r = _io.read_json(path / "report.json")
         return [f"{path}: MMD report: {_describe_mmd(r)}"]
-    files = sorted(p.name for p in path.iterdir())
-    return [f"{path}: not a usvpipe output directory ({len(files)} entries)"]
+    if (path / "umap.json").exists():
+        u = _io.read_json(path / "umap.json")
+        files = sorted(p.name for p in path.iterdir() if p.suffix in {".png", ".pdf", ".svg", ".html", ".csv"})
+        method = (u.get("params") or {}).get("method", "?")
+        return [f"{path}: latent-space figures ({method}): {', '.join(files)}"]
+    if (path / "synth.json").exists():
+        wavs = [p for p in path.rglob("*.wav") if not p.name.startswith(".")]
+        return [f"{path}: synthetic dataset, {len(wavs)} WAV files with *.truth.csv ground truth"]
+    if path.is_file():
+        if path.suffix in {".csv", ".h5"}:
+            from .vae import read_latents
+
+            try:
+                table = read_latents(path)
+            except Exception as exc:  # noqa: BLE001 - describing, not validating
+                raise UsvpipeError(f"{path}: not a latents table ({exc})") from None
+            zcols = [c for c in table.columns if c.startswith("z") and c[1:].isdigit()]
+            return [f"{path}: latents table, {len(table)} syllables, {len(zcols)}-d latents"]
+        return [f"{path}: a file, not a usvpipe output"]
+    wavs = [p for p in path.rglob("*.wav") if not p.name.startswith(".")]
+    if wavs:
+        return [f"{path}: input folder with {len(wavs)} WAV file(s); segment it with `usvpipe segment {path} OUT_DIR`"]
+    return [f"{path}: not a usvpipe output directory ({sum(1 for _ in path.iterdir())} entries)"]
 
 
 # --- demo ------------------------------------------------------------------------------------
