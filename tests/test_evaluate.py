@@ -262,6 +262,22 @@ def test_cli_segments_csv_split_by_recording(tmp_path):
     assert (total["n_pred"], total["n_true"], total["n_event_matches"]) == (3, 2, 2)
 
 
+def test_cli_segments_csv_counts_recordings_without_syllables(tmp_path):
+    # A recording where nothing was found has no rows in segments.csv; with the store's
+    # manifest beside it, its annotated calls are misses (not a skipped file). This also
+    # holds when only one recording had syllables.
+    seg = tmp_path / "segments.csv"
+    seg.write_text("recording,onset_s,offset_s,score\nA/a1.wav,0.1,0.2,1\n")
+    (tmp_path / "manifest.json").write_text(json.dumps({"recordings": {"A/a1.wav": {}, "B/b1.wav": {}}}))
+    _write(tmp_path / "gt" / "a1.truth.csv", [(0.1, 0.2)])
+    _write(tmp_path / "gt" / "b1.truth.csv", [(0.3, 0.4), (0.8, 0.9)])
+    res = CliRunner().invoke(_cli(), ["evaluate", str(seg), str(tmp_path / "gt"), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert [p["key"] for p in out["pairs"]] == ["a1", "b1"]
+    assert (out["total"]["n_pred"], out["total"]["n_true"], out["total"]["n_event_matches"]) == (1, 3, 1)
+
+
 def test_cli_errors_exit_nonzero(tmp_path):
     _write(tmp_path / "a" / "x_1.csv", [(0.1, 0.2)])
     res = CliRunner().invoke(_cli(), ["evaluate", str(tmp_path / "a"), str(tmp_path / "a")])

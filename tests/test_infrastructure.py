@@ -188,6 +188,34 @@ def test_shard_is_current_tracks_source_and_params(tmp_path):
     assert not shard_is_current(path, None, None)
 
 
+def test_store_keeps_labels_that_look_like_missing_values(tmp_path):
+    # group "NA" (not applicable) and animal "None" are names; empty scores stay NaN
+    write_shard(tmp_path, "NA/None/r.wav", np.zeros((2, 8, 8)), [0.0, 1.0], [0.5, 1.5], animal="None", group="NA",
+                columns={"score": [np.nan, 1.0]})
+    table = open_store(tmp_path).table
+    assert list(table.group) == ["NA", "NA"] and list(table.animal) == ["None", "None"]
+    assert np.isnan(table.score[0]) and table.score[1] == 1.0
+
+
+def test_unwritable_output_is_one_clear_line(tmp_path, monkeypatch):
+    # an output "inside" a regular file cannot be created, also as root
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    with pytest.raises(OutputError, match="file.txt/x.csv: cannot write here"):
+        _io.write_text_atomic(blocker / "x.csv", "a")
+    assert blocker.read_text() == "x"
+    # any other OSError reaching the CLI is one line naming the file, exit status 2
+    import usvpipe.pipeline
+
+    def denied(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(usvpipe.pipeline, "describe_directory", denied)
+    res = CliRunner().invoke(main, ["info", str(tmp_path / "somewhere")])
+    assert res.exit_code == 2 and res.output.strip() == (
+        f"usvpipe: error: {tmp_path / 'somewhere'}: Permission denied (fix: check the path, its permissions and free space)")
+
+
 def test_open_store_errors_clearly(tmp_path):
     with pytest.raises(UsvpipeError, match="not a syllable store"):
         open_store(tmp_path)
@@ -200,6 +228,13 @@ def test_merge_cli(tmp_path):
     assert "3 recordings complete, 8 syllables" in res.output
     res = CliRunner().invoke(main, ["merge", str(tmp_path / "nope")])
     assert res.exit_code == 2 and "not a directory" in res.output
+    # a folder that is not a store (e.g. the recordings) is refused and left untouched
+    wavs = tmp_path / "wavs"
+    wavs.mkdir()
+    (wavs / "a.wav").write_bytes(b"RIFF")
+    res = CliRunner().invoke(main, ["merge", str(wavs)])
+    assert res.exit_code == 2 and "not a syllable store" in res.output
+    assert sorted(p.name for p in wavs.iterdir()) == ["a.wav"]
 
 
 def test_cli_help_lists_commands_without_heavy_imports():

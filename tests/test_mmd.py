@@ -330,6 +330,22 @@ def test_validation_errors_name_the_file(tmp_path):
         MMDParams(unit="session")
 
 
+def test_group_and_animal_names_that_look_like_missing_values_or_numbers(tmp_path):
+    # Labels are names: a group "NA" (not applicable), groups "01"/"02", an animal "None",
+    # and rows whose group is empty must neither crash nor be renamed.
+    rng = np.random.default_rng(21)
+    df = _nested(rng, animals=(4, 4), per_animal=4)
+    df["group"] = df["group"].map({"A": "NA", "B": "01"})
+    df.loc[df.animal == "A0", "animal"] = "None"
+    df = pd.concat([df, df.iloc[:3].assign(animal="x", group="")], ignore_index=True)
+    path = tmp_path / "latents.csv"
+    df.to_csv(path, index=False)
+    with pytest.raises(InputFileError, match=r"3 groups \(, 01, NA\)"):
+        mmd_test(path, params=MMDParams(**FAST))
+    res = mmd_test(path, a="NA", b="01", params=MMDParams(**FAST))
+    assert tuple(res.groups) == ("NA", "01") and res.n_animals == {"NA": 4, "01": 4}
+
+
 def test_save_writes_report_and_figures(tmp_path):
     rng = np.random.default_rng(21)
     df = _nested(rng, animals=(4, 4), per_animal=6, shift=1.0)

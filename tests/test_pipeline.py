@@ -77,7 +77,24 @@ def test_config_rejects_unknown_sections_and_keys(tmp_path):
     assert res.exit_code == 2 and "unknown section(s) trian" in res.output
     path.write_text("[run]\ninput='x'\n[train]\nepoch=3\n")
     res = CliRunner().invoke(main, ["run", str(path)])
-    assert res.exit_code == 2 and "[train]: unknown parameter(s) epoch" in res.output
+    assert res.exit_code == 2 and f"{path}: [train]: unknown parameter(s) epoch" in res.output
+
+
+def test_command_line_paths_are_relative_to_the_working_directory(tmp_path, monkeypatch):
+    # `usvpipe run conf/usvpipe.toml --input recs` means ./recs, not conf/recs; paths in
+    # the file stay relative to the file, and "~" is the home folder in both.
+    from usvpipe.pipeline import read_pipeline_config
+
+    (tmp_path / "conf").mkdir()
+    cfg = tmp_path / "conf" / "usvpipe.toml"
+    cfg.write_text("[run]\ninput = 'in_file'\nmetadata = '~/mice.csv'\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    run = read_pipeline_config(cfg, input="recs", output="out").run
+    assert run.input == str(tmp_path / "recs")
+    assert run.output == str(tmp_path / "out")
+    assert run.metadata == str(tmp_path / "home" / "mice.csv")
+    assert read_pipeline_config(cfg).run.input == str(tmp_path / "conf" / "in_file")
 
 
 # --------------------------------------------------------------------------- bad input
@@ -248,6 +265,34 @@ def test_rerun_skips_up_to_date_stages_and_redoes_changed_ones(demo_run):
     changed = dataclasses.replace(cfg, stages={**cfg.stages, "mmd": dataclasses.replace(cfg.stages["mmd"], seed=cfg.stages["mmd"].seed + 1)})
     third = run_pipeline(changed, progress=False)
     assert [s.status for s in third.stages[1:]] == ["skipped (up to date)"] * 3 + ["ran"]
+
+
+def test_rerun_with_new_training_parameters_retrains(tmp_path):
+    # `usvpipe run` after editing [train] (or adding recordings) must train a new model,
+    # not fail on (or silently resume) the old checkpoint: its OUT_DIR is not the user's choice.
+    import torch
+
+    from usvpipe.store import write_shard
+    from usvpipe.synth import render_call_image, sample_calls
+
+    out = tmp_path / "run"
+    for r in range(2):
+        calls = sample_calls(40, seed=r)
+        imgs = np.stack([render_call_image(c, shape=(32, 32)) for c in calls.to_dict("records")])
+        write_shard(out / "store", f"g/a{r}/rec{r}.wav", imgs, calls["duration_s"].cumsum(),
+                    calls["duration_s"].cumsum() + 0.01, animal=f"a{r}", group="g")
+    train = {"epochs": 1, "batch_size": 16, "latent_dim": 4, "channels": [4, 8], "hidden": [16], "figure_every": 0}
+
+    def run(**changes):
+        cfg = config_from_mapping({"run": {"output": str(out), "stages": ["train"], "device": "cpu"},
+                                   "train": {**train, **changes}})
+        res = run_pipeline(cfg, progress=False)
+        ckpt = torch.load(out / "model" / "checkpoint.pt", map_location="cpu", weights_only=False)
+        return res.stages[1].status, ckpt["model_config"]["latent_dim"], int(ckpt["epoch"])
+
+    assert run() == ("ran", 4, 1)
+    assert run() == ("skipped (up to date)", 4, 1)
+    assert run(latent_dim=3) == ("ran", 3, 1)
 
 
 def test_a_to_a_split_is_not_significant(demo_run, tmp_path):

@@ -105,9 +105,38 @@ def test_metadata_csv_and_listing(dataset, tmp_path):
     assert run.n_done == 2 and run.merged
     segs = pd.read_csv(tmp_path / "out" / "segments.csv")
     assert set(segs.animal) <= {"m1", "m2"} and set(segs.group) <= {"ko", "wt"}
+    # a path in a listing that does not exist is a clear per-file failure, not an "unexpected" error
+    missing = tmp_path / "missing.txt"
+    missing.write_text(f"{wavs[0]}\nnot/there.wav\n")
+    run = segment_recordings(missing, tmp_path / "out3", progress=False)
+    assert run.n_done == 1 and run.n_failed == 1
+    assert "not/there.wav: file not found" in run.failures[0][1] and "unexpected" not in run.failures[0][1]
     # a WAV missing from the metadata CSV is a reported failure, not a silent guess
     run = segment_recordings(wavs[:3], tmp_path / "out2", metadata=meta, progress=False)
     assert run.n_failed == 1 and "not listed in metadata" in run.failures[0][1]
+
+
+@pytest.mark.parametrize("style", ["spaces", "windows", "semicolon", "outside"])
+def test_metadata_csv_as_spreadsheets_and_windows_write_it(dataset, tmp_path, style):
+    # Real metadata CSVs: "path, animal, group" with spaces, backslash paths and CRLF from
+    # Windows, ';' from comma-decimal locales, or kept outside the data folder with paths
+    # relative to the input folder. Each must give every recording its animal and group.
+    from usvpipe.pipeline_segment import plan_recordings
+
+    import os
+
+    rels = sorted(p.relative_to(dataset).as_posix() for p in dataset.rglob("*.wav"))
+    # paths relative to the CSV's folder, except in "outside" (relative to the input folder)
+    paths = rels if style == "outside" else [os.path.relpath(dataset / r, tmp_path) for r in rels]
+    rows = [(p, f"m{i}", "ko" if i % 2 else "wt") for i, p in enumerate(paths)]
+    sep, eol = {"spaces": ", ", "semicolon": ";"}.get(style, ","), "\n"
+    if style == "windows":
+        rows, eol = [(p.replace("/", "\\"), a, g) for p, a, g in rows], "\r\n"
+    meta = tmp_path / f"meta_{style}.csv"
+    meta.write_bytes(eol.join([sep.join(("path", "animal", "group"))] + [sep.join(r) for r in rows]).encode() + eol.encode())
+    recs, problems = plan_recordings(dataset, meta)
+    assert problems == []
+    assert [(r.recording, r.animal, r.group) for r in recs] == [(r, a, g) for (_, a, g), r in zip(rows, rels)]
 
 
 def test_layout_fallbacks():
@@ -127,6 +156,12 @@ def test_multichannel_needs_channel(tmp_path):
     run = segment_recordings(tmp_path / "in", tmp_path / "out", progress=False, channel="mix")
     assert run.n_done == 1 and run.n_failed == 0 and run.merged
     assert pd.read_csv(tmp_path / "out" / "errors.csv").empty
+    # a re-run that now fails (here: a channel the file lacks) must not keep the earlier
+    # run's syllables in the store as if they were made with the new parameters
+    run = segment_recordings(tmp_path / "in", tmp_path / "out", progress=False, channel=5)
+    assert run.n_failed == 1 and "channel 5" in run.failures[0][1]
+    store = open_store(tmp_path / "out")
+    assert store.manifest["n_recordings"] == 0 and store.manifest["n_failed"] == 1 and len(store) == 0
 
 
 def test_syllable_params():

@@ -266,3 +266,8 @@ def test_cli_synth(tmp_path):
     assert meta.group.tolist() == ["A", "B", "C"]
     res = CliRunner().invoke(main, ["synth", str(out), "--groups", ","])
     assert res.exit_code != 0 and "group" in res.output
+    # a second dataset into the same folder would mix with the first: refused without --force
+    res = CliRunner().invoke(main, ["synth", str(out), "--groups", "A", "--animals-per-group", "1", "--duration-s", "0.5"])
+    assert res.exit_code == 2 and "already holds 3 WAV file(s)" in res.output and "--force" in res.output
+    res = CliRunner().invoke(main, ["synth", str(out), "--groups", "A", "--animals-per-group", "1", "--duration-s", "0.5", "--force"])
+    assert res.exit_code == 0, res.output

@@ -250,6 +250,17 @@ def test_minimal_table_free_ids_and_missing_times(tmp_path):
     plt.close(fig)
 
 
+def test_read_latents_keeps_labels_that_look_like_missing_values(tmp_path):
+    from usvpipe.viz import read_latents
+
+    frame = pd.DataFrame({"id": ["a", "b", "c"], "group": ["NA", "WT", "NA"], "animal": ["None", "m1", "None"],
+                          "onset_s": [0.1, np.nan, 0.3], "z0": [0.0, 1.0, 2.0]})
+    frame.to_csv(tmp_path / "latents.csv", index=False)
+    got = read_latents(tmp_path / "latents.csv")
+    assert list(got.group) == ["NA", "WT", "NA"] and list(got.animal) == ["None", "m1", "None"]
+    assert np.isnan(got.onset_s[1])
+
+
 def test_store_must_match_latents(data, tmp_path):
     store, _, table = data
     bad = table.copy()

@@ -880,7 +880,7 @@ class MMDResult:
         return {k: Path(v) for k, v in paths.items()}
 
 
-def _read_latents(latents):
+def _read_latents(latents, text_cols=()):
     import pandas as pd
 
     if isinstance(latents, pd.DataFrame):
@@ -892,7 +892,10 @@ def _read_latents(latents):
         if path.suffix.lower() in (".h5", ".hdf5"):
             frame = pd.read_hdf(path)
         else:
-            frame = pd.read_csv(path)
+            # keep_default_na=False: a group or animal called "NA" (or "None") is a name, not a gap
+            # and the group/animal columns are text: groups "1"/"" must not become 1.0/NaN
+            frame = pd.read_csv(path, keep_default_na=False, na_values=[""],
+                                dtype={c: str for c in ("id", "recording", "animal", "group", "shard", *text_cols)})
     except Exception as exc:  # pandas raises many types for unreadable files
         raise InputFileError(path, f"cannot read latents table ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
                              "pass a CSV with metadata columns and z0..z{d-1}") from None
@@ -941,7 +944,7 @@ def mmd_test(latents, *, group_col: str = "group", a: Optional[str] = None, b: O
     from ._version import __version__
     from .config import params_to_dict
 
-    frame, source = _read_latents(latents)
+    frame, source = _read_latents(latents, (group_col, params.animal_col))
     if group_col not in frame.columns:
         raise InputFileError(source, f"no group column {group_col!r} (columns: {', '.join(map(str, frame.columns[:12]))})",
                              "pass --group-col with the column that holds the groups")
@@ -950,11 +953,13 @@ def mmd_test(latents, *, group_col: str = "group", a: Optional[str] = None, b: O
         raise InputFileError(source, "no latent columns found (expected z0..z{d-1}" +
                              (f" or columns matching {params.features!r})" if params.features else ")"),
                              "pass --features with a glob matching the latent columns")
-    groups_all = frame[group_col].astype(str)
+    groups_all = frame[group_col].fillna("").astype(str)  # a missing group is the group "", not NaN
     present = sorted(groups_all.unique())
     if len(present) < 2:
-        raise InputFileError(source, f"column {group_col!r} has fewer than 2 groups ({', '.join(present) or 'none'})",
-                             "the MMD test compares two groups")
+        names = ", ".join(repr(g) for g in present) or "none"
+        raise InputFileError(source, f"column {group_col!r} has fewer than 2 groups ({names})",
+                             "the MMD test compares two groups: give each recording its group with the folder "
+                             "layout group/animal/*.wav or a metadata CSV path,animal,group, then re-segment")
     if a is None and b is None:
         if len(present) > 2:
             raise InputFileError(source, f"column {group_col!r} has {len(present)} groups ({', '.join(present[:8])})",
@@ -974,7 +979,7 @@ def mmd_test(latents, *, group_col: str = "group", a: Optional[str] = None, b: O
     if a == b:
         raise InputFileError(source, f"--a and --b are the same group ({a!r})", "compare two different groups")
     sub = frame.loc[groups_all.isin([a, b])].reset_index(drop=True)
-    g = sub[group_col].astype(str).to_numpy()
+    g = sub[group_col].fillna("").astype(str).to_numpy()
     try:
         Z = sub[feats].to_numpy(dtype=np.float64)
     except (TypeError, ValueError):
@@ -998,7 +1003,7 @@ def mmd_test(latents, *, group_col: str = "group", a: Optional[str] = None, b: O
     rng = np.random.default_rng(params.seed)
 
     if has_animal:
-        animals = sub[params.animal_col].astype(str).to_numpy()
+        animals = sub[params.animal_col].fillna("").astype(str).to_numpy()
         both = sorted(set(animals[g == a]) & set(animals[g == b]))
         if both and unit == "animal":
             raise InputFileError(source, f"animal(s) {', '.join(both[:5])} appear in both groups {a!r} and {b!r}",

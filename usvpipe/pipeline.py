@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 STAGES = ("segment", "train", "encode", "umap", "mmd")
 STAMP = "stage.json"
+LEAF_STAGES = ("umap", "mmd")  # no other stage reads their outputs
 
 
 @dataclass(frozen=True)
@@ -113,11 +114,21 @@ def config_from_mapping(mapping: Mapping[str, Mapping], *, base_dir: Path | None
     unknown = sorted(set(mapping) - set(classes) - {"run"})
     if unknown:
         raise ConfigError(f"{source or 'config'}: unknown section(s) {', '.join(unknown)}; valid: run, {', '.join(classes)}")
+    run_overrides = dict(run_overrides)
+    if base_dir is not None:
+        # Paths given on the command line are relative to where the command runs, not to
+        # the config file: make them absolute before the config's paths are rebased.
+        for key in ("input", "output", "metadata"):
+            if run_overrides.get(key):
+                run_overrides[key] = str(Path(run_overrides[key]).expanduser().resolve())
     run = params_from_mapping(RunParams, mapping.get("run", {}), section="run", **run_overrides)
     if base_dir is not None:
         # Paths in a config file are relative to that file, not to where the command runs.
         def rel(p: str) -> str:
-            return p if not p or Path(p).is_absolute() else str((base_dir / p).resolve())
+            if not p:
+                return p
+            q = Path(p).expanduser()
+            return str(q if q.is_absolute() else (base_dir / q).resolve())
         run = dataclasses.replace(run, input=rel(run.input), output=rel(run.output), metadata=rel(run.metadata))
     stages = {name: params_from_mapping(cls, mapping.get(name, {}), section=name) for name, cls in classes.items()}
     return PipelineConfig(run=run, stages=stages, source=source)
@@ -125,7 +136,13 @@ def config_from_mapping(mapping: Mapping[str, Mapping], *, base_dir: Path | None
 
 def read_pipeline_config(path, **run_overrides) -> PipelineConfig:
     path = Path(path)
-    return config_from_mapping(load_config(path), base_dir=path.parent.resolve(), source=str(path), **run_overrides)
+    mapping = load_config(path)
+    try:
+        return config_from_mapping(mapping, base_dir=path.parent.resolve(), source=str(path), **run_overrides)
+    except ConfigError as exc:
+        # name the file: "[train]: unknown parameter epoch" alone does not say which config
+        msg = str(exc)
+        raise ConfigError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
 
 
 # --- default config ---------------------------------------------------------------------
@@ -260,7 +277,16 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True, force: bool =
             log.info("%s: up to date, skipped", name)
             return
         t0 = time.perf_counter()
-        detail = body()
+        try:
+            detail = body()
+        except UsvpipeError as exc:
+            if name not in LEAF_STAGES:
+                raise
+            # Nothing depends on a figure or a test: record why it failed and still
+            # write the report of everything else (the command exits non-zero).
+            outcomes.append(StageOutcome(name, "failed", time.perf_counter() - t0, str(exc)))
+            log.info("%s failed: %s", name, exc)
+            return
         dt = time.perf_counter() - t0
         _write_stamp(stage_dir, digest, dt)
         outcomes.append(StageOutcome(name, "ran", dt, detail or ""))
@@ -274,6 +300,11 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True, force: bool =
             metadata=run.metadata or None, jobs=run.jobs, progress=progress,
         )
         result.segment_failures = list(getattr(seg, "failures", []) or [])
+        if seg.n_recordings and seg.n_failed == seg.n_recordings and set(run.stages) - {"segment"}:
+            # say why now: the next stage could only report an empty store
+            first = str(seg.failures[0][1]) if seg.failures else ""
+            raise UsvpipeError(f"{run.input}: all {seg.n_recordings} recording(s) failed, e.g. {first} "
+                               f"(every reason is in {seg.errors_path})")
         return _describe(seg)
 
     if "segment" in run.stages:
@@ -296,6 +327,13 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True, force: bool =
     def do_train() -> str:
         from .vae import train
 
+        stamp = _read_stamp(model_dir)
+        if force or (stamp is not None and stamp.get("digest") != train_digest):
+            # The checkpoint is a finished training of other parameters or another store:
+            # start over (resuming it would fail, or silently continue the old run). Without
+            # a stamp the checkpoint is this training's, interrupted: resume it.
+            for name in (STAMP, "checkpoint.pt", "model.pt"):
+                (model_dir / name).unlink(missing_ok=True)
         res = train(store_dir, model_dir, p["train"], device=run.device, resume=True, progress=progress)
         return f"model {res.model_path}"
 
@@ -304,7 +342,8 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True, force: bool =
         sd = store_digest()
     else:
         sd = ""
-    stage("train", model_dir, params_digest(p["train"], {"store": sd}), model_path.exists, do_train)
+    train_digest = params_digest(p["train"], {"store": sd})
+    stage("train", model_dir, train_digest, model_path.exists, do_train)
 
     # 3. encode
     def do_encode() -> str:
@@ -336,7 +375,8 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True, force: bool =
 
     stage("mmd", mmd_dir, params_digest(p["mmd"], {"latents": _fingerprint(latents_path), "cmp": [run.group_col, run.group_a, run.group_b]}),
           lambda: (mmd_dir / "report.json").exists(), do_mmd)
-    if result.mmd is None and (mmd_dir / "report.json").exists():
+    # an up-to-date report from an earlier run (not a stale one when this run's test failed)
+    if result.mmd is None and outcomes[-1].status.startswith("skipped") and (mmd_dir / "report.json").exists():
         result.mmd = _io.read_json(mmd_dir / "report.json")
 
     _io.write_json_atomic(out / "run_manifest.json", {
@@ -457,7 +497,7 @@ def describe_directory(path) -> list[str]:
             if (path / sub).exists():
                 lines += ["  " + x for x in describe_directory(path / sub)]
         return lines
-    if (path / "manifest.json").exists() and (path / "shards").is_dir():
+    if (path / "manifest.json").exists() and ((path / "shards").is_dir() or (path / "errors").is_dir()):
         m = _io.read_json(path / "manifest.json")
         n_shards = len(shard_files(path))
         merged = m.get("n_recordings") == n_shards

@@ -294,18 +294,26 @@ def read_metadata(path) -> dict[Path, dict]:
     if not path.exists():
         raise InputFileError(path, "metadata CSV not found", "check the --metadata path")
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        # skipinitialspace: hand-written "path, animal, group" is common
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except Exception as exc:  # pandas raises several types for malformed CSVs
         raise InputFileError(path, f"unreadable metadata CSV ({str(exc).splitlines()[0]})", "write it as CSV with columns path,animal,group") from None
+    if len(table.columns) == 1 and ";" in str(table.columns[0]):
+        # spreadsheets in comma-decimal locales save CSV with ';'
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, sep=";")
+    table.columns = [str(c).strip() for c in table.columns]
     missing = [c for c in ("path", "animal", "group") if c not in table.columns]
     if missing:
         raise InputFileError(path, f"metadata CSV lacks column(s) {', '.join(missing)} (has {', '.join(table.columns)})", "add columns path,animal,group")
     base = _abs(path).parent
     out = {}
     for row in table.itertuples(index=False):
-        q = Path(str(row.path)).expanduser()
+        p = str(row.path).strip()
+        if os.sep == "/" and "\\" in p:
+            p = p.replace("\\", "/")  # a CSV written on Windows separates folders with backslashes
+        q = Path(p).expanduser()
         q = _abs(q if q.is_absolute() else base / q)
-        out[q] = {"animal": str(row.animal), "group": str(row.group)}
+        out[q] = {"animal": str(row.animal).strip(), "group": str(row.group).strip()}
     return out
 
 
@@ -329,12 +337,15 @@ def plan_recordings(inputs, metadata=None) -> tuple[list[Recording], list[tuple[
     ``(path, recording, reason)`` for files missing from a metadata CSV."""
     files, root = discover_inputs(inputs)
     meta = read_metadata(metadata) if metadata is not None else None
+    meta_base = _abs(metadata).parent if metadata is not None else None
     recs, problems = [], []
     for f in files:
         rel = f.relative_to(root) if _is_relative_to(f, root) else Path(f.name)
         rid = rel.as_posix()
         if meta is not None:
-            m = meta.get(f)
+            # relative paths: to the CSV's folder, or else to the input folder (a CSV
+            # kept outside the data folder usually lists paths as the input shows them)
+            m = meta.get(f) or meta.get(_abs(meta_base / rel))
             if m is None:
                 problems.append((str(f), rid, f"not listed in metadata CSV {metadata} (fix: add a row path,animal,group or remove the file)"))
                 recs.append(Recording(str(f), rid))
@@ -382,10 +393,20 @@ def _run_task(task: _Task) -> dict:
         reason = str(exc)
     except MemoryError:
         reason = f"{rec.path}: out of memory while processing (fix: run with fewer --jobs)"
+    except OSError as exc:
+        if exc.filename is not None and os.path.abspath(os.fsdecode(exc.filename)) == os.path.abspath(rec.path):
+            # e.g. a path in a .txt listing that does not exist, or a file without read permission
+            what = "file not found" if isinstance(exc, FileNotFoundError) else f"cannot read the file ({exc.strerror})"
+            reason = f"{rec.path}: {what} (fix: check the path in the input listing, and that the file is readable)"
+        else:
+            reason = f"{rec.path}: unexpected {type(exc).__name__}: {exc} (fix: report this with the file)"
     except Exception as exc:  # keep the batch going; report the unexpected error in one line
         reason = f"{rec.path}: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} (fix: report this with the file)"
     try:
         store.write_error(task.out_dir, rec.recording, rec.path, reason)
+        # A shard from an earlier run was made from another version of the file or other
+        # parameters (else this run would have skipped it): it must not be merged as if current.
+        store.shard_path(task.out_dir, rec.recording).unlink(missing_ok=True)
     except OSError:
         pass
     return {"status": "failed", "recording": rec.recording, "path": rec.path, "error": reason, "n": 0, "audio_s": 0.0, "time_s": time.perf_counter() - t0}
@@ -527,6 +548,7 @@ def segment_recordings(
         if rec.recording in problem_ids:
             reason = next(r for _, rid, r in problems if rid == rec.recording)
             store.write_error(out_dir, rec.recording, rec.path, f"{rec.path}: {reason}")
+            store.shard_path(out_dir, rec.recording).unlink(missing_ok=True)  # stale, see _run_task
             run.n_failed += 1
             run.failures.append((rec.path, f"{rec.path}: {reason}"))
             continue

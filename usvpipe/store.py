@@ -245,6 +245,10 @@ def merge_store(store_dir) -> "pd.DataFrame":
     if not store_dir.is_dir():
         raise UsvpipeError(f"{store_dir}: not a directory (fix: pass the OUT_DIR of `usvpipe segment`)")
     shard_dir = store_dir / SHARD_DIR
+    if not shard_dir.is_dir() and not (store_dir / ERROR_DIR).is_dir() and not (store_dir / MANIFEST_NAME).exists():
+        # never write a table and manifest into, say, the folder of recordings by mistake
+        raise UsvpipeError(f"{store_dir}: not a syllable store (no {SHARD_DIR}/ or {ERROR_DIR}/ folder) "
+                           "(fix: pass the OUT_DIR of `usvpipe segment`)")
     remove_stale_temporaries(shard_dir)
     infos = sorted((read_shard_info(p) for p in shard_files(store_dir)), key=lambda s: s.recording)
     tables = [_shard_table(i, store_dir) for i in infos]
@@ -394,7 +398,8 @@ def open_store(path, *, merge_if_stale: bool = True) -> SyllableStore:
         if stale:
             merge_store(path)
     text_cols = ("id", "recording", "animal", "group", "shard")
-    table = pd.read_csv(table_path, dtype={c: str for c in text_cols})
+    # keep_default_na=False: an animal or group called "NA" (or "None") is a name, not a gap
+    table = pd.read_csv(table_path, dtype={c: str for c in text_cols}, keep_default_na=False, na_values=[""])
     for c in text_cols:
         if c in table:
             table[c] = table[c].fillna("")

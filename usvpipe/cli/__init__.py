@@ -61,6 +61,11 @@ class _LazyGroup(click.Group):
         except UsvpipeError as exc:
             click.echo(f"usvpipe: error: {exc}", err=True)
             sys.exit(2)
+        except OSError as exc:
+            # the file system said no (permissions, disk full, a vanished file): one line, not a traceback
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"usvpipe: error: {where}{exc.strerror or exc} (fix: check the path, its permissions and free space)", err=True)
+            sys.exit(2)
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

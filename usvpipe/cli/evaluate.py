@@ -28,8 +28,22 @@ def _collect(path: Path, pattern: str | None, label: str) -> dict:
                                  f"use --{label}-glob to choose files")
         return {str(f.relative_to(path)): read_segments(f) for f in files}
     frame = read_segments(path)
-    if "recording" in frame.columns and frame["recording"].nunique() > 1:
-        return _split_by_recording(frame)
+    if "recording" in frame.columns:
+        tables = _split_by_recording(frame)
+        # segments.csv has no rows for a recording without syllables; the store's manifest
+        # beside it lists every recording, so those count as misses instead of being skipped
+        manifest = path.parent / "manifest.json"
+        if manifest.exists():
+            from .._io import read_json
+
+            try:
+                recordings = read_json(manifest).get("recordings", {})
+            except (OSError, ValueError, AttributeError):
+                recordings = {}
+            for rec in recordings:
+                tables.setdefault(str(rec), frame.iloc[:0].reset_index(drop=True))
+        if len(tables) > 1:
+            return tables
     return {path.name: frame}
 
 

@@ -32,6 +32,10 @@ def _finish(result) -> None:
         click.echo(f"{len(result.segment_failures)} recording(s) failed:", err=True)
         for f in result.segment_failures:
             click.echo(f"  {f}", err=True)
+    for s in result.stages:
+        if s.status == "failed":
+            click.echo(f"usvpipe: error: {s.name}: {s.detail}", err=True)
+    if not result.ok:
         sys.exit(1)
 
 

@@ -24,8 +24,9 @@ from ..errors import ConfigError
               help="Room noise below 20 kHz relative to in-band noise (dB).")
 @click.option("--no-low-freq-noise", is_flag=True, help="Disable the low-frequency room noise.")
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--force", is_flag=True, help="Write into a folder that already holds WAV files.")
 def synth(out_dir, groups, animals_per_group, recordings_per_animal, duration_s, group_shift, animal_sd, snr_db,
-          call_rate_hz, sample_rate_hz, low_freq_noise_db, no_low_freq_noise, seed):
+          call_rate_hz, sample_rate_hz, low_freq_noise_db, no_low_freq_noise, seed, force):
     """Generate OUT_DIR/<group>/<animal>/*.wav with *.truth.csv and metadata.csv.
 
     Calls are frequency-modulated sweeps in 30-110 kHz with harmonics; onsets/offsets in
@@ -36,6 +37,12 @@ def synth(out_dir, groups, animals_per_group, recordings_per_animal, duration_s,
     names = tuple(g.strip() for g in groups.split(",") if g.strip())
     if not names:
         raise ConfigError("--groups: give at least one group name, e.g. --groups A,B")
+    from pathlib import Path
+
+    old = sorted(Path(out_dir).rglob("*.wav")) if Path(out_dir).is_dir() else []
+    if old and not force:
+        # the old recordings would stay beside the new ones and enter every later analysis
+        raise ConfigError(f"{out_dir}: already holds {len(old)} WAV file(s) (fix: choose a new folder, delete it, or pass --force)")
     meta = make_dataset(
         out_dir, groups=names, animals_per_group=animals_per_group, recordings_per_animal=recordings_per_animal,
         duration_s=duration_s, group_shift=group_shift, animal_sd=animal_sd, snr_db=snr_db,

@@ -176,7 +176,8 @@ def read_latents(path):
         return frame
     text_cols = ("id", "recording", "animal", "group", "shard")
     try:
-        frame = pd.read_csv(path, dtype={c: str for c in text_cols}, low_memory=False)
+        # keep_default_na=False: an animal or group called "NA" (or "None") is a name, not a gap
+        frame = pd.read_csv(path, dtype={c: str for c in text_cols}, low_memory=False, keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputFileError(path, f"not a readable CSV ({str(exc).splitlines()[0]})", "pass the latents.csv written by `usvpipe encode`") from None
     for c in text_cols:
