@@ -9,6 +9,14 @@ Spearman) between the true (z, z') and the learned posterior means is printed.
     python scripts/poise_identifiability.py                      # defaults below
     python scripts/poise_identifiability.py --seeds 0 1 2 --epochs 60
 
+``--floors`` prints what needs no identifiability (random rotations of the true latents, PCA /
+ICA of x); with 3 latents per modality a random rotation already scores ~0.83, so use
+``--dims 5`` or more. ``--diagonal`` couples z_i with z'_i only, which makes the prior pin the
+axes far more strongly than the dense default (see docs/poise.md, "Diagnosis"):
+
+    A="--dims 5 --diagonal --coupling 1.5 --quartic 3 --kl-gradient pathwise --epochs 300"
+    python scripts/poise_identifiability.py $A --kl-weight 2 --seeds 0 1 2 --floors --models poise vae
+
 For MVAE the learned latent is the shared one (n + m dims) matched to (z, z').
 ``poise-oracle`` is a diagnostic: POISE with the prior fixed at the true couplings (only
 encoders/decoders learnt), separating "the couplings are not learnt" from "even the right
@@ -46,6 +54,32 @@ def _oracle(params, data):
     return model
 
 
+def _linear_r2(true, learned):
+    """Mean R^2 of least-squares regressions of each true latent on all learned ones."""
+    a = np.column_stack([learned, np.ones(len(learned))])
+    coef, *_ = np.linalg.lstsq(a, true, rcond=None)
+    resid = true - a @ coef
+    return float(np.mean(1.0 - resid.var(0) / true.var(0)))
+
+
+def _floors(data, dims, n_rot=200):
+    """MCC floors: random orthogonal rotations of the true latents, PCA and FastICA of x."""
+    from scipy.stats import ortho_group
+    from sklearn.decomposition import PCA, FastICA
+
+    from usvpipe.poise import mean_corr_coef
+
+    z, zp = data.extra["z"], data.extra["zp"]
+    true = np.concatenate([z, zp], 1)
+    rot = np.array([mean_corr_coef(true, np.concatenate(
+        [z @ ortho_group.rvs(dims, random_state=2 * r), zp @ ortho_group.rvs(dims, random_state=2 * r + 1)], 1))
+        for r in range(n_rot)]) if dims > 1 else np.ones(1)
+    pca = np.concatenate([PCA(dims).fit_transform(data.x1), PCA(dims).fit_transform(data.x2)], 1)
+    ica = np.concatenate([FastICA(dims, random_state=0, max_iter=2000).fit_transform(x) for x in (data.x1, data.x2)], 1)
+    return {"rotation_mean": float(rot.mean()), "rotation_p90": float(np.quantile(rot, 0.9)),
+            "pca": mean_corr_coef(true, pca), "ica": mean_corr_coef(true, ica)}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--samples", type=int, default=6000)
@@ -55,9 +89,17 @@ def main(argv=None):
     ap.add_argument("--quartic", type=float, default=0.5)
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
-    ap.add_argument("--models", nargs="+", default=["poise", "vae", "mvae"])
+    ap.add_argument("--models", nargs="*", default=["poise", "vae", "mvae"],
+                    help="models to train (none: with --floors, only the floors)")
     ap.add_argument("--obs-sd", type=float, default=0.1, help="Gaussian observation s.d. of every model")
     ap.add_argument("--kl-gradient", choices=["score", "pathwise"], default="score")
+    ap.add_argument("--noise-sd", type=float, default=0.0, help="observation noise added to x, x' before standardising")
+    ap.add_argument("--diagonal", action="store_true", help="couple z_i with z'_i only (strong pairwise couplings)")
+    ap.add_argument("--kl-weight", type=float, default=1.0, help="beta: weight of the KL term")
+    ap.add_argument("--kl-warmup-epochs", type=int, default=0, help="linear KL annealing from 0 over this many epochs")
+    ap.add_argument("--floors", action="store_true",
+                    help="also print the MCC of random orthogonal rotations of the true latents (per modality) "
+                         "and of PCA / FastICA of x, x' (what needs no identifiability at all)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args(argv)
@@ -70,12 +112,19 @@ def main(argv=None):
     rows = []
     for seed in args.seeds:
         data = make_identifiability_data(args.samples, n=args.dims, m=args.dims, dim_x=args.dim_x,
-                                         coupling=args.coupling, quartic=args.quartic, seed=seed)
+                                         coupling=args.coupling, quartic=args.quartic, noise_sd=args.noise_sd,
+                                         diagonal=args.diagonal,
+                                         seed=seed)
         true = np.concatenate([data.extra["z"], data.extra["zp"]], 1)
+        if args.floors:
+            row = {"seed": seed, "model": "floors", **_floors(data, args.dims)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
         for model in args.models:
             params = PoiseParams(model=model.split("-")[0], latent_dim_1=args.dims, latent_dim_2=args.dims, hidden_units=64,
                                  epochs=args.epochs, batch_size=128, obs_sd=args.obs_sd, seed=seed,
-                                 kl_gradient=args.kl_gradient)
+                                 kl_gradient=args.kl_gradient, kl_weight=args.kl_weight,
+                                 kl_warmup_epochs=args.kl_warmup_epochs)
             t0 = time.perf_counter()
             init = _oracle(params, data) if model == "poise-oracle" else None
             run = train_poise(data, None, params, model=init)
@@ -87,12 +136,18 @@ def main(argv=None):
                 "mcc_spearman": mean_corr_coef(true, learned, method="spearman"),
                 "train_s": time.perf_counter() - t0,
             }
+            # R^2 of the best *linear* read-out of the true latents: separates "latents lost /
+            # collapsed" (low R^2) from "latents kept but rotated" (high R^2, MCC near the floor).
+            row["r2_linear"] = _linear_r2(true, learned)
             if model.startswith("poise"):
                 row["mcc_z"] = mean_corr_coef(data.extra["z"], m1)
                 row["mcc_zp"] = mean_corr_coef(data.extra["zp"], m2)
             rows.append(row)
             print(json.dumps(row), flush=True)
     print("\nmodel   MCC (Pearson)     MCC (Spearman)   [mean ± sd over seeds]")
+    for r in (r for r in rows if r["model"] == "floors"):
+        print(f"floors seed {r['seed']}: random rotation {r['rotation_mean']:.3f} (p90 {r['rotation_p90']:.3f}), "
+              f"PCA {r['pca']:.3f}, ICA {r['ica']:.3f}")
     for model in args.models:
         a = np.array([r["mcc"] for r in rows if r["model"] == model])
         b = np.array([r["mcc_spearman"] for r in rows if r["model"] == model])

@@ -129,6 +129,11 @@ def test_parse_shard_and_slurm_env():
     env = {"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "1"}
     assert shard_from_env(env) == Shard(2, 3)
     assert parse_shard(None, environ=env) == Shard(2, 3)
+    listed = {"SLURM_ARRAY_TASK_ID": "7", "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "1"}  # --array=1,3,7
+    with pytest.raises(ConfigError, match="contiguous range"):
+        shard_from_env(listed)
+    stepped = {"SLURM_ARRAY_TASK_ID": "4", "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_STEP": "2"}
+    assert shard_from_env(stepped) == Shard(2, 3)  # --array=0-4:2
     for bad in ("3/3", "x", "1/0", "-1/2"):
         with pytest.raises(ConfigError):
             parse_shard(bad)

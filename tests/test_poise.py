@@ -300,6 +300,20 @@ def test_identifiability_data_follows_the_prior():
     assert np.all(np.sign(c) == np.sign(data.extra["g11"]))
 
 
+def test_identifiability_data_diagonal_couplings():
+    data = make_identifiability_data(3000, n=3, m=3, dim_x=6, coupling=1.5, quartic=3.0, diagonal=True, seed=2)
+    g11, g22 = data.extra["g11"], data.extra["g22"]
+    off = ~np.eye(3, dtype=bool)
+    assert np.all(g11[off] == 0) and np.all(g11.diagonal() != 0)
+    assert np.all(g22 < 0) and np.abs(g22[off]).max() < 0.1 * np.abs(g22.diagonal()).min()
+    # Each z_i correlates with its own partner z'_i (sign of G11_ii), hardly with the others.
+    c = np.corrcoef(data.extra["z"].T, data.extra["zp"].T)[:3, 3:]
+    assert np.all(np.sign(c.diagonal()) == np.sign(g11.diagonal()))
+    assert np.abs(c.diagonal()).min() > 2 * np.abs(c[off]).max()
+    with pytest.raises(ValueError, match="n == m"):
+        make_identifiability_data(10, n=2, m=3, diagonal=True)
+
+
 def test_digits_gaussians_offline():
     data = make_digits_gaussians(radius=3.0, copies=1)
     assert data.x1.shape[1:] == (8, 8) and data.x2.shape[1:] == (2,)

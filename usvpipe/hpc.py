@@ -50,7 +50,14 @@ def shard_from_env(environ: Mapping[str, str] | None = None) -> Shard | None:
     except ValueError:
         raise ConfigError("SLURM_ARRAY_TASK_ID/COUNT/MIN are not integers (fix: unset them or use --shard i/N)") from None
     step = int(env.get("SLURM_ARRAY_TASK_STEP", "1") or 1)
-    return Shard((task - first) // max(step, 1), count)
+    index = (task - first) // max(step, 1)
+    if not 0 <= index < count:
+        # e.g. --array=1,3,7: SLURM gives no position in an explicit list
+        raise ConfigError(
+            f"SLURM array task {task} is not in a contiguous range of {count} tasks starting at {first} "
+            "(fix: submit with --array=0-N or --array=A-B:STEP, or pass --shard i/N explicitly)"
+        )
+    return Shard(index, count)
 
 
 def parse_shard(text: str | None, environ: Mapping[str, str] | None = None) -> Shard:
