@@ -1,6 +1,7 @@
 """Cross-stage edge cases a lab analyst hits: each works or fails with one clear line."""
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
 from usvpipe.cli import main
@@ -53,3 +54,41 @@ def test_run_whose_mmd_cannot_be_done_still_reports_the_rest(tmp_path):
     assert (out / "umap" / "embedding.csv").exists() and (out / "report.html").exists()
     report = (out / "report.md").read_text()
     assert "| mmd | failed |" in report and "p=0.001" not in report
+
+
+def _dies_on_one_recording(task):
+    """Stand-in for the worker function: the process dies (as when the OOM killer strikes)."""
+    import os
+
+    from usvpipe import pipeline_segment
+
+    if task.rec.recording.endswith("A02_rec1.wav"):
+        os._exit(137)
+    return pipeline_segment._real_run_task(task)
+
+
+def test_a_killed_worker_is_reported_and_the_rerun_finishes(tmp_path, monkeypatch):
+    import multiprocessing
+
+    import pandas as pd
+
+    from usvpipe import pipeline_segment
+    from usvpipe.store import open_store
+    from usvpipe.synth import make_dataset
+
+    if multiprocessing.get_start_method() != "fork":
+        pytest.skip("the stand-in worker reaches child processes only with the fork start method")
+    data = tmp_path / "data"
+    make_dataset(data, groups=("A",), animals_per_group=3, duration_s=2.0, seed=2)
+    monkeypatch.setattr(pipeline_segment, "_real_run_task", pipeline_segment._run_task, raising=False)
+    monkeypatch.setattr(pipeline_segment, "_run_task", _dies_on_one_recording)
+    run = pipeline_segment.segment_recordings(data, tmp_path / "out", jobs=2, progress=False)
+    assert run.n_failed >= 1 and run.n_done + run.n_failed == 3
+    assert all("worker process died" in reason for _, reason in run.failures)
+    errors = pd.read_csv(tmp_path / "out" / "errors.csv")
+    assert any("A02_rec1.wav" in p for p in errors["path"])
+    monkeypatch.setattr(pipeline_segment, "_run_task", pipeline_segment._real_run_task)
+    again = pipeline_segment.segment_recordings(data, tmp_path / "out", jobs=2, progress=False)
+    assert again.n_failed == 0 and again.n_done == run.n_failed
+    assert len(open_store(tmp_path / "out").table["recording"].unique()) == 3
+    assert not (tmp_path / "out" / "errors").exists() or not any((tmp_path / "out" / "errors").iterdir())

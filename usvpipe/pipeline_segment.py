@@ -24,6 +24,7 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -585,9 +586,18 @@ def segment_recordings(
                 handle(_run_task(t))
         else:
             with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
-                futures = [pool.submit(_run_task, t) for t in tasks]
+                futures = {pool.submit(_run_task, t): t for t in tasks}
                 for fut in as_completed(futures):
-                    handle(fut.result())
+                    try:
+                        handle(fut.result())
+                    except BrokenProcessPool:
+                        # A worker was killed (typically out of memory): every recording still
+                        # in the pool is reported, and a re-run retries them.
+                        t = futures[fut]
+                        reason = (f"{t.rec.path}: a worker process died while this recording was in the pool "
+                                  "(out of memory?) (fix: re-run the same command; use fewer --jobs if it recurs)")
+                        store.write_error(out_dir, t.rec.recording, t.rec.path, reason)
+                        handle({"status": "failed", "path": t.rec.path, "error": reason})
     finally:
         if bar is not None:
             bar.close()
