@@ -5,6 +5,8 @@ Most tests use PCA (instant); one small UMAP test covers fit-on-subsample + tran
 """
 from __future__ import annotations
 
+import dataclasses
+
 import base64
 import io
 import json
@@ -336,6 +338,15 @@ def test_cli_model_draws_centroid_traversals(data, tmp_path):
 
     strip = Image.open(out / "traversal_ctrl_to_ko.png")
     assert strip.width > 3 * strip.height  # a strip of 8 decoded spectrograms
+
+    # the train OUT_DIR works too; a model of another latent size is one clear line
+    res = _cli(["umap", str(latents), str(tmp_path / "out2"), "--method", "pca", "--format", "png", "--no-explorer",
+                "--model", str(model.parent)])
+    assert res.exit_code == 0, res.output
+    other = vae.train(store, tmp_path / "vae3", dataclasses.replace(params, latent_dim=3), device="cpu", progress=False)
+    res = _cli(["umap", str(latents), str(tmp_path / "out3"), "--method", "pca", "--model", str(other.model_path)])
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1
+    assert "4-d latents" in res.output and "3-d latent space" in res.output and "fix:" in res.output
 
 
 @pytest.mark.parametrize(

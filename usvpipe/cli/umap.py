@@ -26,8 +26,8 @@ from ..errors import UsvpipeError
 @click.option("--format", "formats", multiple=True, type=click.Choice(["png", "pdf", "svg"]),
               help="Figure format(s); repeat for several [default: png + pdf].")
 @click.option("--no-explorer", is_flag=True, help="Skip explorer.html.")
-@click.option("--model", "model_path", type=click.Path(dir_okay=False, exists=True, path_type=str), default=None,
-              help="VAE checkpoint: also draw decoded traversals between group centroids.")
+@click.option("--model", "model_path", type=click.Path(exists=True, path_type=str), default=None,
+              help="VAE (model.pt or the train OUT_DIR) that made LATENTS: also draw decoded traversals between group centroids.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="usvpipe.toml; its [umap] section sets defaults, options override it.")
 def umap(latents, out_dir, color_by, store, method, n_neighbors, min_dist, metric, seed, fit_subsample,
@@ -60,6 +60,15 @@ def umap(latents, out_dir, color_by, store, method, n_neighbors, min_dist, metri
         if vae is None or not hasattr(vae, "load_model") or not hasattr(vae, "decode"):
             raise UsvpipeError("--model needs the VAE stage (usvpipe.vae with load_model/decode), which is not available in this install")
         model = vae.load_model(model_path, device="cpu")
+        import pandas as pd
+
+        header = pd.read_csv(latents, nrows=0).columns if str(latents).endswith(".csv") else []
+        n_z = sum(1 for c in header if c.startswith("z") and c[1:].isdigit())
+        if n_z and n_z != model.latent_dim:
+            raise UsvpipeError(
+                f"{latents}: {n_z}-d latents, but {model_path} has a {model.latent_dim}-d latent space "
+                "(fix: pass the --model that encoded these latents)"
+            )
 
         def decode_fn(z):
             return vae.decode(model, z)
