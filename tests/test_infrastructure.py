@@ -221,6 +221,16 @@ def test_unwritable_output_is_one_clear_line(tmp_path, monkeypatch):
         f"usvpipe: error: {tmp_path / 'somewhere'}: Permission denied (fix: check the path, its permissions and free space)")
 
 
+def test_merge_flags_shards_made_with_different_parameters(tmp_path):
+    _fill_store(tmp_path, np.random.default_rng(4))
+    assert merge_store(tmp_path) is not None
+    assert _io.read_json(tmp_path / "manifest.json")["mixed_parameters"] is False
+    write_shard(tmp_path, "g3/a9/r9.wav", np.zeros((1, 8, 8)), [0.0], [0.1], params={"k": 2}, params_digest="other")
+    res = CliRunner().invoke(main, ["merge", str(tmp_path)])
+    assert res.exit_code == 0 and "different parameters" in res.output
+    assert _io.read_json(tmp_path / "manifest.json")["mixed_parameters"] is True
+
+
 def test_open_store_errors_clearly(tmp_path):
     with pytest.raises(UsvpipeError, match="not a syllable store"):
         open_store(tmp_path)

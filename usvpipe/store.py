@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,8 @@ import numpy as np
 from ._io import TMP_PREFIX, atomic_path, read_json, remove_stale_temporaries, write_csv_atomic, write_json_atomic
 from ._version import __version__
 from .errors import InputFileError, UsvpipeError
+
+log = logging.getLogger(__name__)
 
 STORE_FORMAT = "usvpipe-syllable-store"
 FORMAT_VERSION = 1
@@ -265,6 +268,12 @@ def merge_store(store_dir) -> "pd.DataFrame":
         except (OSError, ValueError, KeyError):
             continue
     digests = sorted({i.params_digest for i in infos})
+    # Shards made with different segmentation parameters (e.g. a re-run into the same
+    # store with new thresholds, for some recordings only) would be compared as if alike.
+    param_sets = {json.dumps(i.params, sort_keys=True, default=str) for i in infos}
+    if len(param_sets) > 1:
+        log.warning("%s: shards were made with %d different parameter sets (re-segment into a fresh "
+                    "OUT_DIR or re-run `usvpipe segment` with one set)", store_dir, len(param_sets))
     shapes = sorted({i.spec_shape for i in infos if i.spec_shape})
     manifest = {
         "format": STORE_FORMAT,
@@ -275,6 +284,7 @@ def merge_store(store_dir) -> "pd.DataFrame":
         "n_failed": len(failed),
         "spec_shape": list(shapes[0]) if len(shapes) == 1 else [list(s) for s in shapes],
         "params_digests": digests,
+        "mixed_parameters": len(param_sets) > 1,
         "params": infos[0].params if infos else {},
         "recordings": {
             i.recording: {

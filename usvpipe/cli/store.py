@@ -24,6 +24,9 @@ def merge(store_dir: str):
         f"{store_dir}: {store.manifest.get('n_recordings', 0)} recordings complete, "
         f"{len(table)} syllables, {n_failed} failed recordings"
     )
+    if store.manifest.get("mixed_parameters"):
+        click.echo(f"warning: {store_dir}: shards were made with different parameters; "
+                   "re-segment into a fresh OUT_DIR to compare like with like", err=True)
     if n_failed:
         for rec, info in store.manifest.get("failed", {}).items():
             click.echo(f"  failed: {info.get('path') or rec}: {info.get('error', '')}", err=True)
