@@ -237,27 +237,18 @@ def kl_surrogate(q: NatParams, p: NatParams, d, e, zq, zpq, zprior, *, rep=None)
         raise ValueError("the KL gradient needs at least 2 posterior samples per datum")
     zq, zpq, zprior = zq.detach(), zpq.detach(), zprior.detach()
 
-    def inc_dot(t1, t2, u1, u2):
-        # D . S for the sample statistics (increments only touch T(z) and T(z')).
-        out = torch.zeros(t1.shape[:-1], dtype=t1.dtype, device=t1.device)
-        if d is not None:
-            out = out + (d[0] * t1).sum(-1) + (d[1] * t2).sum(-1)
-        if e is not None:
-            out = out + (e[0] * u1).sum(-1) + (e[1] * u2).sum(-1)
-        return out
-
     # Rao-Blackwellised posterior moments (z' integrated given z); linear statistics so that
     # D . E_q[T] and eta_q . E_q[S] are plain energies.
     with torch.no_grad():
         u1q, u2q = rb_zp_stats(q, zq)
         u1p, u2p = rb_zp_stats(p, zprior)
     # (1) D . sg(E_q[T]): gradient E_q[T] w.r.t. D.
-    direct = inc_dot(zq, zq * zq, u1q, u2q).mean(1)
+    direct = _inc_dot(d, e, zq, zq * zq, u1q, u2q).mean(1)
     # (2) score-function covariance: grad_eta E_q[D.T] = Cov_q(D.T, S); leave-one-out mean
     # keeps it unbiased; the D inside the weight is held fixed.
     if rep is None:
         with torch.no_grad():
-            a = inc_dot(zq, zq * zq, zpq, zpq * zpq)
+            a = _inc_dot(d, e, zq, zq * zq, zpq, zpq * zpq)
             a = a - a.mean(1, keepdim=True)
         cov = (a * energy(q, zq, zpq, zpq * zpq)).sum(1) / (K - 1)
     else:
@@ -276,6 +267,7 @@ def kl_surrogate(q: NatParams, p: NatParams, d, e, zq, zpq, zprior, *, rep=None)
 
 
 def _inc_dot(d, e, t1, t2, u1, u2):
+    """D . S for sample statistics: the increments only touch T(z) = (t1, t2) and T(z') = (u1, u2)."""
     out = torch.zeros(t1.shape[:-1], dtype=t1.dtype, device=t1.device)
     if d is not None:
         out = out + (d[0] * t1).sum(-1) + (d[1] * t2).sum(-1)
