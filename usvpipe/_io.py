@@ -114,6 +114,22 @@ def write_csv_atomic(path, frame, **to_csv_kwargs) -> Path:
     return Path(path)
 
 
+def save_figure_atomic(fig, path, *, close: bool = True, **savefig_kwargs) -> Path:
+    """Save a matplotlib figure atomically (``savefig_kwargs`` go to ``fig.savefig``).
+
+    The temporary file keeps the destination's suffix, so matplotlib infers the format
+    from it. ``close=True`` also releases the figure from pyplot's registry.
+    """
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, **savefig_kwargs)
+    if close:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    return path
+
+
 def read_json(path) -> Any:
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)

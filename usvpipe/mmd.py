@@ -1178,7 +1178,7 @@ def _save_figures(result: MMDResult, out: Path) -> dict:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from ._io import atomic_path
+    from ._io import save_figure_atomic
 
     paths = {}
     a, b = result.groups
@@ -1193,10 +1193,7 @@ def _save_figures(result: MMDResult, out: Path) -> dict:
     ax.set_title(f"{a} vs {b}: unit = {result.unit}, {kind}, p = {result.p_value:.3g}", fontsize=9)
     ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()
-    with atomic_path(out / "null_distribution.png") as tmp:
-        fig.savefig(tmp, dpi=150)
-    plt.close(fig)
-    paths["null_figure"] = out / "null_distribution.png"
+    paths["null_figure"] = save_figure_atomic(fig, out / "null_distribution.png", dpi=150)
 
     if result.pairwise is not None and len(result.pairwise) >= 2:
         from scipy.cluster import hierarchy
@@ -1231,10 +1228,7 @@ def _save_figures(result: MMDResult, out: Path) -> dict:
         ax_h.set_yticklabels(ticks, fontsize=fs)
         fig.colorbar(im, cax=ax_c, label="MMD²")
         fig.suptitle("pairwise MMD² between animals (dendrogram order)", fontsize=9)
-        with atomic_path(out / "pairwise_heatmap.png") as tmp:
-            fig.savefig(tmp, dpi=150, bbox_inches="tight")
-        plt.close(fig)
-        paths["heatmap_figure"] = out / "pairwise_heatmap.png"
+        paths["heatmap_figure"] = save_figure_atomic(fig, out / "pairwise_heatmap.png", dpi=150, bbox_inches="tight")
 
     if result.per_animal is not None and len(result.per_animal):
         per = result.per_animal
@@ -1249,8 +1243,5 @@ def _save_figures(result: MMDResult, out: Path) -> dict:
         ax.set_ylabel("mean MMD² to animals of: own group (left) | other group (right)", fontsize=8)
         ax.set_title(f"per-animal effect size (unit {result.unit}, p = {result.p_value:.3g})", fontsize=9)
         fig.tight_layout()
-        with atomic_path(out / "effect_size.png") as tmp:
-            fig.savefig(tmp, dpi=150)
-        plt.close(fig)
-        paths["effect_figure"] = out / "effect_size.png"
+        paths["effect_figure"] = save_figure_atomic(fig, out / "effect_size.png", dpi=150)
     return paths

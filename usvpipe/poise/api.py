@@ -298,7 +298,7 @@ def image_grid(rows, path, *, titles=None, cmap="magma") -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .._io import atomic_path
+    from .._io import save_figure_atomic
 
     nr = len(rows)
     nc = max(len(r) for r in rows)
@@ -319,7 +319,4 @@ def image_grid(rows, path, *, titles=None, cmap="magma") -> Path:
         if titles is not None:
             axes[i, 0].set_ylabel(titles[i], fontsize=7)
     fig.tight_layout(pad=0.2)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return save_figure_atomic(fig, path, dpi=100)

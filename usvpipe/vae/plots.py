@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_path
+from .._io import save_figure_atomic
 
 
 def _pyplot():
@@ -34,11 +34,7 @@ def plot_losses(history, path) -> Path:
         ax.grid(alpha=0.3)
     axes[0].legend(frameon=False)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure_atomic(fig, path, dpi=110)
 
 
 def plot_reconstructions(inputs: np.ndarray, recons: np.ndarray, path, *, title: str = "") -> Path:
@@ -57,8 +53,4 @@ def plot_reconstructions(inputs: np.ndarray, recons: np.ndarray, path, *, title:
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure_atomic(fig, path, dpi=110)

@@ -13,7 +13,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from .._io import atomic_path
+from .._io import save_figure_atomic
 
 #: Okabe & Ito (2008) colour-blind-safe palette (black moved last; it is the default
 #: text colour, so it is the least informative point colour).
@@ -113,8 +113,8 @@ def save_figure(fig, stem: Path, formats: Sequence[str], dpi: int = 300, *, desc
     paths = []
     for fmt in formats:
         path = Path(f"{stem}.{fmt}")
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight", pad_inches=0.02, metadata=metadata.get(fmt))
+        save_figure_atomic(fig, path, close=False, format=fmt, dpi=dpi, bbox_inches="tight", pad_inches=0.02,
+                           metadata=metadata.get(fmt))
         paths.append(path)
     plt.close(fig)
     return paths
