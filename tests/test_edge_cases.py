@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
+from conftest import write_call_store
 
 from usvpipe.cli import main
 
@@ -30,17 +31,8 @@ def test_run_whose_mmd_cannot_be_done_still_reports_the_rest(tmp_path):
     # old mmd/report.json is not shown as this run's answer.
     import json
 
-    import numpy as np
-
-    from usvpipe.store import write_shard
-    from usvpipe.synth import render_call_image, sample_calls
-
     out = tmp_path / "run"
-    for r in range(2):
-        calls = sample_calls(30, seed=r)
-        imgs = np.stack([render_call_image(c, shape=(32, 32)) for c in calls.to_dict("records")])
-        write_shard(out / "store", f"a{r}/rec{r}.wav", imgs, calls["duration_s"].cumsum(),
-                    calls["duration_s"].cumsum() + 0.01, animal=f"a{r}", group="")
+    write_call_store(out / "store", 2, 30, group="")
     (out / "mmd").mkdir(parents=True)
     (out / "mmd" / "report.json").write_text(json.dumps({"statistic": 9.0, "p_value": 0.001, "unit": "animal"}))
     cfg = tmp_path / "usvpipe.toml"

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
+from conftest import write_call_store
 
 from usvpipe.cli import main
 from usvpipe.config import load_config
@@ -184,16 +185,7 @@ def test_segmentation_killed_midway_resumes_to_the_uninterrupted_result(tmp_path
 
 @pytest.fixture(scope="module")
 def tiny_store(tmp_path_factory):
-    from usvpipe.store import write_shard
-    from usvpipe.synth import render_call_image, sample_calls
-
-    d = tmp_path_factory.mktemp("tinystore")
-    for r in range(4):
-        calls = sample_calls(120, seed=r)
-        imgs = np.stack([render_call_image(c, shape=(32, 32)) for c in calls.to_dict("records")])
-        write_shard(d, f"g/a{r}/rec{r}.wav", imgs, calls["duration_s"].cumsum(), calls["duration_s"].cumsum() + 0.01,
-                    animal=f"a{r}", group="g")
-    return d
+    return write_call_store(tmp_path_factory.mktemp("tinystore"), 4, 120)
 
 
 TRAIN_ARGS = ["--epochs", "12", "--batch-size", "32", "--latent-dim", "4", "--patience", "0", "--checkpoint-every", "1",
@@ -272,15 +264,8 @@ def test_rerun_with_new_training_parameters_retrains(tmp_path):
     # not fail on (or silently resume) the old checkpoint: its OUT_DIR is not the user's choice.
     import torch
 
-    from usvpipe.store import write_shard
-    from usvpipe.synth import render_call_image, sample_calls
-
     out = tmp_path / "run"
-    for r in range(2):
-        calls = sample_calls(40, seed=r)
-        imgs = np.stack([render_call_image(c, shape=(32, 32)) for c in calls.to_dict("records")])
-        write_shard(out / "store", f"g/a{r}/rec{r}.wav", imgs, calls["duration_s"].cumsum(),
-                    calls["duration_s"].cumsum() + 0.01, animal=f"a{r}", group="g")
+    write_call_store(out / "store", 2, 40)
     train = {"epochs": 1, "batch_size": 16, "latent_dim": 4, "channels": [4, 8], "hidden": [16], "figure_every": 0}
 
     def run(**changes):
