@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .config import check_choice
 from .errors import ConfigError, InputFileError
 
 __all__ = ["read_segments", "write_segments", "READ_FORMATS", "WRITE_FORMATS"]
@@ -273,8 +274,7 @@ def read_segments(path, *, fmt: str = "auto") -> pd.DataFrame:
     InputFileError
         Missing/unreadable file or a bad row (message names the file and line).
     """
-    if fmt not in READ_FORMATS:
-        raise ConfigError(f"fmt must be one of {', '.join(READ_FORMATS)}, got {fmt!r}")
+    check_choice("fmt", fmt, READ_FORMATS)
     path = Path(path)
     items = list(_numbered_lines(_read_text(path)))
     if not items:
@@ -323,8 +323,7 @@ def write_segments(frame, path, *, fmt: str = "csv") -> Path:
     """
     from ._io import atomic_path
 
-    if fmt not in WRITE_FORMATS:
-        raise ConfigError(f"fmt must be one of {', '.join(WRITE_FORMATS)}, got {fmt!r}")
+    check_choice("fmt", fmt, WRITE_FORMATS)
     df = _as_frame(frame)
     on, off = df["onset_s"].to_numpy(float), df["offset_s"].to_numpy(float)
     labels = df["label"].astype(str).tolist() if "label" in df.columns else [""] * len(df)

@@ -71,6 +71,12 @@ def _coerce(value: Any, annotation: Any, where: str):
     return value
 
 
+def check_choice(label: str, value, choices) -> None:
+    """Raise ``ConfigError("<label> must be one of a, b, c, got 'x'")`` unless ``value`` is in ``choices``."""
+    if value not in choices:
+        raise ConfigError(f"{label} must be one of {', '.join(choices)}, got {value!r}")
+
+
 def params_from_mapping(cls, mapping: Mapping[str, Any] | None = None, *, section: str = "", **overrides):
     """Build the frozen dataclass ``cls`` from a mapping (e.g. a TOML section) plus overrides.
 

@@ -31,7 +31,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .config import params_digest, params_to_dict
+from .config import check_choice, params_digest, params_to_dict
 from .errors import ConfigError, InputFileError, UsvpipeError
 from .segment import SCORE_COLUMNS, SegmentParams
 from .spectrogram import SpectrogramParams
@@ -88,8 +88,7 @@ class SyllableParams:
         object.__setattr__(self, "shape", (int(self.shape[0]), int(self.shape[1])))
         if self.max_dur_s <= 0:
             raise ConfigError(f"[syllables] max_dur_s must be > 0, got {self.max_dur_s}")
-        if self.normalization not in _NORMALIZATIONS:
-            raise ConfigError(f"[syllables] normalization must be one of {', '.join(_NORMALIZATIONS)}, got {self.normalization!r}")
+        check_choice("[syllables] normalization", self.normalization, _NORMALIZATIONS)
         if self.dynamic_range_db <= 0:
             raise ConfigError(f"[syllables] dynamic_range_db must be > 0, got {self.dynamic_range_db}")
         if self.min_freq_hz < 0 or self.max_freq_hz < 0:

@@ -44,6 +44,7 @@ from typing import Iterator
 
 import numpy as np
 
+from .config import check_choice
 from .errors import ConfigError
 from .spectrogram import FrameGeometry, SpectrogramParams
 
@@ -104,8 +105,7 @@ class SegmentParams:
     noise_max_frames: int = 500
 
     def __post_init__(self):
-        if self.threshold_mode not in _THRESHOLD_MODES:
-            raise ConfigError(f"[segment] threshold_mode must be one of {', '.join(_THRESHOLD_MODES)}, got {self.threshold_mode!r}")
+        check_choice("[segment] threshold_mode", self.threshold_mode, _THRESHOLD_MODES)
         if self.low_threshold > self.high_threshold:
             raise ConfigError(f"[segment] need low_threshold <= high_threshold, got {self.low_threshold} > {self.high_threshold}")
         if self.abs_low_threshold > self.abs_high_threshold:

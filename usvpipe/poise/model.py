@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..config import check_choice
 from ..errors import ConfigError
 from . import prior as P
 from .nets import Decoder, Encoder, log_likelihood, use_conv
@@ -96,13 +97,11 @@ class PoiseParams:
     seed: int = 0
 
     def __post_init__(self):
-        if self.model not in MODELS:
-            raise ConfigError(f"PoiseParams.model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        check_choice("PoiseParams.model", self.model, MODELS)
         if self.kl_gradient not in ("pathwise", "score"):
             raise ConfigError(f"PoiseParams.kl_gradient must be 'pathwise' or 'score', got {self.kl_gradient!r}")
         for name in ("likelihood_1", "likelihood_2"):
-            if getattr(self, name) not in LIKELIHOODS:
-                raise ConfigError(f"PoiseParams.{name} must be one of {', '.join(LIKELIHOODS)}, got {getattr(self, name)!r}")
+            check_choice(f"PoiseParams.{name}", getattr(self, name), LIKELIHOODS)
         for name in ("latent_dim_1", "latent_dim_2", "hidden_units", "epochs", "batch_size",
                      "gibbs_sweeps", "prior_chains"):
             if int(getattr(self, name)) < 1:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
+from ..config import check_choice
 from ..errors import ConfigError
 
 _POSTERIORS = ("lowrank", "diagonal")
@@ -123,8 +124,7 @@ class TrainParams:
 
         if self.latent_dim < 1:
             bad(f"latent_dim must be >= 1, got {self.latent_dim}")
-        if self.posterior not in _POSTERIORS:
-            bad(f"posterior must be one of {', '.join(_POSTERIORS)}, got {self.posterior!r}")
+        check_choice("[train] posterior", self.posterior, _POSTERIORS)
         if self.rank < 1 or self.rank > self.latent_dim:
             bad(f"rank must be in 1..latent_dim ({self.latent_dim}), got {self.rank}")
         if not self.obs_precision > 0:
@@ -137,8 +137,7 @@ class TrainParams:
             bad(f"hidden sizes must be positive, got {list(self.hidden)}")
         if not self.lr > 0:
             bad(f"lr must be > 0, got {self.lr}")
-        if self.lr_schedule not in _SCHEDULES:
-            bad(f"lr_schedule must be one of {', '.join(_SCHEDULES)}, got {self.lr_schedule!r}")
+        check_choice("[train] lr_schedule", self.lr_schedule, _SCHEDULES)
         if self.warmup_epochs < 0 or not (0 <= self.min_lr_fraction <= 1):
             bad("warmup_epochs must be >= 0 and min_lr_fraction in [0, 1]")
         if self.weight_decay < 0:
@@ -151,14 +150,12 @@ class TrainParams:
             bad(f"patience must be >= 0, got {self.patience}")
         if not (0 <= self.val_fraction < 1):
             bad(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        if self.split_by not in _SPLITS:
-            bad(f"split_by must be one of {', '.join(_SPLITS)}, got {self.split_by!r}")
+        check_choice("[train] split_by", self.split_by, _SPLITS)
         if self.checkpoint_every < 1:
             bad(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
         if self.figure_every < 0:
             bad(f"figure_every must be >= 0, got {self.figure_every}")
-        if self.amp not in _AMP:
-            bad(f"amp must be one of {', '.join(_AMP)}, got {self.amp!r}")
+        check_choice("[train] amp", self.amp, _AMP)
         for name in ("data_on_device", "channels_last"):
             value = getattr(self, name)
             if isinstance(value, str):

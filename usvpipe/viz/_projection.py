@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import check_choice
 from ..errors import ConfigError, InputFileError, UsvpipeError
 
 _Z_RE = re.compile(r"^z(\d+)$")
@@ -88,8 +89,7 @@ class UmapParams:
         if self.seed is not None and self.seed < 0:
             # TOML and the CLI have no "None": a negative seed means unseeded
             object.__setattr__(self, "seed", None)
-        if self.method not in METHODS:
-            raise ConfigError(f"[umap] method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        check_choice("[umap] method", self.method, METHODS)
         if self.n_neighbors < 2:
             raise ConfigError(f"[umap] n_neighbors must be >= 2, got {self.n_neighbors}")
         if not 0.0 <= self.min_dist:
