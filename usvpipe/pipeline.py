@@ -13,7 +13,6 @@ import html
 import json
 import logging
 import platform
-import shutil
 import sys
 import textwrap
 import time

@@ -162,7 +162,6 @@ def syllable_images(source, segments, trace, spectrogram_params: SpectrogramPara
     sr = geom.sample_rate_hz
     half = geom.nperseg // 2
     grid = (np.arange(n_time) + 0.5) / n_time
-    scale = np.float32(1.0 / params.dynamic_range_db)
     ctx = source if hasattr(source, "__enter__") else contextlib.nullcontext()
     with ctx:
         # batches of syllables share the FFT calls (per-call overhead dominates otherwise)

@@ -111,7 +111,7 @@ def evaluate(pred, gt, tolerances, pairs_csv, pred_glob, gt_glob, as_json, out_c
                               "choose them with --pred-glob/--gt-glob (e.g. 'deepsqueak_*.csv' and 'gt_*.csv')")
         if len(preds) == 1 and len(truths) == 1 and not pred.is_dir() and not gt.is_dir():
             # Two files: the user has paired them already, whatever their names.
-            (pname, ptab), (tname, ttab) = next(iter(preds.items())), next(iter(truths.items()))
+            (pname, ptab), (_, ttab) = next(iter(preds.items())), next(iter(truths.items()))
             pairs, unmatched_p, unmatched_t = [(Path(pname).stem, ptab, ttab)], [], []
         else:
             pairs, unmatched_p, unmatched_t = pair_by_name(preds, truths)

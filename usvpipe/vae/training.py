@@ -17,7 +17,6 @@ environment), every process runs this same function; NCCL on CUDA, gloo on CPU.
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import math
 import os

@@ -19,14 +19,14 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable
 
 import numpy as np
 
 from .._io import ensure_output_dir, write_csv_atomic, write_json_atomic
 from .._version import __version__
 from ..config import params_to_dict
-from ..errors import InputFileError, UsvpipeError
+from ..errors import InputFileError
 from ._figures import (
     OKABE_ITO,
     TOL_MUTED,
@@ -40,7 +40,7 @@ from ._figures import (
     spectrogram_grid_figure,
     traversal_strip,
 )
-from ._projection import EMBED_COLUMNS, UmapParams, embed_array, embed_latents, latent_columns, read_latents, validate_latents
+from ._projection import UmapParams, embed_latents, latent_columns, read_latents, validate_latents
 
 __all__ = [
     "UmapParams",

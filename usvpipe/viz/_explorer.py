@@ -21,7 +21,7 @@ from __future__ import annotations
 import base64
 import io
 import json
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 
