@@ -41,6 +41,12 @@ def poise():
 @click.option("--kl-warmup-epochs", type=int, default=None, help="Linear KL annealing epochs (default 0).")
 @click.option("--subset-elbos/--no-subset-elbos", default=None,
               help="POISE: also train the one-modality posteriors (helps cross-generation; default off).")
+@click.option("--kl-weight", type=float, default=None, help="Weight of the KL term, beta (default 1).")
+@click.option("--prior-init", type=click.Choice(["paired", "independent"]), default=None,
+              help="POISE prior start: nearly independent normals (default), or z_i coupled with z'_i "
+                   "(for identifiable latents, with --prior-warmup-epochs about half of --epochs).")
+@click.option("--prior-warmup-epochs", type=int, default=None,
+              help="POISE: hold the prior at its start for this many epochs (default 0).")
 @click.option("--seed", type=int, default=None, help="Random seed (default 0).")
 @click.option("--config", type=click.Path(path_type=Path), default=None, help="usvpipe.toml with a [poise] section.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")

@@ -83,8 +83,7 @@ def train_poise(data, out_dir=None, params: PoiseParams = PoiseParams(), *, devi
                "lr": params.learning_rate}]
     prior_train = [p for p in model.parameters() if id(p) in prior_ids and p.requires_grad]
     if prior_train:
-        groups.append({"params": prior_train,
-                       "lr": params.learning_rate * params.prior_lr_factor})
+        groups.append({"params": prior_train, "lr": params.learning_rate * params.prior_lr_factor})
     opt = torch.optim.Adam(groups)
     start_epoch, rows = 0, []
     model_path = None
@@ -110,32 +109,41 @@ def train_poise(data, out_dir=None, params: PoiseParams = PoiseParams(), *, devi
         from tqdm import tqdm
 
         bar = tqdm(total=params.epochs, initial=start_epoch, desc="poise", unit="epoch")
-    for epoch in range(start_epoch, params.epochs):
-        model.train()
-        perm = rng.permutation(n)
-        beta = params.kl_weight * (min(1.0, (epoch + 1) / params.kl_warmup_epochs) if params.kl_warmup_epochs else 1.0)
-        sums, t0 = {}, time.perf_counter()
-        for s in range(steps):
-            idx = torch.as_tensor(perm[s * bs:(s + 1) * bs])
-            loss, info = model.loss(x1[idx].to(dev), x2[idx].to(dev), kl_weight=beta)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 100.0)
-            opt.step()
-            info["loss"] = loss.item()
-            for k, v in info.items():
-                sums[k] = sums.get(k, 0.0) + v
-        row = {"epoch": epoch + 1, **{k: v / steps for k, v in sums.items()}, "seconds": time.perf_counter() - t0}
-        if not all(math.isfinite(v) for v in row.values()):
-            raise FloatingPointError(f"training diverged at epoch {epoch + 1} (loss {row.get('loss')}); lower learning_rate")
-        rows.append(row)
-        if progress:
-            log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
-            bar.update(1)
-        if model_path is not None:
-            save_poise(model, model_path, optimizer=opt, epoch=epoch + 1, history=rows)
-    if bar is not None:
-        bar.close()
+    try:
+        for epoch in range(start_epoch, params.epochs):
+            model.train()
+            perm = rng.permutation(n)
+            beta = params.kl_weight * (min(1.0, (epoch + 1) / params.kl_warmup_epochs) if params.kl_warmup_epochs else 1.0)
+            # Prior warm-up: the prior holds its (paired) start while the networks settle on its
+            # axes. Without gradients it neither moves nor enters the clipping norm or Adam's
+            # moments; the switch depends on the epoch only, so a resumed run does the same.
+            for p in prior_train:
+                p.requires_grad_(epoch >= params.prior_warmup_epochs)
+            sums, t0 = {}, time.perf_counter()
+            for s in range(steps):
+                idx = torch.as_tensor(perm[s * bs:(s + 1) * bs])
+                loss, info = model.loss(x1[idx].to(dev), x2[idx].to(dev), kl_weight=beta)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 100.0)
+                opt.step()
+                info["loss"] = loss.item()
+                for k, v in info.items():
+                    sums[k] = sums.get(k, 0.0) + v
+            row = {"epoch": epoch + 1, **{k: v / steps for k, v in sums.items()}, "seconds": time.perf_counter() - t0}
+            if not all(math.isfinite(v) for v in row.values()):
+                raise FloatingPointError(f"training diverged at epoch {epoch + 1} (loss {row.get('loss')}); lower learning_rate")
+            rows.append(row)
+            if progress:
+                log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
+                bar.update(1)
+            if model_path is not None:
+                save_poise(model, model_path, optimizer=opt, epoch=epoch + 1, history=rows)
+    finally:
+        if bar is not None:
+            bar.close()
+        for p in prior_train:  # the returned (or failed) model is left trainable as usual
+            p.requires_grad_(True)
     history = pd.DataFrame(rows)
     if out_dir is not None:
         write_csv_atomic(out_dir / HISTORY_FILE, history)

@@ -67,6 +67,21 @@ class PoiseParams:
     subset_elbos : bool
         POISE only: add the ELBOs whose posterior uses one modality's expert (the other's
         increment is 0) while reconstructing both, as MVAE does; trains cross-generation.
+    prior_init : {"independent", "paired"}
+        Start of the prior's couplings. ``independent``: ``G11 = 0``, ``G22 = -0.1`` (nearly
+        independent normals); ``paired``: each ``z_i`` coupled with ``z'_i`` (the first
+        ``min(n, m)``) with ``G11_ii = pair_coupling``, ``G22_ii = -pair_quartic``. When the
+        latents themselves are the goal (identifiability), use ``paired`` with a
+        ``prior_warmup_epochs`` of about half the epochs: from the independent start the
+        learnt couplings decay to ~0 and the latents stay rotated; the held paired start
+        lets the encoders align with the prior's axes first (docs/poise.md). For
+        cross-generation alone, ``independent`` did better in our video + audio runs.
+    pair_coupling, pair_quartic : float
+        Strength of the ``paired`` start (``G11_ii`` and ``-G22_ii``; ``lambda`` starts at
+        N(0, 1) factors, ``(0, -1/2)``).
+    prior_warmup_epochs : int
+        Epochs during which the prior's parameters are held at their start (the networks
+        still learn); 0 = learn them from the first step.
     kl_weight : float
         Weight of the KL term (1 = the ELBO).
     kl_warmup_epochs : int
@@ -92,6 +107,10 @@ class PoiseParams:
     learn_prior_scale: bool = True
     kl_gradient: str = "score"
     subset_elbos: bool = False
+    prior_init: str = "independent"
+    pair_coupling: float = 1.0
+    pair_quartic: float = 2.0
+    prior_warmup_epochs: int = 0
     kl_weight: float = 1.0
     kl_warmup_epochs: int = 0
     seed: int = 0
@@ -100,6 +119,9 @@ class PoiseParams:
         check_choice("PoiseParams.model", self.model, MODELS)
         if self.kl_gradient not in ("pathwise", "score"):
             raise ConfigError(f"PoiseParams.kl_gradient must be 'pathwise' or 'score', got {self.kl_gradient!r}")
+        check_choice("PoiseParams.prior_init", self.prior_init, ("paired", "independent"))
+        if self.pair_coupling < 0 or self.pair_quartic < 0 or self.prior_warmup_epochs < 0:
+            raise ConfigError("PoiseParams: pair_coupling, pair_quartic and prior_warmup_epochs must be >= 0")
         for name in ("likelihood_1", "likelihood_2"):
             check_choice(f"PoiseParams.{name}", getattr(self, name), LIKELIHOODS)
         for name in ("latent_dim_1", "latent_dim_2", "hidden_units", "epochs", "batch_size",
@@ -151,7 +173,10 @@ class PoiseVAE(_Base):
         self.enc2 = Encoder(shape2, 2 * m, h)
         self.dec1 = Decoder(shape1, n, h, sigmoid=(lik1 == "bernoulli" or use_conv(shape1)))
         self.dec2 = Decoder(shape2, m, h, sigmoid=(lik2 == "bernoulli" or use_conv(shape2)))
-        self.prior = P.CoupledPrior(n, m, learn_lambda=params.learn_prior_scale)
+        paired = params.prior_init == "paired"
+        self.prior = P.CoupledPrior(n, m, learn_lambda=params.learn_prior_scale,
+                                    pair_coupling=params.pair_coupling if paired else 0.0,
+                                    pair_quartic=params.pair_quartic if paired else 0.0)
         self.register_buffer("prior_zp", torch.randn(params.prior_chains, m))
 
     # -- natural parameters

@@ -65,11 +65,13 @@ class NatParams:
 class CoupledPrior(nn.Module):
     """Learnable prior ``p(z, z')`` (see module docstring).
 
-    Initialised to nearly independent standard normals: ``G11 = 0``, ``G22 = -g22_init``.
+    Initialised to nearly independent standard normals (``G11 = 0``, ``G22 = -g22_init``),
+    or, with ``pair_coupling > 0``, with each ``z_i`` coupled to its partner ``z'_i`` (the
+    first ``min(n, m)`` pairs): ``G11_ii = pair_coupling``, ``G22_ii = -pair_quartic``.
     """
 
     def __init__(self, n: int, m: int, *, g22_floor: float = 1e-4, g22_init: float = 0.1,
-                 learn_lambda: bool = True):
+                 learn_lambda: bool = True, pair_coupling: float = 0.0, pair_quartic: float = 0.0):
         super().__init__()
         self.n, self.m = int(n), int(m)
         self.g22_floor = float(g22_floor)
@@ -82,6 +84,17 @@ class CoupledPrior(nn.Module):
         # G22 starts clearly negative: with Adam, a -softplus(raw) parameter near 0 moves at
         # a rate ~ sigmoid(raw) * lr, so starting at ~0 would freeze the quartic coupling.
         self.g22_raw = nn.Parameter(torch.full((n, m), math.log(math.expm1(g22_init))))
+        if pair_coupling > 0 or pair_quartic > 0:
+            # A sparse, axis-specific start: a near-independent start is a saddle where the
+            # learnt couplings decay to ~0 and the latents stay rotated (docs/poise.md).
+            # Pairing z_i with z'_i and a positive sign lose no generality: latent labels
+            # and signs are arbitrary.
+            k = min(n, m)
+            with torch.no_grad():
+                idx = torch.arange(k)
+                self.g11[idx, idx] = float(pair_coupling)
+                if pair_quartic > 0:
+                    self.g22_raw[idx, idx] = math.log(math.expm1(float(pair_quartic)))
         if not learn_lambda:
             # The talk's ansatz: lambda = (0, -1/2) fixed; only the couplings are learnt.
             for p in (self.a1, self.a2_raw, self.b1, self.b2_raw):
