@@ -59,6 +59,33 @@ def _dies_on_one_recording(task):
     return pipeline_segment._real_run_task(task)
 
 
+def test_a_shard_written_before_the_pool_broke_counts_as_done(tmp_path):
+    # When a worker dies, a recording another worker had already finished (its shard written,
+    # its result not yet collected) is done, not failed; an unfinished or outdated one is not.
+    from dataclasses import replace
+
+    from usvpipe import pipeline_segment as ps
+    from usvpipe.config import params_digest
+    from usvpipe.segment import SegmentParams
+    from usvpipe.spectrogram import SpectrogramParams
+    from usvpipe.store import read_shard_info, shard_path
+    from usvpipe.synth import make_dataset
+
+    data = tmp_path / "data"
+    make_dataset(data, groups=("A",), animals_per_group=2, duration_s=2.0, seed=3)
+    recs, _ = ps.plan_recordings(data)
+    params = ps.run_params(SpectrogramParams(), SegmentParams(), ps.SyllableParams(), None)
+    out = tmp_path / "out"
+    out.mkdir()
+    tasks = [ps._Task(r, str(out), SpectrogramParams(), SegmentParams(), ps.SyllableParams(), None,
+                      params_digest(params, {"animal": r.animal, "group": r.group}), params) for r in recs]
+    assert ps._run_task(tasks[0])["status"] == "done"
+    done = ps._finished_before_the_pool_broke(tasks[0], out)
+    assert done == {"status": "done", "n": read_shard_info(shard_path(out, recs[0].recording)).n_syllables, "audio_s": 0.0}
+    assert ps._finished_before_the_pool_broke(tasks[1], out) is None  # never written
+    assert ps._finished_before_the_pool_broke(replace(tasks[0], digest="other parameters"), out) is None
+
+
 def test_a_killed_worker_is_reported_and_the_rerun_finishes(tmp_path, monkeypatch):
     import multiprocessing
 

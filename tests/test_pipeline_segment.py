@@ -12,7 +12,7 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from usvpipe.cli import main
-from usvpipe.errors import ConfigError
+from usvpipe.errors import ConfigError, InputFileError
 from usvpipe.pipeline_segment import SyllableParams, layout_metadata, segment_recordings
 from usvpipe.store import open_store
 from usvpipe.synth import make_dataset
@@ -114,6 +114,21 @@ def test_metadata_csv_and_listing(dataset, tmp_path):
     # a WAV missing from the metadata CSV is a reported failure, not a silent guess
     run = segment_recordings(wavs[:3], tmp_path / "out2", metadata=meta, progress=False)
     assert run.n_failed == 1 and "not listed in metadata" in run.failures[0][1]
+
+
+def test_metadata_rows_that_disagree_are_refused(tmp_path):
+    from usvpipe.pipeline_segment import read_metadata
+
+    meta = tmp_path / "meta.csv"
+    # The same recording twice with the same labels is harmless (a copy-pasted row) ...
+    meta.write_text("path,animal,group\na.wav,m1,ko\na.wav,m1,ko\nb.wav,m2,wt\n")
+    assert read_metadata(meta)[(tmp_path / "a.wav").resolve()] == {"animal": "m1", "group": "ko"}
+    # ... but with different animals or groups it is an error naming the file and the row.
+    meta.write_text("path,animal,group\na.wav,m1,ko\nb.wav,m2,wt\n./a.wav,m3,ko\n")
+    with pytest.raises(InputFileError) as err:
+        read_metadata(meta)
+    msg = str(err.value)
+    assert "meta.csv" in msg and "a.wav" in msg and "m1/ko" in msg and "m3/ko" in msg and "\n" not in msg
 
 
 @pytest.mark.parametrize("style", ["spaces", "windows", "semicolon", "outside"])

@@ -312,7 +312,15 @@ def read_metadata(path) -> dict[Path, dict]:
             p = p.replace("\\", "/")  # a CSV written on Windows separates folders with backslashes
         q = Path(p).expanduser()
         q = _abs(q if q.is_absolute() else base / q)
-        out[q] = {"animal": str(row.animal).strip(), "group": str(row.group).strip()}
+        meta = {"animal": str(row.animal).strip(), "group": str(row.group).strip()}
+        if q in out and out[q] != meta:
+            # Two rows for one recording that disagree: which animal it came from decides the
+            # MMD's unit of exchangeability, so guessing (e.g. last row wins) is not safe.
+            old = out[q]
+            raise InputFileError(path, f"lists {p} twice with different animal/group "
+                                 f"({old['animal']}/{old['group']} and {meta['animal']}/{meta['group']})",
+                                 "keep one row per recording")
+        out[q] = meta
     return out
 
 
@@ -592,6 +600,10 @@ def segment_recordings(
                         # A worker was killed (typically out of memory): every recording still
                         # in the pool is reported, and a re-run retries them.
                         t = futures[fut]
+                        done = _finished_before_the_pool_broke(t, out_dir)
+                        if done is not None:
+                            handle(done)
+                            continue
                         reason = (f"{t.rec.path}: a worker process died while this recording was in the pool "
                                   "(out of memory?) (fix: re-run the same command; use fewer --jobs if it recurs)")
                         store.write_error(out_dir, t.rec.recording, t.rec.path, reason)
@@ -604,6 +616,26 @@ def segment_recordings(
     _finish(run, recs, params)
     run.elapsed_s = time.perf_counter() - t0
     return run
+
+
+def _finished_before_the_pool_broke(task: "_Task", out_dir) -> dict | None:
+    """A task whose worker wrote its shard before another worker died counts as done.
+
+    Its result was lost with the pool, but the shard is complete (written atomically) and
+    current, so reporting it as failed would be wrong and a re-run would skip it anyway.
+    """
+    from . import store
+    from ._io import file_fingerprint
+
+    path = store.shard_path(out_dir, task.rec.recording)
+    try:
+        if not store.shard_is_current(path, file_fingerprint(task.rec.path), task.digest):
+            return None
+        n = store.read_shard_info(path).n_syllables
+    except (OSError, UsvpipeError):
+        return None
+    # The audio duration travelled with the lost result; the shard does not record it.
+    return {"status": "done", "n": n, "audio_s": 0.0}
 
 
 def _finish(run: SegmentRun, recs: Sequence[Recording], params: dict) -> None:
