@@ -11,14 +11,15 @@ partner z'_i only (G11_ii = ±0.75..1.5, G22_ii = -1.5..-4.5), 6000 pairs, every
 450 epochs with beta = 2 (KL weight), 5 seeds; POISE with the paired prior start held for the
 first half of the epochs and the score-function KL gradient:
 
-    python scripts/poise_identifiability.py --floors            # ~40 min on 2 CPU cores
+    python scripts/poise_identifiability.py --floors            # ~20-30 min on one CPU core
     python scripts/poise_identifiability.py --models poise --prior-init independent   # the old start
 
 ``--floors`` prints what needs no identifiability (random orthogonal rotations of the true
 latents within each modality, PCA / FastICA of x). The floor falls with the dimension (3
 latents: 0.83; 5: 0.73), so small ``--dims`` cannot tell models apart. ``--no-diagonal`` gives
 dense, weak couplings over all pairs (``--dims 3 --no-diagonal --coupling 1 --quartic 0.5
---epochs 40 --kl-weight 1`` is the first, non-discriminating benchmark of docs/poise.md).
+--epochs 40 --kl-weight 1 --prior-init independent --prior-warmup-epochs 0`` is the first,
+non-discriminating benchmark of docs/poise.md).
 
 For MVAE the learned latent is the shared one (n + m dims) matched to (z, z').
 ``poise-oracle`` is a diagnostic: POISE with the prior fixed at the true couplings (only

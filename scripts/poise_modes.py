@@ -27,8 +27,11 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
 
 N_COHERENCE = 1000  # pairs whose 2-D point drives the cross-generated digits
 
@@ -129,6 +132,60 @@ def model_params(spec: str, **common):
     return PoiseParams(model=base, **common, **extra)
 
 
+def plot_latents(latents, radii, models, path):
+    """One panel per (model, radius): the latent given both modalities, coloured by mode.
+
+    Latents of more than 2 dims are shown by their first two principal components; POISE
+    gets a second row with its private 2-D ``z'`` as it is.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.decomposition import PCA
+
+    from usvpipe._io import save_figure_atomic
+    from usvpipe.viz._figures import category_colors
+
+    panels = []
+    for model in models:
+        panels.append((f"{model} (PCA)", model, 0))
+        if model.startswith("poise"):
+            panels.append((model + ": z'", model, 1))
+    fig, axes = plt.subplots(len(panels), len(radii), figsize=(1.9 * len(radii), 1.8 * len(panels)), squeeze=False)
+    show = np.random.default_rng(0).permutation(len(next(iter(latents.values()))[2]))[:1500]  # keeps the PNG small
+    for i, (title, model, which) in enumerate(panels):
+        for j, radius in enumerate(radii):
+            whole, private, labels = latents[(radius, model)]
+            xy = private if which else (whole if whole.shape[1] == 2 else PCA(2, random_state=0).fit_transform(whole))
+            colours = category_colors(labels)
+            ax = axes[i, j]
+            ax.scatter(xy[show, 0], xy[show, 1], s=2, c=[colours[str(v)] for v in labels[show]], linewidths=0)
+            ax.set_xticks([]), ax.set_yticks([])
+            if i == 0:
+                ax.set_title(f"radius {radius:g}", fontsize=8)
+            if j == 0:
+                ax.set_ylabel(title, fontsize=7)
+    handles = [plt.Line2D([], [], marker="o", ls="", ms=4, color=c, label=k) for k, c in colours.items()]
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False,
+               handletextpad=0.1, columnspacing=0.8)
+    return _palette_png(save_figure_atomic(fig, path, dpi=110, bbox_inches="tight"))
+
+
+def _palette_png(path, colours=64):
+    """Rewrite a PNG with a small palette (27 scatter panels: ~0.9 MB -> ~0.2 MB), atomically."""
+    from PIL import Image  # matplotlib's own dependency
+
+    from usvpipe._io import atomic_path
+
+    with Image.open(path) as im:
+        small = im.convert("RGB").quantize(colours)
+    with atomic_path(path) as tmp:
+        small.save(tmp, format="PNG", optimize=True)
+    return path
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--radii", type=float, nargs="+", default=[1.0, 2.0, 4.0])
@@ -139,6 +196,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--obs-sd", type=float, default=0.5, help="Gaussian observation s.d. of the 2-D points")
+    ap.add_argument("--figure", default=str(ROOT / "docs" / "img" / "poise_modes_latents.png"),
+                    help="latent plots of the first seed's models ('' for none)")
     args = ap.parse_args(argv)
 
     import torch
@@ -147,7 +206,7 @@ def main(argv=None):
     from usvpipe.poise import cross_generate, encode, make_digits_gaussians, train_poise
 
     judge = digit_judge()
-    rows = []
+    rows, latents = [], {}
     for seed in args.seeds:
         for radius in args.radii:
             data = make_digits_gaussians(radius, copies=args.copies, seed=seed)
@@ -172,6 +231,10 @@ def main(argv=None):
                        "bayes": round(bayes, 3), "train_s": round(time.perf_counter() - t0, 1)}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
+                if seed == args.seeds[0]:
+                    latents[(radius, model)] = (whole, lat2 if private else None, labels)
+    if args.figure:
+        print(f"wrote {plot_latents(latents, args.radii, args.models, args.figure)}")
     if len(args.seeds) > 1:
         rows = mean_rows(rows)
     print_table(rows, model_width=max(6, *(len(m) for m in args.models)))

@@ -26,7 +26,6 @@ ROOT = Path(__file__).resolve().parents[1]
 FACTORS = ("pitch", "log_duration", "log_fm_depth")
 
 
-
 def split_and_readers(data, *, train_fraction=0.8, verbose=False):
     """Train/test split and the ridge "readers" (real image -> the 3 standardised coupled factors).
 
