@@ -598,7 +598,8 @@ def segment_recordings(
                         handle(fut.result())
                     except BrokenProcessPool:
                         # A worker was killed (typically out of memory): every recording still
-                        # in the pool is reported, and a re-run retries them.
+                        # in the pool whose shard is not written is reported, and a re-run
+                        # retries them.
                         t = futures[fut]
                         done = _finished_before_the_pool_broke(t, out_dir)
                         if done is not None:
