@@ -149,3 +149,18 @@ def test_the_old_module_paths_still_export_the_segmentation_api():
     assert pipeline_segment.segment_recordings is batch.segment_recordings is usvpipe.segment_recordings
     assert pipeline_segment.SyllableParams is params.SyllableParams
     assert old_spectrogram.SpectrogramParams is new_spectrogram.SpectrogramParams is usvpipe.SpectrogramParams
+
+
+def test_power_to_db_is_bit_identical_to_the_inline_expressions_it_replaced():
+    from usvpipe.segmentation.spectrogram import power_to_db
+
+    rng = np.random.default_rng(0)
+    p = (rng.random(1000, dtype=np.float32) ** 8).astype(np.float32)
+    p[:10] = 0.0  # digital silence hits the floor, not -inf
+    expected = np.float32(10.0) * np.log10(np.maximum(p, np.float32(1e-20)))
+    assert np.array_equal(power_to_db(p), expected) and np.isfinite(power_to_db(p)).all()
+    scaled = np.log10(np.maximum(p, np.float32(1e-20))) * np.float32(10.0 / 40.0)
+    buf = p.copy()
+    out = power_to_db(buf, scale=10.0 / 40.0, out=buf)
+    assert out is buf and np.array_equal(out, scaled)
+    assert power_to_db(np.zeros(1, np.float32), amin=1e-10)[0] == pytest.approx(-100.0, abs=1e-4)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..config import params_digest, params_to_dict
-from ..errors import ConfigError, UsvpipeError
+from ..errors import ConfigError
 from . import worker
 from .detection import SCORE_COLUMNS
 from .inputs import Recording, plan_recordings

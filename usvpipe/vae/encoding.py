@@ -24,7 +24,8 @@ def load_model(path, device="cpu"):
     import torch
 
     from .model import build_model
-    from .training import load_checkpoint, resolve_device
+    from .._device import resolve_device
+    from .training import load_checkpoint
 
     path = Path(path)
     ckpt = load_checkpoint(path)
@@ -92,8 +93,8 @@ def encode(model_path, store_dir, out_path, *, device: str = "auto", batch_size:
     """
     import torch
 
+    from .._device import resolve_device
     from ..store import open_store
-    from .training import resolve_device
 
     if batch_size < 1:
         raise UsvpipeError(f"batch_size must be >= 1, got {batch_size}")
