@@ -407,7 +407,8 @@ def open_store(path, *, merge_if_stale: bool = True) -> SyllableStore:
             stale = manifest.get("n_recordings") != n_shards or manifest_path.stat().st_mtime_ns < newest_shard
         if stale:
             merge_store(path)
-    text_cols = ("id", "recording", "animal", "group", "shard")
+    from .artifacts import TEXT_COLUMNS as text_cols
+
     # keep_default_na=False: an animal or group called "NA" (or "None") is a name, not a gap
     table = pd.read_csv(table_path, dtype={c: str for c in text_cols}, keep_default_na=False, na_values=[""])
     for c in text_cols:

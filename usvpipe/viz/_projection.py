@@ -6,17 +6,16 @@ in numba, whose first call JIT-compiles for tens of seconds.
 """
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from ..artifacts import Latents
+from ..artifacts import latent_columns as _latent_columns
 from ..config import check_choice
 from ..errors import ConfigError, InputFileError, UsvpipeError
 
-_Z_RE = re.compile(r"^z(\d+)$")
 METHODS = ("umap", "pca")
 #: names of the embedding columns written next to the latents' metadata columns
 EMBED_COLUMNS = ("emb_x", "emb_y")
@@ -113,42 +112,21 @@ def latent_columns(frame, *, source="latents") -> list[str]:
     InputFileError
         If there are none, or they are not contiguous from ``z0``.
     """
-    found = sorted((int(m.group(1)), c) for c in frame.columns if (m := _Z_RE.match(str(c))))
-    if not found:
-        raise InputFileError(source, "no latent columns z0..z{d-1}", "pass the latents table written by `usvpipe encode`")
-    idx = [i for i, _ in found]
-    if idx != list(range(len(idx))):
-        raise InputFileError(source, f"latent columns are not z0..z{len(idx) - 1} (found {', '.join(c for _, c in found[:6])}...)", "pass the latents table written by `usvpipe encode`")
-    return [c for _, c in found]
+    return _latent_columns(frame, source=source)
 
 
 def validate_latents(frame, *, source="latents", required=("id",)) -> list[str]:
     """Check a latents table; return its latent column names.
 
     Raises :class:`InputFileError` (naming ``source``) on missing columns, an empty table,
-    duplicate ids, NaN/inf or non-numeric latents.
+    duplicate ids, NaN/inf or non-numeric latents (the last three: :class:`~usvpipe.artifacts.Latents`).
     """
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise InputFileError(source, f"missing column(s) {', '.join(missing)}", "pass the latents table written by `usvpipe encode`")
-    zcols = latent_columns(frame, source=source)
+    zcols = Latents(frame, source=source).columns
     if len(frame) == 0:
         raise InputFileError(source, "no rows", "encode a store with at least one syllable")
-    try:
-        z = frame[zcols].to_numpy(dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InputFileError(source, "non-numeric values in latent columns", "re-run `usvpipe encode`") from None
-    bad = ~np.isfinite(z)
-    if bad.any():
-        rows = np.flatnonzero(bad.any(axis=1))
-        raise InputFileError(
-            source,
-            f"{len(rows)} row(s) with NaN/inf latents (first at row {rows[0]}, id {frame['id'].iloc[rows[0]] if 'id' in frame else rows[0]})",
-            "re-run `usvpipe encode` or drop those rows",
-        )
-    if "id" in frame.columns and frame["id"].duplicated().any():
-        dup = frame["id"][frame["id"].duplicated()].iloc[0]
-        raise InputFileError(source, f"duplicate id {dup!r}", "ids must be unique; pass the table written by `usvpipe encode`")
     return zcols
 
 
@@ -157,32 +135,7 @@ def read_latents(path):
 
     Returns a DataFrame (text columns as str).
     """
-    import pandas as pd
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(path, "file not found", "pass the latents.csv written by `usvpipe encode`")
-    if path.suffix.lower() in (".h5", ".hdf5"):
-        # the HDF5 layout belongs to the VAE stage: use its reader
-        try:
-            from ..vae.encoding import read_latents as read_h5
-        except ImportError:
-            raise InputFileError(path, "HDF5 latents need the VAE stage (usvpipe.vae)", "export the latents as CSV") from None
-        try:
-            frame = read_h5(path)
-        except (OSError, KeyError, ValueError) as exc:
-            raise InputFileError(path, f"unreadable HDF5 latents ({exc})", "re-run `usvpipe encode`") from None
-        validate_latents(frame, source=path)
-        return frame
-    text_cols = ("id", "recording", "animal", "group", "shard")
-    try:
-        # keep_default_na=False: an animal or group called "NA" (or "None") is a name, not a gap
-        frame = pd.read_csv(path, dtype={c: str for c in text_cols}, low_memory=False, keep_default_na=False, na_values=[""])
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputFileError(path, f"not a readable CSV ({str(exc).splitlines()[0]})", "pass the latents.csv written by `usvpipe encode`") from None
-    for c in text_cols:
-        if c in frame:
-            frame[c] = frame[c].fillna("")
+    frame = Latents.read(path).frame
     validate_latents(frame, source=path)
     return frame
 
