@@ -127,14 +127,20 @@ res() {  # res CPUS MEM TIME GPUS -> sbatch options for the values that are set
   [ -n "$1" ] && out+=(--cpus-per-task "$1")
   [ -n "$2" ] && out+=(--mem "$2")
   [ -n "$3" ] && out+=(--time "$3")
-  [ -n "${4:-}" ] && [ "$4" -gt 0 ] && out+=(--gpus-per-node "$4")
+  if [ -n "${4:-}" ] && [ "$4" -gt 0 ]; then out+=(--gpus-per-node "$4"); fi
   echo "${out[@]}"
 }
-# shellcheck disable=SC2207,SC2086
-SEG=(--array "0-$((TASKS - 1))" --output "$LOGS/%x-%A_%a.out" $(res "$SEG_CPUS" "$SEG_MEM" "$SEG_TIME") ${USVPIPE_SEGMENT_SBATCH:-})
+SEG_RES=$(res "$SEG_CPUS" "$SEG_MEM" "$SEG_TIME"); MERGE_RES=""
+TRAIN_RES=$(res "$TRAIN_CPUS" "$TRAIN_MEM" "$TRAIN_TIME" "$GPUS")
+AN_RES=$(res "$AN_CPUS" "$AN_MEM" "$AN_TIME" "$ANALYSE_GPUS")
+# shellcheck disable=SC2206  # word splitting intended: the values hold no spaces
+SEG=(--array "0-$((TASKS - 1))" --output "$LOGS/%x-%A_%a.out" $SEG_RES ${USVPIPE_SEGMENT_SBATCH:-})
+# shellcheck disable=SC2206
 MERGE=(--output "$LOGS/%x-%j.out" ${USVPIPE_MERGE_SBATCH:-})
-TRAIN=(--output "$LOGS/%x-%j.out" $(res "$TRAIN_CPUS" "$TRAIN_MEM" "$TRAIN_TIME" "$GPUS") ${USVPIPE_TRAIN_SBATCH:-})
-ANALYSE=(--output "$LOGS/%x-%j.out" $(res "$AN_CPUS" "$AN_MEM" "$AN_TIME" "$ANALYSE_GPUS") ${USVPIPE_ANALYSE_SBATCH:-})
+# shellcheck disable=SC2206
+TRAIN=(--output "$LOGS/%x-%j.out" $TRAIN_RES ${USVPIPE_TRAIN_SBATCH:-})
+# shellcheck disable=SC2206
+ANALYSE=(--output "$LOGS/%x-%j.out" $AN_RES ${USVPIPE_ANALYSE_SBATCH:-})
 
 SEG_OPTS=(); [ -n "$METADATA" ] && SEG_OPTS+=(--metadata "$METADATA")
 
@@ -144,13 +150,18 @@ SEG_OPTS=(); [ -n "$METADATA" ] && SEG_OPTS+=(--metadata "$METADATA")
 if [ "$CHECK" = 1 ]; then
   for stage in segment merge train analyse; do
     case $stage in
-      segment) opts=("${SEG[@]}"); script=segment_array.sbatch; fix="--segment-cpus/--segment-mem" ;;
-      merge) opts=("${MERGE[@]}"); script=merge.sbatch; fix="USVPIPE_MERGE_SBATCH" ;;
-      train) opts=("${TRAIN[@]}"); script=train_1node.sbatch; fix="--gpus 0 to train on CPU, --partition with GPU nodes, or --train-cpus/--train-mem" ;;
-      analyse) opts=("${ANALYSE[@]}"); script=analyse.sbatch; fix="--analyse-gpus 0, --analyse-cpus/--analyse-mem" ;;
+      segment) opts=("${SEG[@]}"); script=segment_array.sbatch; asked="$SEG_RES ${USVPIPE_SEGMENT_SBATCH:-}"; fix="--segment-cpus/--segment-mem" ;;
+      merge) opts=("${MERGE[@]}"); script=merge.sbatch; asked="${USVPIPE_MERGE_SBATCH:-}"; fix="USVPIPE_MERGE_SBATCH" ;;
+      train) opts=("${TRAIN[@]}"); script=train_1node.sbatch; asked="$TRAIN_RES ${USVPIPE_TRAIN_SBATCH:-}"
+             fix="--train-cpus/--train-mem"; [ "$GPUS" -eq 0 ] || fix+=", --gpus 0 to train on CPU" ;;
+      analyse) opts=("${ANALYSE[@]}"); script=analyse.sbatch; asked="$AN_RES ${USVPIPE_ANALYSE_SBATCH:-}"
+               fix="--analyse-cpus/--analyse-mem"; [ "$ANALYSE_GPUS" -eq 0 ] || fix+=", --analyse-gpus 0" ;;
     esac
     if ! msg=$(sbatch --test-only "${COMMON[@]}" "${opts[@]}" "$HERE/$script" 2>&1); then
-      die "the $stage job cannot run on this cluster as asked: ${msg//$'\n'/ } (fix: $fix, or --partition)"
+      # what was asked: the script's #SBATCH defaults, then chain.sh's options (which win)
+      defaults=$(sed -n 's/^#SBATCH --\(cpus-per-task\|mem\)=\(.*\)/\1=\2/p' "$HERE/$script" | xargs)
+      asked=$(echo "$asked $SBATCH_ARGS" | xargs)
+      die "the $stage job cannot run on this cluster as asked (defaults $defaults in $script${asked:+, then $asked}): ${msg//$'\n'/ } (fix: $fix, or --partition with bigger nodes)"
     fi
   done
 fi

@@ -14,6 +14,9 @@
 #      after the one it depends on and completed;
 #    - runs `usvpipe run` locally on the same data and checks that the store is identical,
 #      the latents agree within LATENT_ATOL and the MMD p-value is the same;
+#    - signals the chain's training job as SLURM does before the time limit (USR1) and checks
+#      that it requeued itself and resumed from its checkpoint (its latents are still compared
+#      with the uninterrupted local run's);
 #    - cancels a segmentation array task mid-run (scancel), resubmits that task alone and
 #      checks that it processed only the recordings the cancelled attempt had not finished,
 #      and that the store it completes equals the local one;
@@ -163,12 +166,15 @@ device = "cpu"
 [syllables]
 shape = [32, 32]
 [train]
-epochs = 2
+# 12 epochs of a few steps: long enough for the requeue test to interrupt training mid-run
+epochs = 12
 batch_size = 32
 latent_dim = 8
 channels = [4, 8]
 hidden = [32]
 patience = 0
+# no validation split: model.pt is then the last epoch, so the resumed epochs reach the latents
+val_fraction = 0.0
 figure_every = 0
 num_workers = 0
 [umap]
@@ -215,36 +221,58 @@ read -r SEG MERGE TRAIN ANALYSE < <(sed -n 's/^submitted: segment=\([0-9]*\) mer
 [ -n "${ANALYSE:-}" ] || fail "chain.sh did not print the job ids"
 for j in $MERGE $TRAIN $ANALYSE; do say "job $j ($(jfield "$j" JobName)) submitted with Dependency=$(jfield "$j" Dependency)"; done
 
-# --- 6. alongside: the local run, the cancel test and the 2-process torchrun under srun ---------
+# --- 6. alongside: the local run, the cancel test, the requeue test, torchrun under srun ----------
 # The local run is pinned to one thread, as the SLURM training job is (--train-cpus 1), so the
 # two trainings do the same arithmetic.
 ( cd "$W" && OMP_NUM_THREADS=1 "$PY" -m usvpipe run "$CFG" --output "$W/local" --no-progress >"$W/log/local_run.log" 2>&1; echo $? >"$W/log/local_run.rc" ) &
 LOCAL_PID=$!
 
 # Cancel test: a 2-task array into its own store, one task at a time (%1). When task 1 has
-# written its first shards, scancel it; then resubmit task 1 alone (--array=1).
+# written its first shard, scancel it; then resubmit task 1 alone (--array=1).
 CSTORE=$W/cancel/store; mkdir -p "$W/cancel/logs"
 CCOMMON=(--chdir "$W/cancel" --export "ALL,USVPIPE_PYTHON=$PY,USVPIPE_SLURM_DIR=$SLURM_DIR,USVPIPE_TASKS=2" --cpus-per-task 1 --mem 1G --time 10)
 C1=$(sbatch --parsable "${CCOMMON[@]}" --array=0-1%1 --output "$W/cancel/logs/%x-%A_%a.out" "$SLURM_DIR/segment_array.sbatch" "$W/data" "$CSTORE" "$CFG")
 N_TASK0=$(( (N_REC + 1) / 2 )); N_TASK1=$(( N_REC / 2 ))
 nshards() { find "$CSTORE/shards" -maxdepth 1 -name '*.h5' 2>/dev/null | wc -l; }
-end=$((SECONDS + 150))
-while [ "$(nshards)" -le "$N_TASK0" ] && [ $SECONDS -lt $end ]; do sleep 0.05; done
-scancel "${C1}_1"
-sleep 1  # let the cancelled task die
-AT_CANCEL=$(nshards)
-K=$((AT_CANCEL - N_TASK0))
-find "$CSTORE/shards" -maxdepth 1 -name '*.h5' -printf '%f %i %T@\n' | sort >"$W/cancel/shards_at_cancel.txt"
-say "cancel test: scancel ${C1}_1 with $K of its $N_TASK1 recordings written ($(jfield "${C1}_1" JobState))"
-C2=$(sbatch --parsable "${CCOMMON[@]}" --array=1 --output "$W/cancel/logs/%x-%A_%a.out" "$SLURM_DIR/segment_array.sbatch" "$W/data" "$CSTORE" "$CFG")
 
-# torchrun under srun, 2 CPU processes, once the chain's store is merged.
+# torchrun under srun, 2 CPU processes, once the chain's store is merged (2 epochs: the point
+# is the launch, not the model).
 DDP=$(sbatch --parsable --chdir "$W" --export "ALL,USVPIPE_PYTHON=$PY,USVPIPE_SLURM_DIR=$SLURM_DIR,USVPIPE_NPROC=2" \
   --dependency "afterok:$MERGE" --kill-on-invalid-dep=yes --nodes 1 --cpus-per-task 2 --mem 3G --time 20 \
-  --output "$W/log/%x-%j.out" "$SLURM_DIR/train_multinode.sbatch" "$W/slurm/store" "$W/ddp" --config "$CFG")
-say "submitted cancel-test resubmission $C2, srun+torchrun job $DDP; waiting"
+  --output "$W/log/%x-%j.out" "$SLURM_DIR/train_multinode.sbatch" "$W/slurm/store" "$W/ddp" --config "$CFG" --epochs 2)
+say "submitted cancel-test array $C1 (2 tasks, one at a time) and srun+torchrun job $DDP"
 
-wait_jobs 240 "$SEG" "$MERGE" "$TRAIN" "$ANALYSE" "$C1" "$C2" "$DDP" || fail "jobs still not finished after 240 s"
+# Requeue test: when the chain's training has written its first checkpoint, send the batch
+# shell the signal SLURM sends before the time limit (--signal=B:USR1@120); the script must
+# requeue the job, the old attempt must stop, and the new one resume from the checkpoint.
+# SLURM holds a requeued job for ~2 minutes (BeginTime); the test releases it at once.
+CKPT=$W/slurm/model/checkpoint.pt
+cancelled=0 resubmitted=0 signalled=0 released=0 C2="" K=0 AT_CANCEL=0
+end=$((SECONDS + 200))
+while [ $((resubmitted + released)) -lt 2 ] && [ $SECONDS -lt $end ]; do
+  if [ $cancelled = 0 ] && [ "$(nshards)" -gt "$N_TASK0" ]; then
+    scancel "${C1}_1"; cancelled=1
+  elif [ $cancelled = 1 ] && [ $resubmitted = 0 ] && [ -z "$(squeue -h -j "${C1}_1" 2>/dev/null)" ]; then
+    AT_CANCEL=$(nshards); K=$((AT_CANCEL - N_TASK0))
+    find "$CSTORE/shards" -maxdepth 1 -name '*.h5' -printf '%f %i %T@\n' | sort >"$W/cancel/shards_at_cancel.txt"
+    say "cancel test: scancel ${C1}_1 with $K of its $N_TASK1 recordings written ($(jfield "${C1}_1" JobState)); resubmitting task 1 alone"
+    C2=$(sbatch --parsable "${CCOMMON[@]}" --array=1 --output "$W/cancel/logs/%x-%A_%a.out" "$SLURM_DIR/segment_array.sbatch" "$W/data" "$CSTORE" "$CFG")
+    resubmitted=1
+  fi
+  if [ $signalled = 0 ] && [ -e "$CKPT" ]; then
+    scancel --batch --signal=USR1 "$TRAIN"; signalled=1
+    say "requeue test: USR1 to train job $TRAIN after its first checkpoint"
+  elif [ $signalled = 1 ] && [ $released = 0 ] && [ "$(squeue -h -j "$TRAIN" -o %T 2>/dev/null)" = PENDING ]; then
+    scontrol update JobId="$TRAIN" StartTime=now; released=1
+    say "requeue test: job $TRAIN requeued (restarts $(jfield "$TRAIN" Restarts)); released from SLURM's requeue hold"
+  fi
+  sleep 0.05
+done
+[ $resubmitted = 1 ] || say "cancel test: task 1 never got going (timeout)"
+[ $released = 1 ] || say "requeue test: train job $TRAIN never came back to PENDING (timeout)"
+say "waiting for the jobs"
+
+wait_jobs 200 "$SEG" "$MERGE" "$TRAIN" "$ANALYSE" "$C1" ${C2:+"$C2"} "$DDP" || fail "jobs still not finished after 240 s"
 wait "$LOCAL_PID" || true
 say "all jobs finished"
 
@@ -287,6 +315,18 @@ if [ "$(join "$W/cancel/shards_at_cancel.txt" "$W/cancel/shards_after.txt" | awk
   ok "the $AT_CANCEL shards written before the cancel are untouched (inode, mtime); $N_REC shards in all"
 else
   bad "shards written before the cancel were rewritten, or the store is incomplete"
+fi
+
+# requeue test
+TRAIN_LOG=$W/slurm/logs/usv-train-$TRAIN.out
+RESUMED=$(sed -n 's/.*resuming from .* after epoch \([0-9]*\)$/\1/p' "$TRAIN_LOG" | head -n 1)
+EPOCHS=$(sed -n 's/^epochs = //p' "$CFG")
+BEST=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["best_epoch"])' "$W/slurm/model/train.json" 2>/dev/null || echo 0)
+if [ "$(jfield "$TRAIN" Restarts)" = 1 ] && grep -q "time limit near: requeueing" "$TRAIN_LOG" && [ -n "$RESUMED" ] \
+   && [ "$RESUMED" -lt "$EPOCHS" ] && [ "$(grep -c '^trained ' "$TRAIN_LOG")" = 1 ] && [ "$BEST" -gt "$RESUMED" ]; then
+  ok "train job requeued itself on USR1 and resumed after epoch $RESUMED of $EPOCHS; the first attempt stopped (one 'trained' line); model.pt is epoch $BEST, trained after the resume"
+else
+  bad "requeue: restarts=$(jfield "$TRAIN" Restarts), resumed after epoch '${RESUMED}' of $EPOCHS, model.pt from epoch $BEST, $(grep -c '^trained ' "$TRAIN_LOG") 'trained' line(s) in $TRAIN_LOG"
 fi
 
 # torchrun under srun
