@@ -20,6 +20,9 @@
 #    - cancels a segmentation array task mid-run (scancel), resubmits that task alone and
 #      checks that it processed only the recordings the cancelled attempt had not finished,
 #      and that the store it completes equals the local one;
+#    - submits a second chain on a folder without WAV files, its environment given only by a
+#      --setup file (--export NONE), and checks that the failures are reported in one line
+#      and that SLURM cancels the dependent jobs instead of leaving them pending;
 #    - runs train_multinode.sbatch: `srun` + `torchrun` with 2 CPU processes (gloo) and checks
 #      that training ran with world size 2.
 #
@@ -119,6 +122,7 @@ stop_daemons() {
     scancel --quiet --user=root 2>/dev/null || true
     for _ in $(seq 20); do [ -z "$(squeue -h 2>/dev/null)" ] && break; sleep 0.5; done
   fi
+  [ -n "${LOCAL_PID:-}" ] && kill "$LOCAL_PID" 2>/dev/null
   local stopped=()
   for d in slurmd slurmctld munged; do
     local f=$RUN/$d.pid pid
@@ -242,6 +246,17 @@ DDP=$(sbatch --parsable --chdir "$W" --export "ALL,USVPIPE_PYTHON=$PY,USVPIPE_SL
   --output "$W/log/%x-%j.out" "$SLURM_DIR/train_multinode.sbatch" "$W/slurm/store" "$W/ddp" --config "$CFG" --epochs 2)
 say "submitted cancel-test array $C1 (2 tasks, one at a time) and srun+torchrun job $DDP"
 
+# Failure path: a chain on a folder without WAV files, its environment set only by a --setup
+# file (--export NONE). Segmentation and merge must fail with their one-line errors, and
+# SLURM must cancel training and analysis instead of leaving them pending forever.
+mkdir -p "$W/empty"
+printf 'export PYTHONPATH=%q MPLBACKEND=Agg\n' "$PYTHONPATH" >"$W/setup.sh"
+FAIL_OUT=$(USVPIPE_PYTHON=$PY bash "$SLURM_DIR/chain.sh" --tasks 1 --gpus 0 --export NONE --setup "$W/setup.sh" \
+  --segment-cpus 1 --segment-mem 1G --train-cpus 1 --train-mem 1G --analyse-cpus 1 --analyse-mem 1G "$W/empty" "$W/failrun" "$CFG" 2>&1) \
+  || { echo "$FAIL_OUT"; fail "chain.sh refused the failure-path chain"; }
+read -r FSEG FMERGE FTRAIN FANALYSE < <(sed -n 's/^submitted: segment=\([0-9]*\) merge=\([0-9]*\) train=\([0-9]*\) analyse=\([0-9]*\)$/\1 \2 \3 \4/p' <<<"$FAIL_OUT")
+say "failure-path chain on an empty folder: segment=$FSEG merge=$FMERGE train=$FTRAIN analyse=$FANALYSE"
+
 # Requeue test: when the chain's training has written its first checkpoint, send the batch
 # shell the signal SLURM sends before the time limit (--signal=B:USR1@120); the script must
 # requeue the job, the old attempt must stop, and the new one resume from the checkpoint.
@@ -272,7 +287,7 @@ done
 [ $released = 1 ] || say "requeue test: train job $TRAIN never came back to PENDING (timeout)"
 say "waiting for the jobs"
 
-wait_jobs 200 "$SEG" "$MERGE" "$TRAIN" "$ANALYSE" "$C1" ${C2:+"$C2"} "$DDP" || fail "jobs still not finished after 240 s"
+wait_jobs 200 "$SEG" "$MERGE" "$TRAIN" "$ANALYSE" "$C1" ${C2:+"$C2"} "$DDP" "$FSEG" "$FMERGE" "$FTRAIN" "$FANALYSE" || fail "jobs still not finished after 240 s"
 wait "$LOCAL_PID" || true
 say "all jobs finished"
 
@@ -328,6 +343,19 @@ if [ "$(jfield "$TRAIN" Restarts)" = 1 ] && grep -q "time limit near: requeueing
 else
   bad "requeue: restarts=$(jfield "$TRAIN" Restarts), resumed after epoch '${RESUMED}' of $EPOCHS, model.pt from epoch $BEST, $(grep -c '^trained ' "$TRAIN_LOG") 'trained' line(s) in $TRAIN_LOG"
 fi
+
+# failure path
+expect_state "$FSEG" "1 FAILED:2:0" "failure path: segment $FSEG on an empty folder"
+expect_state "$FMERGE" "1 FAILED:2:0" "failure path: merge $FMERGE"
+FLOG=$(ls "$W/failrun/logs/"*"-${FSEG}_0.out")
+grep -q '^usvpipe job .*usvpipe 0' "$FLOG" && grep -q 'no WAV files found' "$FLOG" \
+  && ok "failure path: the job found usvpipe through --setup with --export NONE and said: $(grep -m1 -o 'error: .*' "$FLOG")" \
+  || bad "failure path: $FLOG lacks the job header or the 'no WAV files' error"
+for j in $FTRAIN $FANALYSE; do
+  st="$(jfield "$j" JobState) $(jfield "$j" Reason)"
+  [ "$st" = "CANCELLED DependencyNeverSatisfied" ] && ok "failure path: job $j ($(jfield "$j" JobName)) $st, not pending forever" \
+    || bad "failure path: job $j is '$st', expected 'CANCELLED DependencyNeverSatisfied'"
+done
 
 # torchrun under srun
 expect_state "$DDP" "1 COMPLETED:0:0" "srun + torchrun, 2 CPU processes ($DDP)"
