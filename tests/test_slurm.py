@@ -183,6 +183,22 @@ def test_a_resubmitted_array_task_keeps_its_own_share(tmp_path):
     assert len(list((tmp_path / "store" / "shards").glob("*.h5"))) == 2
 
 
+def test_shard_from_the_environment_of_a_resubmitted_task():
+    """What SLURM 22.05 sets for `sbatch --array=2` after an `--array=0-3` run (seen on the self-test's cluster)."""
+    from usvpipe.errors import ConfigError
+    from usvpipe.hpc import Shard, shard_from_env
+
+    lone = {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "1", "SLURM_ARRAY_TASK_MIN": "2", "SLURM_ARRAY_TASK_MAX": "2"}
+    with pytest.raises(ConfigError, match="USVPIPE_TASKS"):
+        shard_from_env(lone)  # used to be 0/1: every unfinished recording, also other tasks' ones
+    assert shard_from_env({**lone, "USVPIPE_TASKS": "4"}) == Shard(2, 4)
+    first = {"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_MIN": "0"}
+    assert shard_from_env(first) == shard_from_env({**first, "USVPIPE_TASKS": "4"}) == Shard(3, 4)
+    with pytest.raises(ConfigError, match="outside 0..3"):
+        shard_from_env({**lone, "SLURM_ARRAY_TASK_ID": "4", "USVPIPE_TASKS": "4"})
+    assert shard_from_env({"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "1"}) == Shard(0, 1)
+
+
 @pytest.mark.skipif(os.environ.get("USVPIPE_TEST_SLURM") != "1",
                     reason="brings up a real one-node SLURM (root, ~2 min): set USVPIPE_TEST_SLURM=1 to run it")
 def test_selftest_runs_the_chain_on_a_real_slurm(tmp_path):
