@@ -113,6 +113,7 @@ say "slurm.conf for $NODE: $HW (in $SLURM_CONF)"
 # --- 3. daemons, stopped by pid file on any exit -----------------------------------------------
 stop_daemons() {
   local rc=$?
+  set +e  # cleanup goes to the end whatever fails in it
   trap - EXIT INT TERM
   if [ "${USVPIPE_SELFTEST_KEEP:-0}" = 1 ]; then
     say "daemons left running (USVPIPE_SELFTEST_KEEP=1): SLURM_CONF=$SLURM_CONF; stop: kill \$(cat $RUN/slurmd.pid $RUN/slurmctld.pid $RUN/munged.pid)"
@@ -122,7 +123,7 @@ stop_daemons() {
     scancel --quiet --user=root 2>/dev/null || true
     for _ in $(seq 20); do [ -z "$(squeue -h 2>/dev/null)" ] && break; sleep 0.5; done
   fi
-  [ -n "${LOCAL_PID:-}" ] && kill "$LOCAL_PID" 2>/dev/null
+  [ -z "${LOCAL_PID:-}" ] || kill "$LOCAL_PID" 2>/dev/null || true
   local stopped=()
   for d in slurmd slurmctld munged; do
     local f=$RUN/$d.pid pid
