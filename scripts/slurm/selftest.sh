@@ -24,7 +24,9 @@
 #      --setup file (--export NONE), and checks that the failures are reported in one line
 #      and that SLURM cancels the dependent jobs instead of leaving them pending;
 #    - runs train_multinode.sbatch: `srun` + `torchrun` with 2 CPU processes (gloo) and checks
-#      that training ran with world size 2.
+#      that training ran with world size 2. The node has two stand-in GPUs (character devices
+#      SLURM schedules as gres/gpu, no CUDA): that job asks for them with --gpus-per-node, so
+#      its process count comes from SLURM_GPUS_ON_NODE; chain.sh --gpus 3 must be refused.
 #
 # Environment: USVPIPE_PYTHON (interpreter with usvpipe's dependencies; default python3; this
 # checkout is put first on PYTHONPATH so the jobs run this copy of usvpipe),
@@ -74,6 +76,17 @@ CPUS=$(sed -n 's/.*CPUs=\([0-9]*\).*/\1/p' <<<"$HW")
 MEM=$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$HW")
 [ -n "$CPUS" ] && [ -n "$MEM" ] || fail "cannot read CPUs/RealMemory from 'slurmd -C': $HW"
 [ "$CPUS" -ge 2 ] || fail "this machine has $CPUS CPU(s); the 2-process training check needs 2"
+# Two stand-in GPUs: character devices (like /dev/null) that SLURM schedules as gres/gpu, so
+# that --gpus-per-node goes through the real scheduler (SLURM_GPUS_ON_NODE, CUDA_VISIBLE_DEVICES).
+# There is no CUDA behind them: the job that asks for them trains on CPU (USVPIPE_DEVICE=cpu).
+rm -f "$W/fakegpu0" "$W/fakegpu1"
+if mknod "$W/fakegpu0" c 1 3 2>/dev/null && mknod "$W/fakegpu1" c 1 5 2>/dev/null; then
+  FAKE_GPUS=2
+  echo "NodeName=$NODE Name=gpu File=$W/fakegpu[0-1]" >"$W/gres.conf"
+else
+  FAKE_GPUS=0  # no mknod here (e.g. a restricted container): the GPU-request checks are skipped
+  : >"$W/gres.conf"
+fi
 export SLURM_CONF=$W/slurm.conf
 cat >"$SLURM_CONF" <<EOF
 # one-node cluster written by usvpipe's scripts/slurm/selftest.sh
@@ -105,10 +118,11 @@ MpiDefault=none
 ReturnToService=2
 MinJobAge=3600
 KillWait=5
-NodeName=$NODE NodeAddr=127.0.0.1 $HW State=UNKNOWN
+GresTypes=gpu
+NodeName=$NODE NodeAddr=127.0.0.1 $HW $([ "$FAKE_GPUS" -gt 0 ] && echo "Gres=gpu:$FAKE_GPUS") State=UNKNOWN
 PartitionName=selftest Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 EOF
-say "slurm.conf for $NODE: $HW (in $SLURM_CONF)"
+say "slurm.conf for $NODE: $HW, $FAKE_GPUS stand-in GPUs (in $SLURM_CONF)"
 
 # --- 3. daemons, stopped by pid file on any exit -----------------------------------------------
 stop_daemons() {
@@ -241,8 +255,10 @@ N_TASK0=$(( (N_REC + 1) / 2 )); N_TASK1=$(( N_REC / 2 ))
 nshards() { find "$CSTORE/shards" -maxdepth 1 -name '*.h5' 2>/dev/null | wc -l; }
 
 # torchrun under srun, 2 CPU processes, once the chain's store is merged (2 epochs: the point
-# is the launch, not the model).
-DDP=$(sbatch --parsable --chdir "$W" --export "ALL,USVPIPE_PYTHON=$PY,USVPIPE_SLURM_DIR=$SLURM_DIR,USVPIPE_NPROC=2" \
+# is the launch, not the model). The job asks for the 2 stand-in GPUs, so the number of
+# processes comes from what SLURM allocated (SLURM_GPUS_ON_NODE), and trains on CPU (gloo).
+if [ "$FAKE_GPUS" -gt 0 ]; then DDP_ASK=(--gpus-per-node 2) DDP_ENV="USVPIPE_DEVICE=cpu"; else DDP_ASK=() DDP_ENV="USVPIPE_NPROC=2"; fi
+DDP=$(sbatch --parsable --chdir "$W" --export "ALL,USVPIPE_PYTHON=$PY,USVPIPE_SLURM_DIR=$SLURM_DIR,$DDP_ENV" "${DDP_ASK[@]}" \
   --dependency "afterok:$MERGE" --kill-on-invalid-dep=yes --nodes 1 --cpus-per-task 2 --mem 3G --time 20 \
   --output "$W/log/%x-%j.out" "$SLURM_DIR/train_multinode.sbatch" "$W/slurm/store" "$W/ddp" --config "$CFG" --epochs 2)
 say "submitted cancel-test array $C1 (2 tasks, one at a time) and srun+torchrun job $DDP"
@@ -357,6 +373,19 @@ for j in $FTRAIN $FANALYSE; do
   [ "$st" = "CANCELLED DependencyNeverSatisfied" ] && ok "failure path: job $j ($(jfield "$j" JobName)) $st, not pending forever" \
     || bad "failure path: job $j is '$st', expected 'CANCELLED DependencyNeverSatisfied'"
 done
+
+# GPU requests through the scheduler (stand-in GPUs)
+if [ "$FAKE_GPUS" -gt 0 ]; then
+  HDR=$(grep -m1 '^usvpipe job' "$W/log/usv-train-mn-$DDP.out" || true)
+  case $HDR in *"gpus=2 device=cpu"*) ok "--gpus-per-node 2 reached the job: $(grep -o 'cpus=.*device=cpu' <<<"$HDR"), 2 processes from SLURM_GPUS_ON_NODE" ;;
+    *) bad "the GPU job's header is '$HDR', expected gpus=2 device=cpu" ;; esac
+  REFUSED=$(USVPIPE_PYTHON=$PY bash "$SLURM_DIR/chain.sh" --dry-run --tasks 1 --gpus 3 --segment-cpus 1 --segment-mem 1G \
+    --train-cpus 1 --train-mem 1G --analyse-cpus 1 --analyse-mem 1G "$W/data" "$W/dryrun" "$CFG" 2>&1) && REFUSED="(accepted)"
+  case $REFUSED in "chain.sh: the train job cannot run"*"--gpus 0 to train on CPU"*) ok "chain.sh --gpus 3 on a 2-GPU node refused before submitting: ${REFUSED:0:160}..." ;;
+    *) bad "chain.sh --gpus 3 on a 2-GPU node: '$REFUSED'" ;; esac
+else
+  say "no stand-in GPUs (mknod failed): GPU-request checks skipped"
+fi
 
 # torchrun under srun
 expect_state "$DDP" "1 COMPLETED:0:0" "srun + torchrun, 2 CPU processes ($DDP)"
