@@ -181,22 +181,14 @@ def test_a_resubmitted_array_task_keeps_its_own_share(tmp_path):
     assert "segment: shard 1/2" in proc.stdout
     assert "segment: 2 recording(s): 2 done" in proc.stdout  # 2 of the 4, not all 4
     assert len(list((tmp_path / "store" / "shards").glob("*.h5"))) == 2
-
-
-def test_shard_from_the_environment_of_a_resubmitted_task():
-    """What SLURM 22.05 sets for `sbatch --array=2` after an `--array=0-3` run (seen on the self-test's cluster)."""
-    from usvpipe.errors import ConfigError
-    from usvpipe.hpc import Shard, shard_from_env
-
-    lone = {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "1", "SLURM_ARRAY_TASK_MIN": "2", "SLURM_ARRAY_TASK_MAX": "2"}
-    with pytest.raises(ConfigError, match="USVPIPE_TASKS"):
-        shard_from_env(lone)  # used to be 0/1: every unfinished recording, also other tasks' ones
-    assert shard_from_env({**lone, "USVPIPE_TASKS": "4"}) == Shard(2, 4)
-    first = {"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_MIN": "0"}
-    assert shard_from_env(first) == shard_from_env({**first, "USVPIPE_TASKS": "4"}) == Shard(3, 4)
-    with pytest.raises(ConfigError, match="outside 0..3"):
-        shard_from_env({**lone, "SLURM_ARRAY_TASK_ID": "4", "USVPIPE_TASKS": "4"})
-    assert shard_from_env({"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "1"}) == Shard(0, 1)
+    # `usvpipe segment` without --shard reads the same variables (usvpipe.hpc.shard_from_env):
+    # the lone task is refused without USVPIPE_TASKS instead of taking every recording
+    cmd = [sys.executable, "-m", "usvpipe", "segment", str(tmp_path / "wavs"), str(tmp_path / "store2"), "--no-progress"]
+    alone = subprocess.run(cmd, capture_output=True, text=True, env={k: v for k, v in env.items() if k != "USVPIPE_TASKS"})
+    assert alone.returncode == 2 and "only task of its array" in alone.stderr and "USVPIPE_TASKS" in alone.stderr
+    assert not (tmp_path / "store2" / "shards").exists()
+    with_total = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert with_total.returncode == 0 and "segment: 2 recording(s): 2 done" in with_total.stdout, with_total.stderr
 
 
 @pytest.mark.skipif(os.environ.get("USVPIPE_TEST_SLURM") != "1",
