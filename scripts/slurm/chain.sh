@@ -130,7 +130,7 @@ res() {  # res CPUS MEM TIME GPUS -> sbatch options for the values that are set
   if [ -n "${4:-}" ] && [ "$4" -gt 0 ]; then out+=(--gpus-per-node "$4"); fi
   echo "${out[@]}"
 }
-SEG_RES=$(res "$SEG_CPUS" "$SEG_MEM" "$SEG_TIME"); MERGE_RES=""
+SEG_RES=$(res "$SEG_CPUS" "$SEG_MEM" "$SEG_TIME")
 TRAIN_RES=$(res "$TRAIN_CPUS" "$TRAIN_MEM" "$TRAIN_TIME" "$GPUS")
 AN_RES=$(res "$AN_CPUS" "$AN_MEM" "$AN_TIME" "$ANALYSE_GPUS")
 # shellcheck disable=SC2206  # word splitting intended: the values hold no spaces
