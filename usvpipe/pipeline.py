@@ -79,9 +79,8 @@ class RunParams:
 def _stage_classes() -> dict[str, tuple[str, type]]:
     """TOML section -> (section name, dataclass). Imported lazily: keeps `usvpipe --help` fast."""
     from .mmd import MMDParams
-    from .pipeline_segment import SyllableParams
-    from .segment import SegmentParams
-    from .spectrogram import SpectrogramParams
+    from .segmentation.params import SegmentParams, SyllableParams
+    from .segmentation.spectrogram import SpectrogramParams
     from .vae import TrainParams
     from .viz import UmapParams
 
@@ -292,7 +291,7 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True, force: bool =
 
     # 1. segment (always entered: it skips finished recordings on its own)
     def do_segment() -> str:
-        from .pipeline_segment import segment_recordings
+        from .segmentation.batch import segment_recordings
 
         seg = segment_recordings(
             run.input, store_dir, spectrogram=p["spectrogram"], segmentation=p["segment"], syllables=p["syllables"],
