@@ -48,11 +48,14 @@ GRID = {
     "low_threshold": (10.0, 11.0, 12.0, 13.0, 14.0),
     "min_gap_s": (0.005, 0.010, 0.015, 0.020),
     "smoothing_s": (0.0, 0.001, 0.002),
-    "valley_db": (0.0, 6.0, 9.0, 12.0),
+    "valley_db": (0.0, 12.0, 15.0, 18.0),
     "noise_check": (False, True),
 }
 QUICK = {"high_threshold": (15.0, 16.0, 17.0), "low_threshold": (11.0, 12.0, 13.0), "min_gap_s": (0.010, 0.015),
-         "smoothing_s": (0.001,), "valley_db": (0.0, 9.0), "noise_check": (False, True)}
+         "smoothing_s": (0.001,), "valley_db": (0.0, 15.0), "noise_check": (False, True)}
+#: Optional decisions of the core: the LORO protocol is repeated with each forced off / on.
+ABLATIONS = {"valley_db": ("off", lambda v: v == 0.0, "on", lambda v: v > 0.0),
+             "noise_check": ("off", lambda v: not v, "on", lambda v: bool(v))}
 
 
 def candidates(grid: dict) -> list[SegmentParams]:
@@ -85,7 +88,10 @@ def load(data: Path):
     # the trace is computed with the lowest low threshold in the grid, so the per-frame
     # features every candidate needs are present (see usvpipe.segment: features are kept
     # only where the trace exceeds the low threshold)
-    lowest = SegmentParams(low_threshold=min(GRID["low_threshold"]), high_threshold=max(GRID["high_threshold"]))
+    kw = {"low_threshold": min(GRID["low_threshold"]), "high_threshold": max(GRID["high_threshold"])}
+    if "noise_check" in {f.name for f in dataclasses.fields(SegmentParams)}:
+        kw["noise_check"] = True
+    lowest = SegmentParams(**kw)
     for d in sorted((p for p in data.iterdir() if p.is_dir()), key=lambda p: (len(p.name), p.name)):
         wav, gt = d / f"rec_{d.name}.wav", d / f"gt_{d.name}.csv"
         if wav.exists() and gt.exists():
@@ -127,9 +133,16 @@ def main(argv=None) -> int:
             row[name] = (evaluate_segments(segs, truth, tolerance_s=TOLERANCE_S), evaluate_segments(segs, truth, tolerance_s=0.005))
         scores.append(row)
 
-    def best(on: list[str]) -> int:
-        vals = [objective(pool_scores(scores[i][n][0] for n in on)) for i in range(len(cands))]
-        return max(range(len(cands)), key=lambda i: (vals[i], -i))
+    def best(on: list[str], allowed=None) -> int:
+        idx = range(len(cands)) if allowed is None else allowed
+        vals = {i: objective(pool_scores(scores[i][n][0] for n in on)) for i in idx}
+        return max(idx, key=lambda i: (vals[i], -i))
+
+    def loro(allowed=None):
+        """Pooled left-out scores (10 ms, 5 ms) and the per-fold choices."""
+        picks = [best([n for n in names if n != name], allowed) for name in names]
+        return (pool_scores(scores[i][n][0] for i, n in zip(picks, names)),
+                pool_scores(scores[i][n][1] for i, n in zip(picks, names)), picks)
 
     print(f"LORO over {len(names)} recordings ({', '.join(names)}); {len(cands)} candidate parameter sets; "
           f"objective on the training recordings: pooled event F1 + boundary F1 (±{TOLERANCE_S * 1000:g} ms)")
@@ -152,6 +165,16 @@ def main(argv=None) -> int:
     i_all = best(names)
     n_same = sum(1 for i in chosen if i == i_all)
     print(f"chosen on all {len(names)} recordings: {describe(cands[i_all], grid)} (the same as {n_same} of {len(names)} folds' choices)")
+    fields = {f.name for f in dataclasses.fields(SegmentParams)}
+    for name, (off, is_off, on, is_on) in ABLATIONS.items():
+        if name not in fields or name not in grid:
+            continue
+        line = []
+        for label, test in ((off, is_off), (on, is_on)):
+            allowed = [i for i, c in enumerate(cands) if test(getattr(c, name))]
+            a10, a5, _ = loro(allowed)
+            line.append(f"{label}: event F1 {a10.event_f1:.3f}, boundary F1 {a10.boundary_f1:.3f} (5 ms: {a5.boundary_f1:.3f})")
+        print(f"LORO with {name} forced " + " | ".join(line))
     d = scores[0]
     d10 = pool_scores(d[n][0] for n in names)
     print(f"current defaults, in-sample (not an estimate): {describe(cands[0], grid)}: pooled event F1 {d10.event_f1:.3f}, "
