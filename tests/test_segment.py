@@ -161,7 +161,7 @@ def test_segmenting_while_the_trace_streams_is_bit_identical_to_the_whole_trace(
     audio, _ = synth_recording(8.0, SR, snr_db=5.0, call_rate_hz=6.0, seed=3)
     p, sp = SegmentParams(**kw), SpectrogramParams()
     geom = sp.geometry(SR)
-    seg = TraceSegmenter(geom, p, geom.n_frames(audio.size))
+    seg = TraceSegmenter(geom, p, geom.n_frames(audio.size), min_piece_frames=64)
     trace = compute_trace(ArraySource(audio), geom, sp, p, consumer=seg)
     streamed = seg.finish()
     assert len(seg.parts) > 3  # the trace really was cut into pieces
@@ -174,7 +174,7 @@ def test_a_streamed_trace_keeps_only_its_noise_floors(synth4):
     from usvpipe.segmentation.sources import ArraySource
 
     segs, trace = segment_with_trace(ArraySource(synth4[0]), SR, SegmentParams(), SpectrogramParams(), keep_trace=False)
-    assert trace.amplitude is None and trace.flatness is None and trace.floors
+    assert trace.amplitude is None and trace.elevated_fraction is None and trace.floors
     assert len(segs) > 5
     with pytest.raises(ConfigError, match="streamed"):
         segments_from_trace(trace, SegmentParams())

@@ -3,7 +3,7 @@
 
 Writes two 16-bit 250 kHz WAVs to a temporary folder (default ``/tmp``) *streaming* (the long
 one never exists in memory): ``--short-s`` (default 180 s = 3 min) and ``--long-s`` (default
-10 800 s = 3 h, ~5.4 GB). Both are built by cycling six different 30-s synthetic recordings
+10 800 s = 3 h, ~5.4 GB, as RF64 because a WAV stops at 4 GiB). Both are built by cycling six different 30-s synthetic recordings
 (``usvpipe.synth.synth_recording``, SNR 10 dB, ``--call-rate`` calls/s nominal, default 4: a
 dense session, ~3.5 syllables/s realised, the density of the 30-min recording in issue 11).
 
@@ -65,7 +65,11 @@ def write_synthetic(path: Path, seconds: float, call_rate: float, seed: int = 0)
         counts.append(len(truth))
     n_total = int(round(seconds * SR))
     written = n_calls = k = 0
-    with sf.SoundFile(path, "w", samplerate=SR, channels=1, subtype="PCM_16") as fh:
+    # WAV's 32-bit chunk sizes stop at 4 GiB (2.39 h at 250 kHz, 16 bit): a longer "WAV" is
+    # read back truncated, so the long file is RF64 (the 64-bit WAV recorders write), which
+    # soundfile and usvpipe read like a WAV
+    fmt = "RF64" if n_total * 2 > 2**32 - 1024 else "WAV"
+    with sf.SoundFile(path, "w", samplerate=SR, channels=1, subtype="PCM_16", format=fmt) as fh:
         while written < n_total:
             piece = pieces[k % 6][: n_total - written]
             fh.write(piece)
@@ -114,6 +118,8 @@ def main(argv=None) -> int:
             r["n_true"], r["gen_s"], r["seconds"] = n_true, gen_s, secs
             results[name] = r
             wav.unlink()
+            if abs(r["audio_s"] - secs) > 1.0:
+                print(f"{name}: only {r['audio_s']:.0f} s of the {secs:.0f} s were read", file=sys.stderr)
             print(f"{name:>5}: {secs / 60:7.1f} min of audio ({secs * SR * 2 / 1e9:.2f} GB WAV, written in {gen_s:.0f} s), "
                   f"{r['n']} syllables found ({n_true} synthesised), max RSS {r['maxrss_mb']:.0f} MB, "
                   f"{r['time_s']:.1f} s = {r['audio_s'] / r['time_s']:.0f}x real time"

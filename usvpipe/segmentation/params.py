@@ -69,14 +69,15 @@ class SegmentParams:
         rather than a narrow-band call (default True: it wins on the stress benchmark's
         click and low-frequency classes and on amvoc removes false detections only;
         ``noise`` mode only; see :mod:`usvpipe.segmentation.decisions`).
-    noise_max_flatness : float
-        Median spectral flatness (librosa, of the dB-above-floor spectrum) above which a
-        detection is noise (default 0.01: calls stay below 1e-3, clicks reach 0.3-1).
+    noise_max_fraction : float
+        Median fraction of the band's bins more than 10 dB above their floor above which a
+        detection is a broadband click (default 0.25: whistles raise < 5 % of the bins,
+        clicks 70-97 %).
     noise_low_edge_hz : float
-        A detection whose median spectral centroid (librosa, of the energy more than 10 dB
-        above the floor) lies less than this above the band's lower edge is
-        low-frequency noise leaking into the band (default 10 kHz; mouse calls on amvoc and
-        in the synthetic benchmarks sit 17 kHz or more above a 30 kHz edge).
+        A detection whose median centroid of those elevated bins lies less than this above
+        the band's lower edge is low-frequency noise leaking into the band (default 10 kHz;
+        mouse calls on amvoc and in the synthetic benchmarks sit 17 kHz or more above a
+        30 kHz edge).
     """
 
     threshold_mode: str = "noise"
@@ -92,7 +93,7 @@ class SegmentParams:
     noise_max_frames: int = 500
     valley_db: float = 0.0
     noise_check: bool = True
-    noise_max_flatness: float = 0.01
+    noise_max_fraction: float = 0.25
     noise_low_edge_hz: float = 10_000.0
 
     def __post_init__(self):
@@ -111,8 +112,8 @@ class SegmentParams:
             raise ConfigError("[segment] need noise_window_s > 0 and noise_max_frames >= 16")
         if self.valley_db < 0:
             raise ConfigError(f"[segment] valley_db must be >= 0 (0 = no splitting), got {self.valley_db}")
-        if not 0 < self.noise_max_flatness <= 1 or self.noise_low_edge_hz < 0:
-            raise ConfigError("[segment] need 0 < noise_max_flatness <= 1 and noise_low_edge_hz >= 0")
+        if not 0 < self.noise_max_fraction <= 1 or self.noise_low_edge_hz < 0:
+            raise ConfigError("[segment] need 0 < noise_max_fraction <= 1 and noise_low_edge_hz >= 0")
 
     @property
     def thresholds(self) -> tuple[float, float]:

@@ -84,7 +84,7 @@ class Trace:
     floors: list = None
     # call-vs-noise features (float32 (n,), NaN except where the trace exceeds the low
     # threshold); None when computed without ``noise_check``
-    flatness: np.ndarray | None = None
+    elevated_fraction: np.ndarray | None = None
     centroid_hz: np.ndarray | None = None
 
     def floor_at(self, frame: int) -> np.ndarray:
@@ -110,7 +110,7 @@ def compute_trace(source, geom: FrameGeometry, sparams: SpectrogramParams, param
     Work proceeds one noise window at a time: its band power (about 1.3 MB for the
     default 2 s window) is computed block by block, the window's noise floor is taken
     from it, and the trace follows without a second FFT pass. Each window's values are
-    passed to ``consumer(first_frame, amplitude, peak_freq_hz, flatness, centroid_hz)``
+    passed to ``consumer(first_frame, amplitude, peak_freq_hz, elevated_fraction, centroid_hz)``
     (features ``None`` unless ``noise_check``) when given, and kept in the returned
     :class:`Trace` only if ``keep``.
     """
@@ -142,7 +142,7 @@ def compute_trace(source, geom: FrameGeometry, sparams: SpectrogramParams, param
 
 
 def _window_trace(source, geom, sparams, params, window, block_frames, floors, workspace=None, feats=False):
-    """``((amplitude, peak_freq_hz, flatness, centroid_hz), any_signal)`` of one noise window."""
+    """``((amplitude, peak_freq_hz, elevated_fraction, centroid_hz), any_signal)`` of one noise window."""
     a, b = window
     power, any_signal = _window_power(source, geom, (a, b), block_frames, workspace)
     floor = noise_floor(power, params)
