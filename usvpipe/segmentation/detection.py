@@ -209,24 +209,30 @@ class TraceSegmenter:
         self.k0 = 0  # global index of the buffer's first frame
         self.p = 0  # first frame not yet segmented (>= k0)
         self.buf = None  # [amp, freq, flat, cen] for frames k0 ..
+        self.pending = []  # windows pushed since the last join
+        self.end = 0  # global index after the last frame pushed
         self.parts = []
 
     def __call__(self, first: int, amp, freq, flat=None, cen=None) -> None:
-        new = [amp, freq, flat, cen]
-        if self.buf is None:
-            self.buf = [None if x is None else np.array(x) for x in new]
-        else:
-            if first != self.k0 + self.buf[0].size:
-                raise ValueError("trace windows must be pushed in order, without gaps")
-            self.buf = [None if a is None else np.concatenate((a, b)) for a, b in zip(self.buf, new)]
-        self._flush(final=False)
+        if first != self.end:
+            raise ValueError("trace windows must be pushed in order, without gaps")
+        # windows wait in a list and are joined only when a cut is looked for
+        self.pending.append([amp, freq, flat, cen])
+        self.end += len(amp)
+        if self.end - self.p >= self.min_piece:
+            self._flush(final=False)
+
+    def _join(self) -> None:
+        chunks = ([self.buf] if self.buf is not None else []) + self.pending
+        self.pending = []
+        if chunks:
+            self.buf = [None if chunks[0][i] is None else np.concatenate([c[i] for c in chunks]) for i in range(4)]
 
     def _flush(self, final: bool) -> None:
+        self._join()
         if self.buf is None:
             return
         amp = self.buf[0]
-        if not final and self.k0 + amp.size - self.p < self.min_piece:
-            return
         smooth = _smooth(amp, self.sigma)
         if final:
             cut = self.k0 + amp.size
