@@ -221,3 +221,10 @@ def test_the_noise_check_drops_clicks_and_low_frequency_bursts_but_keeps_the_cal
     kept = segment_audio(x, SR, SegmentParams(noise_check=True))
     assert len(without) >= 3  # the threshold alone takes click and burst for calls
     assert len(kept) == 1 and abs(kept.onset_s.iloc[0] - 0.3) < 0.005
+
+
+def test_long_broadband_pup_cries_are_not_taken_for_clicks(shared_data):
+    """The deer-mouse pup clip holds six loud, harmonic-rich (broadband) cries of 46-161 ms."""
+    segs = segment_file(shared_data / "unlabelled" / "vocalpy_deermouse-go.wav")
+    assert len(segs) == 6
+    assert len(segment_file(shared_data / "unlabelled" / "vocalpy_deermouse-go.wav", SegmentParams(noise_click_max_dur_s=1.0))) < 6

@@ -123,7 +123,7 @@ def _piece_segments(smooth, amp, freq, flat, cen, k0: int, n_total: int, geom, p
 
         k = np.flatnonzero(keep)
         noisy = noise_like(flat, cen, amp, starts[k], stops[k], low, float(geom.freqs_hz[0]),
-                           params.noise_max_fraction, params.noise_low_edge_hz)
+                           params.noise_max_fraction, params.noise_low_edge_hz, dur[k], params.noise_click_max_dur_s)
         keep[k[noisy]] = False
     starts, stops, onset, offset, dur = starts[keep], stops[keep], onset[keep], offset[keep], dur[keep]
     # per-segment statistics with one reduceat per column instead of a Python loop
