@@ -243,7 +243,7 @@ def usvpipe_variants() -> dict:
     if "noise_check" in names:
         out["noise check " + ("off" if base.noise_check else "on")] = dataclasses.replace(base, noise_check=not base.noise_check)
     if "valley_db" in names and "noise_check" in names:
-        out["both off (the previous core)"] = dataclasses.replace(base, valley_db=0.0, noise_check=False)
+        out["both off (neither new decision)"] = dataclasses.replace(base, valley_db=0.0, noise_check=False)
     return out
 
 
