@@ -197,3 +197,21 @@ def test_cli_usage_errors(dataset, tmp_path):
     assert r.exit_code == 2 and "high_treshold" in r.output
     r = CliRunner().invoke(main, ["segment", str(tmp_path / "missing"), str(tmp_path / "o")])
     assert r.exit_code == 2 and "not found" in r.output
+
+
+def test_the_shard_written_block_by_block_holds_the_images_of_the_whole_recording(tmp_path):
+    from usvpipe.segmentation import SegmentParams, segment_file_with_trace, syllable_images
+    from usvpipe.segmentation.spectrogram import SpectrogramParams
+    from usvpipe.store import to_uint8
+    from usvpipe.synth import synth_recording
+
+    audio, _ = synth_recording(12.0, SR, snr_db=10.0, call_rate_hz=6.0, seed=1)  # > 32 syllables: several blocks
+    wav = tmp_path / "in" / "r.wav"
+    wav.parent.mkdir()
+    sf.write(wav, audio / 4, SR, subtype="PCM_16")
+    segment_recordings(wav.parent, tmp_path / "out", progress=False)
+    store = open_store(tmp_path / "out")
+    segs, trace, source = segment_file_with_trace(wav, SegmentParams(), SpectrogramParams())
+    assert len(store) == len(segs) > 32
+    want = to_uint8(syllable_images(source, segs, trace, SpectrogramParams(), SyllableParams()))
+    assert np.array_equal(store.read_all(), want)
