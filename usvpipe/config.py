@@ -72,9 +72,13 @@ def _coerce(value: Any, annotation: Any, where: str):
 
 
 def check_choice(label: str, value, choices) -> None:
-    """Raise ``ConfigError("<label> must be one of a, b, c, got 'x'")`` unless ``value`` is in ``choices``."""
+    """Raise ``ConfigError(label, "'x' is not one of a, b, c", fix)`` unless ``value`` is in ``choices``.
+
+    New parameter classes declare ``_constraints`` and call
+    :func:`usvpipe.constraints.check_params` instead.
+    """
     if value not in choices:
-        raise ConfigError(f"{label} must be one of {', '.join(choices)}, got {value!r}")
+        raise ConfigError(label, f"{value!r} is not one of {', '.join(choices)}", f"use one of {', '.join(choices)}")
 
 
 def params_from_mapping(cls, mapping: Mapping[str, Any] | None = None, *, section: str = "", **overrides):
