@@ -140,6 +140,6 @@ def load_config(path) -> dict:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found (fix: create one with `usvpipe init {path}`)") from None
+        raise ConfigError(path, "config file not found", f"create one with `usvpipe init {path}`") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
