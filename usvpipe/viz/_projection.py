@@ -13,8 +13,8 @@ import numpy as np
 
 from ..artifacts import Latents
 from ..artifacts import latent_columns as _latent_columns
-from ..config import check_choice
-from ..errors import ConfigError, InputFileError, UsvpipeError
+from ..constraints import Interval, OneOf, check_params, config_error
+from ..errors import InputFileError, UsvpipeError
 
 METHODS = ("umap", "pca")
 #: names of the embedding columns written next to the latents' metadata columns
@@ -84,24 +84,27 @@ class UmapParams:
     max_drawn_points: int = 200_000
     explorer: bool = True
 
+    _constraints = {
+        "method": [OneOf(*METHODS)],
+        "n_neighbors": [Interval(int, 2, None)],
+        "min_dist": [Interval(float, 0, None)],
+        "fit_subsample": [Interval(int, 0, None)],
+        "transform_batch": [Interval(int, 1, None)],
+        "dpi": [Interval(int, 50, None)],
+        "grid_cells": [Interval(int, 2, None)],
+        "thumbnail_px": [Interval(int, 8, None)],
+        "max_thumbnails": [Interval(int, 0, None)],
+        "max_drawn_points": [Interval(int, 1, None)],
+    }
+
     def __post_init__(self):
         if self.seed is not None and self.seed < 0:
             # TOML and the CLI have no "None": a negative seed means unseeded
             object.__setattr__(self, "seed", None)
-        check_choice("[umap] method", self.method, METHODS)
-        if self.n_neighbors < 2:
-            raise ConfigError(f"[umap] n_neighbors must be >= 2, got {self.n_neighbors}")
-        if not 0.0 <= self.min_dist:
-            raise ConfigError(f"[umap] min_dist must be >= 0, got {self.min_dist}")
-        if self.fit_subsample < 0 or self.transform_batch < 1:
-            raise ConfigError("[umap] fit_subsample must be >= 0 and transform_batch >= 1")
+        check_params(self, "umap")
         bad = [f for f in self.figure_formats if f not in ("png", "pdf", "svg")]
         if bad:
-            raise ConfigError(f"[umap] figure_formats: unsupported {', '.join(bad)} (valid: png, pdf, svg)")
-        if self.dpi < 50 or self.grid_cells < 2 or self.thumbnail_px < 8:
-            raise ConfigError("[umap] need dpi >= 50, grid_cells >= 2 and thumbnail_px >= 8")
-        if self.max_thumbnails < 0 or self.max_drawn_points < 1:
-            raise ConfigError("[umap] max_thumbnails must be >= 0 and max_drawn_points >= 1")
+            raise config_error("umap", "figure_formats", f"unsupported {', '.join(bad)}", "use png, pdf and/or svg")
 
 
 def latent_columns(frame, *, source="latents") -> list[str]:
@@ -182,11 +185,11 @@ def embed_array(z: np.ndarray, params: UmapParams = UmapParams(), *, progress=No
         timings["explained_variance_ratio"] = [float(v) for v in (evals[::-1][:2] / max(evals.sum(), 1e-300))]
         return out, fitted, timings
     if n < 4:
-        raise UsvpipeError(f"UMAP needs at least 4 syllables, got {n} (fix: use --method pca)")
+        raise UsvpipeError("[umap].method", f"UMAP needs at least 4 syllables, got {n}", "use --method pca")
     try:
         import umap
     except ImportError:  # pragma: no cover - umap-learn is a hard dependency
-        raise UsvpipeError("umap-learn is not installed (fix: pip install umap-learn, or use --method pca)") from None
+        raise UsvpipeError("[umap].method", "umap-learn is not installed", "pip install umap-learn, or use --method pca") from None
     import warnings
 
     n_neighbors = min(params.n_neighbors, len(fit_idx) - 1)
