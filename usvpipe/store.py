@@ -48,6 +48,7 @@ SHARD_DIR = "shards"
 ERROR_DIR = "errors"
 TABLE_NAME = "syllables.csv"
 MANIFEST_NAME = "manifest.json"
+INPUTS_NAME = "inputs.json"  # the recordings of the latest `usvpipe segment` run: the store's content
 BASE_COLUMNS = ("id", "recording", "animal", "group", "onset_s", "offset_s", "shard", "index")
 
 
@@ -137,6 +138,27 @@ def write_shard(
             f.attrs["format"] = STORE_FORMAT
             f.attrs["format_version"] = FORMAT_VERSION
     return path
+
+
+def write_inputs(store_dir, recordings: Sequence[str]) -> Path:
+    """Record the recordings a segmentation run was given: the store holds these and no others.
+
+    Every task of a SLURM array writes the same content, so concurrent writes are harmless.
+    """
+    return write_json_atomic(Path(store_dir) / INPUTS_NAME, {"recordings": sorted(set(recordings))})
+
+
+def read_inputs(store_dir) -> set[str] | None:
+    """The recordings named by the latest segmentation run, or ``None`` (a store written before
+    this was recorded, or by hand: every shard counts)."""
+    p = Path(store_dir) / INPUTS_NAME
+    if not p.exists():
+        return None
+    try:
+        return set(read_json(p)["recordings"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise InputFileError(p, "unreadable list of the store's recordings",
+                             "re-run `usvpipe segment` with the inputs of this store") from None
 
 
 def write_error(store_dir, recording: str, path: str, message: str) -> Path:
@@ -235,14 +257,22 @@ def _shard_table(info: ShardInfo, store_dir: Path) -> "pd.DataFrame":
     return table
 
 
-def merge_store(store_dir) -> "pd.DataFrame":
+def merge_store(store_dir, *, prune: bool = False) -> "pd.DataFrame":
     """(Re)build ``syllables.csv`` and ``manifest.json`` from the shards present.
+
+    Only shards of the recordings named by the latest segmentation run (``inputs.json``)
+    are merged: a recording deleted, renamed or moved since an earlier run must not stay
+    in the analysis. ``prune=True`` (what ``usvpipe segment`` does once every input is
+    complete) also deletes those shards and their error files; otherwise they are left
+    on disk, listed in the manifest as ``not_in_inputs`` and a warning is logged.
 
     Idempotent and safe to run concurrently (each output is replaced atomically with
     identical content). Rows are ordered by recording, then onset, so the table does not
     depend on which task finished first. Returns the merged table.
     """
     import pandas as pd
+
+    from ._lock import live_writers
 
     store_dir = Path(store_dir)
     if not store_dir.is_dir():
@@ -252,8 +282,26 @@ def merge_store(store_dir) -> "pd.DataFrame":
         # never write a table and manifest into, say, the folder of recordings by mistake
         raise UsvpipeError(f"{store_dir}: not a syllable store (no {SHARD_DIR}/ or {ERROR_DIR}/ folder) "
                            "(fix: pass the OUT_DIR of `usvpipe segment`)")
-    remove_stale_temporaries(shard_dir)
-    infos = sorted((read_shard_info(p) for p in shard_files(store_dir)), key=lambda s: s.recording)
+    writers = live_writers(store_dir)
+    if not writers:
+        # a running writer's temporary shard is its work in progress, not debris
+        remove_stale_temporaries(shard_dir)
+    on_disk = shard_files(store_dir)
+    infos = sorted((read_shard_info(p) for p in on_disk), key=lambda s: s.recording)
+    inputs = read_inputs(store_dir)
+    outside = sorted(i.recording for i in infos if inputs is not None and i.recording not in inputs)
+    if outside:
+        infos = [i for i in infos if i.recording in inputs]
+        if prune:
+            for rec in outside:
+                shard_path(store_dir, rec).unlink(missing_ok=True)
+                clear_error(store_dir, rec)
+            log.warning("%s: removed the shards of %d recording(s) that are no longer among the inputs, e.g. %s",
+                        store_dir, len(outside), outside[0])
+        else:
+            log.warning("%s: %d shard(s) belong to recordings that are not among the inputs of the last "
+                        "`usvpipe segment` run (e.g. %s) and are left out (fix: re-run `usvpipe segment` to "
+                        "remove them, or with the inputs that include them)", store_dir, len(outside), outside[0])
     tables = [_shard_table(i, store_dir) for i in infos]
     if tables:
         table = pd.concat(tables, ignore_index=True)
@@ -264,6 +312,8 @@ def merge_store(store_dir) -> "pd.DataFrame":
     for p in sorted((store_dir / ERROR_DIR).glob("*.json")) if (store_dir / ERROR_DIR).is_dir() else []:
         try:
             rec = read_json(p)
+            if inputs is not None and rec["recording"] not in inputs:
+                continue
             failed[rec["recording"]] = {"path": rec.get("path", ""), "error": rec.get("error", "")}
         except (OSError, ValueError, KeyError):
             continue
@@ -280,6 +330,9 @@ def merge_store(store_dir) -> "pd.DataFrame":
         "format_version": FORMAT_VERSION,
         "usvpipe_version": __version__,
         "n_recordings": len(infos),
+        "n_shards_on_disk": len(on_disk) - (len(outside) if prune else 0),
+        "not_in_inputs": [] if prune else outside,
+        "pruned": outside if prune else [],
         "n_syllables": int(len(table)),
         "n_failed": len(failed),
         "spec_shape": list(shapes[0]) if len(shapes) == 1 else [list(s) for s in shapes],
@@ -404,7 +457,10 @@ def open_store(path, *, merge_if_stale: bool = True) -> SyllableStore:
         stale = not table_path.exists() or not manifest_path.exists()
         if not stale:
             manifest = read_json(manifest_path)
-            stale = manifest.get("n_recordings") != n_shards or manifest_path.stat().st_mtime_ns < newest_shard
+            inputs_path = path / INPUTS_NAME
+            newest = max(newest_shard, inputs_path.stat().st_mtime_ns if inputs_path.exists() else 0)
+            stale = (manifest.get("n_shards_on_disk", manifest.get("n_recordings")) != n_shards
+                     or manifest_path.stat().st_mtime_ns < newest)
         if stale:
             merge_store(path)
     text_cols = ("id", "recording", "animal", "group", "shard")

@@ -1,0 +1,202 @@
+"""Regression tests of the outside probe (issue 14): nothing lost, nothing silently wrong.
+
+Each test is one way the probe made usvpipe lose data, answer wrongly without saying so,
+crash with a traceback or let input do harm; the test fails if that way opens again.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from usvpipe.cli import main
+from usvpipe.errors import ConfigError, UsvpipeError
+from usvpipe.segmentation import segment_recordings
+from usvpipe.store import merge_store, open_store
+from usvpipe.synth import make_dataset
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("probe_data")
+    make_dataset(root, animals_per_group=2, duration_s=1.0, seed=3)
+    return root
+
+
+def _copy(dataset: Path, dest: Path) -> Path:
+    shutil.copytree(dataset, dest, ignore=shutil.ignore_patterns("*.csv", "*.json"))
+    return dest
+
+
+# --------------------------------------------------------------------------- item 3: the store follows the inputs
+
+def test_a_deleted_recording_leaves_the_store_and_later_stages_notice(dataset, tmp_path):
+    from usvpipe.pipeline.run import _Run  # the digest `usvpipe run` keys train/encode on
+
+    data = _copy(dataset, tmp_path / "in")
+    out = tmp_path / "store"
+    segment_recordings(data, out, progress=False)
+    before = set(open_store(out).table["recording"])
+    assert len(before) == 4
+
+    class _R(_Run):
+        def __init__(self):
+            self.store_dir = out
+
+    digest_before = _R().store_digest()
+    gone = sorted(data.rglob("*.wav"))[0]
+    gone.unlink()
+    run = segment_recordings(data, out, progress=False)
+    assert run.n_skipped == 3 and run.pruned == [gone.relative_to(data).as_posix()]
+    table = open_store(out).table
+    assert set(table["recording"]) == before - {gone.relative_to(data).as_posix()}
+    assert len(list((out / "shards").glob("*.h5"))) == 3
+    assert pd.read_csv(out / "segments.csv")["recording"].nunique() <= 3
+    assert _R().store_digest() != digest_before  # train and encode are redone
+
+
+def test_segmenting_a_subfolder_into_the_same_store_does_not_double_count(dataset, tmp_path):
+    data = _copy(dataset, tmp_path / "ds")
+    out = tmp_path / "o"
+    segment_recordings(data, out, progress=False)
+    n_a = sum(1 for r in open_store(out).table["recording"] if r.startswith("A/"))
+    segment_recordings(data / "A", out, progress=False)
+    table = open_store(out).table
+    assert set(table["group"]) <= {""}  # group B is gone (and A's layout has no group level)
+    assert table["recording"].nunique() == 2 and len(table) == n_a
+
+
+def test_merge_leaves_out_shards_that_are_not_among_the_inputs(dataset, tmp_path):
+    data = _copy(dataset, tmp_path / "in")
+    out = tmp_path / "store"
+    segment_recordings(data, out, progress=False)
+    # an array task of a new run has recorded the new input set, the others have not run yet
+    segment_recordings(data / "A", out, progress=False, shard="0/2")
+    merge_store(out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["not_in_inputs"] and all(r.startswith(("A/", "B/")) for r in manifest["not_in_inputs"])
+    assert not any(r.startswith(("A/", "B/")) for r in open_store(out).table["recording"])
+
+
+# --------------------------------------------------------------------------- item 7: a writer lock on the store
+
+def test_a_second_writer_is_refused_naming_the_holder(tmp_path):
+    from usvpipe._lock import acquire_writer_lock, live_writers
+
+    code = ("import sys, time; from usvpipe._lock import acquire_writer_lock as a; "
+            f"l = a({str(tmp_path)!r}); print('locked', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code], env=ENV, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        with pytest.raises(UsvpipeError, match=rf"being written by another usvpipe process: pid {proc.pid} on "):
+            acquire_writer_lock(tmp_path)
+        with pytest.raises(UsvpipeError, match="being written"):
+            acquire_writer_lock(tmp_path, "shard-0-of-2")
+        assert [h.pid for h in live_writers(tmp_path)] == [proc.pid]
+    finally:
+        proc.kill()
+        proc.wait()
+    # the kernel dropped the lock with the process: its leftover lock file is stale
+    assert live_writers(tmp_path) == []
+    with acquire_writer_lock(tmp_path):
+        pass
+
+
+def test_array_tasks_write_side_by_side_but_not_twice(tmp_path):
+    from usvpipe._lock import acquire_writer_lock
+
+    with acquire_writer_lock(tmp_path, "shard-0-of-2"), acquire_writer_lock(tmp_path, "shard-1-of-2"):
+        with pytest.raises(UsvpipeError, match=r"\(task shard-1-of-2\)"):
+            acquire_writer_lock(tmp_path, "shard-1-of-2")
+        with pytest.raises(UsvpipeError, match="being written"):
+            acquire_writer_lock(tmp_path)
+
+
+def test_merge_keeps_a_live_writers_temporary_and_removes_a_dead_ones(dataset, tmp_path):
+    from usvpipe._lock import acquire_writer_lock
+
+    data = _copy(dataset, tmp_path / "in")
+    out = tmp_path / "store"
+    segment_recordings(data, out, progress=False)
+    tmp = out / "shards" / ".tmp-rec-abc.part"
+    tmp.write_bytes(b"half a shard")
+    code = ("import sys, time; from usvpipe._lock import acquire_writer_lock as a; "
+            f"l = a({str(out)!r}, 'shard-0-of-2'); print('locked', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code], env=ENV, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        res = CliRunner().invoke(main, ["merge", str(out)])
+        assert res.exit_code == 0, res.output
+        assert tmp.exists()  # the running writer's work in progress survives a merge
+    finally:
+        proc.kill()
+        proc.wait()
+    merge_store(out)
+    assert not tmp.exists()
+    with acquire_writer_lock(out):
+        pass
+
+
+# --------------------------------------------------------------------------- item 8: workers die with their parent
+
+_SLOW_SEGMENT = """
+import os, sys, time
+import usvpipe.segmentation.worker as w
+from usvpipe.segmentation import segment_recordings
+
+def run_task(task):  # stands in for a long recording
+    with open(os.path.join(sys.argv[2], str(os.getpid())), "w"):
+        pass
+    time.sleep(120)
+
+run_task.__module__, run_task.__qualname__ = w.__name__, "run_task"
+w.run_task = run_task
+segment_recordings(sys.argv[1], sys.argv[3], jobs=2, progress=False)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_kill_9_of_the_segment_parent_takes_its_workers_with_it(dataset, tmp_path):
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_SEGMENT, str(dataset), str(pids), str(tmp_path / "out")],
+                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(pids.iterdir())) < 2:
+            assert time.monotonic() < deadline and proc.poll() is None, "workers never started"
+            time.sleep(0.05)
+        workers = [int(p.name) for p in pids.iterdir()]
+        assert all(_alive(p) for p in workers)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_alive(p) for p in workers)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for p in pids.iterdir():
+            if _alive(int(p.name)):
+                os.kill(int(p.name), signal.SIGKILL)
