@@ -200,3 +200,60 @@ def test_kill_9_of_the_segment_parent_takes_its_workers_with_it(dataset, tmp_pat
         for p in pids.iterdir():
             if _alive(int(p.name)):
                 os.kill(int(p.name), signal.SIGKILL)
+
+
+# --------------------------------------------------------------------------- item 4: never decide on NaN
+
+def _latents(scale: float = 1.0, shift: float = 0.0, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for g in ("A", "B"):
+        for k in range(4):
+            z = rng.normal(size=(12, 4)) + (shift if g == "B" else 0.0)
+            for v in z:
+                rows.append({"group": g, "animal": f"{g}{k}", **{f"z{i}": x * scale for i, x in enumerate(v)}})
+    return pd.DataFrame(rows)
+
+
+def test_huge_latents_give_the_float64_answer_not_a_nan_rejection():
+    from usvpipe.mmd import MMDParams, mmd_test
+
+    ref = mmd_test(_latents(), params=MMDParams(dtype="float64"))
+    big = mmd_test(_latents(scale=1e20), params=MMDParams(dtype="float32"))
+    assert np.isfinite(big.statistic) and np.isfinite(big.null).all()
+    assert big.p_value == pytest.approx(ref.p_value) and big.reject == ref.reject
+    assert big.statistic == pytest.approx(ref.statistic, rel=1e-6)
+    assert any("float64" in n for n in big.notes)
+
+
+@pytest.mark.parametrize("scale", [1e200, np.inf])
+def test_latents_beyond_float64_stop_with_a_message(scale, tmp_path):
+    from usvpipe.mmd import MMDParams, mmd_test
+
+    frame = _latents(scale=scale if np.isfinite(scale) else 1.0)
+    if not np.isfinite(scale):
+        frame.loc[0, "z0"] = np.inf
+    with pytest.raises(UsvpipeError, match=r"fix:"):
+        mmd_test(frame, params=MMDParams(bandwidth="1.0" if np.isfinite(scale) else "median"))
+    path = tmp_path / "latents.csv"
+    frame.to_csv(path, index=False)
+    res = CliRunner().invoke(main, ["mmd", str(path), str(tmp_path / "m"), "--no-figures"])
+    assert res.exit_code != 0 and "Traceback" not in res.output and not (tmp_path / "m" / "report.json").exists()
+
+
+# --------------------------------------------------------------------------- item 5: a mistyped --animal-col
+
+def test_a_mistyped_animal_column_is_an_error_not_the_syllable_unit(tmp_path):
+    from usvpipe.mmd import MMDParams, mmd_test
+
+    path = tmp_path / "latents.csv"
+    _latents().to_csv(path, index=False)
+    res = CliRunner().invoke(main, ["mmd", str(path), "--animal-col", "mouse", "--no-figures", "--out", str(tmp_path / "m")])
+    assert res.exit_code != 0 and "no animal column 'mouse'" in res.output and "--unit syllable" in res.output
+    assert not (tmp_path / "m").exists()
+    # asked for explicitly, the syllable unit runs and says what it assumes
+    syl = mmd_test(_latents().drop(columns="animal"), params=MMDParams(unit="syllable", permutations=99))
+    assert syl.unit == "syllable" and any("treated as independent" in n for n in syl.notes)
+    syl.save(tmp_path / "s", figures=False)
+    report = json.loads((tmp_path / "s" / "report.json").read_text())
+    assert report["unit"] == "syllable" and any("independent" in n for n in report["notes"])

@@ -32,7 +32,11 @@ def median_bandwidth(Z, *, kernel: str = "gaussian", max_samples: int = 2000, se
     if d.size == 0:
         raise UsvpipeError("all latent vectors are identical: the median-heuristic bandwidth is undefined "
                            "(fix: check the latents or pass a fixed bandwidth)")
-    return float(np.median(d))
+    med = float(np.median(d))
+    if not (np.isfinite(med) and med > 0):
+        raise UsvpipeError(f"the median-heuristic bandwidth is {med:.3g}, not a finite positive number (latent values "
+                           f"up to {float(np.max(np.abs(Z))):.3g}) (fix: check the latents, or pass a fixed bandwidth)")
+    return med
 
 
 def _scales(bandwidths, kernel):
