@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import sys
 import typing
 from pathlib import Path
@@ -71,6 +72,24 @@ def _coerce(value: Any, annotation: Any, where: str):
     return value
 
 
+def check_finite(obj, section: str = "") -> None:
+    """Raise :class:`ConfigError` if any float field of the dataclass ``obj`` (or of a tuple
+    field) is NaN or infinite.
+
+    Every comparison with NaN is false, so a check such as ``if low > high: raise`` lets
+    ``high_threshold = nan`` through and every recording is "done" with 0 syllables.
+    Called first in each parameter class's ``__post_init__`` and by
+    :func:`params_from_mapping` for every class.
+    """
+    where = section or f"{type(obj).__name__}:"
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        values = value if isinstance(value, (tuple, list)) else (value,)
+        for v in values:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"{where} {f.name} must be a finite number, got {value!r}")
+
+
 def check_choice(label: str, value, choices) -> None:
     """Raise ``ConfigError("<label> must be one of a, b, c, got 'x'")`` unless ``value`` is in ``choices``."""
     if value not in choices:
@@ -95,6 +114,10 @@ def params_from_mapping(cls, mapping: Mapping[str, Any] | None = None, *, sectio
     except Exception:  # pragma: no cover - exotic annotations
         hints = {}
     kwargs = {k: _coerce(v, hints.get(k, fields[k].type), f"{where}.{k}") for k, v in data.items()}
+    for k, v in kwargs.items():  # also for classes whose __post_init__ does not call check_finite
+        for x in (v if isinstance(v, (tuple, list)) else (v,)):
+            if isinstance(x, float) and not math.isfinite(x):
+                raise ConfigError(f"{where}.{k}: must be a finite number, got {v!r}")
     try:
         return cls(**kwargs)
     except ConfigError:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..errors import ConfigError
+from ..config import check_finite
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class MMDParams:
     features: Optional[str] = None
 
     def __post_init__(self):
+        check_finite(self, "[mmd]")
         def choice(name, allowed):
             v = getattr(self, name)
             if v not in allowed:

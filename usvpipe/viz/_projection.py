@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import check_choice
+from ..config import check_choice, check_finite
 from ..errors import ConfigError, InputFileError, UsvpipeError
 
 _Z_RE = re.compile(r"^z(\d+)$")
@@ -86,6 +86,7 @@ class UmapParams:
     explorer: bool = True
 
     def __post_init__(self):
+        check_finite(self, "[umap]")
         if self.seed is not None and self.seed < 0:
             # TOML and the CLI have no "None": a negative seed means unseeded
             object.__setattr__(self, "seed", None)
