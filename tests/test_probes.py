@@ -299,3 +299,26 @@ def test_nan_parameters_are_refused_by_the_api_and_the_cli(dataset, tmp_path):
     res = CliRunner().invoke(main, ["segment", str(dataset), str(tmp_path / "o"), "--high-threshold", "nan"])
     assert res.exit_code != 0 and "high_threshold: must be a finite number" in res.output
     assert not (tmp_path / "o" / "shards").exists()
+
+
+# --------------------------------------------------------------------------- item 9: an unreadable output is redone
+
+def test_a_truncated_model_in_a_run_folder_is_retrained(tmp_path):
+    import dataclasses
+
+    from usvpipe.pipeline import demo_config, run_pipeline
+
+    cfg = demo_config(tmp_path / "run", animals_per_group=2, duration_s=3.0, epochs=2, seed=1, progress=False)
+    cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, stages=("segment", "train", "encode"), device="cpu"),
+                              stages={**cfg.stages, "train": dataclasses.replace(cfg.stages["train"], num_workers=0)})
+    first = run_pipeline(cfg, progress=False)
+    assert [s.status for s in first.stages[:3]] == ["ran"] * 3
+    model = tmp_path / "run" / "model" / "model.pt"
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+    again = run_pipeline(cfg, progress=False)
+    assert [s.status for s in again.stages[1:3]] == ["ran", "ran"], again.stages
+    from usvpipe.vae.training import load_checkpoint
+
+    load_checkpoint(model)  # readable again
+    third = run_pipeline(cfg, progress=False)
+    assert [s.status for s in third.stages[1:3]] == ["skipped (up to date)"] * 2
