@@ -322,3 +322,31 @@ def test_a_truncated_model_in_a_run_folder_is_retrained(tmp_path):
     load_checkpoint(model)  # readable again
     third = run_pipeline(cfg, progress=False)
     assert [s.status for s in third.stages[1:3]] == ["skipped (up to date)"] * 2
+
+
+# --------------------------------------------------------------------------- items 2 and 10: odd names end to end
+
+ODD = ["ctrl_$1_$", "<!--<script>", "a</script>&b"]
+
+
+def test_odd_group_and_animal_names_survive_figures_and_the_explorer(tmp_path):
+    import re
+
+    from usvpipe.mmd import MMDParams, mmd_test
+    from usvpipe.viz import UmapParams, run_umap
+
+    frame = _latents(shift=1.0)
+    frame["group"] = frame["group"].map({"A": ODD[0], "B": ODD[1]})
+    frame["animal"] = [f"{ODD[2]}{a}" if g == ODD[1] else f"m${a}$" for g, a in zip(frame["group"], frame["animal"])]
+    frame["id"] = [f"s{i}" for i in range(len(frame))]
+    res = mmd_test(frame, params=MMDParams(permutations=99, syllable_view=False))
+    paths = res.save(tmp_path / "mmd", figures=True)  # matplotlib would parse "$1_$" as math and raise
+    assert paths["null_figure"].exists()
+    run = run_umap(frame, tmp_path / "umap", UmapParams(method="pca", figure_formats=("png",), dpi=50), color_by="animal")
+    text = run.explorer.read_text(encoding="utf-8")
+    blob = re.search(r'<script type="application/json" id="usvpipe-data">(.*?)</script>', text, re.S).group(1)
+    assert "<" not in blob and ">" not in blob  # no label can open a comment or end the script
+    levels = json.loads(blob)["cats"]["group"]["levels"]
+    assert set(levels) == {ODD[0], ODD[1]}
+    # the page's own script follows the data element, and nothing between them opens a comment
+    assert text.count("<script") == text.count("</script>")
