@@ -350,3 +350,19 @@ def test_odd_group_and_animal_names_survive_figures_and_the_explorer(tmp_path):
     assert set(levels) == {ODD[0], ODD[1]}
     # the page's own script follows the data element, and nothing between them opens a comment
     assert text.count("<script") == text.count("</script>")
+
+
+# --------------------------------------------------------------------------- item 11: wrong TOML types are one line
+
+@pytest.mark.parametrize("text", ["run = 3", "[run]\nstages = \"train\"", "[syllables]\nshape = 3", "[run]\ninput = [\"a\"]",
+                                  "[segment]\nhigh_threshold = {a = 1}", "mmd = [1, 2]", "[train]\nlr = [1]"])
+def test_a_wrong_toml_type_is_a_one_line_error(text, tmp_path):
+    cfg = tmp_path / "usvpipe.toml"
+    cfg.write_text(text + "\n")
+    for args in (["run", str(cfg)], ["segment", "--config", str(cfg), str(tmp_path), str(tmp_path / "o")],
+                 ["mmd", "--config", str(cfg), str(cfg)], ["train", "--config", str(cfg), str(tmp_path), str(tmp_path / "m")]):
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code not in (0, None) and not isinstance(res.exception, (TypeError, AttributeError)), (args, res.output)
+        lines = [ln for ln in res.output.splitlines() if ln.strip()]
+        if "run = 3" in text or "mmd = " in text:
+            assert len(lines) == 1 and lines[0].startswith("usvpipe: error:") and str(cfg) in lines[0], (args, res.output)

@@ -68,6 +68,8 @@ def _coerce(value: Any, annotation: Any, where: str):
         except (TypeError, ValueError):
             raise ConfigError(f"{where}: expected a number, got {value!r}") from None
     if annotation is str:
+        if isinstance(value, (list, tuple, dict)):
+            raise ConfigError(f"{where}: expected a single value (text), got {value!r}")
         return str(value)
     return value
 
@@ -102,11 +104,14 @@ def params_from_mapping(cls, mapping: Mapping[str, Any] | None = None, *, sectio
     Unknown keys raise :class:`ConfigError` listing the valid ones; ``None`` overrides are
     ignored (an unset CLI option keeps the config/default value).
     """
+    where = f"[{section}]" if section else cls.__name__
+    if mapping is not None and not isinstance(mapping, Mapping):
+        raise ConfigError(f"{where} must be a section (a TOML table: [{section or cls.__name__}] followed by "
+                          f"key = value lines), got {mapping!r}")
     data = dict(mapping or {})
     data.update({k: v for k, v in overrides.items() if v is not None})
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
-    where = f"[{section}]" if section else cls.__name__
     if unknown:
         raise ConfigError(f"{where}: unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}")
     try:
@@ -157,8 +162,18 @@ def load_config(path) -> dict:
     path = Path(path)
     try:
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
+            data = tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found (fix: create one with `usvpipe init {path}`)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a config file (fix: pass the path of a usvpipe.toml)") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (fix: pass a usvpipe.toml written by `usvpipe init`)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    for key, value in data.items():
+        if not isinstance(value, dict):
+            # `run = 3` instead of a [run] section: every reader would fail on it later
+            raise ConfigError(f"{path}: {key} = {value!r} is not a section (fix: write [{key}] on its own line, "
+                              "then its key = value lines)")
+    return data
