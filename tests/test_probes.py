@@ -366,3 +366,27 @@ def test_a_wrong_toml_type_is_a_one_line_error(text, tmp_path):
         lines = [ln for ln in res.output.splitlines() if ln.strip()]
         if "run = 3" in text or "mmd = " in text:
             assert len(lines) == 1 and lines[0].startswith("usvpipe: error:") and str(cfg) in lines[0], (args, res.output)
+
+
+# --------------------------------------------------------------------------- item 12: evaluate a store's segments.csv
+
+def _segments_and_annotations(tmp_path: Path, n: int):
+    (tmp_path / "store").mkdir()
+    (tmp_path / "ann").mkdir()
+    rows = ["recording,animal,group,onset_s,offset_s"]
+    for i in range(1, n + 1):  # recording i has its call at i seconds: a wrong pairing scores 0
+        rows.append(f"X/m{i}/rec_{i}.wav,m{i},X,{i}.0,{i}.05")
+        (tmp_path / "ann" / f"gt_{i}.csv").write_text(f"onset_s,offset_s\n{i}.0,{i}.05\n")
+    (tmp_path / "store" / "segments.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "pairs.csv").write_text("pred,gt\n" + "".join(f"store/segments.csv,ann/gt_{i}.csv\n" for i in range(1, n + 1)))
+
+
+@pytest.mark.parametrize("n", [2, 25])
+def test_evaluate_pairs_a_layout_store_with_its_annotations(tmp_path, n):
+    _segments_and_annotations(tmp_path, n)
+    for args in (["evaluate", str(tmp_path / "store" / "segments.csv"), str(tmp_path / "ann"), "--json"],
+                 ["evaluate", "--pairs", str(tmp_path / "pairs.csv"), "--json"]):
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code == 0, res.output
+        out = json.loads(res.output)
+        assert len(out["pairs"]) == n and out["total"]["event_f1"] == 1.0, res.output
