@@ -390,3 +390,20 @@ def test_evaluate_pairs_a_layout_store_with_its_annotations(tmp_path, n):
         assert res.exit_code == 0, res.output
         out = json.loads(res.output)
         assert len(out["pairs"]) == n and out["total"]["event_f1"] == 1.0, res.output
+
+
+# --------------------------------------------------------------------------- item 13: the layout understood is said
+
+def test_a_layout_other_than_group_animal_file_is_named(dataset, tmp_path, caplog):
+    import logging
+
+    from usvpipe.segmentation.inputs import layout_note, plan_recordings
+
+    assert layout_note(["A/m1/r.wav", "B/m2/r.wav"], tmp_path) == ""
+    assert "flat folder" in layout_note(["r1.wav", "r2.wav"], tmp_path)
+    assert "animal/file.wav" in layout_note(["m1/r.wav"], tmp_path)
+    deep = layout_note(["s/A/m1/r.wav"], tmp_path)
+    assert "group 'A', animal 'm1'" in deep and "--metadata" in deep
+    with caplog.at_level(logging.WARNING):
+        plan_recordings(dataset / "A")
+    assert "no group folder" in caplog.text

@@ -5,11 +5,14 @@ from a ``path,animal,group`` CSV or, by default, from the folder layout ``group/
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputFileError, UsvpipeError
+
+log = logging.getLogger(__name__)
 
 WAV_SUFFIXES = (".wav", ".wave")
 
@@ -169,4 +172,33 @@ def plan_recordings(inputs, metadata=None) -> tuple[list[Recording], list[tuple[
         else:
             m = layout_metadata(rel)
         recs.append(Recording(str(f), rid, m["animal"], m["group"]))
+    if meta is None:
+        note = layout_note([r.recording for r in recs], root)
+        if note:
+            log.warning("%s", note)
     return sorted(recs, key=lambda r: r.recording), problems
+
+
+def layout_note(recordings, root) -> str:
+    """A warning naming the folder layout understood, unless it is ``group/animal/file.wav``.
+
+    A flat folder, or one level too few or too many, silently gave every recording the
+    group ``""`` (or took the wrong folders as group and animal).
+    """
+    depths = sorted({len(Path(r).parts) for r in recordings})
+    if depths == [3]:
+        return ""
+    fix = "(fix: arrange the files as group/animal/*.wav under the input folder, or pass --metadata path,animal,group)"
+    example = next(iter(sorted(recordings, key=lambda r: -len(Path(r).parts))))
+    m = layout_metadata(Path(example))
+    if len(depths) > 1:
+        return (f"{root}: recordings lie at different depths ({', '.join(map(str, depths))} levels); each is read "
+                f"by its last two folders as group/animal, e.g. {example} -> group {m['group']!r}, animal "
+                f"{m['animal']!r} {fix}")
+    if depths[0] > 3:
+        return (f"{root}: recordings are {depths[0] - 1} folders deep; read as .../group/animal/file.wav, e.g. "
+                f"{example} -> group {m['group']!r}, animal {m['animal']!r} {fix}")
+    if depths[0] == 2:
+        return (f"{root}: layout understood as animal/file.wav (no group folder): every recording has the "
+                f"group '' {fix}")
+    return f"{root}: flat folder: each file is its own animal and every recording has the group '' {fix}"
