@@ -407,3 +407,35 @@ def test_a_layout_other_than_group_animal_file_is_named(dataset, tmp_path, caplo
     with caplog.at_level(logging.WARNING):
         plan_recordings(dataset / "A")
     assert "no group folder" in caplog.text
+
+
+# --------------------------------------------------------------------------- item 14: extra metadata columns travel
+
+def test_extra_metadata_columns_reach_the_tables_and_can_be_the_group(dataset, tmp_path):
+    from usvpipe.mmd import MMDParams, mmd_test
+
+    data = _copy(dataset, tmp_path / "in")
+    wavs = sorted(p.relative_to(data).as_posix() for p in data.rglob("*.wav"))
+    meta = pd.DataFrame({"path": wavs, "animal": [Path(w).parent.name for w in wavs], "group": [w[0] for w in wavs],
+                         "sex": ["F", "M"] * (len(wavs) // 2), "cohort": ["01"] * len(wavs)})
+    meta.to_csv(data / "meta.csv", index=False)
+    segment_recordings(data, tmp_path / "s", metadata=data / "meta.csv", progress=False)
+    table = open_store(tmp_path / "s").table
+    assert {"sex", "cohort"} <= set(table.columns) and set(table["cohort"]) == {"01"}
+    assert set(table["sex"]) == {"F", "M"}
+    rows = table.merge(meta.rename(columns={"path": "recording"}), on="recording", suffixes=("", "_m"))
+    assert (rows["sex"] == rows["sex_m"]).all() and len(rows) == len(table)
+    # a latents table carries them (encode copies every store column) and the test can compare by them
+    lat = table.copy()
+    rng = np.random.default_rng(0)
+    for j in range(3):
+        lat[f"z{j}"] = rng.normal(size=len(lat))
+    if lat.groupby("sex").size().min() >= 2:
+        res = mmd_test(lat, group_col="sex", params=MMDParams(unit="syllable", permutations=49))
+        assert set(res.groups) == {"F", "M"}
+    # re-running with the same metadata skips every recording; changing a column re-makes the shards
+    assert segment_recordings(data, tmp_path / "s", metadata=data / "meta.csv", progress=False).n_skipped == len(wavs)
+    meta["sex"] = "F"
+    meta.to_csv(data / "meta.csv", index=False)
+    segment_recordings(data, tmp_path / "s", metadata=data / "meta.csv", progress=False)
+    assert set(open_store(tmp_path / "s").table["sex"]) == {"F"}

@@ -93,6 +93,7 @@ def write_shard(
     animal: str = "",
     group: str = "",
     columns: Mapping[str, Sequence[float]] | None = None,
+    metadata: Mapping[str, str] | None = None,
     source_fingerprint: Mapping[str, int] | None = None,
     params: Mapping | None = None,
     params_digest: str = "",
@@ -100,7 +101,8 @@ def write_shard(
     """Atomically write one recording's syllables as a shard; returns its path.
 
     ``spectrograms`` is ``(n, H, W)``, either uint8 or floats in [0, 1]; ``n`` may be 0
-    (a recording with no syllables is still complete).
+    (a recording with no syllables is still complete). ``metadata``: the recording's other
+    metadata columns (e.g. sex, age), copied to every one of its rows of ``syllables.csv``.
     """
     import h5py
 
@@ -130,6 +132,8 @@ def write_shard(
             f.attrs["recording"] = recording
             f.attrs["animal"] = str(animal)
             f.attrs["group"] = str(group)
+            if metadata:
+                f.attrs["metadata_json"] = json.dumps({str(k): str(v) for k, v in metadata.items()})
             f.attrs["source_size"] = int(fp.get("size", -1))
             f.attrs["source_mtime_ns"] = int(fp.get("mtime_ns", -1))
             f.attrs["params_json"] = json.dumps(dict(params or {}), default=str)
@@ -186,6 +190,7 @@ class ShardInfo:
     params_digest: str
     params: dict = field(compare=False, repr=False)
     spec_shape: tuple = ()
+    metadata: dict = field(default_factory=dict, compare=False)
 
 
 def read_shard_info(path) -> ShardInfo:
@@ -207,6 +212,7 @@ def read_shard_info(path) -> ShardInfo:
                 params_digest=str(a.get("params_digest", "")),
                 params=json.loads(a.get("params_json", "{}")),
                 spec_shape=tuple(int(s) for s in spec.shape[1:]),
+                metadata=json.loads(a.get("metadata_json", "{}")),
             )
     except (OSError, KeyError) as exc:
         raise InputFileError(path, f"unreadable store shard ({exc})", "delete it and re-run `usvpipe segment`") from None
@@ -254,6 +260,9 @@ def _shard_table(info: ShardInfo, store_dir: Path) -> "pd.DataFrame":
     )
     for k, v in extra.items():
         table[k] = v
+    for k, v in info.metadata.items():  # the metadata CSV's other columns, after the scores
+        if k not in table.columns:
+            table[k] = [v] * n
     return table
 
 
@@ -348,6 +357,7 @@ def merge_store(store_dir, *, prune: bool = False) -> "pd.DataFrame":
                 "group": i.group,
                 "source_size": i.source_size,
                 "source_mtime_ns": i.source_mtime_ns,
+                **({"metadata": i.metadata} if i.metadata else {}),
             }
             for i in infos
         },
@@ -463,13 +473,15 @@ def open_store(path, *, merge_if_stale: bool = True) -> SyllableStore:
                      or manifest_path.stat().st_mtime_ns < newest)
         if stale:
             merge_store(path)
-    text_cols = ("id", "recording", "animal", "group", "shard")
+    manifest = read_json(manifest_path) if manifest_path.exists() else {}
+    # the metadata CSV's extra columns are text too: a cohort "01" must not become 1
+    meta_cols = {k for r in manifest.get("recordings", {}).values() if isinstance(r, dict) for k in r.get("metadata", {})}
+    text_cols = ("id", "recording", "animal", "group", "shard", *sorted(meta_cols))
     # keep_default_na=False: an animal or group called "NA" (or "None") is a name, not a gap
     table = pd.read_csv(table_path, dtype={c: str for c in text_cols}, keep_default_na=False, na_values=[""])
     for c in text_cols:
         if c in table:
             table[c] = table[c].fillna("")
-    manifest = read_json(manifest_path) if manifest_path.exists() else {}
     if "spec_shape" not in manifest or not manifest["spec_shape"]:
         if len(table):
             import h5py

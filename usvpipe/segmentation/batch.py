@@ -198,7 +198,7 @@ def _segment_locked(recs, problems, shard, out_dir: Path, t0: float, *, spectrog
     tasks = []
     for rec in mine:
         task = worker.Task(rec, str(out_dir), spectrogram, segmentation, syllables, channel,
-                           params_digest(params, {"animal": rec.animal, "group": rec.group}), params)
+                           params_digest(params, _labels(rec)), params)
         status = _plan_status(task, problems)
         if status == "current":
             run.n_skipped += 1
@@ -214,6 +214,14 @@ def _segment_locked(recs, problems, shard, out_dir: Path, t0: float, *, spectrog
     _finish(run, recs, params)
     run.elapsed_s = time.perf_counter() - t0
     return run
+
+
+def _labels(rec: Recording) -> dict:
+    """What a shard records about its recording besides the audio (part of its up-to-date digest)."""
+    labels = {"animal": rec.animal, "group": rec.group}
+    if rec.extra:  # only then, so shards of stores without extra columns stay current
+        labels["extra"] = [list(kv) for kv in rec.extra]
+    return labels
 
 
 def _plan_status(task: worker.Task, problems: Sequence[tuple[str, str, str]]) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,10 @@ from ..errors import InputFileError, UsvpipeError
 log = logging.getLogger(__name__)
 
 WAV_SUFFIXES = (".wav", ".wave")
+# columns of syllables.csv / latents.csv that usvpipe writes itself
+RESERVED_COLUMNS = ("id", "recording", "animal", "group", "onset_s", "offset_s", "shard", "index", "duration_s",
+                    "peak_amplitude", "mean_amplitude", "mean_freq_hz", "min_freq_hz", "max_freq_hz", "umap_x",
+                    "umap_y", "x", "y")
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,7 @@ class Recording:
     recording: str
     animal: str = ""
     group: str = ""
+    extra: tuple = ()  # ((column, value), ...): the metadata CSV's other columns (sex, age, ...)
 
 
 def _abs(p) -> Path:
@@ -117,14 +123,23 @@ def read_metadata(path) -> dict[Path, dict]:
     if missing:
         raise InputFileError(path, f"metadata CSV lacks column(s) {', '.join(missing)} (has {', '.join(table.columns)})", "add columns path,animal,group")
     base = _abs(path).parent
+    # Other columns (sex, age, ...) travel with each recording into syllables.csv and latents.csv,
+    # except those that would overwrite a column usvpipe writes itself.
+    extra_cols = [c for c in table.columns if c not in ("path", "animal", "group") and not c.startswith("Unnamed:")]
+    clash = [c for c in extra_cols if c in RESERVED_COLUMNS or re.fullmatch(r"(var_)?z\d+", c)]
+    if clash:
+        log.warning("%s: metadata column(s) %s not carried into the tables: usvpipe writes columns of that name "
+                    "(fix: rename them, e.g. meta_%s)", path, ", ".join(clash), clash[0])
+        extra_cols = [c for c in extra_cols if c not in clash]
     out = {}
-    for row in table.itertuples(index=False):
-        p = str(row.path).strip()
+    for row in table.to_dict("records"):
+        p = str(row["path"]).strip()
         if os.sep == "/" and "\\" in p:
             p = p.replace("\\", "/")  # a CSV written on Windows separates folders with backslashes
         q = Path(p).expanduser()
         q = _abs(q if q.is_absolute() else base / q)
-        meta = {"animal": str(row.animal).strip(), "group": str(row.group).strip()}
+        meta = {"animal": str(row["animal"]).strip(), "group": str(row["group"]).strip(),
+                "extra": tuple((c, str(row[c]).strip()) for c in extra_cols)}
         if q in out and out[q] != meta:
             # Two rows for one recording that disagree: which animal it came from decides the
             # MMD's unit of exchangeability, so guessing (e.g. last row wins) is not safe.
@@ -171,7 +186,7 @@ def plan_recordings(inputs, metadata=None) -> tuple[list[Recording], list[tuple[
                 continue
         else:
             m = layout_metadata(rel)
-        recs.append(Recording(str(f), rid, m["animal"], m["group"]))
+        recs.append(Recording(str(f), rid, m["animal"], m["group"], m.get("extra", ())))
     if meta is None:
         note = layout_note([r.recording for r in recs], root)
         if note:
