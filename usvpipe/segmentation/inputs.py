@@ -138,8 +138,9 @@ def read_metadata(path) -> dict[Path, dict]:
             p = p.replace("\\", "/")  # a CSV written on Windows separates folders with backslashes
         q = Path(p).expanduser()
         q = _abs(q if q.is_absolute() else base / q)
-        meta = {"animal": str(row["animal"]).strip(), "group": str(row["group"]).strip(),
-                "extra": tuple((c, str(row[c]).strip()) for c in extra_cols)}
+        meta = {"animal": str(row["animal"]).strip(), "group": str(row["group"]).strip()}
+        if extra_cols:
+            meta["extra"] = tuple((c, str(row[c]).strip()) for c in extra_cols)
         if q in out and out[q] != meta:
             # Two rows for one recording that disagree: which animal it came from decides the
             # MMD's unit of exchangeability, so guessing (e.g. last row wins) is not safe.
