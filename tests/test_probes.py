@@ -439,3 +439,25 @@ def test_extra_metadata_columns_reach_the_tables_and_can_be_the_group(dataset, t
     meta.to_csv(data / "meta.csv", index=False)
     segment_recordings(data, tmp_path / "s", metadata=data / "meta.csv", progress=False)
     assert set(open_store(tmp_path / "s").table["sex"]) == {"F"}
+
+
+# --------------------------------------------------------------------------- item 15: the Nyquist hint that works
+
+def test_a_44k_file_is_said_to_hold_no_usvs_and_the_hint_gives_both_limits(tmp_path):
+    import soundfile as sf
+
+    wav = tmp_path / "cd" / "m1" / "r.wav"
+    wav.parent.mkdir(parents=True)
+    sf.write(wav, np.random.default_rng(0).normal(0, 0.01, 44100).astype(np.float32), 44100, subtype="PCM_16")
+    run = segment_recordings(tmp_path / "cd", tmp_path / "o", progress=False)
+    reason = run.failures[0][1]
+    assert "cannot hold ultrasonic calls" in reason and "--min-freq-hz" in reason and "--max-freq-hz" in reason
+    # following the hint works
+    m = __import__("re").search(r"--min-freq-hz (\d+) --max-freq-hz (\d+)", reason)
+    res = CliRunner().invoke(main, ["segment", str(tmp_path / "cd"), str(tmp_path / "o2"), "--min-freq-hz", m.group(1),
+                                    "--max-freq-hz", m.group(2), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    # a file whose Nyquist lies inside the band: lowering the top alone is the fix
+    from usvpipe.audio import band_above_nyquist
+
+    assert "lower --max-freq-hz to at most 48000" in band_above_nyquist(96000, 30000, 110000)[1]
