@@ -461,3 +461,22 @@ def test_a_44k_file_is_said_to_hold_no_usvs_and_the_hint_gives_both_limits(tmp_p
     from usvpipe.audio import band_above_nyquist
 
     assert "lower --max-freq-hz to at most 48000" in band_above_nyquist(96000, 30000, 110000)[1]
+
+
+# --------------------------------------------------------------------------- item 16: info on single files
+
+def test_info_says_what_a_wav_and_each_table_is(dataset, tmp_path):
+    out = tmp_path / "s"
+    segment_recordings(dataset, out, progress=False)
+    wav = sorted(dataset.rglob("*.wav"))[0]
+    said = {}
+    for f in (wav, out / "segments.csv", out / "syllables.csv", out / "errors.csv", dataset / "metadata.csv",
+              sorted(dataset.rglob("*.truth.csv"))[0]):
+        res = CliRunner().invoke(main, ["info", str(f)])
+        assert res.exit_code == 0, res.output
+        said[f.name] = res.output
+    assert "250000 Hz" in said[wav.name] and "mono" in said[wav.name] and "1.000 s" in said[wav.name]
+    assert "segments table" in said["segments.csv"] and "latents" not in said["segments.csv"]
+    assert "syllable table" in said["syllables.csv"] and "error list" in said["errors.csv"]
+    assert "metadata CSV" in said["metadata.csv"]
+    assert "onset/offset table" in said[sorted(dataset.rglob("*.truth.csv"))[0].name]
