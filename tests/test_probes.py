@@ -480,3 +480,14 @@ def test_info_says_what_a_wav_and_each_table_is(dataset, tmp_path):
     assert "syllable table" in said["syllables.csv"] and "error list" in said["errors.csv"]
     assert "metadata CSV" in said["metadata.csv"]
     assert "onset/offset table" in said[sorted(dataset.rglob("*.truth.csv"))[0].name]
+
+
+def test_nan_in_the_commands_that_take_no_parameter_class(tmp_path):
+    res = CliRunner().invoke(main, ["synth", str(tmp_path / "s"), "--duration-s", "nan"])
+    assert res.exit_code != 0 and "duration_s must be a finite number" in res.output
+    res = CliRunner().invoke(main, ["synth", str(tmp_path / "s"), "--snr-db", "nan"])
+    assert res.exit_code != 0 and "snr_db must be a finite number" in res.output
+    gt = tmp_path / "gt.csv"
+    gt.write_text("onset_s,offset_s\n0.1,0.2\n")
+    res = CliRunner().invoke(main, ["evaluate", str(gt), str(gt), "--tolerance-s", "nan"])
+    assert res.exit_code != 0 and "finite" in res.output

@@ -166,15 +166,25 @@ def acquire_writer_lock(directory, scope: str = WHOLE, *, what: str = "store") -
     for h in live_writers(directory, exclude_self=False):
         if _conflicts(scope, h.scope):
             refuse(h)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    if fcntl is not None:
+    for _ in range(10):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        if fcntl is not None:
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except (BlockingIOError, PermissionError):
+                os.close(fd)
+                refuse(_read_holder(path))
+            except OSError as exc:  # no locking on this file system: the pid check still works on one host
+                log.debug("%s: cannot lock (%s); relying on the holder's pid", path, exc)
         try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except (BlockingIOError, PermissionError):
-            os.close(fd)
-            refuse(_read_holder(path))
-        except OSError as exc:  # no locking on this file system: the pid check still works on one host
-            log.debug("%s: cannot lock (%s); relying on the holder's pid", path, exc)
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # a stale file was removed between our open and our lock: take the new one
+    else:  # pragma: no cover - needs ten lost races in a row
+        raise UsvpipeError(f"{path}: could not take the writer lock (fix: retry)")
     info = {"host": socket.gethostname(), "pid": os.getpid(), "command": " ".join(["usvpipe", *sys.argv[1:]])[:300],
             "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "scope": scope}
     os.ftruncate(fd, 0)
@@ -186,4 +196,25 @@ def acquire_writer_lock(directory, scope: str = WHOLE, *, what: str = "store") -
         if _conflicts(scope, h.scope) and h.path != path:
             lock.release()
             refuse(h)
+    _remove_stale(lock_dir)
     return lock
+
+
+def _remove_stale(lock_dir: Path) -> None:
+    """Delete lock files of writers that are gone (taken under their lock, so never a live one's)."""
+    if fcntl is None:
+        return
+    for p in lock_dir.glob("*.lock"):
+        if str(p) in _HELD:
+            continue
+        try:
+            fd = os.open(p, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            p.unlink()  # a writer opening it now finds another inode at the path and retries
+        except OSError:
+            pass
+        finally:
+            os.close(fd)

@@ -460,6 +460,12 @@ def open_store(path, *, merge_if_stale: bool = True) -> SyllableStore:
     shard_dir = path / SHARD_DIR
     if not path.is_dir() or (not shard_dir.is_dir() and not table_path.exists()):
         raise UsvpipeError(f"{path}: not a syllable store (no {SHARD_DIR}/ or {TABLE_NAME}) (fix: create it with `usvpipe segment IN_DIR {path}`)")
+    from ._lock import live_writers
+
+    writers = live_writers(path)
+    if writers:
+        log.warning("%s: the store is being written by %s; it holds only the recordings complete so far "
+                    "(fix: wait for that run to finish)", path, writers[0].describe())
     if merge_if_stale and shard_dir.is_dir():
         shards = shard_files(path)
         newest_shard = max((p.stat().st_mtime_ns for p in shards), default=0)

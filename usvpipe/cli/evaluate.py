@@ -128,8 +128,8 @@ def evaluate(pred, gt, tolerances, pairs_csv, pred_glob, gt_glob, as_json, out_c
     from ..evaluate import pair_by_name, score_table
 
     tolerances = tuple(tolerances) or (0.005, 0.010)
-    if any(t < 0 for t in tolerances):
-        raise ConfigError("--tolerance-s must be >= 0")
+    if any(not t >= 0 or t == float("inf") for t in tolerances):  # NaN fails every comparison
+        raise ConfigError(f"--tolerance-s must be a finite number >= 0, got {', '.join(map(str, tolerances))}")
     if pairs_csv is not None:
         if pred is not None or gt is not None:
             raise ConfigError("give either PRED GT or --pairs, not both")

@@ -75,7 +75,7 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True, force: bool =
             r.latents_path.exists, r.encode, outputs=[r.latents_path])
     r.stage("umap", r.umap_dir, params_digest(config.stages["umap"], {"latents": _fingerprint(r.latents_path),
                                                                        "color": run.group_col}),
-            r.umap_dir.exists, r.umap)
+            r.umap_dir.exists, r.umap, outputs=[r.umap_dir / "umap.json"])
     r.stage("mmd", r.mmd_dir, params_digest(config.stages["mmd"], {"latents": _fingerprint(r.latents_path),
                                                                      "cmp": [run.group_col, run.group_a, run.group_b]}),
             lambda: (r.mmd_dir / "report.json").exists(), r.mmd, outputs=[r.mmd_dir / "report.json"])
