@@ -308,7 +308,7 @@ def test_a_truncated_model_in_a_run_folder_is_retrained(tmp_path):
 
     from usvpipe.pipeline import demo_config, run_pipeline
 
-    cfg = demo_config(tmp_path / "run", animals_per_group=2, duration_s=3.0, epochs=2, seed=1, progress=False)
+    cfg = demo_config(tmp_path / "run", animals_per_group=2, duration_s=2.0, epochs=1, seed=1, progress=False)
     cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, stages=("segment", "train", "encode"), device="cpu"),
                               stages={**cfg.stages, "train": dataclasses.replace(cfg.stages["train"], num_workers=0)})
     first = run_pipeline(cfg, progress=False)

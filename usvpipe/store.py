@@ -8,6 +8,9 @@ Layout of a store directory::
       syllables.csv        merged table: id, recording, animal, group, onset_s, offset_s,
                            shard, index, + per-syllable score columns
       manifest.json        format, package version, parameters, per-recording status
+      inputs.json          the recordings named by the latest `usvpipe segment` run: the
+                           store holds these and no others (see :func:`merge_store`)
+      .locks/<scope>.lock  the writer lock of a running `usvpipe segment` (usvpipe._lock)
 
 A shard file holds
 

@@ -154,6 +154,8 @@ class _Run:
             raise UsvpipeError(f"{run.input}: all {seg.n_recordings} recording(s) failed, e.g. {first} "
                                f"(every reason is in {seg.errors_path})")
         detail = f"done={seg.n_done}, skipped={seg.n_skipped}, failed={seg.n_failed}, syllables={seg.n_syllables}"
+        if seg.pruned:  # the later stages see a new store digest and are redone
+            detail += f", removed {len(seg.pruned)} recording(s) no longer among the inputs (e.g. {seg.pruned[0]})"
         self.result.stages.append(StageOutcome("segment", "ran", time.perf_counter() - t0, detail))
 
     def store_digest(self) -> str:
