@@ -105,6 +105,11 @@ def test_a_second_writer_is_refused_naming_the_holder(tmp_path):
         with pytest.raises(UsvpipeError, match="being written"):
             acquire_writer_lock(tmp_path, "shard-0-of-2")
         assert [h.pid for h in live_writers(tmp_path)] == [proc.pid]
+        wav_dir = tmp_path.parent / (tmp_path.name + "_wavs")
+        make_dataset(wav_dir, groups=("A",), animals_per_group=1, duration_s=0.5, seed=0)
+        res = CliRunner().invoke(main, ["segment", str(wav_dir), str(tmp_path), "--no-progress"])
+        assert res.exit_code != 0 and f"pid {proc.pid}" in res.output and "Traceback" not in res.output
+        assert not (tmp_path / "shards").exists()
     finally:
         proc.kill()
         proc.wait()
