@@ -298,7 +298,7 @@ def test_nan_parameters_are_refused_by_the_api_and_the_cli(dataset, tmp_path):
                 with pytest.raises(ConfigError, match="finite"):
                     cls(**{f.name: float("nan")})
     res = CliRunner().invoke(main, ["segment", str(dataset), str(tmp_path / "o"), "--high-threshold", "nan"])
-    assert res.exit_code != 0 and "high_threshold: must be a finite number" in res.output
+    assert res.exit_code != 0 and "[segment].high_threshold: nan is not a finite number" in res.output
     assert not (tmp_path / "o" / "shards").exists()
 
 

@@ -75,27 +75,25 @@ def _coerce(value: Any, annotation: Any, where: str):
 
 
 def check_finite(obj, section: str = "") -> None:
-    """Raise :class:`ConfigError` if any float field of the dataclass ``obj`` (or of a tuple
-    field) is NaN or infinite.
+    """Raise :class:`ConfigError` if a float field of ``obj`` (or a float in a tuple field) is NaN or ±inf.
 
-    Every comparison with NaN is false, so a check such as ``if low > high: raise`` lets
-    ``high_threshold = nan`` through and every recording is "done" with 0 syllables.
-    Called first in each parameter class's ``__post_init__`` and by
-    :func:`params_from_mapping` for every class.
+    For parameter classes that do not declare ``_constraints`` yet (``section`` as
+    ``"[segment]"`` or ``"segment"``); :func:`usvpipe.constraints.check_params` does the
+    same for the others.
     """
-    where = section or f"{type(obj).__name__}:"
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        values = value if isinstance(value, (tuple, list)) else (value,)
-        for v in values:
-            if isinstance(v, float) and not math.isfinite(v):
-                raise ConfigError(f"{where} {f.name} must be a finite number, got {value!r}")
+    from .constraints import check_all_finite
+
+    check_all_finite(obj, section.strip("[]:") or type(obj).__name__)
 
 
 def check_choice(label: str, value, choices) -> None:
-    """Raise ``ConfigError("<label> must be one of a, b, c, got 'x'")`` unless ``value`` is in ``choices``."""
+    """Raise ``ConfigError(label, "'x' is not one of a, b, c", fix)`` unless ``value`` is in ``choices``.
+
+    New parameter classes declare ``_constraints`` and call
+    :func:`usvpipe.constraints.check_params` instead.
+    """
     if value not in choices:
-        raise ConfigError(f"{label} must be one of {', '.join(choices)}, got {value!r}")
+        raise ConfigError(label, f"{value!r} is not one of {', '.join(choices)}", f"use one of {', '.join(choices)}")
 
 
 def params_from_mapping(cls, mapping: Mapping[str, Any] | None = None, *, section: str = "", **overrides):
@@ -122,7 +120,7 @@ def params_from_mapping(cls, mapping: Mapping[str, Any] | None = None, *, sectio
     for k, v in kwargs.items():  # also for classes whose __post_init__ does not call check_finite
         for x in (v if isinstance(v, (tuple, list)) else (v,)):
             if isinstance(x, float) and not math.isfinite(x):
-                raise ConfigError(f"{where}.{k}: must be a finite number, got {v!r}")
+                raise ConfigError(f"{where}.{k}", f"{v!r} is not a finite number", f"set {k} to a finite number")
     try:
         return cls(**kwargs)
     except ConfigError:

@@ -482,10 +482,12 @@ def open_store(path, *, merge_if_stale: bool = True) -> SyllableStore:
                      or manifest_path.stat().st_mtime_ns < newest)
         if stale:
             merge_store(path)
+    from .artifacts import TEXT_COLUMNS
+
     manifest = read_json(manifest_path) if manifest_path.exists() else {}
     # the metadata CSV's extra columns are text too: a cohort "01" must not become 1
     meta_cols = {k for r in manifest.get("recordings", {}).values() if isinstance(r, dict) for k in r.get("metadata", {})}
-    text_cols = ("id", "recording", "animal", "group", "shard", *sorted(meta_cols))
+    text_cols = (*TEXT_COLUMNS, *sorted(meta_cols - set(TEXT_COLUMNS)))
     # keep_default_na=False: an animal or group called "NA" (or "None") is a name, not a gap
     table = pd.read_csv(table_path, dtype={c: str for c in text_cols}, keep_default_na=False, na_values=[""])
     for c in text_cols:

@@ -116,7 +116,7 @@ class PoiseParams:
     seed: int = 0
 
     def __post_init__(self):
-        check_finite(self, "PoiseParams:")
+        check_finite(self, "poise")
         check_choice("PoiseParams.model", self.model, MODELS)
         if self.kl_gradient not in ("pathwise", "score"):
             raise ConfigError(f"PoiseParams.kl_gradient must be 'pathwise' or 'score', got {self.kl_gradient!r}")
