@@ -61,17 +61,17 @@ def resolve_device(name="auto", local_rank: int = 0, *, auto_order: Sequence[str
         name = next((d for d in auto_order if available[d]()), "cpu")
     if name.startswith("cuda"):
         if not cuda_available():
-            raise ConfigError("--device cuda: no CUDA GPU is visible to torch (fix: use --device cpu or auto)")
+            raise ConfigError("--device cuda", "no CUDA GPU is visible to torch", "use --device cpu or auto")
         if name == "cuda":
             return torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
         try:
             return torch.device(name)
         except RuntimeError:
-            raise ConfigError(f"--device {name!r}: not a device name (fix: use cuda or cuda:N with N a GPU index)") from None
+            raise ConfigError(f"--device {name!r}", "not a device name", "use cuda or cuda:N with N a GPU index") from None
     if name == "mps":
         if not mps_available():
-            raise ConfigError("--device mps: Apple MPS is not available (fix: use --device cpu or auto)")
+            raise ConfigError("--device mps", "Apple MPS is not available", "use --device cpu or auto")
         return torch.device("mps")
     if name == "cpu":
         return torch.device("cpu")
-    raise ConfigError(f"--device {name!r}: unknown device (fix: use one of {', '.join(DEVICE_NAMES)})")
+    raise ConfigError(f"--device {name!r}", "unknown device", f"use one of {', '.join(DEVICE_NAMES)}")

@@ -159,9 +159,8 @@ def acquire_writer_lock(directory, scope: str = WHOLE, *, what: str = "store") -
 
     def refuse(h: Holder):
         part = "" if h.scope == WHOLE else f" (task {h.scope})"
-        raise UsvpipeError(
-            f"{directory}: this {what} is being written by another usvpipe process{part}: {h.describe()} "
-            f"(fix: wait for it to finish or use another output folder; if that process is gone, delete {h.path})")
+        raise UsvpipeError(directory, f"this {what} is being written by another usvpipe process{part}: {h.describe()}",
+                           f"wait for it to finish or use another output folder; if that process is gone, delete {h.path}")
 
     for h in live_writers(directory, exclude_self=False):
         if _conflicts(scope, h.scope):
@@ -184,7 +183,7 @@ def acquire_writer_lock(directory, scope: str = WHOLE, *, what: str = "store") -
             break
         os.close(fd)  # a stale file was removed between our open and our lock: take the new one
     else:  # pragma: no cover - needs ten lost races in a row
-        raise UsvpipeError(f"{path}: could not take the writer lock (fix: retry)")
+        raise UsvpipeError(path, "could not take the writer lock", "retry")
     info = {"host": socket.gethostname(), "pid": os.getpid(), "command": " ".join(["usvpipe", *sys.argv[1:]])[:300],
             "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "scope": scope}
     os.ftruncate(fd, 0)

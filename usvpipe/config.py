@@ -162,16 +162,16 @@ def load_config(path) -> dict:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found (fix: create one with `usvpipe init {path}`)") from None
+        raise ConfigError(path, "config file not found", f"create one with `usvpipe init {path}`") from None
     except IsADirectoryError:
-        raise ConfigError(f"{path}: is a folder, not a config file (fix: pass the path of a usvpipe.toml)") from None
+        raise ConfigError(path, "is a folder, not a config file", "pass the path of a usvpipe.toml") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a text file (fix: pass a usvpipe.toml written by `usvpipe init`)") from None
+        raise ConfigError(path, "not a text file", "pass a usvpipe.toml written by `usvpipe init`") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     for key, value in data.items():
         if not isinstance(value, dict):
             # `run = 3` instead of a [run] section: every reader would fail on it later
-            raise ConfigError(f"{path}: {key} = {value!r} is not a section (fix: write [{key}] on its own line, "
-                              "then its key = value lines)")
+            raise ConfigError(path, f"{key} = {value!r} is not a section",
+                              f"write [{key}] on its own line, then its key = value lines")
     return data

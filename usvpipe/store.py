@@ -288,12 +288,12 @@ def merge_store(store_dir, *, prune: bool = False) -> "pd.DataFrame":
 
     store_dir = Path(store_dir)
     if not store_dir.is_dir():
-        raise UsvpipeError(f"{store_dir}: not a directory (fix: pass the OUT_DIR of `usvpipe segment`)")
+        raise UsvpipeError(store_dir, "not a directory", "pass the OUT_DIR of `usvpipe segment`")
     shard_dir = store_dir / SHARD_DIR
     if not shard_dir.is_dir() and not (store_dir / ERROR_DIR).is_dir() and not (store_dir / MANIFEST_NAME).exists():
         # never write a table and manifest into, say, the folder of recordings by mistake
-        raise UsvpipeError(f"{store_dir}: not a syllable store (no {SHARD_DIR}/ or {ERROR_DIR}/ folder) "
-                           "(fix: pass the OUT_DIR of `usvpipe segment`)")
+        raise UsvpipeError(store_dir, f"not a syllable store (no {SHARD_DIR}/ or {ERROR_DIR}/ folder)",
+                           "pass the OUT_DIR of `usvpipe segment`")
     writers = live_writers(store_dir)
     if not writers:
         # a running writer's temporary shard is its work in progress, not debris
@@ -390,7 +390,7 @@ class SyllableStore:
         self.manifest = manifest
         shape = manifest.get("spec_shape") or []
         if shape and isinstance(shape[0], list):
-            raise UsvpipeError(f"{self.path}: shards have different spectrogram shapes {shape} (fix: re-segment with one set of parameters)")
+            raise UsvpipeError(self.path, f"shards have different spectrogram shapes {shape}", "re-segment with one set of parameters")
         self.spec_shape = tuple(shape)
         self.params = manifest.get("params", {})
         # positions of each shard's rows, so reads touch each file once
@@ -462,7 +462,7 @@ def open_store(path, *, merge_if_stale: bool = True) -> SyllableStore:
     manifest_path = path / MANIFEST_NAME
     shard_dir = path / SHARD_DIR
     if not path.is_dir() or (not shard_dir.is_dir() and not table_path.exists()):
-        raise UsvpipeError(f"{path}: not a syllable store (no {SHARD_DIR}/ or {TABLE_NAME}) (fix: create it with `usvpipe segment IN_DIR {path}`)")
+        raise UsvpipeError(path, f"not a syllable store (no {SHARD_DIR}/ or {TABLE_NAME})", f"create it with `usvpipe segment IN_DIR {path}`")
     from ._lock import live_writers
 
     writers = live_writers(path)

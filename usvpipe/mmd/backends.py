@@ -138,7 +138,7 @@ class _TorchOps:
 def _get_ops(backend: str, device: str):
     if backend == "numpy":
         if device == "cuda":
-            raise ConfigError("MMDParams: backend 'numpy' runs on the CPU only (fix: use backend 'torch' or 'auto' with device 'cuda')")
+            raise ConfigError("[mmd].backend", "'numpy' runs on the CPU only", "use backend 'torch' or 'auto' with device 'cuda'")
         return _NumpyOps()
     if backend in ("torch", "auto"):
         from .._device import cuda_available, resolve_device

@@ -30,12 +30,13 @@ def median_bandwidth(Z, *, kernel: str = "gaussian", max_samples: int = 2000, se
     d = _pairwise_dist(Z, kernel)
     d = d[d > 0]
     if d.size == 0:
-        raise UsvpipeError("all latent vectors are identical: the median-heuristic bandwidth is undefined "
-                           "(fix: check the latents or pass a fixed bandwidth)")
+        raise UsvpipeError("[mmd].bandwidth", "all latent vectors are identical: the median-heuristic bandwidth is undefined",
+                           "check the latents or pass a fixed bandwidth")
     med = float(np.median(d))
     if not (np.isfinite(med) and med > 0):
-        raise UsvpipeError(f"the median-heuristic bandwidth is {med:.3g}, not a finite positive number (latent values "
-                           f"up to {float(np.max(np.abs(Z))):.3g}) (fix: check the latents, or pass a fixed bandwidth)")
+        raise UsvpipeError("[mmd].bandwidth", f"the median-heuristic bandwidth is {med:.3g}, not a finite positive "
+                           f"number (latent values up to {float(np.max(np.abs(Z))):.3g})",
+                           "check the latents, or pass a fixed bandwidth")
     return med
 
 

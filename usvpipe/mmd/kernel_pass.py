@@ -94,8 +94,9 @@ def _checked_kernel_pass(Z, clusters, n_clusters, scales, kernel, ops, *, W=None
     from ..errors import UsvpipeError
 
     if not all(np.isfinite(s) and s > 0 for s in scales):
-        raise UsvpipeError(f"kernel scale(s) {list(scales)} are not finite and positive (bandwidth 0 or not finite) "
-                           "(fix: check the latents for extreme values, or pass a positive fixed --bandwidth)")
+        raise UsvpipeError("[mmd].bandwidth", f"kernel scale(s) {list(scales)} are not finite and positive "
+                           "(bandwidth 0 or not finite)",
+                           "check the latents for extreme values, or pass a positive fixed --bandwidth")
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked for below
         res = _kernel_pass(Z, clusters, n_clusters, scales, kernel, ops, W=W, dtype=dtype, block_size=block_size)
     if _is_finite(res):
@@ -109,8 +110,8 @@ def _checked_kernel_pass(Z, clusters, n_clusters, scales, kernel, ops, *, W=None
             if notes is not None:
                 notes.append(f"the float32 kernel overflowed (latent values up to {big:.3g}); recomputed in float64")
             return res, np.float64
-    raise UsvpipeError(f"the kernel sums are not finite even in float64 (latent values up to {big:.3g}) "
-                       "(fix: check the latents: a diverged model gives extreme values; standardise them or re-train)")
+    raise UsvpipeError("latents", f"the kernel sums are not finite even in float64 (latent values up to {big:.3g})",
+                       "check the latents: a diverged model gives extreme values; standardise them or re-train")
 
 
 def _segments(clusters, lo, hi):

@@ -307,8 +307,8 @@ def _check_finite_outcome(design: _Design, t: _Outcome) -> None:
 
     if not (np.isfinite(t.obs_stats).all() and np.isfinite(np.asarray(t.null, dtype=float)).all()
             and math.isfinite(t.p)):
-        raise UsvpipeError(f"{design.source}: the MMD statistic or its permutation null is not finite "
-                           "(fix: check the latents for extreme values; standardise them or re-train the model)")
+        raise UsvpipeError(design.source, "the MMD statistic or its permutation null is not finite",
+                           "check the latents for extreme values; standardise them or re-train the model")
 
 
 def _bandwidth_rule(params: MMDParams, med: float) -> str:

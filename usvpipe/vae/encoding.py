@@ -52,8 +52,8 @@ def decode(model, z, *, batch_size: int = 512) -> np.ndarray:
     if z.ndim == 1:
         z = z[None]
     if z.shape[1] != model.latent_dim:
-        raise UsvpipeError(f"decode: latents have {z.shape[1]} dimensions, the model has {model.latent_dim} "
-                           "(fix: decode with the model that produced these latents)")
+        raise UsvpipeError("decode", f"latents have {z.shape[1]} dimensions, the model has {model.latent_dim}",
+                           "decode with the model that produced these latents")
     was_training = model.training
     model.eval()
     out = []

@@ -185,11 +185,11 @@ def embed_array(z: np.ndarray, params: UmapParams = UmapParams(), *, progress=No
         timings["explained_variance_ratio"] = [float(v) for v in (evals[::-1][:2] / max(evals.sum(), 1e-300))]
         return out, fitted, timings
     if n < 4:
-        raise UsvpipeError(f"UMAP needs at least 4 syllables, got {n} (fix: use --method pca)")
+        raise UsvpipeError("[umap].method", f"UMAP needs at least 4 syllables, got {n}", "use --method pca")
     try:
         import umap
     except ImportError:  # pragma: no cover - umap-learn is a hard dependency
-        raise UsvpipeError("umap-learn is not installed (fix: pip install umap-learn, or use --method pca)") from None
+        raise UsvpipeError("[umap].method", "umap-learn is not installed", "pip install umap-learn, or use --method pca") from None
     import warnings
 
     n_neighbors = min(params.n_neighbors, len(fit_idx) - 1)
