@@ -196,7 +196,7 @@ TRAIN_ARGS = ["--epochs", "12", "--batch-size", "32", "--latent-dim", "4", "--pa
 def _weights(model_dir: Path) -> dict:
     import torch
 
-    ckpt = torch.load(model_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
+    ckpt = torch.load(model_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
     state = ckpt.get("model") or ckpt.get("model_state") or ckpt.get("state_dict")
     assert state is not None, sorted(ckpt)
     return state
@@ -213,7 +213,7 @@ def test_training_killed_midway_resumes_bit_for_bit(tmp_path, tiny_store):
 
     killed = _kill_when(_usvpipe("train", str(tiny_store), str(out), *TRAIN_ARGS), first_checkpoint)
     assert killed, "training finished before it could be killed"
-    torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)  # what is in place is whole
+    torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)  # what is in place is whole
     assert "not finished" in describe_directory(out)[0]
     subprocess.run(_usvpipe("train", str(tiny_store), str(out), *TRAIN_ARGS, "--resume"), env=ENV, check=True)
     assert "complete" in describe_directory(out)[0]
@@ -272,7 +272,7 @@ def test_rerun_with_new_training_parameters_retrains(tmp_path):
         cfg = config_from_mapping({"run": {"output": str(out), "stages": ["train"], "device": "cpu"},
                                    "train": {**train, **changes}})
         res = run_pipeline(cfg, progress=False)
-        ckpt = torch.load(out / "model" / "checkpoint.pt", map_location="cpu", weights_only=False)
+        ckpt = torch.load(out / "model" / "checkpoint.pt", map_location="cpu", weights_only=True)
         return res.stages[1].status, ckpt["model_config"]["latent_dim"], int(ckpt["epoch"])
 
     assert run() == ("ran", 4, 1)

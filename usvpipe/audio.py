@@ -90,7 +90,26 @@ def _riff_data_chunk(path: Path) -> tuple[int, int] | None:
     return None
 
 
-def audio_info(path, *, min_sample_rate_hz: float | None = None) -> AudioInfo:
+def band_above_nyquist(sample_rate_hz: float, min_freq_hz: float, max_freq_hz: float) -> tuple[str, str]:
+    """``(reason, fix)`` for a recording whose Nyquist frequency is below the analysis band's top.
+
+    When Nyquist is at or below the band's lower edge (a 44.1 kHz file and the 30-110 kHz
+    mouse band), lowering ``--max-freq-hz`` alone cannot work: the file cannot hold USVs
+    in the band, and another band needs both limits.
+    """
+    nyq = sample_rate_hz / 2.0
+    reason = (f"sample rate {sample_rate_hz:.0f} Hz has Nyquist {nyq:.0f} Hz, below the analysis band "
+              f"{min_freq_hz:.0f}-{max_freq_hz:.0f} Hz")
+    if nyq <= min_freq_hz:
+        return (reason + f": this file cannot hold ultrasonic calls in the band",
+                f"use a recording made at a higher sample rate (mouse USVs need >= {2 * max_freq_hz:.0f} Hz); to "
+                f"analyse audible calls set both limits, e.g. --min-freq-hz {min(2000, 0.1 * nyq):.0f} "
+                f"--max-freq-hz {0.9 * nyq:.0f}")
+    return reason, (f"lower --max-freq-hz to at most {nyq:.0f} (the band starts at {min_freq_hz:.0f} Hz) or use a "
+                    "recording made at a higher sample rate")
+
+
+def audio_info(path, *, min_sample_rate_hz: float | None = None, min_freq_hz: float = 0.0) -> AudioInfo:
     """Read and validate a recording's header.
 
     Parameters
@@ -99,6 +118,9 @@ def audio_info(path, *, min_sample_rate_hz: float | None = None) -> AudioInfo:
     min_sample_rate_hz : float, optional
         Raise if the sample rate is below this (use ``2 * max_freq_hz``: a band above
         Nyquist cannot be analysed).
+    min_freq_hz : float
+        The band's lower edge, so that the message can say when no ``--max-freq-hz``
+        alone can fit the band below Nyquist.
 
     Returns
     -------
@@ -142,11 +164,7 @@ def audio_info(path, *, min_sample_rate_hz: float | None = None) -> AudioInfo:
     if n_frames == 0:
         raise InputFileError(path, "empty WAV (0 samples)", "remove it from the input or re-export the recording")
     if min_sample_rate_hz is not None and sr < min_sample_rate_hz:
-        raise InputFileError(
-            path,
-            f"sample rate {sr} Hz has Nyquist {sr / 2:.0f} Hz, below the analysis band's top {min_sample_rate_hz / 2:.0f} Hz",
-            "lower --max-freq-hz below the Nyquist frequency or use a recording made at a higher sample rate",
-        )
+        raise InputFileError(path, *band_above_nyquist(sr, min_freq_hz, min_sample_rate_hz / 2.0))
     return AudioInfo(
         path=str(path),
         sample_rate_hz=sr,

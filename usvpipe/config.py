@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import sys
 import typing
 from pathlib import Path
@@ -67,8 +68,22 @@ def _coerce(value: Any, annotation: Any, where: str):
         except (TypeError, ValueError):
             raise ConfigError(f"{where}: expected a number, got {value!r}") from None
     if annotation is str:
+        if isinstance(value, (list, tuple, dict)):
+            raise ConfigError(f"{where}: expected a single value (text), got {value!r}")
         return str(value)
     return value
+
+
+def check_finite(obj, section: str = "") -> None:
+    """Raise :class:`ConfigError` if a float field of ``obj`` (or a float in a tuple field) is NaN or ±inf.
+
+    For parameter classes that do not declare ``_constraints`` yet (``section`` as
+    ``"[segment]"`` or ``"segment"``); :func:`usvpipe.constraints.check_params` does the
+    same for the others.
+    """
+    from .constraints import check_all_finite
+
+    check_all_finite(obj, section.strip("[]:") or type(obj).__name__)
 
 
 def check_choice(label: str, value, choices) -> None:
@@ -87,11 +102,14 @@ def params_from_mapping(cls, mapping: Mapping[str, Any] | None = None, *, sectio
     Unknown keys raise :class:`ConfigError` listing the valid ones; ``None`` overrides are
     ignored (an unset CLI option keeps the config/default value).
     """
+    where = f"[{section}]" if section else cls.__name__
+    if mapping is not None and not isinstance(mapping, Mapping):
+        raise ConfigError(f"{where} must be a section (a TOML table: [{section or cls.__name__}] followed by "
+                          f"key = value lines), got {mapping!r}")
     data = dict(mapping or {})
     data.update({k: v for k, v in overrides.items() if v is not None})
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
-    where = f"[{section}]" if section else cls.__name__
     if unknown:
         raise ConfigError(f"{where}: unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}")
     try:
@@ -99,6 +117,10 @@ def params_from_mapping(cls, mapping: Mapping[str, Any] | None = None, *, sectio
     except Exception:  # pragma: no cover - exotic annotations
         hints = {}
     kwargs = {k: _coerce(v, hints.get(k, fields[k].type), f"{where}.{k}") for k, v in data.items()}
+    for k, v in kwargs.items():  # also for classes whose __post_init__ does not call check_finite
+        for x in (v if isinstance(v, (tuple, list)) else (v,)):
+            if isinstance(x, float) and not math.isfinite(x):
+                raise ConfigError(f"{where}.{k}", f"{v!r} is not a finite number", f"set {k} to a finite number")
     try:
         return cls(**kwargs)
     except ConfigError:
@@ -138,8 +160,18 @@ def load_config(path) -> dict:
     path = Path(path)
     try:
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
+            data = tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(path, "config file not found", f"create one with `usvpipe init {path}`") from None
+    except IsADirectoryError:
+        raise ConfigError(path, "is a folder, not a config file", "pass the path of a usvpipe.toml") from None
+    except UnicodeDecodeError:
+        raise ConfigError(path, "not a text file", "pass a usvpipe.toml written by `usvpipe init`") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    for key, value in data.items():
+        if not isinstance(value, dict):
+            # `run = 3` instead of a [run] section: every reader would fail on it later
+            raise ConfigError(path, f"{key} = {value!r} is not a section",
+                              f"write [{key}] on its own line, then its key = value lines")
+    return data

@@ -102,6 +102,7 @@ def check_params(obj, section: str, constraints: Mapping[str, Sequence[Any]] | N
     A field passes when any of its rules accepts it (``None`` as a rule allows an unset
     value). The first failure raises ``ConfigError("[section].name", reason, fix)``.
     """
+    check_all_finite(obj, section)
     rules_by_name = constraints if constraints is not None else getattr(type(obj), "_constraints", {})
     for name, rules in rules_by_name.items():
         value = getattr(obj, name)
@@ -110,3 +111,19 @@ def check_params(obj, section: str, constraints: Mapping[str, Sequence[Any]] | N
         allowed = " or ".join(r.describe() for r in rules if r is not None)
         unset = ", or leave it unset" if None in rules else ""
         raise config_error(section, name, f"{value!r} is not {allowed}", f"set {name} to {allowed}{unset}")
+
+
+def check_all_finite(obj, section: str) -> None:
+    """Every float field (and every float in a tuple field) is finite, constrained or not.
+
+    Every comparison with NaN is false, so a rule such as ``if low > high: raise`` lets
+    ``high_threshold = nan`` through, and every recording is then "done" with 0 syllables.
+    """
+    import dataclasses
+
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        for v in value if isinstance(value, (tuple, list)) else (value,):
+            if isinstance(v, float) and not math.isfinite(v):
+                raise config_error(section, f.name, f"{value!r} is not a finite number",
+                                   f"set {f.name} to a finite number")

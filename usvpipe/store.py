@@ -8,6 +8,9 @@ Layout of a store directory::
       syllables.csv        merged table: id, recording, animal, group, onset_s, offset_s,
                            shard, index, + per-syllable score columns
       manifest.json        format, package version, parameters, per-recording status
+      inputs.json          the recordings named by the latest `usvpipe segment` run: the
+                           store holds these and no others (see :func:`merge_store`)
+      .locks/<scope>.lock  the writer lock of a running `usvpipe segment` (usvpipe._lock)
 
 A shard file holds
 
@@ -48,6 +51,7 @@ SHARD_DIR = "shards"
 ERROR_DIR = "errors"
 TABLE_NAME = "syllables.csv"
 MANIFEST_NAME = "manifest.json"
+INPUTS_NAME = "inputs.json"  # the recordings of the latest `usvpipe segment` run: the store's content
 BASE_COLUMNS = ("id", "recording", "animal", "group", "onset_s", "offset_s", "shard", "index")
 
 
@@ -104,6 +108,7 @@ def write_shard(
     animal: str = "",
     group: str = "",
     columns: Mapping[str, Sequence[float]] | None = None,
+    metadata: Mapping[str, str] | None = None,
     source_fingerprint: Mapping[str, int] | None = None,
     params: Mapping | None = None,
     params_digest: str = "",
@@ -116,6 +121,8 @@ def write_shard(
     such blocks (in syllable order, ``n = len(onset_s)`` rows in all, ``image_shape``
     ``(H, W)`` given): each block is quantised and written as it arrives, so a recording's
     images never need to be in memory at once.
+    ``metadata``: the recording's other metadata columns (e.g. sex, age), copied to every one of
+    its rows of ``syllables.csv``.
     """
     import h5py
 
@@ -154,6 +161,8 @@ def write_shard(
             f.attrs["recording"] = recording
             f.attrs["animal"] = str(animal)
             f.attrs["group"] = str(group)
+            if metadata:
+                f.attrs["metadata_json"] = json.dumps({str(k): str(v) for k, v in metadata.items()})
             f.attrs["source_size"] = int(fp.get("size", -1))
             f.attrs["source_mtime_ns"] = int(fp.get("mtime_ns", -1))
             f.attrs["params_json"] = json.dumps(dict(params or {}), default=str)
@@ -178,6 +187,27 @@ def _write_blocks(dataset, blocks) -> None:
         pos += block.shape[0]
     if pos != n:
         raise ValueError(f"{pos} images for {n} onsets")
+
+
+def write_inputs(store_dir, recordings: Sequence[str]) -> Path:
+    """Record the recordings a segmentation run was given: the store holds these and no others.
+
+    Every task of a SLURM array writes the same content, so concurrent writes are harmless.
+    """
+    return write_json_atomic(Path(store_dir) / INPUTS_NAME, {"recordings": sorted(set(recordings))})
+
+
+def read_inputs(store_dir) -> set[str] | None:
+    """The recordings named by the latest segmentation run, or ``None`` (a store written before
+    this was recorded, or by hand: every shard counts)."""
+    p = Path(store_dir) / INPUTS_NAME
+    if not p.exists():
+        return None
+    try:
+        return set(read_json(p)["recordings"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise InputFileError(p, "unreadable list of the store's recordings",
+                             "re-run `usvpipe segment` with the inputs of this store") from None
 
 
 def write_error(store_dir, recording: str, path: str, message: str) -> Path:
@@ -205,6 +235,7 @@ class ShardInfo:
     params_digest: str
     params: dict = field(compare=False, repr=False)
     spec_shape: tuple = ()
+    metadata: dict = field(default_factory=dict, compare=False)
 
 
 def read_shard_info(path) -> ShardInfo:
@@ -226,6 +257,7 @@ def read_shard_info(path) -> ShardInfo:
                 params_digest=str(a.get("params_digest", "")),
                 params=json.loads(a.get("params_json", "{}")),
                 spec_shape=tuple(int(s) for s in spec.shape[1:]),
+                metadata=json.loads(a.get("metadata_json", "{}")),
             )
     except (OSError, KeyError) as exc:
         raise InputFileError(path, f"unreadable store shard ({exc})", "delete it and re-run `usvpipe segment`") from None
@@ -273,17 +305,28 @@ def _shard_table(info: ShardInfo, store_dir: Path) -> "pd.DataFrame":
     )
     for k, v in extra.items():
         table[k] = v
+    for k, v in info.metadata.items():  # the metadata CSV's other columns, after the scores
+        if k not in table.columns:
+            table[k] = [v] * n
     return table
 
 
-def merge_store(store_dir) -> "pd.DataFrame":
+def merge_store(store_dir, *, prune: bool = False) -> "pd.DataFrame":
     """(Re)build ``syllables.csv`` and ``manifest.json`` from the shards present.
+
+    Only shards of the recordings named by the latest segmentation run (``inputs.json``)
+    are merged: a recording deleted, renamed or moved since an earlier run must not stay
+    in the analysis. ``prune=True`` (what ``usvpipe segment`` does once every input is
+    complete) also deletes those shards and their error files; otherwise they are left
+    on disk, listed in the manifest as ``not_in_inputs`` and a warning is logged.
 
     Idempotent and safe to run concurrently (each output is replaced atomically with
     identical content). Rows are ordered by recording, then onset, so the table does not
     depend on which task finished first. Returns the merged table.
     """
     import pandas as pd
+
+    from ._lock import live_writers
 
     store_dir = Path(store_dir)
     if not store_dir.is_dir():
@@ -293,8 +336,26 @@ def merge_store(store_dir) -> "pd.DataFrame":
         # never write a table and manifest into, say, the folder of recordings by mistake
         raise UsvpipeError(store_dir, f"not a syllable store (no {SHARD_DIR}/ or {ERROR_DIR}/ folder)",
                            "pass the OUT_DIR of `usvpipe segment`")
-    remove_stale_temporaries(shard_dir)
-    infos = sorted((read_shard_info(p) for p in shard_files(store_dir)), key=lambda s: s.recording)
+    writers = live_writers(store_dir)
+    if not writers:
+        # a running writer's temporary shard is its work in progress, not debris
+        remove_stale_temporaries(shard_dir)
+    on_disk = shard_files(store_dir)
+    infos = sorted((read_shard_info(p) for p in on_disk), key=lambda s: s.recording)
+    inputs = read_inputs(store_dir)
+    outside = sorted(i.recording for i in infos if inputs is not None and i.recording not in inputs)
+    if outside:
+        infos = [i for i in infos if i.recording in inputs]
+        if prune:
+            for rec in outside:
+                shard_path(store_dir, rec).unlink(missing_ok=True)
+                clear_error(store_dir, rec)
+            log.warning("%s: removed the shards of %d recording(s) that are no longer among the inputs, e.g. %s",
+                        store_dir, len(outside), outside[0])
+        else:
+            log.warning("%s: %d shard(s) belong to recordings that are not among the inputs of the last "
+                        "`usvpipe segment` run (e.g. %s) and are left out (fix: re-run `usvpipe segment` to "
+                        "remove them, or with the inputs that include them)", store_dir, len(outside), outside[0])
     tables = [_shard_table(i, store_dir) for i in infos]
     if tables:
         table = pd.concat(tables, ignore_index=True)
@@ -305,6 +366,8 @@ def merge_store(store_dir) -> "pd.DataFrame":
     for p in sorted((store_dir / ERROR_DIR).glob("*.json")) if (store_dir / ERROR_DIR).is_dir() else []:
         try:
             rec = read_json(p)
+            if inputs is not None and rec["recording"] not in inputs:
+                continue
             failed[rec["recording"]] = {"path": rec.get("path", ""), "error": rec.get("error", "")}
         except (OSError, ValueError, KeyError):
             continue
@@ -321,6 +384,9 @@ def merge_store(store_dir) -> "pd.DataFrame":
         "format_version": FORMAT_VERSION,
         "usvpipe_version": __version__,
         "n_recordings": len(infos),
+        "n_shards_on_disk": len(on_disk) - (len(outside) if prune else 0),
+        "not_in_inputs": [] if prune else outside,
+        "pruned": outside if prune else [],
         "n_syllables": int(len(table)),
         "n_failed": len(failed),
         "spec_shape": list(shapes[0]) if len(shapes) == 1 else [list(s) for s in shapes],
@@ -336,6 +402,7 @@ def merge_store(store_dir) -> "pd.DataFrame":
                 "group": i.group,
                 "source_size": i.source_size,
                 "source_mtime_ns": i.source_mtime_ns,
+                **({"metadata": i.metadata} if i.metadata else {}),
             }
             for i in infos
         },
@@ -438,6 +505,12 @@ def open_store(path, *, merge_if_stale: bool = True) -> SyllableStore:
     shard_dir = path / SHARD_DIR
     if not path.is_dir() or (not shard_dir.is_dir() and not table_path.exists()):
         raise UsvpipeError(path, f"not a syllable store (no {SHARD_DIR}/ or {TABLE_NAME})", f"create it with `usvpipe segment IN_DIR {path}`")
+    from ._lock import live_writers
+
+    writers = live_writers(path)
+    if writers:
+        log.warning("%s: the store is being written by %s; it holds only the recordings complete so far "
+                    "(fix: wait for that run to finish)", path, writers[0].describe())
     if merge_if_stale and shard_dir.is_dir():
         shards = shard_files(path)
         newest_shard = max((p.stat().st_mtime_ns for p in shards), default=0)
@@ -445,17 +518,23 @@ def open_store(path, *, merge_if_stale: bool = True) -> SyllableStore:
         stale = not table_path.exists() or not manifest_path.exists()
         if not stale:
             manifest = read_json(manifest_path)
-            stale = manifest.get("n_recordings") != n_shards or manifest_path.stat().st_mtime_ns < newest_shard
+            inputs_path = path / INPUTS_NAME
+            newest = max(newest_shard, inputs_path.stat().st_mtime_ns if inputs_path.exists() else 0)
+            stale = (manifest.get("n_shards_on_disk", manifest.get("n_recordings")) != n_shards
+                     or manifest_path.stat().st_mtime_ns < newest)
         if stale:
             merge_store(path)
-    from .artifacts import TEXT_COLUMNS as text_cols
+    from .artifacts import TEXT_COLUMNS
 
+    manifest = read_json(manifest_path) if manifest_path.exists() else {}
+    # the metadata CSV's extra columns are text too: a cohort "01" must not become 1
+    meta_cols = {k for r in manifest.get("recordings", {}).values() if isinstance(r, dict) for k in r.get("metadata", {})}
+    text_cols = (*TEXT_COLUMNS, *sorted(meta_cols - set(TEXT_COLUMNS)))
     # keep_default_na=False: an animal or group called "NA" (or "None") is a name, not a gap
     table = pd.read_csv(table_path, dtype={c: str for c in text_cols}, keep_default_na=False, na_values=[""])
     for c in text_cols:
         if c in table:
             table[c] = table[c].fillna("")
-    manifest = read_json(manifest_path) if manifest_path.exists() else {}
     if "spec_shape" not in manifest or not manifest["spec_shape"]:
         if len(table):
             import h5py

@@ -540,6 +540,15 @@ def make_dataset(
     from ._io import atomic_path, ensure_output_dir, write_csv_atomic, write_json_atomic
     from ._version import __version__
 
+    import math
+
+    numbers = {"duration_s": duration_s, "group_shift": group_shift, "animal_sd": animal_sd, "snr_db": snr_db,
+               "sample_rate_hz": sample_rate_hz, "call_rate_hz": call_rate_hz, "low_freq_noise_db": low_freq_noise_db}
+    for name, v in numbers.items():
+        if v is not None and not math.isfinite(float(v)):
+            raise ConfigError(f"{name} must be a finite number, got {v!r}")
+    if not (duration_s > 0 and sample_rate_hz > 0 and call_rate_hz >= 0):
+        raise ConfigError("duration_s and sample_rate_hz must be > 0 and call_rate_hz >= 0")
     groups = [str(g) for g in groups]
     if len(groups) < 1 or len(set(groups)) != len(groups) or any(not g or "/" in g for g in groups):
         raise ConfigError(f"groups must be distinct non-empty names without '/', got {groups}")

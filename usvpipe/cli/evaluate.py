@@ -62,11 +62,43 @@ def _read_pairs(pairs_csv: Path):
         raise InputFileError(pairs_csv, "needs columns pred,gt (paths relative to this file)", "add a header pred,gt")
     root = pairs_csv.parent
     out = []
+    split: dict = {}  # pred path -> {recording: rows} for tables of several recordings (segments.csv)
     for i, row in table.iterrows():
         pred, gt = root / str(row["pred"]), root / str(row["gt"])
         key = str(row["key"]) if "key" in table.columns else f"{Path(str(row['pred'])).stem}~{Path(str(row['gt'])).stem}"
-        out.append((key, read_segments(pred), read_segments(gt)))
+        if pred not in split:
+            split[pred] = _collect(pred, None, "pred") if pred.is_file() else {pred.name: None}
+        tables = split[pred]
+        if len(tables) == 1:
+            pred_rows = read_segments(pred) if next(iter(tables.values())) is None else next(iter(tables.values()))
+        else:
+            pred_rows = _one_recording(tables, row, pred, gt, pairs_csv, table)
+            if "key" not in table.columns:
+                key = Path(gt).stem
+        out.append((key, pred_rows, read_segments(gt)))
     return out
+
+
+def _one_recording(tables: dict, row, pred: Path, gt: Path, pairs_csv: Path, pairs):
+    """The rows of one recording of a table that holds several (e.g. segments.csv) for a --pairs row.
+
+    A ``recording`` column of the pairs CSV names it; otherwise the annotation file is paired
+    with the table's recordings by name, as for folders (``gt_1.csv`` ~ ``X/m1/rec_1.wav``).
+    """
+    from ..evaluate import pair_by_name
+
+    if "recording" in pairs.columns and str(row["recording"]) in tables:
+        return tables[str(row["recording"])]
+    if "recording" in pairs.columns:
+        raise InputFileError(pairs_csv, f"recording {row['recording']!r} is not in {pred}",
+                             f"use one of {', '.join(sorted(tables)[:5])}, ...")
+    gts = {str(Path(str(r)).name): None for r in pairs.loc[pairs["pred"] == row["pred"], "gt"]}
+    matched, _, _ = pair_by_name({rec: rec for rec in tables}, {g: g for g in gts})
+    for _, rec, g in matched:
+        if g == gt.name:
+            return tables[rec]
+    raise InputFileError(pairs_csv, f"{pred} holds {len(tables)} recordings and {gt.name} could not be paired with "
+                         "one by name", "add a column recording naming the recording of each row")
 
 
 @click.command("evaluate", epilog=_HELP_FORMATS)
@@ -75,7 +107,8 @@ def _read_pairs(pairs_csv: Path):
 @click.option("--tolerance-s", "tolerances", type=float, multiple=True,
               help="Boundary tolerance (s); repeat for several. Default: 0.005 and 0.010.")
 @click.option("--pairs", "pairs_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="CSV with columns pred,gt (and optional key) listing the files to compare, instead of PRED GT.")
+              help="CSV with columns pred,gt (and optional key; recording, when pred is a table of several recordings "
+                   "such as segments.csv) listing the files to compare, instead of PRED GT.")
 @click.option("--pred-glob", default=None, help="Pattern selecting prediction files when PRED is a folder (e.g. 'deepsqueak_*.csv').")
 @click.option("--gt-glob", default=None, help="Pattern selecting annotation files when GT is a folder (e.g. 'gt_*.csv').")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -95,8 +128,8 @@ def evaluate(pred, gt, tolerances, pairs_csv, pred_glob, gt_glob, as_json, out_c
     from ..evaluate import pair_by_name, score_table
 
     tolerances = tuple(tolerances) or (0.005, 0.010)
-    if any(t < 0 for t in tolerances):
-        raise ConfigError("--tolerance-s must be >= 0")
+    if any(not t >= 0 or t == float("inf") for t in tolerances):  # NaN fails every comparison
+        raise ConfigError(f"--tolerance-s must be a finite number >= 0, got {', '.join(map(str, tolerances))}")
     if pairs_csv is not None:
         if pred is not None or gt is not None:
             raise ConfigError("give either PRED GT or --pairs, not both")

@@ -10,7 +10,8 @@ import click
 @click.option("--a", "group_a", default=None, help="First group (default: the two groups present, sorted).")
 @click.option("--b", "group_b", default=None, help="Second group.")
 @click.option("--unit", type=click.Choice(["auto", "animal", "syllable"]), default=None,
-              help="Unit of exchangeability [default: animal when an animal column exists].")
+              help="Unit of exchangeability [default: animal; a table without the animal column needs an explicit "
+                   "--unit syllable].")
 @click.option("--animal-col", default=None,
               help="Column naming the animal, the unit syllables are nested in (e.g. recording for sessions) "
                    "[default: animal].")

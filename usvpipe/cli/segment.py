@@ -69,6 +69,9 @@ def segment(in_dir, out_dir, config_path, metadata, jobs, shard, channel, min_fr
         f"{run.n_failed} failed; {run.n_syllables} syllable(s) found in {run.audio_s:.1f} s of audio; "
         f"{run.elapsed_s:.1f} s{rt}"
     )
+    if run.pruned:
+        click.echo(f"segment: removed {len(run.pruned)} recording(s) from the store that are no longer among the "
+                   f"inputs (e.g. {run.pruned[0]})", err=True)
     if run.merged:
         click.echo(f"segment: wrote {run.segments_path} ({run.n_syllables_total} syllables) and the store in {run.out_dir}")
     else:

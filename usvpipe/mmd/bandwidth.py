@@ -32,7 +32,12 @@ def median_bandwidth(Z, *, kernel: str = "gaussian", max_samples: int = 2000, se
     if d.size == 0:
         raise UsvpipeError("[mmd].bandwidth", "all latent vectors are identical: the median-heuristic bandwidth is undefined",
                            "check the latents or pass a fixed bandwidth")
-    return float(np.median(d))
+    med = float(np.median(d))
+    if not (np.isfinite(med) and med > 0):
+        raise UsvpipeError("[mmd].bandwidth", f"the median-heuristic bandwidth is {med:.3g}, not a finite positive "
+                           f"number (latent values up to {float(np.max(np.abs(Z))):.3g})",
+                           "check the latents, or pass a fixed bandwidth")
+    return med
 
 
 def _scales(bandwidths, kernel):

@@ -17,6 +17,11 @@ def _save_figures(result: MMDResult, out: Path) -> dict:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
+    with plt.rc_context({"text.parse_math": False}):  # group/animal names are text, never math ("ctrl_$1_$")
+        return _draw_figures(result, out, plt)
+
+
+def _draw_figures(result: MMDResult, out: Path, plt) -> dict:
     from .._io import save_figure_atomic
 
     paths = {}

@@ -77,6 +77,43 @@ def _kernel_pass(Z, clusters, n_clusters, scales, kernel, ops, *, W=None, dtype=
         return _kernel_pass_impl(Z, clusters, n_clusters, scales, kernel, ops, W=W, dtype=dtype, block_size=block_size)
 
 
+def _is_finite(res: _PassResult) -> bool:
+    return all(a is None or bool(np.isfinite(a).all()) for a in (res.S, res.quad, res.rowsum))
+
+
+def _checked_kernel_pass(Z, clusters, n_clusters, scales, kernel, ops, *, W=None, dtype=np.float32, block_size=2048,
+                         notes=None):
+    """:func:`_kernel_pass` whose sums are checked to be finite.
+
+    float32 distances overflow beyond ~1.8e19 (squared: 3.4e38), e.g. latents of a diverged
+    model, and every statistic would be NaN, which no comparison counts, so the observed
+    NaN would look more extreme than every permutation. Such a pass is recomputed in
+    float64 (a note says so); if that is not finite either, the test stops with a message.
+    Returns ``(result, dtype used)``.
+    """
+    from ..errors import UsvpipeError
+
+    if not all(np.isfinite(s) and s > 0 for s in scales):
+        raise UsvpipeError("[mmd].bandwidth", f"kernel scale(s) {list(scales)} are not finite and positive "
+                           "(bandwidth 0 or not finite)",
+                           "check the latents for extreme values, or pass a positive fixed --bandwidth")
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked for below
+        res = _kernel_pass(Z, clusters, n_clusters, scales, kernel, ops, W=W, dtype=dtype, block_size=block_size)
+    if _is_finite(res):
+        return res, dtype
+    big = float(np.max(np.abs(Z))) if Z.size else 0.0
+    if np.dtype(dtype) != np.float64:
+        with np.errstate(over="ignore", invalid="ignore"):
+            res = _kernel_pass(Z, clusters, n_clusters, scales, kernel, ops, W=W, dtype=np.float64,
+                               block_size=block_size)
+        if _is_finite(res):
+            if notes is not None:
+                notes.append(f"the float32 kernel overflowed (latent values up to {big:.3g}); recomputed in float64")
+            return res, np.float64
+    raise UsvpipeError("latents", f"the kernel sums are not finite even in float64 (latent values up to {big:.3g})",
+                       "check the latents: a diverged model gives extreme values; standardise them or re-train")
+
+
 def _segments(clusters, lo, hi):
     c = clusters[lo:hi]
     starts = np.r_[0, np.flatnonzero(np.diff(c)) + 1]

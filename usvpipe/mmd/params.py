@@ -15,7 +15,9 @@ class MMDParams:
     Attributes
     ----------
     unit : {"auto", "animal", "syllable"}
-        Unit of exchangeability. ``"auto"``: ``"animal"`` when ``animal_col`` exists.
+        Unit of exchangeability. ``"auto"``: ``"animal"``; a table without ``animal_col``
+        is an error unless ``"syllable"`` is asked for explicitly (a typo in the column
+        name must not switch silently to the anticonservative syllable unit).
     animal_col : str
         Column naming the animal (the cluster syllables are nested in); e.g.
         ``"recording"`` makes sessions the unit.

@@ -12,7 +12,7 @@ from ..artifacts import Latents
 from ..errors import InputFileError
 from .backends import _get_ops
 from .bandwidth import _resolve_bandwidths, _scales
-from .kernel_pass import _kernel_pass
+from .kernel_pass import _checked_kernel_pass
 from .params import MMDParams
 from .pvalues import _label_matrix, _mc_error, _minp_aggregate, _pvalue_counts, _splits
 from .result import MMDResult
@@ -64,8 +64,8 @@ def mmd_test(latents, *, group_col: str = "group", a: Optional[str] = None, b: O
     need_syll = design.unit == "syllable" or params.syllable_view
     rng = design.rng
     W = _label_matrix(design.is_a, params.permutations, np.random.default_rng(rng.integers(2**63))) if need_syll else None
-    res = _kernel_pass(Zc, design.clusters, design.k, _scales(bandwidths, params.kernel), params.kernel, ops, W=W,
-                       dtype=dtype, block_size=params.block_size)
+    res, dtype = _checked_kernel_pass(Zc, design.clusters, design.k, _scales(bandwidths, params.kernel), params.kernel,
+                                      ops, W=W, dtype=dtype, block_size=params.block_size, notes=design.notes)
     syll = None
     if need_syll:  # the syllable unit: the primary test or the secondary view
         syll, syll_stats = _syllable_test(Zc, design.is_a, design.clusters, design.k, bandwidths,
@@ -78,6 +78,7 @@ def mmd_test(latents, *, group_col: str = "group", a: Optional[str] = None, b: O
                         null=syll_stats[primary, 1:], n_perm=params.permutations, se=syll.p_value_mc_se,
                         ci=syll.p_value_ci95, min_p=1.0 / (params.permutations + 1), exact=False, n_splits=None)
         design.weighting = "syllable"
+    _check_finite_outcome(design, test)
     syllable_view = None
     if syll is not None and design.unit == "animal":
         syllable_view = {
@@ -164,12 +165,20 @@ def _validate(latents, group_col: str, a, b, params: MMDParams) -> _Design:
     g = sub[group_col].fillna("").astype(str).to_numpy()
     Z = sub[feats].to_numpy(dtype=np.float64)  # numeric and finite: checked by Latents
     has_animal = params.animal_col in sub.columns
-    unit = params.unit if params.unit != "auto" else ("animal" if has_animal else "syllable")
-    if unit == "animal" and not has_animal:
-        raise InputFileError(source, f"--unit animal needs an animal column {params.animal_col!r}",
-                             "add the column or use --unit syllable")
+    if not has_animal and params.unit != "syllable":
+        # A typo (--animal-col mouse) or a table without animals must not quietly switch to
+        # the syllable unit, which rejects a true null most of the time with nested data.
+        raise InputFileError(source, f"no animal column {params.animal_col!r} (columns: "
+                             f"{', '.join(map(str, frame.columns[:12]))})",
+                             "pass --animal-col with the column naming the animal (or recording), or --unit "
+                             "syllable to treat syllables as independent (anticonservative when animals differ)")
+    unit = params.unit if params.unit != "auto" else "animal"
     weighting = params.weighting if params.weighting != "auto" else ("animal" if unit == "animal" else "syllable")
     notes = []
+    if unit == "syllable":
+        notes.append("unit: syllable, as asked for: syllables are treated as independent, which overstates "
+                     "significance when animals differ individually"
+                     + ("" if has_animal else f" (the table has no animal column {params.animal_col!r})"))
     if unit == "syllable" and weighting == "animal":
         # weights tied to animals are not exchangeable when single syllables are permuted
         notes.append("weighting 'animal' needs the animal unit; the syllable unit weights every syllable equally")
@@ -290,6 +299,16 @@ def _animal_test(design: _Design, res, bandwidths, primary: int, params: MMDPara
     se, ci = ((0.0, (p, p)) if exact else _mc_error(p, n_perm))
     min_p = ((2 if kA == kB else 1) / n_splits) if exact else 1.0 / (n_perm + 1)
     return _Outcome(p, per_bw, obs_stats, null, n_perm, se, ci, min_p, exact, n_splits)
+
+
+def _check_finite_outcome(design: _Design, t: _Outcome) -> None:
+    """Never decide on NaN: a NaN statistic is counted as more extreme than every permutation."""
+    from ..errors import UsvpipeError
+
+    if not (np.isfinite(t.obs_stats).all() and np.isfinite(np.asarray(t.null, dtype=float)).all()
+            and math.isfinite(t.p)):
+        raise UsvpipeError(design.source, "the MMD statistic or its permutation null is not finite",
+                           "check the latents for extreme values; standardise them or re-train the model")
 
 
 def _bandwidth_rule(params: MMDParams, med: float) -> str:

@@ -8,7 +8,7 @@ import numpy as np
 
 from .backends import _get_ops
 from .bandwidth import _resolve_bandwidths, _scales, median_bandwidth
-from .kernel_pass import _kernel_pass
+from .kernel_pass import _checked_kernel_pass
 from .params import MMDParams
 from .pvalues import _label_matrix, _mc_error, _minp_aggregate, _pvalue_counts
 from .statistics import _stats_from_quad, _stats_from_S
@@ -60,8 +60,8 @@ def mmd2(X, Y, *, bandwidth: float | str = "median", kernel: str = "gaussian", s
             bandwidth = median_bandwidth(Z, kernel=kernel)
     labels = np.r_[np.zeros(len(X), int), np.ones(len(Y), int)]
     ops = _get_ops(backend, device)
-    res = _kernel_pass(Z, labels, 2, _scales([float(bandwidth)], kernel), kernel, ops, dtype=np.float64,
-                       block_size=block_size)
+    res, _ = _checked_kernel_pass(Z, labels, 2, _scales([float(bandwidth)], kernel), kernel, ops, dtype=np.float64,
+                                  block_size=block_size)
     stat = _stats_from_S(res.S[0], np.array([len(X), len(Y)]), np.array([[1.0, 0.0]]), "syllable", statistic)
     return float(stat[0])
 
@@ -136,8 +136,10 @@ def _syllable_test(Z, a, clusters, n_clusters, bandwidths, params, ops, rng, *, 
     scales = _scales(bandwidths, params.kernel)
     if W is None:
         W = _label_matrix(a, params.permutations, rng)
-    res = pass_result or _kernel_pass(Z, clusters, n_clusters, scales, params.kernel, ops, W=W, dtype=dtype,
-                                      block_size=params.block_size)
+    res = pass_result
+    if res is None:
+        res, dtype = _checked_kernel_pass(Z, clusters, n_clusters, scales, params.kernel, ops, W=W, dtype=dtype,
+                                          block_size=params.block_size)
     n = int(a.sum())
     m = a.size - n
     total = res.rowsum.sum(axis=1)  # (L,)

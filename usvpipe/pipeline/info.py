@@ -30,7 +30,7 @@ def describe_directory(path) -> list[str]:
     if (path / "manifest.json").exists() and ((path / "shards").is_dir() or (path / "errors").is_dir()):
         m = _io.read_json(path / "manifest.json")
         n_shards = len(shard_files(path))
-        merged = m.get("n_recordings") == n_shards
+        merged = m.get("n_shards_on_disk", m.get("n_recordings")) == n_shards
         lines.append(
             f"{path}: syllable store, {m.get('n_recordings')} recordings complete, {m.get('n_syllables')} syllables, "
             f"{m.get('n_failed', 0)} failed, spectrograms {m.get('spec_shape')}; "
@@ -60,17 +60,88 @@ def describe_directory(path) -> list[str]:
         wavs = [p for p in path.rglob("*.wav") if not p.name.startswith(".")]
         return [f"{path}: synthetic dataset, {len(wavs)} WAV files with *.truth.csv ground truth"]
     if path.is_file():
-        if path.suffix in {".csv", ".h5"}:
-            from ..vae import read_latents
-
-            try:
-                table = read_latents(path)
-            except Exception as exc:  # noqa: BLE001 - describing, not validating
-                raise UsvpipeError(f"{path}: not a latents table ({exc})") from None
-            zcols = [c for c in table.columns if c.startswith("z") and c[1:].isdigit()]
-            return [f"{path}: latents table, {len(table)} syllables, {len(zcols)}-d latents"]
-        return [f"{path}: a file, not a usvpipe output"]
+        return [_describe_file(path)]
     wavs = [p for p in path.rglob("*.wav") if not p.name.startswith(".")]
     if wavs:
         return [f"{path}: input folder with {len(wavs)} WAV file(s); segment it with `usvpipe segment {path} OUT_DIR`"]
     return [f"{path}: not a usvpipe output directory ({sum(1 for _ in path.iterdir())} entries)"]
+
+
+def _describe_file(path: Path) -> str:
+    """One line about a single file: a WAV, one of usvpipe's tables, a model or a report."""
+    suffix = path.suffix.lower()
+    if suffix in (".wav", ".wave"):
+        return _describe_wav(path)
+    if suffix == ".h5" or (suffix == ".csv" and _has_latents(path)):
+        from ..vae import read_latents
+
+        try:
+            table = read_latents(path)
+        except Exception as exc:  # noqa: BLE001 - describing, not validating
+            raise UsvpipeError(f"{path}: not a latents table ({exc})") from None
+        zcols = [c for c in table.columns if c.startswith("z") and c[1:].isdigit()]
+        return f"{path}: latents table, {len(table)} syllables, {len(zcols)}-d latents"
+    if suffix in (".csv", ".tsv", ".txt"):
+        return _describe_table(path)
+    if suffix == ".pt":
+        from ..vae.training import load_checkpoint
+
+        try:
+            ck = load_checkpoint(path)
+        except UsvpipeError as exc:
+            return f"{exc}"
+        return (f"{path}: usvpipe VAE {'training checkpoint' if ck.get('kind') == 'checkpoint' else 'model'}, epoch {ck.get('epoch', '?')}, "
+                f"latent dim {(ck.get('model_config') or {}).get('latent_dim', '?')}, usvpipe {ck.get('usvpipe_version', '?')}")
+    if path.name == "report.json":
+        return f"{path}: MMD report: {_describe_mmd(_io.read_json(path))}"
+    return f"{path}: a file, not a usvpipe output"
+
+
+def _has_latents(path: Path) -> bool:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            header = fh.readline().strip().split(",")
+    except OSError:
+        return False
+    return any(c.startswith("z") and c[1:].isdigit() for c in header)
+
+
+def _describe_wav(path: Path) -> str:
+    from ..audio import audio_info
+    from ..segmentation.spectrogram import SpectrogramParams
+
+    info = audio_info(path)  # raises a one-line InputFileError for a bad file
+    band = SpectrogramParams()
+    nyq = info.sample_rate_hz / 2
+    fit = ("covers the default USV band" if nyq >= band.max_freq_hz else
+           f"Nyquist {nyq:.0f} Hz is below the default band {band.min_freq_hz:.0f}-{band.max_freq_hz:.0f} Hz")
+    ch = "mono" if info.n_channels == 1 else f"{info.n_channels} channels (choose one with --channel)"
+    return (f"{path}: WAV, {info.sample_rate_hz} Hz, {ch}, {info.duration_s:.3f} s ({info.n_frames} frames); {fit}")
+
+
+def _describe_table(path: Path) -> str:
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, nrows=2_000_000)
+    except Exception as exc:  # noqa: BLE001 - describing, not validating
+        return f"{path}: not a readable CSV ({type(exc).__name__})"
+    cols = set(table.columns)
+    if {"path", "recording", "reason"} <= cols:
+        return f"{path}: segmentation error list, {len(table)} failed recording(s)"
+    if {"shard", "index", "recording", "onset_s"} <= cols:
+        return (f"{path}: syllable table of a store, {len(table)} syllables in {table['recording'].nunique()} "
+                "recording(s)")
+    if {"recording", "onset_s", "offset_s"} <= cols:
+        return (f"{path}: segments table, {len(table)} syllables in {table['recording'].nunique()} recording(s)"
+                + (f", groups {', '.join(sorted(table['group'].unique())[:6])}" if "group" in cols else ""))
+    if {"path", "animal", "group"} <= cols:
+        return (f"{path}: metadata CSV, {len(table)} recording(s), {table['animal'].nunique()} animal(s), "
+                f"groups {', '.join(sorted(table['group'].unique())[:6])}")
+    try:
+        from ..annotations import read_segments
+
+        seg = read_segments(path)
+        return f"{path}: onset/offset table, {len(seg)} syllables"
+    except Exception:  # noqa: BLE001 - not an annotation table either
+        return f"{path}: a table with columns {', '.join(list(table.columns)[:8])}, not a usvpipe table"

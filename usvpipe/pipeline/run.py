@@ -69,15 +69,16 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True, force: bool =
     # the store's digest is read only by the stages that read the store
     sd = r.store_digest() if ("train" in run.stages or "encode" in run.stages) else ""
     train_digest = params_digest(config.stages["train"], {"store": sd})
-    r.stage("train", r.model_dir, train_digest, r.model_path.exists, lambda: r.train(train_digest))
+    r.stage("train", r.model_dir, train_digest, r.model_path.exists, lambda: r.train(train_digest),
+            outputs=[r.model_path])
     r.stage("encode", r.out / "encode", params_digest({"model": _fingerprint(r.model_path), "store": sd}),
-            r.latents_path.exists, r.encode)
+            r.latents_path.exists, r.encode, outputs=[r.latents_path])
     r.stage("umap", r.umap_dir, params_digest(config.stages["umap"], {"latents": _fingerprint(r.latents_path),
                                                                        "color": run.group_col}),
-            r.umap_dir.exists, r.umap)
+            r.umap_dir.exists, r.umap, outputs=[r.umap_dir / "umap.json"])
     r.stage("mmd", r.mmd_dir, params_digest(config.stages["mmd"], {"latents": _fingerprint(r.latents_path),
                                                                      "cmp": [run.group_col, run.group_a, run.group_b]}),
-            lambda: (r.mmd_dir / "report.json").exists(), r.mmd)
+            lambda: (r.mmd_dir / "report.json").exists(), r.mmd, outputs=[r.mmd_dir / "report.json"])
     result = r.result
     # an up-to-date report from an earlier run (not a stale one when this run's test failed)
     if result.mmd is None and result.stages[-1].status.startswith("skipped") and (r.mmd_dir / "report.json").exists():
@@ -99,17 +100,25 @@ class _Run:
         self.result = PipelineResult(output=out, stages=[])
 
     def stage(self, name: str, stage_dir: Path, digest: str, outputs_exist: Callable[[], bool],
-              body: Callable[[], str]) -> None:
-        """Run ``body`` unless not requested or up to date; a leaf stage's failure is recorded, not raised."""
+              body: Callable[[], str], *, outputs: tuple | list = ()) -> None:
+        """Run ``body`` unless not requested or up to date; a leaf stage's failure is recorded, not raised.
+
+        Up to date means: the stamp's digest matches and every output in ``outputs`` is
+        intact (the size recorded when it was written, and readable), so a
+        truncated or replaced ``model.pt`` is remade instead of failing every later stage.
+        """
         outcomes = self.result.stages
         if name not in self.run.stages:
             outcomes.append(StageOutcome(name, "not requested"))
             return
         stamp = _read_stamp(stage_dir)
         if not self.force and stamp and stamp.get("digest") == digest and outputs_exist():
-            outcomes.append(StageOutcome(name, "skipped (up to date)"))
-            log.info("%s: up to date, skipped", name)
-            return
+            damaged = _damaged_output(stamp, outputs)
+            if damaged is None:
+                outcomes.append(StageOutcome(name, "skipped (up to date)"))
+                log.info("%s: up to date, skipped", name)
+                return
+            log.warning("%s: %s; redoing the stage", name, damaged)
         t0 = time.perf_counter()
         try:
             detail = body()
@@ -122,7 +131,7 @@ class _Run:
             log.info("%s failed: %s", name, exc)
             return
         dt = time.perf_counter() - t0
-        _write_stamp(stage_dir, digest, dt)
+        _write_stamp(stage_dir, digest, dt, outputs)
         outcomes.append(StageOutcome(name, "ran", dt, detail or ""))
 
     def segment(self) -> None:
@@ -145,6 +154,8 @@ class _Run:
             raise UsvpipeError(f"{run.input}: all {seg.n_recordings} recording(s) failed, e.g. {first} "
                                f"(every reason is in {seg.errors_path})")
         detail = f"done={seg.n_done}, skipped={seg.n_skipped}, failed={seg.n_failed}, syllables={seg.n_syllables}"
+        if seg.pruned:  # the later stages see a new store digest and are redone
+            detail += f", removed {len(seg.pruned)} recording(s) no longer among the inputs (e.g. {seg.pruned[0]})"
         self.result.stages.append(StageOutcome("segment", "ran", time.perf_counter() - t0, detail))
 
     def store_digest(self) -> str:
@@ -166,6 +177,9 @@ class _Run:
             # a stamp the checkpoint is this training's, interrupted: resume it.
             for name in (STAMP, "checkpoint.pt", "model.pt"):
                 (self.model_dir / name).unlink(missing_ok=True)
+        for name in ("checkpoint.pt", "model.pt"):
+            if (self.model_dir / name).exists() and not _readable(self.model_dir / name):
+                (self.model_dir / name).unlink()  # truncated or damaged: resume from what is intact
         res = train(self.store_dir, self.model_dir, self.p["train"], device=self.run.device, resume=True,
                     progress=self.progress)
         return f"model {res.model_path}"
@@ -200,8 +214,38 @@ def _read_stamp(stage_dir: Path) -> dict | None:
         return None
 
 
-def _write_stamp(stage_dir: Path, digest: str, seconds: float) -> None:
-    _io.write_json_atomic(stage_dir / STAMP, {"digest": digest, "seconds": round(seconds, 3), "usvpipe_version": __version__})
+def _write_stamp(stage_dir: Path, digest: str, seconds: float, outputs=()) -> None:
+    _io.write_json_atomic(stage_dir / STAMP, {"digest": digest, "seconds": round(seconds, 3), "usvpipe_version": __version__,
+                                              "outputs": {Path(p).name: Path(p).stat().st_size for p in outputs if Path(p).exists()}})
+
+
+def _readable(path: Path) -> bool:
+    """Cheap integrity check: a torch file is a zip whose CRCs match, a JSON file parses."""
+    import zipfile
+
+    try:
+        if path.suffix == ".pt":
+            with zipfile.ZipFile(path) as zf:
+                return zf.testzip() is None
+        if path.suffix == ".json":
+            _io.read_json(path)
+        return path.is_file()
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return False
+
+
+def _damaged_output(stamp: dict, outputs) -> str | None:
+    """Why an output of a stamped stage cannot be trusted, or ``None`` when all are intact."""
+    recorded = stamp.get("outputs", {})
+    for p in map(Path, outputs):
+        if not p.exists():
+            return f"its output {p} is missing"
+        # the size only: a run folder copied without keeping mtimes is still up to date
+        if p.name in recorded and recorded[p.name] != p.stat().st_size:
+            return f"its output {p} changed size since the stage wrote it (truncated?)"
+        if not _readable(p):
+            return f"its output {p} is unreadable (truncated?)"
+    return None
 
 
 def _fingerprint(path: Path) -> dict:

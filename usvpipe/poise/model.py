@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import check_choice
+from ..config import check_choice, check_finite
 from ..errors import ConfigError
 from . import prior as P
 from .nets import Decoder, Encoder, log_likelihood, use_conv
@@ -116,6 +116,7 @@ class PoiseParams:
     seed: int = 0
 
     def __post_init__(self):
+        check_finite(self, "poise")
         check_choice("PoiseParams.model", self.model, MODELS)
         if self.kl_gradient not in ("pathwise", "score"):
             raise ConfigError(f"PoiseParams.kl_gradient must be 'pathwise' or 'score', got {self.kl_gradient!r}")

@@ -15,6 +15,7 @@ written as its own store shard (atomically), so
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import Sequence
 
 from ..config import params_digest, params_to_dict
+from .._lock import WHOLE, acquire_writer_lock
+from .._process import die_with_parent
 from ..errors import ConfigError
 from . import worker
 from .detection import SCORE_COLUMNS
@@ -72,6 +75,7 @@ class SegmentRun:
     segments_path: Path | None = None
     errors_path: Path | None = None
     n_syllables_total: int | None = None
+    pruned: list = field(default_factory=list)
 
     @property
     def realtime_factor(self) -> float:
@@ -98,7 +102,7 @@ def run_params(spectrogram: SpectrogramParams, segmentation: SegmentParams, syll
     }
 
 
-def _write_errors_csv(out_dir: Path, problems: Sequence[tuple[str, str, str]] = ()) -> Path:
+def _write_errors_csv(out_dir: Path, problems: Sequence[tuple[str, str, str]] = (), inputs=None) -> Path:
     import pandas as pd
 
     from .._io import read_json, write_csv_atomic
@@ -109,6 +113,8 @@ def _write_errors_csv(out_dir: Path, problems: Sequence[tuple[str, str, str]] = 
     for p in sorted(err_dir.glob("*.json")) if err_dir.is_dir() else []:
         try:
             e = read_json(p)
+            if inputs is not None and e["recording"] not in inputs:
+                continue  # a recording no longer among the inputs
             rows[e["recording"]] = {"path": e.get("path", ""), "recording": e["recording"], "reason": e.get("error", "")}
         except (OSError, ValueError, KeyError):
             continue
@@ -162,7 +168,7 @@ def segment_recordings(
     SegmentRun
     """
     from .._io import ensure_output_dir
-    from ..hpc import Shard, parse_shard, select_shard
+    from ..hpc import Shard, parse_shard
 
     t0 = time.perf_counter()
     if jobs < 1:
@@ -171,13 +177,28 @@ def segment_recordings(
     syllables.band(spectrogram)  # validate the image band early
     out_dir = ensure_output_dir(out_dir)
     recs, problems = plan_recordings(inputs, metadata)
+    with acquire_writer_lock(out_dir, WHOLE if shard.is_whole else f"shard-{shard.index}-of-{shard.count}"):
+        return _segment_locked(recs, problems, shard, Path(out_dir), t0, spectrogram=spectrogram,
+                               segmentation=segmentation, syllables=syllables, jobs=jobs, progress=progress,
+                               channel=channel)
+
+
+def _segment_locked(recs, problems, shard, out_dir: Path, t0: float, *, spectrogram, segmentation, syllables, jobs,
+                    progress, channel) -> SegmentRun:
+    """The body of :func:`segment_recordings`, run while holding the store's writer lock."""
+    from .. import store
+    from ..hpc import select_shard
+
+    # the store is a function of these inputs: shards of other recordings are left out of
+    # every merge from now on, and removed once every input is complete
+    store.write_inputs(out_dir, [r.recording for r in recs])
     mine = select_shard(recs, shard, key=lambda r: r.recording)
     params = run_params(spectrogram, segmentation, syllables, channel)
     run = SegmentRun(out_dir=Path(out_dir), n_recordings=len(mine))
     tasks = []
     for rec in mine:
         task = worker.Task(rec, str(out_dir), spectrogram, segmentation, syllables, channel,
-                           params_digest(params, {"animal": rec.animal, "group": rec.group}), params)
+                           params_digest(params, _labels(rec)), params)
         status = _plan_status(task, problems)
         if status == "current":
             run.n_skipped += 1
@@ -189,10 +210,18 @@ def segment_recordings(
     for result in _execute(tasks, jobs, progress):
         run.add(result)
     run.failures.sort()
-    run.errors_path = _write_errors_csv(Path(out_dir), problems)
+    run.errors_path = _write_errors_csv(Path(out_dir), problems, {r.recording for r in recs})
     _finish(run, recs, params)
     run.elapsed_s = time.perf_counter() - t0
     return run
+
+
+def _labels(rec: Recording) -> dict:
+    """What a shard records about its recording besides the audio (part of its up-to-date digest)."""
+    labels = {"animal": rec.animal, "group": rec.group}
+    if rec.extra:  # only then, so shards of stores without extra columns stay current
+        labels["extra"] = [list(kv) for kv in rec.extra]
+    return labels
 
 
 def _plan_status(task: worker.Task, problems: Sequence[tuple[str, str, str]]) -> str:
@@ -225,7 +254,9 @@ def _execute(tasks: Sequence[worker.Task], jobs: int, progress: bool):
                 if bar is not None:
                     bar.update(1)
             return
-        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
+        # workers die with this process: a kill -9 of the parent must not leave them running
+        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), initializer=die_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             futures = {pool.submit(worker.run_task, t): t for t in tasks}
             for fut in as_completed(futures):
                 try:
@@ -258,15 +289,17 @@ def _lost_with_the_pool(task: worker.Task) -> worker.TaskResult:
 def _finish(run: SegmentRun, recs: Sequence[Recording], params: dict) -> None:
     """Merge the store and write segments.csv if every recording is complete or failed."""
     from .. import store
+    from .._io import read_json
     from ..artifacts import Segments
 
     out_dir = run.out_dir
     for rec in recs:
         if not store.shard_path(out_dir, rec.recording).exists() and not store.error_path(out_dir, rec.recording).exists():
             return  # another shard's recordings are still pending
-    table = store.merge_store(out_dir)
+    table = store.merge_store(out_dir, prune=True)
     cols = ["recording", "animal", "group", "onset_s", "offset_s", *[c for c in SCORE_COLUMNS if c in table.columns]]
     segments = table[cols] if len(table) else table.reindex(columns=cols)
     run.segments_path = Segments(segments, source=out_dir / SEGMENTS_NAME).write(out_dir / SEGMENTS_NAME)
     run.merged = True
     run.n_syllables_total = int(len(table))
+    run.pruned = list(read_json(out_dir / store.MANIFEST_NAME).get("pruned", []))

@@ -324,11 +324,9 @@ def segment_audio(
 
 def _check_nyquist(sample_rate_hz: float, sp: SpectrogramParams, path=None) -> None:
     if sample_rate_hz / 2.0 < sp.max_freq_hz:
-        raise InputFileError(
-            path or "<audio>",
-            f"sample rate {sample_rate_hz:.0f} Hz has Nyquist {sample_rate_hz / 2:.0f} Hz, below max_freq_hz {sp.max_freq_hz:.0f}",
-            "lower --max-freq-hz below the Nyquist frequency or use a recording made at a higher sample rate",
-        )
+        from ..audio import band_above_nyquist
+
+        raise InputFileError(path or "<audio>", *band_above_nyquist(sample_rate_hz, sp.min_freq_hz, sp.max_freq_hz))
 
 
 def segment_file(
@@ -380,7 +378,8 @@ def segment_file_with_trace(path, params: SegmentParams, spectrogram_params: Spe
     """
     from ..audio import audio_info, check_channel, silent_error
 
-    info = info or audio_info(path, min_sample_rate_hz=2.0 * spectrogram_params.max_freq_hz)
+    info = info or audio_info(path, min_sample_rate_hz=2.0 * spectrogram_params.max_freq_hz,
+                              min_freq_hz=spectrogram_params.min_freq_hz)
     _check_nyquist(info.sample_rate_hz, spectrogram_params, info.path)
     channel = check_channel(info, channel)
     if block_frames < 1:

@@ -5,13 +5,21 @@ from a ``path,animal,group`` CSV or, by default, from the folder layout ``group/
 """
 from __future__ import annotations
 
+import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputFileError, UsvpipeError
 
+log = logging.getLogger(__name__)
+
 WAV_SUFFIXES = (".wav", ".wave")
+# columns of syllables.csv / latents.csv that usvpipe writes itself
+RESERVED_COLUMNS = ("id", "recording", "animal", "group", "onset_s", "offset_s", "shard", "index", "duration_s",
+                    "peak_amplitude", "mean_amplitude", "mean_freq_hz", "min_freq_hz", "max_freq_hz", "umap_x",
+                    "umap_y", "x", "y")
 
 
 @dataclass(frozen=True)
@@ -22,6 +30,7 @@ class Recording:
     recording: str
     animal: str = ""
     group: str = ""
+    extra: tuple = ()  # ((column, value), ...): the metadata CSV's other columns (sex, age, ...)
 
 
 def _abs(p) -> Path:
@@ -114,14 +123,24 @@ def read_metadata(path) -> dict[Path, dict]:
     if missing:
         raise InputFileError(path, f"metadata CSV lacks column(s) {', '.join(missing)} (has {', '.join(table.columns)})", "add columns path,animal,group")
     base = _abs(path).parent
+    # Other columns (sex, age, ...) travel with each recording into syllables.csv and latents.csv,
+    # except those that would overwrite a column usvpipe writes itself.
+    extra_cols = [c for c in table.columns if c not in ("path", "animal", "group") and not c.startswith("Unnamed:")]
+    clash = [c for c in extra_cols if c in RESERVED_COLUMNS or re.fullmatch(r"(var_)?z\d+", c)]
+    if clash:
+        log.warning("%s: metadata column(s) %s not carried into the tables: usvpipe writes columns of that name "
+                    "(fix: rename them, e.g. meta_%s)", path, ", ".join(clash), clash[0])
+        extra_cols = [c for c in extra_cols if c not in clash]
     out = {}
-    for row in table.itertuples(index=False):
-        p = str(row.path).strip()
+    for row in table.to_dict("records"):
+        p = str(row["path"]).strip()
         if os.sep == "/" and "\\" in p:
             p = p.replace("\\", "/")  # a CSV written on Windows separates folders with backslashes
         q = Path(p).expanduser()
         q = _abs(q if q.is_absolute() else base / q)
-        meta = {"animal": str(row.animal).strip(), "group": str(row.group).strip()}
+        meta = {"animal": str(row["animal"]).strip(), "group": str(row["group"]).strip()}
+        if extra_cols:
+            meta["extra"] = tuple((c, str(row[c]).strip()) for c in extra_cols)
         if q in out and out[q] != meta:
             # Two rows for one recording that disagree: which animal it came from decides the
             # MMD's unit of exchangeability, so guessing (e.g. last row wins) is not safe.
@@ -168,5 +187,34 @@ def plan_recordings(inputs, metadata=None) -> tuple[list[Recording], list[tuple[
                 continue
         else:
             m = layout_metadata(rel)
-        recs.append(Recording(str(f), rid, m["animal"], m["group"]))
+        recs.append(Recording(str(f), rid, m["animal"], m["group"], m.get("extra", ())))
+    if meta is None:
+        note = layout_note([r.recording for r in recs], root)
+        if note:
+            log.warning("%s", note)
     return sorted(recs, key=lambda r: r.recording), problems
+
+
+def layout_note(recordings, root) -> str:
+    """A warning naming the folder layout understood, unless it is ``group/animal/file.wav``.
+
+    A flat folder, or one level too few or too many, silently gave every recording the
+    group ``""`` (or took the wrong folders as group and animal).
+    """
+    depths = sorted({len(Path(r).parts) for r in recordings})
+    if depths == [3]:
+        return ""
+    fix = "(fix: arrange the files as group/animal/*.wav under the input folder, or pass --metadata path,animal,group)"
+    example = next(iter(sorted(recordings, key=lambda r: -len(Path(r).parts))))
+    m = layout_metadata(Path(example))
+    if len(depths) > 1:
+        return (f"{root}: recordings lie at different depths ({', '.join(map(str, depths))} levels); each is read "
+                f"by its last two folders as group/animal, e.g. {example} -> group {m['group']!r}, animal "
+                f"{m['animal']!r} {fix}")
+    if depths[0] > 3:
+        return (f"{root}: recordings are {depths[0] - 1} folders deep; read as .../group/animal/file.wav, e.g. "
+                f"{example} -> group {m['group']!r}, animal {m['animal']!r} {fix}")
+    if depths[0] == 2:
+        return (f"{root}: layout understood as animal/file.wav (no group folder): every recording has the "
+                f"group '' {fix}")
+    return f"{root}: flat folder: each file is its own animal and every recording has the group '' {fix}"

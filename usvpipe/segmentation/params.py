@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import check_choice
+from ..config import check_choice, check_finite
 from ..errors import ConfigError
 from .spectrogram import SpectrogramParams
 
@@ -102,6 +102,7 @@ class SegmentParams:
     noise_click_max_dur_s: float = 0.030
 
     def __post_init__(self):
+        check_finite(self, "[segment]")
         check_choice("[segment] threshold_mode", self.threshold_mode, _THRESHOLD_MODES)
         if self.low_threshold > self.high_threshold:
             raise ConfigError(f"[segment] need low_threshold <= high_threshold, got {self.low_threshold} > {self.high_threshold}")
@@ -166,6 +167,7 @@ class SyllableParams:
     dynamic_range_db: float = 40.0
 
     def __post_init__(self):
+        check_finite(self, "[syllables]")
         if len(self.shape) != 2 or min(self.shape) < 4:
             raise ConfigError(f"[syllables] shape must be two integers >= 4, got {self.shape}")
         object.__setattr__(self, "shape", (int(self.shape[0]), int(self.shape[1])))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
+from ..config import check_finite
 
 # Frames per FFT call: the windowed frames, the FFT output and the squared band
 # (~0.5 MB each at 512 samples) stay in a core's L2 cache between the steps.
@@ -65,6 +66,7 @@ class SpectrogramParams:
     spec_max_db: float = -35.0
 
     def __post_init__(self):
+        check_finite(self, "[spectrogram]")
         if not self.window_s > 0:
             raise ConfigError(f"[spectrogram] window_s must be > 0, got {self.window_s}")
         if not (0 < self.hop_s <= self.window_s):

@@ -71,6 +71,7 @@ def run_task(task: Task) -> TaskResult:
             task.out_dir, rec.recording, images, segments["onset_s"].to_numpy(), segments["offset_s"].to_numpy(),
             image_shape=task.syllables.shape,
             animal=rec.animal, group=rec.group, columns={c: segments[c].to_numpy() for c in SCORE_COLUMNS},
+            metadata=dict(rec.extra),
             source_fingerprint=fp, params=task.params, params_digest=task.digest,
         )
         store.clear_error(task.out_dir, rec.recording)

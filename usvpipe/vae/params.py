@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
-from ..config import check_choice
+from ..config import check_choice, check_finite
 from ..errors import ConfigError
 
 _POSTERIORS = ("lowrank", "diagonal")
@@ -119,6 +119,7 @@ class TrainParams:
     deterministic: bool = False
 
     def __post_init__(self):
+        check_finite(self, "[train]")
         def bad(msg):
             raise ConfigError(f"[train] {msg}")
 

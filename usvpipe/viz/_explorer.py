@@ -188,8 +188,13 @@ def explorer_payload(
 
 
 def render_html(payload: dict) -> str:
-    """The explorer page with ``payload`` embedded (safe against ``</script>`` in labels)."""
-    blob = json.dumps(payload, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    """The explorer page with ``payload`` embedded (safe against ``</script>``, ``<!--`` in labels)."""
+    # Every "<" (and ">", "&") becomes a JSON escape: "</script>" would end the element and
+    # "<!--" would put the HTML parser in its script-data-escaped state, where a later
+    # "<script" swallows the page's own script. These characters occur only inside JSON
+    # strings, so \u003c etc. decode to the same text.
+    blob = (json.dumps(payload, separators=(",", ":"), allow_nan=False)
+            .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
     title = str(payload.get("title", "usvpipe explorer")).replace("&", "&amp;").replace("<", "&lt;")
     return _TEMPLATE.replace("@@TITLE@@", title).replace("@@DATA@@", blob)
 

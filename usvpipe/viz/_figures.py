@@ -38,6 +38,7 @@ _RC = {
     "svg.fonttype": "none",
     "savefig.bbox": "tight",
     "savefig.pad_inches": 0.02,
+    "text.parse_math": False,  # labels are data (a group "ctrl_$1_$"), never math text
 }
 
 
