@@ -10,7 +10,7 @@ from ..errors import ConfigError, InputFileError
 
 def _params(config, section_overrides):
     from ..config import load_config, params_from_mapping
-    from ..poise.model import PoiseParams
+    from ..poise.params import PoiseParams
 
     mapping = load_config(config).get("poise", {}) if config else {}
     return params_from_mapping(PoiseParams, mapping, section="poise", **section_overrides)

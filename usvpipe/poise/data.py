@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputFileError
+from ..errors import ConfigError, InputFileError
 
 PAIRS_CSV = "pairs.csv"
 
@@ -33,12 +33,12 @@ class PairedData:
         self.x1 = np.asarray(self.x1, dtype=np.float32)
         self.x2 = np.asarray(self.x2, dtype=np.float32)
         if len(self.x1) != len(self.x2):
-            raise ValueError(f"x1 and x2 must pair up: {len(self.x1)} vs {len(self.x2)} items")
+            raise ConfigError(f"x1 and x2 must pair up: {len(self.x1)} vs {len(self.x2)} items")
         for name, x in (("x1", self.x1), ("x2", self.x2)):
             if x.ndim not in (2, 3):
-                raise ValueError(f"{name}: each item must be a vector or a 2-D image, got array of shape {x.shape}")
+                raise ConfigError(f"{name}: each item must be a vector or a 2-D image, got array of shape {x.shape}")
             if not np.isfinite(x).all():
-                raise ValueError(f"{name}: contains NaN or infinite values")
+                raise ConfigError(f"{name}: contains NaN or infinite values")
 
     def __len__(self):
         return len(self.x1)
@@ -141,7 +141,7 @@ def sample_coupled_prior(n_samples: int, g11, g22, *, a2=-0.5, b2=-0.5, sweeps: 
     g22 = torch.as_tensor(np.asarray(g22, dtype=np.float64))
     n, m = g11.shape
     if (g22 >= 0).any():
-        raise ValueError("G22 must be < 0 elementwise for a normalisable prior")
+        raise ConfigError("G22 must be < 0 elementwise for a normalisable prior")
     nat = P.NatParams(torch.zeros(n, dtype=torch.float64), torch.full((n,), float(a2), dtype=torch.float64),
                       torch.zeros(m, dtype=torch.float64), torch.full((m,), float(b2), dtype=torch.float64), g11, g22)
     gen = torch.Generator().manual_seed(int(seed))
@@ -158,7 +158,7 @@ def random_mixing(dim_in: int, dim_out: int, *, n_layers: int = 3, slope: float 
     (slope ``slope``) keeps every layer bijective. Returns a function on numpy arrays.
     """
     if dim_out < dim_in:
-        raise ValueError("dim_out must be >= dim_in for an injective mixing")
+        raise ConfigError("dim_out must be >= dim_in for an injective mixing")
     rng = np.random.default_rng(seed)
     mats = []
     for layer in range(n_layers):
@@ -195,7 +195,7 @@ def make_identifiability_data(n_samples=8000, *, n=2, m=2, dim_x=8, coupling=1.0
     rng = np.random.default_rng(seed)
     if diagonal:
         if n != m:
-            raise ValueError("diagonal couplings need n == m")
+            raise ConfigError("diagonal couplings need n == m")
         g11 = np.diag(coupling * rng.choice([-1.0, 1.0], size=n) * rng.uniform(0.5, 1.0, size=n))
         g22 = -quartic * np.where(np.eye(n, dtype=bool), rng.uniform(0.5, 1.5, size=(n, n)), 0.01)
     else:

@@ -28,6 +28,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..errors import ConfigError
+
 _LOG_PI = math.log(math.pi)
 
 
@@ -144,7 +146,7 @@ def gibbs(p: NatParams, zp: torch.Tensor, sweeps: int, *, generator=None):
     thousands of chains run as a handful of tensor operations (on the GPU when ``zp`` is there).
     """
     if sweeps < 1:
-        raise ValueError("sweeps must be >= 1")
+        raise ConfigError("gibbs: sweeps must be >= 1")
     with torch.no_grad():
         for _ in range(sweeps):
             z = _draw(*cond_z(p, zp, zp * zp), generator=generator)
@@ -247,7 +249,7 @@ def kl_surrogate(q: NatParams, p: NatParams, d, e, zq, zpq, zprior, *, rep=None)
     """
     K = zq.shape[1]
     if K < 2:
-        raise ValueError("the KL gradient needs at least 2 posterior samples per datum")
+        raise ConfigError("the KL gradient needs at least 2 posterior samples per datum")
     zq, zpq, zprior = zq.detach(), zpq.detach(), zprior.detach()
 
     # Rao-Blackwellised posterior moments (z' integrated given z); linear statistics so that

@@ -1,0 +1,77 @@
+"""POISE checkpoints are read with ``weights_only=True``: a malicious pickle cannot run code."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from usvpipe.errors import InputFileError  # noqa: E402
+from usvpipe.poise.api import CHECKPOINT_FORMAT, load_poise  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+class _WritesMarker:
+    """Unpickling this calls ``open(marker, "w")``: a stand-in for any command an attacker picks."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _evil_checkpoint(path, marker, *, legacy=False):
+    state = {"format": CHECKPOINT_FORMAT, "params": _WritesMarker(marker)}
+    if legacy:  # a plain pickle file (torch.load reads these too)
+        with open(path, "wb") as fh:
+            pickle.dump(state, fh)
+    else:
+        torch.save(state, path)
+    return path
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_a_malicious_checkpoint_runs_no_code_and_names_the_file(tmp_path, legacy):
+    marker = tmp_path / "pwned"
+    path = _evil_checkpoint(tmp_path / "model.pt", marker, legacy=legacy)
+    with pytest.raises(InputFileError) as err:
+        load_poise(path)
+    assert not marker.exists()
+    msg = str(err.value)
+    assert "\n" not in msg and str(path) in msg and "not loaded" in msg
+    # The file really is armed: an unrestricted load would have run the payload.
+    other = tmp_path / "armed"
+    _evil_checkpoint(tmp_path / "armed.pt", other, legacy=legacy)
+    if legacy:
+        with open(tmp_path / "armed.pt", "rb") as fh:
+            pickle.load(fh)
+    else:
+        torch.load(tmp_path / "armed.pt", weights_only=False)
+    assert other.exists()
+
+
+def test_cli_resume_and_generate_refuse_a_malicious_checkpoint(tmp_path):
+    from click.testing import CliRunner
+
+    from usvpipe.cli import main
+    from usvpipe.poise.data import PairedData, save_pairs
+
+    rng = np.random.default_rng(0)
+    save_pairs(tmp_path / "pairs.npz", PairedData(rng.random((16, 4)), rng.random((16, 3))))
+    out = tmp_path / "run"
+    out.mkdir()
+    marker = tmp_path / "pwned"
+    path = _evil_checkpoint(out / "model.pt", marker)
+    runner = CliRunner()
+    res = runner.invoke(main, ["poise", "train", str(tmp_path / "pairs.npz"), str(out), "--resume",
+                               "--epochs", "1", "--hidden-units", "8"])
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert any(ln.startswith("usvpipe: error:") and str(path) in ln for ln in lines), res.output
+    assert not marker.exists()
+    res = runner.invoke(main, ["poise", "generate", str(path), str(tmp_path / "g.png"), "--mode", "joint"])
+    assert res.exit_code == 2 and str(path) in res.output and not marker.exists()
