@@ -75,3 +75,16 @@ def test_cli_resume_and_generate_refuse_a_malicious_checkpoint(tmp_path):
     assert not marker.exists()
     res = runner.invoke(main, ["poise", "generate", str(path), str(tmp_path / "g.png"), "--mode", "joint"])
     assert res.exit_code == 2 and str(path) in res.output and not marker.exists()
+def test_a_genuine_checkpoint_with_optimiser_state_loads_weights_only(tmp_path):
+    from usvpipe.poise import PairedData, PoiseParams, train_poise
+
+    rng = np.random.default_rng(0)
+    data = PairedData(rng.random((32, 4)), rng.random((32, 3)))
+    params = PoiseParams(latent_dim_1=2, latent_dim_2=2, hidden_units=8, epochs=1, batch_size=16,
+                         gibbs_sweeps=1, gibbs_samples=2, prior_chains=8, full_coupling=True)
+    train_poise(data, tmp_path, params)
+    ck = torch.load(tmp_path / "model.pt", weights_only=True)  # raises if anything is not plain data
+    assert ck["optimizer"] is not None and ck["epoch"] == 1
+    assert load_poise(tmp_path / "model.pt").params.full_coupling
+    run = train_poise(data, tmp_path, PoiseParams(**{**params.__dict__, "epochs": 2}), resume=True)
+    assert list(run.history["epoch"]) == [1, 2]

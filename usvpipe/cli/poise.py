@@ -42,9 +42,16 @@ def poise():
 @click.option("--subset-elbos/--no-subset-elbos", default=None,
               help="POISE: also train the one-modality posteriors (helps cross-generation; default off).")
 @click.option("--kl-weight", type=float, default=None, help="Weight of the KL term, beta (default 1).")
-@click.option("--prior-init", type=click.Choice(["paired", "independent"]), default=None,
-              help="POISE prior start: nearly independent normals (default), or z_i coupled with z'_i "
-                   "(for identifiable latents, with --prior-warmup-epochs about half of --epochs).")
+@click.option("--prior-init", type=click.Choice(["paired", "independent", "random"]), default=None,
+              help="POISE prior start: nearly independent normals (default), z_i coupled with z'_i "
+                   "(for identifiable latents, with --prior-warmup-epochs about half of --epochs), "
+                   "or dense random couplings (as the lab's reference code).")
+@click.option("--full-coupling/--no-full-coupling", default=None,
+              help="POISE: all four blocks of G (also z.z'^2 and z^2.z', bounded); default off.")
+@click.option("--recon-samples", type=click.Choice(["one", "all"]), default=None,
+              help="POISE reconstruction from one chain sample (default) or averaged over every chain state.")
+@click.option("--modality-dropout", type=float, default=None,
+              help="POISE: per-batch probability of masking each modality (0-0.5; default 0).")
 @click.option("--prior-warmup-epochs", type=int, default=None,
               help="POISE: hold the prior at its start for this many epochs (default 0).")
 @click.option("--seed", type=int, default=None, help="Random seed (default 0).")

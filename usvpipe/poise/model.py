@@ -60,7 +60,8 @@ class PoiseVAE(_Base):
         paired = params.prior_init == "paired"
         self.prior = P.CoupledPrior(n, m, learn_lambda=params.learn_prior_scale,
                                     pair_coupling=params.pair_coupling if paired else 0.0,
-                                    pair_quartic=params.pair_quartic if paired else 0.0)
+                                    pair_quartic=params.pair_quartic if paired else 0.0,
+                                    full=params.full_coupling, random_init=params.prior_init == "random")
         self.register_buffer("prior_zp", torch.randn(params.prior_chains, m))
 
     # -- natural parameters
@@ -88,15 +89,27 @@ class PoiseVAE(_Base):
     def _elbo_terms(self, x1, x2, given1, given2, zpr, kl_weight):
         prm = self.params
         p, q, d, e = self.posterior_params(x1 if given1 else None, x2 if given2 else None)
-        B = x1.shape[0]
-        zq, zpq = self._run_chains(q, B, prm.gibbs_samples, prm.gibbs_sweeps)
+        B, K = x1.shape[0], prm.gibbs_samples
+        if prm.recon_samples == "all":
+            # Every state of every chain, differentiable through the whole chain; the final
+            # states (detached) are the KL's posterior samples.
+            zs, zps = P.gibbs_path(q, P.init_chain(q, (B, K)), prm.gibbs_sweeps)
+            zq, zpq = zs[:, -K:].detach(), zps[:, -K:].detach()
+        else:
+            zq, zpq = self._run_chains(q, B, K, prm.gibbs_sweeps)
         # One differentiable sweep from the chains' state: reconstruction term (first chain)
         # and, with kl_gradient="pathwise", the KL's Cov_q(S) D part (all chains).
-        z, zp = P.reparam_sample(q, zpq if prm.kl_gradient == "pathwise" else zpq[:, :1])
+        need_rep = prm.kl_gradient == "pathwise" or prm.recon_samples == "one"
+        if need_rep:
+            z, zp = P.reparam_sample(q, zpq if prm.kl_gradient == "pathwise" else zpq[:, :1])
         rep = (z, zp) if prm.kl_gradient == "pathwise" else None
         kl = P.kl_surrogate(q, p, d, e, zq, zpq, zpr, rep=rep)
-        ll1 = self._ll(x1, self.dec1(z[:, 0]), 1)
-        ll2 = self._ll(x2, self.dec2(zp[:, 0]), 2)
+        if prm.recon_samples == "all":
+            ll1 = self._ll(x1.unsqueeze(1), self.dec1(zs), 1).mean(1)
+            ll2 = self._ll(x2.unsqueeze(1), self.dec2(zps), 2).mean(1)
+        else:
+            ll1 = self._ll(x1, self.dec1(z[:, 0]), 1)
+            ll2 = self._ll(x2, self.dec2(zp[:, 0]), 2)
         return -(ll1 + ll2) + kl_weight * kl, ll1, ll2, kl
 
     def loss(self, x1, x2, kl_weight: float = 1.0):
@@ -104,10 +117,15 @@ class PoiseVAE(_Base):
         # Persistent prior chains: a few sweeps per step track the slowly changing prior.
         with torch.no_grad():
             p = self.prior.natural()
-            pd = P.NatParams(*(t.detach() for t in (p.a1, p.a2, p.b1, p.b2, p.g11, p.g22)))
-            zpr, zppr = P.gibbs(pd, self.prior_zp, prm.gibbs_sweeps)
+            zpr, zppr = P.gibbs(p.detach(), self.prior_zp, prm.gibbs_sweeps)
             self.prior_zp.copy_(zppr)
-        term, ll1, ll2, kl = self._elbo_terms(x1, x2, True, True, zpr, kl_weight)
+        given1 = given2 = True
+        if prm.modality_dropout > 0:
+            # Batch masking (reference code): with probability p this batch's posterior
+            # ignores modality 1, with probability p modality 2; both are still reconstructed.
+            u = float(torch.rand(()))
+            given1, given2 = u >= prm.modality_dropout, not (prm.modality_dropout <= u < 2 * prm.modality_dropout)
+        term, ll1, ll2, kl = self._elbo_terms(x1, x2, given1, given2, zpr, kl_weight)
         info = {"recon_1": -ll1.mean().item(), "recon_2": -ll2.mean().item(), "kl": kl.mean().item()}
         if prm.subset_elbos:
             # ELBOs with one modality's expert only (still reconstructing both): also lower
