@@ -145,3 +145,68 @@ class PoiseParams:
             raise ConfigError(f"PoiseParams.gibbs_samples must be >= 2 (the KL gradient needs a covariance), got {self.gibbs_samples}")
         if not self.learning_rate > 0 or not self.prior_lr_factor > 0 or not self.obs_sd > 0 or self.kl_weight < 0 or self.kl_warmup_epochs < 0:
             raise ConfigError("PoiseParams: learning_rate and obs_sd must be > 0, kl_weight and kl_warmup_epochs >= 0")
+
+
+ANCHORS = ("onset", "middle")
+
+
+@dataclass(frozen=True)
+class PairsParams:
+    """How ``usvpipe poise pairs`` turns behaviour videos + a syllable store into pairs.
+
+    The video frame paired with a syllable is the one on screen at the video time
+    ``offset_s + t_audio * (1 + drift_ppm * 1e-6)``, where ``t_audio`` is the syllable's onset
+    (or middle, ``anchor``) in seconds of its WAV.
+
+    Attributes
+    ----------
+    offset_s : float
+        Video time (s) at audio time 0: positive when the video started first. Per-recording
+        values can come from a sync CSV (``recording,offset_s[,drift_ppm]``).
+    drift_ppm : float
+        Clock drift of the video against the audio, in parts per million: +50 means 50 µs
+        more video time per second of audio (the camera clock runs fast). Two free-running
+        clocks typically differ by 10-100 ppm, i.e. 36-360 ms per hour: more than a
+        frame at 30 fps within minutes.
+    anchor : {"onset", "middle"}
+        Which time of the syllable picks the frame.
+    frames : int
+        Frames per pair: 1, or a short stack (the frames at ``t, t + step, ...``) laid side
+        by side into one ``(height, frames * width)`` image.
+    frame_step : int
+        Frames between the stacked frames.
+    size : (int, int)
+        ``(height, width)`` of each frame after the region of interest, resized, grey in
+        [0, 1]. Sides divisible by 4 give POISE its convolutional networks.
+    roi : () or (int, int, int, int)
+        Region of interest ``(x, y, width, height)`` in pixels of the full frame; () = all.
+    fps : float
+        Frame rate override (0 = the rate the file states; a file that states none fails
+        unless this is set).
+    """
+
+    offset_s: float = 0.0
+    drift_ppm: float = 0.0
+    anchor: str = "onset"
+    frames: int = 1
+    frame_step: int = 1
+    size: tuple[int, int] = (32, 32)
+    roi: tuple[int, ...] = ()
+    fps: float = 0.0
+
+    def __post_init__(self):
+        check_choice("PairsParams.anchor", self.anchor, ANCHORS)
+        if self.frames < 1 or self.frame_step < 1:
+            raise ConfigError(f"PairsParams: frames and frame_step must be >= 1, got {self.frames}, {self.frame_step}")
+        if len(self.size) != 2 or min(self.size) < 2:
+            raise ConfigError(f"PairsParams.size must be (height, width) >= 2, got {self.size!r}")
+        if self.roi and (len(self.roi) != 4 or min(self.roi[2:]) < 1 or min(self.roi[:2]) < 0):
+            raise ConfigError(f"PairsParams.roi must be (x, y, width, height) with x, y >= 0 and sizes >= 1, got {self.roi!r}")
+        if self.fps < 0 or abs(self.drift_ppm) >= 1e5:
+            raise ConfigError("PairsParams: fps must be >= 0 and |drift_ppm| < 100000")
+
+    def video_time(self, t_audio, *, offset_s=None, drift_ppm=None):
+        """Video time of audio time ``t_audio`` (array), with optional per-recording sync."""
+        off = self.offset_s if offset_s is None else offset_s
+        drift = self.drift_ppm if drift_ppm is None else drift_ppm
+        return off + t_audio * (1.0 + drift * 1e-6)
