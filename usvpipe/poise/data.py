@@ -290,3 +290,40 @@ def make_digits_gaussians(radius: float = 2.0, *, sd: float = 1.0, copies: int =
     pts = centres + sd * rng.standard_normal(centres.shape)
     perm = rng.permutation(len(labels))
     return PairedData(imgs[perm], pts[perm].astype(np.float32), {"label": labels[perm]})
+
+
+def bar_video_frames(calls, duration_s: float, *, fps: float = 30.0, shape=(16, 32), lead_s: float = 0.05,
+                     band_hz=(30_000.0, 110_000.0), width_px: float = 1.5) -> np.ndarray:
+    """Synthetic behaviour video for a synthetic recording: a bar whose position is the call's pitch.
+
+    ``calls`` is a table with ``onset_s`` and ``start_freq_hz`` (e.g. the truth returned by
+    :func:`usvpipe.synth.synth_recording`). From ``lead_s`` before each call's onset until
+    ``lead_s`` before the next one, the frame shows a vertical bar whose column is linear in the
+    call's start frequency over ``band_hz``; before the first call the frame is dark. The lead
+    (more than a frame interval plus the segmenter's onset error) makes the frame on screen at a
+    detected onset show that call. Returns ``(n_frames, height, width)`` in [0, 1].
+    """
+    h, w = int(shape[0]), int(shape[1])
+    n = int(math.ceil(duration_s * fps))
+    onset = np.asarray(calls["onset_s"], dtype=np.float64)
+    pitch = np.asarray(calls["start_freq_hz"], dtype=np.float64)
+    order = np.argsort(onset)
+    onset, pitch = onset[order], pitch[order]
+    t = np.arange(n) / fps
+    which = np.searchsorted(onset - lead_s, t, side="right") - 1  # last call announced by time t
+    frac = np.clip((pitch - band_hz[0]) / (band_hz[1] - band_hz[0]), 0.0, 1.0)
+    col = 2.0 + frac * (w - 5.0)
+    xx = np.arange(w)[None, :]
+    frames = np.zeros((n, h, w), dtype=np.float32)
+    shown = which >= 0
+    prof = np.exp(-0.5 * ((xx - col[which[shown]][:, None]) / width_px) ** 2)
+    frames[shown] = np.repeat(prof[:, None, :], h, 1)
+    return frames
+
+
+def bar_position(frames) -> np.ndarray:
+    """Column centroid of each frame ``(N, h, w)`` (the bar of :func:`bar_video_frames`), in pixels."""
+    f = np.clip(np.asarray(frames, dtype=np.float64), 0.0, None)
+    prof = f.reshape(len(f), -1, f.shape[-1]).sum(1)
+    prof = np.clip(prof - np.median(prof, axis=1, keepdims=True), 0.0, None)
+    return (prof * np.arange(f.shape[-1])).sum(1) / np.maximum(prof.sum(1), 1e-9)
