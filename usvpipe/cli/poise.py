@@ -20,7 +20,7 @@ def _params(config, section_overrides):
 def poise():
     """POISE-VAE for paired modalities (e.g. video frames + USV syllables).
 
-    PAIRS is a .npz with arrays x1 and x2 (pair i = x1[i], x2[i]; vectors or 2-D images in
+    `pairs` makes PAIRS from behaviour videos and a syllable store. PAIRS is a .npz with arrays x1 and x2 (pair i = x1[i], x2[i]; vectors or 2-D images in
     [0, 1]) or a folder with pairs.csv (columns x1,x2: paths of .npy/.png files).
     """
 
