@@ -88,3 +88,15 @@ def test_a_genuine_checkpoint_with_optimiser_state_loads_weights_only(tmp_path):
     assert load_poise(tmp_path / "model.pt").params.full_coupling
     run = train_poise(data, tmp_path, PoiseParams(**{**params.__dict__, "epochs": 2}), resume=True)
     assert list(run.history["epoch"]) == [1, 2]
+
+
+def test_an_object_array_in_a_pairs_folder_is_refused_without_unpickling(tmp_path):
+    from usvpipe.poise.data import load_pairs
+
+    marker = tmp_path / "pwned"
+    np.save(tmp_path / "a.npy", np.array([_WritesMarker(marker)], dtype=object), allow_pickle=True)
+    np.save(tmp_path / "b.npy", np.zeros(3, np.float32))
+    (tmp_path / "pairs.csv").write_text("x1,x2\na.npy,b.npy\n")
+    with pytest.raises(InputFileError, match="a.npy"):
+        load_pairs(tmp_path)
+    assert not marker.exists()

@@ -46,7 +46,7 @@ class PairedData:
 
 def _read_item(path: Path) -> np.ndarray:
     if path.suffix.lower() == ".npy":
-        return np.load(path).astype(np.float32)
+        return np.load(path, allow_pickle=False).astype(np.float32)  # an object array would unpickle
     if path.suffix.lower() == ".png":
         import matplotlib.image as mpimg
 
