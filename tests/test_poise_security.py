@@ -34,6 +34,7 @@ def _evil_checkpoint(path, marker, *, legacy=False):
     return path
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch's note on the plain-pickle file
 @pytest.mark.parametrize("legacy", [False, True])
 def test_a_malicious_checkpoint_runs_no_code_and_names_the_file(tmp_path, legacy):
     marker = tmp_path / "pwned"
