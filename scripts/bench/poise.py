@@ -49,7 +49,7 @@ def main(argv=None):
         with torch.no_grad():
             prior.g11.normal_(0, 0.3)
             prior.g22_raw.normal_(-1, 0.5)
-        nat = P.NatParams(*(t.detach() for t in vars(prior.natural()).values()))
+        nat = prior.natural().detach()
         zp = torch.randn(args.chains, args.dims, device=dev)
         vec = _rate(lambda: P.gibbs(nat, zp, 1), sync=sync)
         loop = _rate(lambda: P.gibbs_loop(nat, zp, 1), sync=sync)

@@ -10,7 +10,7 @@ from ..errors import ConfigError, InputFileError
 
 def _params(config, section_overrides):
     from ..config import load_config, params_from_mapping
-    from ..poise.model import PoiseParams
+    from ..poise.params import PoiseParams
 
     mapping = load_config(config).get("poise", {}) if config else {}
     return params_from_mapping(PoiseParams, mapping, section="poise", **section_overrides)
@@ -20,9 +20,50 @@ def _params(config, section_overrides):
 def poise():
     """POISE-VAE for paired modalities (e.g. video frames + USV syllables).
 
-    PAIRS is a .npz with arrays x1 and x2 (pair i = x1[i], x2[i]; vectors or 2-D images in
+    `pairs` makes PAIRS from behaviour videos and a syllable store. PAIRS is a .npz with arrays x1 and x2 (pair i = x1[i], x2[i]; vectors or 2-D images in
     [0, 1]) or a folder with pairs.csv (columns x1,x2: paths of .npy/.png files).
     """
+
+
+@poise.command("pairs")
+@click.argument("store", type=click.Path(path_type=Path))
+@click.argument("videos", type=click.Path(path_type=Path))
+@click.argument("out_npz", type=click.Path(path_type=Path))
+@click.option("--offset-s", type=float, default=None, help="Video time at audio time 0, seconds (default 0).")
+@click.option("--drift-ppm", type=float, default=None, help="Video clock drift against the audio, ppm (default 0).")
+@click.option("--sync", type=click.Path(path_type=Path), default=None, help="CSV recording,offset_s[,drift_ppm] per recording.")
+@click.option("--anchor", type=click.Choice(["onset", "middle"]), default=None, help="Syllable time that picks the frame (default onset).")
+@click.option("--frames", type=int, default=None, help="Frames per pair, laid side by side (default 1).")
+@click.option("--frame-step", type=int, default=None, help="Frames between stacked frames (default 1).")
+@click.option("--size", type=(int, int), default=None, metavar="H W", help="Frame size after resizing (default 32 32).")
+@click.option("--roi", type=(int, int, int, int), default=None, metavar="X Y W H", help="Region of interest in pixels of the full frame.")
+@click.option("--fps", type=float, default=None, help="Frame rate override for files that state none.")
+@click.option("--video-metadata", type=click.Path(path_type=Path), default=None,
+              help="CSV path,animal,group for the videos (default: the layout group/animal/file).")
+@click.option("--audio", type=click.Path(path_type=Path), default=None,
+              help="WAV folder of the store (default VIDEOS): videos shorter than their WAV are refused.")
+@click.option("--config", type=click.Path(path_type=Path), default=None, help="usvpipe.toml with a [poise_pairs] section.")
+def pairs_cmd(store, videos, out_npz, sync, video_metadata, audio, config, **opts):
+    """Pair each syllable of STORE with the VIDEOS frame at its onset; writes OUT_NPZ (+ .csv).
+
+    Videos (mp4/avi/mkv/mov, read with PyAV: pip install 'usvpipe[video]') are matched to
+    recordings like WAVs: same relative path without suffix (g/a/s.mp4 <-> g/a/s.wav), or the
+    same stem, animal and group (layout group/animal/file or --video-metadata). Recordings that
+    cannot pair are listed (OUT_NPZ's .errors.csv); the others still pair.
+    """
+    from ..config import load_config, params_from_mapping
+    from ..poise.pairs import make_pairs
+    from ..poise.params import PairsParams
+
+    mapping = load_config(config).get("poise_pairs", {}) if config else {}
+    params = params_from_mapping(PairsParams, mapping, section="poise_pairs", **opts)
+    run = make_pairs(store, videos, out_npz, params, video_metadata=video_metadata, audio=audio, sync=sync)
+    for rec, path, reason in run.problems:
+        click.echo(f"usvpipe: warning: {path or rec}: {reason}", err=True)
+    n_rec = run.table["recording"].nunique()
+    click.echo(f"paired {run.n_pairs} syllables from {n_rec} recording(s)"
+               + (f"; {len(run.problems)} recording(s) could not pair (see {run.path.stem}.errors.csv)" if run.problems else ""))
+    click.echo(f"pairs: {run.path}")
 
 
 @poise.command("train")
@@ -42,9 +83,16 @@ def poise():
 @click.option("--subset-elbos/--no-subset-elbos", default=None,
               help="POISE: also train the one-modality posteriors (helps cross-generation; default off).")
 @click.option("--kl-weight", type=float, default=None, help="Weight of the KL term, beta (default 1).")
-@click.option("--prior-init", type=click.Choice(["paired", "independent"]), default=None,
-              help="POISE prior start: nearly independent normals (default), or z_i coupled with z'_i "
-                   "(for identifiable latents, with --prior-warmup-epochs about half of --epochs).")
+@click.option("--prior-init", type=click.Choice(["paired", "independent", "random"]), default=None,
+              help="POISE prior start: nearly independent normals (default), z_i coupled with z'_i "
+                   "(for identifiable latents, with --prior-warmup-epochs about half of --epochs), "
+                   "or dense random couplings (as the lab's reference code).")
+@click.option("--full-coupling/--no-full-coupling", default=None,
+              help="POISE: all four blocks of G (also z.z'^2 and z^2.z', bounded); default off.")
+@click.option("--recon-samples", type=click.Choice(["one", "all"]), default=None,
+              help="POISE reconstruction from one chain sample (default) or averaged over every chain state.")
+@click.option("--modality-dropout", type=float, default=None,
+              help="POISE: per-batch probability of masking each modality (0-0.5; default 0).")
 @click.option("--prior-warmup-epochs", type=int, default=None,
               help="POISE: hold the prior at its start for this many epochs (default 0).")
 @click.option("--seed", type=int, default=None, help="Random seed (default 0).")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from .._lazy import lazy_exports
 
 _LAZY = {
-    "PoiseParams": "usvpipe.poise.model",
+    "PoiseParams": "usvpipe.poise.params",
     "PoiseVAE": "usvpipe.poise.model",
     "GaussianMultiVAE": "usvpipe.poise.model",
     "train_poise": "usvpipe.poise.api",

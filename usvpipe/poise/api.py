@@ -11,9 +11,10 @@ import numpy as np
 
 from .._version import __version__
 from ..config import params_from_mapping, params_to_dict
-from ..errors import InputFileError
+from ..errors import ConfigError, InputFileError, UsvpipeError
 from .data import PairedData, load_pairs
-from .model import PoiseParams, build_model, resolve_likelihood
+from .model import build_model, resolve_likelihood
+from .params import PoiseParams
 
 log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = "usvpipe-poise-1"
@@ -93,8 +94,10 @@ def train_poise(data, out_dir=None, params: PoiseParams = PoiseParams(), *, devi
         if resume and model_path.is_file():
             ck = _read_checkpoint(model_path, dev)
             # Everything but the number of epochs must match (resume = train for longer).
+            # (a checkpoint from before a parameter existed counts as that parameter's default).
             same = {k: v for k, v in params_to_dict(params).items() if k != "epochs"}
-            if {k: v for k, v in ck["params"].items() if k != "epochs"} != same:
+            theirs = params_to_dict(_checkpoint_params(ck, model_path))
+            if {k: v for k, v in theirs.items() if k != "epochs"} != same:
                 raise InputFileError(model_path, "was trained with different parameters", "use a new OUT_DIR or the same parameters")
             model.load_state_dict(ck["state_dict"])
             opt.load_state_dict(ck["optimizer"])
@@ -132,7 +135,8 @@ def train_poise(data, out_dir=None, params: PoiseParams = PoiseParams(), *, devi
                     sums[k] = sums.get(k, 0.0) + v
             row = {"epoch": epoch + 1, **{k: v / steps for k, v in sums.items()}, "seconds": time.perf_counter() - t0}
             if not all(math.isfinite(v) for v in row.values()):
-                raise FloatingPointError(f"training diverged at epoch {epoch + 1} (loss {row.get('loss')}); lower learning_rate")
+                raise UsvpipeError(f"training diverged at epoch {epoch + 1} (loss {row.get('loss')}) "
+                                   "(fix: lower learning_rate, or raise obs_sd)")
             rows.append(row)
             if progress:
                 log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
@@ -176,27 +180,48 @@ def save_poise(model, path, *, optimizer=None, epoch: int = 0, history=()) -> Pa
 
 
 def _read_checkpoint(path, device):
+    """The checkpoint's dictionary, read with ``weights_only=True``: no code in the file runs.
+
+    A checkpoint holds only tensors, numbers, strings, lists and dicts (``save_poise``), so
+    torch's restricted unpickler reads a genuine one; anything else (e.g. a pickle whose
+    ``__reduce__`` would run a command) is refused with a one-line error naming the file.
+    """
+    import pickle
+
     import torch
 
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "model checkpoint not found", "train one with `usvpipe poise train PAIRS OUT_DIR`")
     try:
-        ck = torch.load(path, map_location=device, weights_only=False)
-    except Exception as exc:
-        raise InputFileError(path, f"not a readable checkpoint ({type(exc).__name__})", "retrain or restore the file") from None
+        ck = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # truncated file, not a torch file, or objects outside the allow-list
+        kind = "holds objects a checkpoint never has" if isinstance(exc, pickle.UnpicklingError) else "not a readable checkpoint"
+        raise InputFileError(path, f"{kind} ({type(exc).__name__}); not loaded",
+                             "retrain with `usvpipe poise train`, or restore the file from a trusted copy") from None
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
         raise InputFileError(path, "not a usvpipe POISE checkpoint", "pass the model.pt written by `usvpipe poise train`")
     return ck
+
+
+def _checkpoint_params(ck, path) -> PoiseParams:
+    try:
+        return params_from_mapping(PoiseParams, ck.get("params") or {})
+    except ConfigError as exc:
+        raise InputFileError(path, f"checkpoint parameters are invalid ({exc})", "retrain with this usvpipe version") from None
 
 
 def load_poise(path, device="cpu"):
     """Load a model saved by :func:`train_poise` / :func:`save_poise` (in eval mode)."""
     dev = _device(device)
     ck = _read_checkpoint(path, dev)
-    params = params_from_mapping(PoiseParams, ck["params"])
-    model = build_model(params, tuple(ck["shape1"]), tuple(ck["shape2"]), ck["likelihood_1"], ck["likelihood_2"])
-    model.load_state_dict(ck["state_dict"])
+    params = _checkpoint_params(ck, path)
+    try:
+        model = build_model(params, tuple(ck["shape1"]), tuple(ck["shape2"]), ck["likelihood_1"], ck["likelihood_2"])
+        model.load_state_dict(ck["state_dict"])
+    except (KeyError, RuntimeError, TypeError) as exc:
+        raise InputFileError(path, f"checkpoint does not match its model ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})",
+                             "retrain with `usvpipe poise train`") from None
     return model.to(dev).eval()
 
 
@@ -238,7 +263,7 @@ def cross_generate(model, x1=None, x2=None, *, n_samples=1, mean=False):
     import torch
 
     if (x1 is None) == (x2 is None):
-        raise ValueError("cross_generate needs exactly one of x1, x2")
+        raise ConfigError("cross_generate needs exactly one of x1, x2 (fix: pass the given modality only)")
     t1, t2 = _tensor(model, x1), _tensor(model, x2)
     with torch.no_grad():
         if mean:
@@ -272,19 +297,19 @@ def traverse(model, *, space: int = 1, dim: int = 0, span: float = 3.0, steps: i
     import torch
 
     if space not in (1, 2):
-        raise ValueError("space must be 1 or 2")
+        raise ConfigError(f"traverse: space must be 1 or 2, got {space!r}")
     with torch.no_grad():
         if x1 is not None or x2 is not None:
             m1, m2 = model.latent_means(_tensor(model, x1), _tensor(model, x2))
             base = (m1 if space == 1 else m2)
             if base is None:
-                raise ValueError("give data of the traversed modality, or none")
+                raise ConfigError("traverse: no data of the traversed modality (fix: pass x1 for space 1, x2 for space 2, or neither)")
             base = base[:1]
         else:
             d = _latent_dim(model, space)
             base = torch.zeros(1, d, device=next(model.parameters()).device)
         if not 0 <= dim < base.shape[-1]:
-            raise ValueError(f"dim must be in [0, {base.shape[-1]})")
+            raise ConfigError(f"traverse: dim must be in [0, {base.shape[-1]}), got {dim}")
         ts = torch.linspace(-span, span, steps, device=base.device)
         line = base.repeat(steps, 1)
         line[:, dim] = line[:, dim] + ts

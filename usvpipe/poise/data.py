@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputFileError
+from ..errors import ConfigError, InputFileError
 
 PAIRS_CSV = "pairs.csv"
 
@@ -33,12 +33,12 @@ class PairedData:
         self.x1 = np.asarray(self.x1, dtype=np.float32)
         self.x2 = np.asarray(self.x2, dtype=np.float32)
         if len(self.x1) != len(self.x2):
-            raise ValueError(f"x1 and x2 must pair up: {len(self.x1)} vs {len(self.x2)} items")
+            raise ConfigError(f"x1 and x2 must pair up: {len(self.x1)} vs {len(self.x2)} items")
         for name, x in (("x1", self.x1), ("x2", self.x2)):
             if x.ndim not in (2, 3):
-                raise ValueError(f"{name}: each item must be a vector or a 2-D image, got array of shape {x.shape}")
+                raise ConfigError(f"{name}: each item must be a vector or a 2-D image, got array of shape {x.shape}")
             if not np.isfinite(x).all():
-                raise ValueError(f"{name}: contains NaN or infinite values")
+                raise ConfigError(f"{name}: contains NaN or infinite values")
 
     def __len__(self):
         return len(self.x1)
@@ -46,7 +46,7 @@ class PairedData:
 
 def _read_item(path: Path) -> np.ndarray:
     if path.suffix.lower() == ".npy":
-        return np.load(path).astype(np.float32)
+        return np.load(path, allow_pickle=False).astype(np.float32)  # an object array would unpickle
     if path.suffix.lower() == ".png":
         import matplotlib.image as mpimg
 
@@ -141,7 +141,7 @@ def sample_coupled_prior(n_samples: int, g11, g22, *, a2=-0.5, b2=-0.5, sweeps: 
     g22 = torch.as_tensor(np.asarray(g22, dtype=np.float64))
     n, m = g11.shape
     if (g22 >= 0).any():
-        raise ValueError("G22 must be < 0 elementwise for a normalisable prior")
+        raise ConfigError("G22 must be < 0 elementwise for a normalisable prior")
     nat = P.NatParams(torch.zeros(n, dtype=torch.float64), torch.full((n,), float(a2), dtype=torch.float64),
                       torch.zeros(m, dtype=torch.float64), torch.full((m,), float(b2), dtype=torch.float64), g11, g22)
     gen = torch.Generator().manual_seed(int(seed))
@@ -158,7 +158,7 @@ def random_mixing(dim_in: int, dim_out: int, *, n_layers: int = 3, slope: float 
     (slope ``slope``) keeps every layer bijective. Returns a function on numpy arrays.
     """
     if dim_out < dim_in:
-        raise ValueError("dim_out must be >= dim_in for an injective mixing")
+        raise ConfigError("dim_out must be >= dim_in for an injective mixing")
     rng = np.random.default_rng(seed)
     mats = []
     for layer in range(n_layers):
@@ -195,7 +195,7 @@ def make_identifiability_data(n_samples=8000, *, n=2, m=2, dim_x=8, coupling=1.0
     rng = np.random.default_rng(seed)
     if diagonal:
         if n != m:
-            raise ValueError("diagonal couplings need n == m")
+            raise ConfigError("diagonal couplings need n == m")
         g11 = np.diag(coupling * rng.choice([-1.0, 1.0], size=n) * rng.uniform(0.5, 1.0, size=n))
         g22 = -quartic * np.where(np.eye(n, dtype=bool), rng.uniform(0.5, 1.5, size=(n, n)), 0.01)
     else:
@@ -290,3 +290,40 @@ def make_digits_gaussians(radius: float = 2.0, *, sd: float = 1.0, copies: int =
     pts = centres + sd * rng.standard_normal(centres.shape)
     perm = rng.permutation(len(labels))
     return PairedData(imgs[perm], pts[perm].astype(np.float32), {"label": labels[perm]})
+
+
+def bar_video_frames(calls, duration_s: float, *, fps: float = 30.0, shape=(16, 32), lead_s: float = 0.05,
+                     band_hz=(30_000.0, 110_000.0), width_px: float = 1.5) -> np.ndarray:
+    """Synthetic behaviour video for a synthetic recording: a bar whose position is the call's pitch.
+
+    ``calls`` is a table with ``onset_s`` and ``start_freq_hz`` (e.g. the truth returned by
+    :func:`usvpipe.synth.synth_recording`). From ``lead_s`` before each call's onset until
+    ``lead_s`` before the next one, the frame shows a vertical bar whose column is linear in the
+    call's start frequency over ``band_hz``; before the first call the frame is dark. The lead
+    (more than a frame interval plus the segmenter's onset error) makes the frame on screen at a
+    detected onset show that call. Returns ``(n_frames, height, width)`` in [0, 1].
+    """
+    h, w = int(shape[0]), int(shape[1])
+    n = int(math.ceil(duration_s * fps))
+    onset = np.asarray(calls["onset_s"], dtype=np.float64)
+    pitch = np.asarray(calls["start_freq_hz"], dtype=np.float64)
+    order = np.argsort(onset)
+    onset, pitch = onset[order], pitch[order]
+    t = np.arange(n) / fps
+    which = np.searchsorted(onset - lead_s, t, side="right") - 1  # last call announced by time t
+    frac = np.clip((pitch - band_hz[0]) / (band_hz[1] - band_hz[0]), 0.0, 1.0)
+    col = 2.0 + frac * (w - 5.0)
+    xx = np.arange(w)[None, :]
+    frames = np.zeros((n, h, w), dtype=np.float32)
+    shown = which >= 0
+    prof = np.exp(-0.5 * ((xx - col[which[shown]][:, None]) / width_px) ** 2)
+    frames[shown] = np.repeat(prof[:, None, :], h, 1)
+    return frames
+
+
+def bar_position(frames) -> np.ndarray:
+    """Column centroid of each frame ``(N, h, w)`` (the bar of :func:`bar_video_frames`), in pixels."""
+    f = np.clip(np.asarray(frames, dtype=np.float64), 0.0, None)
+    prof = f.reshape(len(f), -1, f.shape[-1]).sum(1)
+    prof = np.clip(prof - np.median(prof, axis=1, keepdims=True), 0.0, None)
+    return (prof * np.arange(f.shape[-1])).sum(1) / np.maximum(prof.sum(1), 1e-9)

@@ -7,132 +7,15 @@ All models share the encoders/decoders of :mod:`usvpipe.poise.nets` and one inte
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import check_choice, check_finite
 from ..errors import ConfigError
 from . import prior as P
 from .nets import Decoder, Encoder, log_likelihood, use_conv
-
-MODELS = ("poise", "mvae", "mmvae", "vae")
-LIKELIHOODS = ("auto", "gaussian", "bernoulli")
-
-
-@dataclass(frozen=True)
-class PoiseParams:
-    """Parameters of a POISE-VAE (or baseline) and its training.
-
-    Attributes
-    ----------
-    model : {"poise", "mvae", "mmvae", "vae"}
-        ``poise``: private latents ``z`` (``latent_dim_1``) and ``z'`` (``latent_dim_2``) with the
-        coupled prior; ``mvae``: one shared Gaussian latent of ``latent_dim_1 + latent_dim_2``
-        dims, product of Gaussian experts with a standard-normal expert (Wu & Goodman 2018,
-        joint + unimodal ELBO terms); ``mmvae``: the same latent with a mixture of experts
-        (Shi et al. 2019, stratified single-sample ELBO); ``vae``: two independent VAEs (no
-        cross-modal link; the single-modality reference).
-    latent_dim_1, latent_dim_2 : int
-        Sizes of the private latent spaces of modality 1 and 2.
-    hidden_units : int
-        Width of the hidden layers of encoders and decoders.
-    epochs, batch_size : int
-        Passes over the data and pairs per optimisation step.
-    learning_rate : float
-        Adam step size.
-    prior_lr_factor : float
-        Step-size multiplier for the prior's parameters (``lambda``, ``G``).
-    gibbs_sweeps : int
-        Burn-in sweeps per step for posterior chains (started fresh from ``z' | z = 0``).
-    gibbs_samples : int
-        Posterior chains per datum (>= 2: the KL gradient uses their covariance).
-    prior_chains : int
-        Persistent chains for the prior's expectation ``E_p[S]``.
-    likelihood_1, likelihood_2 : {"auto", "gaussian", "bernoulli"}
-        Decoder likelihoods; ``auto`` = Bernoulli for images with values in [0, 1], else Gaussian.
-    obs_sd : float
-        Observation s.d. of Gaussian likelihoods (data units).
-    learn_prior_scale : bool
-        Learn the prior's own natural parameters ``lambda`` (else fixed at ``(0, -1/2)``, i.e.
-        N(0, 1) factors before coupling; only ``G11``, ``G22`` are learnt).
-    kl_gradient : {"pathwise", "score"}
-        How the part of the KL gradient that flows through ``E_q[T]`` is estimated:
-        ``score`` = covariance of the Gibbs samples (unbiased, but its noise grows with the
-        size of the encoder increments, i.e. with sharp posteriors); ``pathwise`` = through
-        one re-parameterised Gibbs sweep (low variance, slightly biased when the coupling is
-        strong relative to the encoder increments). Both are checked against brute force.
-    subset_elbos : bool
-        POISE only: add the ELBOs whose posterior uses one modality's expert (the other's
-        increment is 0) while reconstructing both, as MVAE does; trains cross-generation.
-    prior_init : {"independent", "paired"}
-        Start of the prior's couplings. ``independent``: ``G11 = 0``, ``G22 = -0.1`` (nearly
-        independent normals); ``paired``: each ``z_i`` coupled with ``z'_i`` (the first
-        ``min(n, m)``) with ``G11_ii = pair_coupling``, ``G22_ii = -pair_quartic``. When the
-        latents themselves are the goal (identifiability), use ``paired`` with a
-        ``prior_warmup_epochs`` of about half the epochs: from the independent start the
-        learnt couplings decay to ~0 and the latents stay rotated; the held paired start
-        lets the encoders align with the prior's axes first (docs/poise.md). For
-        cross-generation alone, ``independent`` did better in our video + audio runs.
-    pair_coupling, pair_quartic : float
-        Strength of the ``paired`` start (``G11_ii`` and ``-G22_ii``; ``lambda`` starts at
-        N(0, 1) factors, ``(0, -1/2)``).
-    prior_warmup_epochs : int
-        Epochs during which the prior's parameters are held at their start (the networks
-        still learn); 0 = learn them from the first step.
-    kl_weight : float
-        Weight of the KL term (1 = the ELBO).
-    kl_warmup_epochs : int
-        Linear KL annealing from 0 over this many epochs (0 = none).
-    seed : int
-        Seed for initialisation, batching and sampling.
-    """
-
-    model: str = "poise"
-    latent_dim_1: int = 8
-    latent_dim_2: int = 8
-    hidden_units: int = 256
-    epochs: int = 30
-    batch_size: int = 128
-    learning_rate: float = 1e-3
-    prior_lr_factor: float = 10.0
-    gibbs_sweeps: int = 5
-    gibbs_samples: int = 4
-    prior_chains: int = 512
-    likelihood_1: str = "auto"
-    likelihood_2: str = "auto"
-    obs_sd: float = 0.1
-    learn_prior_scale: bool = True
-    kl_gradient: str = "score"
-    subset_elbos: bool = False
-    prior_init: str = "independent"
-    pair_coupling: float = 1.0
-    pair_quartic: float = 2.0
-    prior_warmup_epochs: int = 0
-    kl_weight: float = 1.0
-    kl_warmup_epochs: int = 0
-    seed: int = 0
-
-    def __post_init__(self):
-        check_finite(self, "poise")
-        check_choice("PoiseParams.model", self.model, MODELS)
-        if self.kl_gradient not in ("pathwise", "score"):
-            raise ConfigError(f"PoiseParams.kl_gradient must be 'pathwise' or 'score', got {self.kl_gradient!r}")
-        check_choice("PoiseParams.prior_init", self.prior_init, ("paired", "independent"))
-        if self.pair_coupling < 0 or self.pair_quartic < 0 or self.prior_warmup_epochs < 0:
-            raise ConfigError("PoiseParams: pair_coupling, pair_quartic and prior_warmup_epochs must be >= 0")
-        for name in ("likelihood_1", "likelihood_2"):
-            check_choice(f"PoiseParams.{name}", getattr(self, name), LIKELIHOODS)
-        for name in ("latent_dim_1", "latent_dim_2", "hidden_units", "epochs", "batch_size",
-                     "gibbs_sweeps", "prior_chains"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"PoiseParams.{name} must be >= 1, got {getattr(self, name)!r}")
-        if self.gibbs_samples < 2:
-            raise ConfigError(f"PoiseParams.gibbs_samples must be >= 2 (the KL gradient needs a covariance), got {self.gibbs_samples}")
-        if not self.learning_rate > 0 or not self.prior_lr_factor > 0 or not self.obs_sd > 0 or self.kl_weight < 0 or self.kl_warmup_epochs < 0:
-            raise ConfigError("PoiseParams: learning_rate and obs_sd must be > 0, kl_weight and kl_warmup_epochs >= 0")
+from .params import LIKELIHOODS, MODELS, PoiseParams  # noqa: F401  (re-exported)
 
 
 def resolve_likelihood(kind: str, shape, x_min: float, x_max: float) -> str:
@@ -177,7 +60,8 @@ class PoiseVAE(_Base):
         paired = params.prior_init == "paired"
         self.prior = P.CoupledPrior(n, m, learn_lambda=params.learn_prior_scale,
                                     pair_coupling=params.pair_coupling if paired else 0.0,
-                                    pair_quartic=params.pair_quartic if paired else 0.0)
+                                    pair_quartic=params.pair_quartic if paired else 0.0,
+                                    full=params.full_coupling, random_init=params.prior_init == "random")
         self.register_buffer("prior_zp", torch.randn(params.prior_chains, m))
 
     # -- natural parameters
@@ -193,7 +77,7 @@ class PoiseVAE(_Base):
         d = self._increments(self.enc1, x1) if x1 is not None else None
         e = self._increments(self.enc2, x2) if x2 is not None else None
         if d is None and e is None:
-            raise ValueError("at least one modality is needed for a posterior")
+            raise ConfigError("at least one modality is needed for a posterior (fix: pass x1, x2 or both)")
         q = p.unsqueeze(0).unsqueeze(0).shifted(*(d or (None, None)), *(e or (None, None)))
         return p, q, d, e
 
@@ -205,15 +89,27 @@ class PoiseVAE(_Base):
     def _elbo_terms(self, x1, x2, given1, given2, zpr, kl_weight):
         prm = self.params
         p, q, d, e = self.posterior_params(x1 if given1 else None, x2 if given2 else None)
-        B = x1.shape[0]
-        zq, zpq = self._run_chains(q, B, prm.gibbs_samples, prm.gibbs_sweeps)
+        B, K = x1.shape[0], prm.gibbs_samples
+        if prm.recon_samples == "all":
+            # Every state of every chain, differentiable through the whole chain; the final
+            # states (detached) are the KL's posterior samples.
+            zs, zps = P.gibbs_path(q, P.init_chain(q, (B, K)), prm.gibbs_sweeps)
+            zq, zpq = zs[:, -K:].detach(), zps[:, -K:].detach()
+        else:
+            zq, zpq = self._run_chains(q, B, K, prm.gibbs_sweeps)
         # One differentiable sweep from the chains' state: reconstruction term (first chain)
         # and, with kl_gradient="pathwise", the KL's Cov_q(S) D part (all chains).
-        z, zp = P.reparam_sample(q, zpq if prm.kl_gradient == "pathwise" else zpq[:, :1])
+        need_rep = prm.kl_gradient == "pathwise" or prm.recon_samples == "one"
+        if need_rep:
+            z, zp = P.reparam_sample(q, zpq if prm.kl_gradient == "pathwise" else zpq[:, :1])
         rep = (z, zp) if prm.kl_gradient == "pathwise" else None
         kl = P.kl_surrogate(q, p, d, e, zq, zpq, zpr, rep=rep)
-        ll1 = self._ll(x1, self.dec1(z[:, 0]), 1)
-        ll2 = self._ll(x2, self.dec2(zp[:, 0]), 2)
+        if prm.recon_samples == "all":
+            ll1 = self._ll(x1.unsqueeze(1), self.dec1(zs), 1).mean(1)
+            ll2 = self._ll(x2.unsqueeze(1), self.dec2(zps), 2).mean(1)
+        else:
+            ll1 = self._ll(x1, self.dec1(z[:, 0]), 1)
+            ll2 = self._ll(x2, self.dec2(zp[:, 0]), 2)
         return -(ll1 + ll2) + kl_weight * kl, ll1, ll2, kl
 
     def loss(self, x1, x2, kl_weight: float = 1.0):
@@ -221,10 +117,15 @@ class PoiseVAE(_Base):
         # Persistent prior chains: a few sweeps per step track the slowly changing prior.
         with torch.no_grad():
             p = self.prior.natural()
-            pd = P.NatParams(*(t.detach() for t in (p.a1, p.a2, p.b1, p.b2, p.g11, p.g22)))
-            zpr, zppr = P.gibbs(pd, self.prior_zp, prm.gibbs_sweeps)
+            zpr, zppr = P.gibbs(p.detach(), self.prior_zp, prm.gibbs_sweeps)
             self.prior_zp.copy_(zppr)
-        term, ll1, ll2, kl = self._elbo_terms(x1, x2, True, True, zpr, kl_weight)
+        given1 = given2 = True
+        if prm.modality_dropout > 0:
+            # Batch masking (reference code): with probability p this batch's posterior
+            # ignores modality 1, with probability p modality 2; both are still reconstructed.
+            u = float(torch.rand(()))
+            given1, given2 = u >= prm.modality_dropout, not (prm.modality_dropout <= u < 2 * prm.modality_dropout)
+        term, ll1, ll2, kl = self._elbo_terms(x1, x2, given1, given2, zpr, kl_weight)
         info = {"recon_1": -ll1.mean().item(), "recon_2": -ll2.mean().item(), "kl": kl.mean().item()}
         if prm.subset_elbos:
             # ELBOs with one modality's expert only (still reconstructing both): also lower

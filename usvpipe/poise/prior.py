@@ -5,7 +5,7 @@ Notation (per coordinate sufficient statistics ``T(z) = (z, z^2)``, ``T(z') = (z
     log p(z, z') = a1.z + a2.z^2 + b1.z' + b2.z'^2 + z^T G11 z' + (z^2)^T G22 (z'^2) - log Z
 
 with ``a2 < 0``, ``b2 < 0`` and ``G22 < 0`` elementwise (each ``-softplus`` of a free
-parameter) and the mixed blocks ``G12 = G21 = 0``. Then
+parameter) and, by default, the mixed blocks ``G12 = G21 = 0``. Then
 
 * ``z_i | z'`` is Gaussian with natural parameters ``(a1 + G11 z', a2 + G22 z'^2)_i`` and the
   second one is ``<= a2 < 0`` for every ``z'`` (a proper conditional), and symmetrically for
@@ -14,6 +14,14 @@ parameter) and the mixed blocks ``G12 = G21 = 0``. Then
   quadratic ones, and near the axes integrating out ``z`` leaves ``exp(-b2 z'^2 + bounded)``.
   (With ``G22 = 0`` the joint would be a Gaussian that is improper when ``G11`` is large, even
   though every conditional is proper; the strict negativity is what prevents that.)
+
+With ``full=True`` the mixed blocks ``z^T G12 (z'^2)`` and ``(z^2)^T G21 z'`` are added (as in
+the lab's reference code). They are bounded so that the above stays true:
+``sum_j max_{z'} (G22_ij z'^2 + G21_ij z') = sum_j G21_ij^2 / (4 |G22_ij|) < 0.98 |a2_i|`` when
+``|G21_ij| < 0.99 sqrt(4 |G22_ij| |a2_i| / m)`` (likewise ``G12`` with ``b2_j`` and ``n``), so the
+second natural parameter of every conditional stays ``<= 0.02 a2 < 0``; integrating ``z`` out at
+large ``|z'|`` leaves ``exp((b2_j + sum_i G12_ij^2 / (4 |G22_ij|)) z'_j^2 + ...)`` with a negative
+coefficient by the same bound, so the joint stays normalisable.
 
 A posterior ``q(z, z' | x, x')`` is the same family with ``(a, b)`` shifted by encoder increments
 ``(d1, d2 <= 0, e1, e2 <= 0)`` and the *same* couplings (product of experts in natural
@@ -28,6 +36,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..errors import ConfigError
+
 _LOG_PI = math.log(math.pi)
 
 
@@ -35,7 +45,8 @@ _LOG_PI = math.log(math.pi)
 class NatParams:
     """Natural parameters of one member of the family (tensors broadcast over a batch).
 
-    ``a1, a2``: shape (..., n); ``b1, b2``: shape (..., m); ``g11, g22``: (n, m).
+    ``a1, a2``: shape (..., n); ``b1, b2``: shape (..., m); ``g11, g22``: (n, m); the mixed
+    blocks ``g12`` (``z . z'^2``) and ``g21`` (``z^2 . z'``), (n, m) each, or ``None`` (= 0).
     """
 
     a1: torch.Tensor
@@ -44,6 +55,8 @@ class NatParams:
     b2: torch.Tensor
     g11: torch.Tensor
     g22: torch.Tensor
+    g12: torch.Tensor | None = None
+    g21: torch.Tensor | None = None
 
     def shifted(self, d1, d2, e1, e2) -> "NatParams":
         """Product with an expert: add natural-parameter increments (``None`` = absent = 0)."""
@@ -54,12 +67,16 @@ class NatParams:
         if e1 is not None:
             b1 = b1 + e1
             b2 = b2 + e2
-        return NatParams(a1, a2, b1, b2, self.g11, self.g22)
+        return NatParams(a1, a2, b1, b2, self.g11, self.g22, self.g12, self.g21)
 
     def unsqueeze(self, dim: int) -> "NatParams":
         """Insert a sample axis into the per-datum parameters (couplings are shared)."""
         return NatParams(self.a1.unsqueeze(dim), self.a2.unsqueeze(dim), self.b1.unsqueeze(dim),
-                         self.b2.unsqueeze(dim), self.g11, self.g22)
+                         self.b2.unsqueeze(dim), self.g11, self.g22, self.g12, self.g21)
+
+    def detach(self) -> "NatParams":
+        return NatParams(*(None if t is None else t.detach() for t in
+                           (self.a1, self.a2, self.b1, self.b2, self.g11, self.g22, self.g12, self.g21)))
 
 
 class CoupledPrior(nn.Module):
@@ -71,7 +88,8 @@ class CoupledPrior(nn.Module):
     """
 
     def __init__(self, n: int, m: int, *, g22_floor: float = 1e-4, g22_init: float = 0.1,
-                 learn_lambda: bool = True, pair_coupling: float = 0.0, pair_quartic: float = 0.0):
+                 learn_lambda: bool = True, pair_coupling: float = 0.0, pair_quartic: float = 0.0,
+                 full: bool = False, random_init: bool = False):
         super().__init__()
         self.n, self.m = int(n), int(m)
         self.g22_floor = float(g22_floor)
@@ -95,6 +113,21 @@ class CoupledPrior(nn.Module):
                 self.g11[idx, idx] = float(pair_coupling)
                 if pair_quartic > 0:
                     self.g22_raw[idx, idx] = math.log(math.expm1(float(pair_quartic)))
+        self.full = bool(full)
+        if self.full:
+            # Raw mixed blocks; natural() maps them through tanh into the bound that keeps
+            # every conditional proper (module docstring). 0 = no mixed coupling.
+            self.g12_raw = nn.Parameter(torch.zeros(n, m))
+            self.g21_raw = nn.Parameter(torch.zeros(n, m))
+        if random_init:
+            # Dense random couplings (the reference code starts them from randn), scaled so the
+            # summed coupling per coordinate stays O(1).
+            with torch.no_grad():
+                self.g11.copy_(torch.randn(n, m) / math.sqrt(max(n, m)))
+                self.g22_raw.copy_(torch.randn(n, m))
+                if self.full:
+                    self.g12_raw.copy_(torch.randn(n, m))
+                    self.g21_raw.copy_(torch.randn(n, m))
         if not learn_lambda:
             # The talk's ansatz: lambda = (0, -1/2) fixed; only the couplings are learnt.
             for p in (self.a1, self.a2_raw, self.b1, self.b2_raw):
@@ -103,19 +136,34 @@ class CoupledPrior(nn.Module):
     def natural(self) -> NatParams:
         # -softplus keeps a2, b2, G22 negative by construction; the floor keeps G22 strictly
         # negative even when softplus underflows, so the joint stays normalisable.
-        return NatParams(self.a1, -F.softplus(self.a2_raw), self.b1, -F.softplus(self.b2_raw),
-                         self.g11, -F.softplus(self.g22_raw) - self.g22_floor)
+        a2, b2 = -F.softplus(self.a2_raw), -F.softplus(self.b2_raw)
+        g22 = -F.softplus(self.g22_raw) - self.g22_floor
+        g12 = g21 = None
+        if self.full:
+            g21 = 0.99 * torch.tanh(self.g21_raw) * torch.sqrt(4.0 * (-g22) * (-a2).unsqueeze(1) / self.m)
+            g12 = 0.99 * torch.tanh(self.g12_raw) * torch.sqrt(4.0 * (-g22) * (-b2).unsqueeze(0) / self.n)
+        return NatParams(self.a1, a2, self.b1, b2, self.g11, g22, g12, g21)
 
 
 # ----------------------------------------------------------------------------------- conditionals
 def cond_z(p: NatParams, u1: torch.Tensor, u2: torch.Tensor):
     """Natural parameters of ``z | z'`` given ``T(z') = (u1, u2)``, shape (..., n) each."""
-    return p.a1 + u1 @ p.g11.T, p.a2 + u2 @ p.g22.T
+    eta1, eta2 = p.a1 + u1 @ p.g11.T, p.a2 + u2 @ p.g22.T
+    if p.g12 is not None:
+        eta1 = eta1 + u2 @ p.g12.T
+    if p.g21 is not None:
+        eta2 = eta2 + u1 @ p.g21.T
+    return eta1, eta2
 
 
 def cond_zp(p: NatParams, t1: torch.Tensor, t2: torch.Tensor):
     """Natural parameters of ``z' | z`` given ``T(z) = (t1, t2)``, shape (..., m) each."""
-    return p.b1 + t1 @ p.g11, p.b2 + t2 @ p.g22
+    eta1, eta2 = p.b1 + t1 @ p.g11, p.b2 + t2 @ p.g22
+    if p.g21 is not None:
+        eta1 = eta1 + t2 @ p.g21
+    if p.g12 is not None:
+        eta2 = eta2 + t1 @ p.g12
+    return eta1, eta2
 
 
 def gauss_moments(eta1: torch.Tensor, eta2: torch.Tensor):
@@ -144,7 +192,7 @@ def gibbs(p: NatParams, zp: torch.Tensor, sweeps: int, *, generator=None):
     thousands of chains run as a handful of tensor operations (on the GPU when ``zp`` is there).
     """
     if sweeps < 1:
-        raise ValueError("sweeps must be >= 1")
+        raise ConfigError("gibbs: sweeps must be >= 1")
     with torch.no_grad():
         for _ in range(sweeps):
             z = _draw(*cond_z(p, zp, zp * zp), generator=generator)
@@ -163,16 +211,18 @@ def gibbs_loop(p: NatParams, zp: torch.Tensor, sweeps: int, *, generator=None):
         m = p.b1.shape[-1]
         z = torch.zeros(zp.shape[:-1] + (n,), dtype=zp.dtype, device=zp.device)
         zp = zp.clone()
+        g12 = p.g12 if p.g12 is not None else torch.zeros_like(p.g11)
+        g21 = p.g21 if p.g21 is not None else torch.zeros_like(p.g11)
         for _ in range(sweeps):
             zp2 = zp * zp
             for i in range(n):
-                e1 = p.a1[..., i] + (zp * p.g11[i]).sum(-1)
-                e2 = p.a2[..., i] + (zp2 * p.g22[i]).sum(-1)
+                e1 = p.a1[..., i] + (zp * p.g11[i]).sum(-1) + (zp2 * g12[i]).sum(-1)
+                e2 = p.a2[..., i] + (zp2 * p.g22[i]).sum(-1) + (zp * g21[i]).sum(-1)
                 z[..., i] = _draw(e1, e2, generator=generator)
             z2 = z * z
             for j in range(m):
-                e1 = p.b1[..., j] + (z * p.g11[:, j]).sum(-1)
-                e2 = p.b2[..., j] + (z2 * p.g22[:, j]).sum(-1)
+                e1 = p.b1[..., j] + (z * p.g11[:, j]).sum(-1) + (z2 * g21[:, j]).sum(-1)
+                e2 = p.b2[..., j] + (z2 * p.g22[:, j]).sum(-1) + (z * g12[:, j]).sum(-1)
                 zp[..., j] = _draw(e1, e2, generator=generator)
     return z, zp
 
@@ -182,6 +232,26 @@ def init_chain(p: NatParams, shape, *, generator=None) -> torch.Tensor:
     b1 = p.b1.expand(tuple(shape) + (p.b1.shape[-1],)) if p.b1.dim() == 1 else p.b1.expand(*shape, -1)
     b2 = p.b2.expand_as(b1)
     return _draw(b1, b2, generator=generator)
+
+
+def gibbs_path(p: NatParams, zp: torch.Tensor, sweeps: int):
+    """A differentiable block-Gibbs chain: every state ``(z, z')`` of ``sweeps`` sweeps.
+
+    Each draw is re-parameterised (``mu + sd * eps``), so gradients flow through the whole
+    chain to the natural parameters (the reference code's choice for its reconstruction
+    term). Returns ``(z, z')`` with the states stacked on the sample axis: shapes
+    ``(..., S * sweeps, n)`` and ``(..., S * sweeps, m)`` for a start ``zp`` of ``(..., S, m)``,
+    the last ``S`` being the final states.
+    """
+    if sweeps < 1:
+        raise ConfigError("gibbs_path: sweeps must be >= 1")
+    zs, zps = [], []
+    for _ in range(sweeps):
+        z = _draw(*cond_z(p, zp, zp * zp))
+        zp = _draw(*cond_zp(p, z, z * z))
+        zs.append(z)
+        zps.append(zp)
+    return torch.cat(zs, -2), torch.cat(zps, -2)
 
 
 def reparam_sample(p: NatParams, zp_prev: torch.Tensor):
@@ -205,8 +275,13 @@ def energy(p: NatParams, z, u1, u2) -> torch.Tensor:
     give its Rao-Blackwellised expectation. Shape: batch shape of ``z``.
     """
     z2 = z * z
-    return ((p.a1 * z).sum(-1) + (p.a2 * z2).sum(-1) + (p.b1 * u1).sum(-1) + (p.b2 * u2).sum(-1)
-            + (z * (u1 @ p.g11.T)).sum(-1) + (z2 * (u2 @ p.g22.T)).sum(-1))
+    out = ((p.a1 * z).sum(-1) + (p.a2 * z2).sum(-1) + (p.b1 * u1).sum(-1) + (p.b2 * u2).sum(-1)
+           + (z * (u1 @ p.g11.T)).sum(-1) + (z2 * (u2 @ p.g22.T)).sum(-1))
+    if p.g12 is not None:
+        out = out + (z * (u2 @ p.g12.T)).sum(-1)
+    if p.g21 is not None:
+        out = out + (z2 * (u1 @ p.g21.T)).sum(-1)
+    return out
 
 
 def rb_zp_stats(p: NatParams, z):
@@ -247,7 +322,7 @@ def kl_surrogate(q: NatParams, p: NatParams, d, e, zq, zpq, zprior, *, rep=None)
     """
     K = zq.shape[1]
     if K < 2:
-        raise ValueError("the KL gradient needs at least 2 posterior samples per datum")
+        raise ConfigError("the KL gradient needs at least 2 posterior samples per datum")
     zq, zpq, zprior = zq.detach(), zpq.detach(), zprior.detach()
 
     # Rao-Blackwellised posterior moments (z' integrated given z); linear statistics so that

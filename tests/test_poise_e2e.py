@@ -1,0 +1,65 @@
+"""End to end from files: WAV + behaviour video -> segment -> poise pairs -> poise train -> cross-generation.
+
+The video shows a bar whose column encodes the pitch of the call on screen; the WAV comes from
+the synth API. If pairing picked the wrong frames (sync, frame times, matching), the bar would
+not follow the syllable and the cross-generated bar position could not be predicted from audio.
+"""
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("av") is None, reason="PyAV (extra 'video') not installed")
+torch.set_num_threads(1)
+
+
+def test_video_and_wav_to_a_model_that_draws_the_bar_from_the_call(tmp_path):
+    import soundfile as sf
+    from click.testing import CliRunner
+
+    from usvpipe.cli import main
+    from usvpipe.poise import cross_generate, load_poise
+    from usvpipe.poise.data import PairedData, bar_position, bar_video_frames, load_pairs, save_pairs
+    from usvpipe.poise.video import write_video
+    from usvpipe.synth import synth_recording
+
+    duration = 60.0
+    audio, truth = synth_recording(duration, 250_000, call_rate_hz=5.0, min_gap_s=0.08, seed=0, snr_db=25)
+    rec = tmp_path / "data" / "g" / "a0"
+    rec.mkdir(parents=True)
+    sf.write(rec / "s0.wav", audio, 250_000)
+    write_video(rec / "s0.mp4", bar_video_frames(truth, duration, fps=30), fps=30)
+    (tmp_path / "usvpipe.toml").write_text("[syllables]\nshape = [32, 32]\n")
+    runner = CliRunner()
+    res = runner.invoke(main, ["segment", str(tmp_path / "data"), str(tmp_path / "store"),
+                               "--config", str(tmp_path / "usvpipe.toml"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(main, ["poise", "pairs", str(tmp_path / "store"), str(tmp_path / "data"),
+                               str(tmp_path / "pairs.npz"), "--size", "16", "32"])
+    assert res.exit_code == 0, res.output
+    pairs = load_pairs(tmp_path / "pairs.npz")
+    assert len(pairs) > 0.9 * len(truth)
+    # The frame at each detected onset shows that call's bar (pairing is right before training).
+    pos = bar_position(pairs.x1)
+    nearest = np.abs(pairs.extra["onset_s"][:, None] - truth["onset_s"].to_numpy()[None]).argmin(1)
+    assert np.corrcoef(pos, truth["start_freq_hz"].to_numpy()[nearest])[0, 1] > 0.99
+
+    rng = np.random.default_rng(0)
+    perm = rng.permutation(len(pairs))
+    train, test = perm[: int(0.8 * len(perm))], perm[int(0.8 * len(perm)):]
+    save_pairs(tmp_path / "train.npz", PairedData(pairs.x1[train], pairs.x2[train]))
+    res = runner.invoke(main, ["poise", "train", str(tmp_path / "train.npz"), str(tmp_path / "model"),
+                               "--latent-dim-1", "4", "--latent-dim-2", "4", "--hidden-units", "32",
+                               "--epochs", "40", "--batch-size", "32", "--subset-elbos"])
+    assert res.exit_code == 0, res.output
+    model = load_poise(tmp_path / "model" / "model.pt")
+    torch.manual_seed(0)
+    frames, _ = cross_generate(model, x2=pairs.x2[test], mean=True)  # video <- audio, held-out pairs
+    got, want = bar_position(frames[:, 0]), pos[test]
+    r2 = 1 - ((got - want) ** 2).sum() / ((want - want.mean()) ** 2).sum()
+    # ~45 held-out pairs from ~225 training pairs: R^2 was 0.38-0.42 over three settings here;
+    # scripts/poise_video_pairs.py (more recordings) measures the R^2 >= 0.7 claim.
+    assert r2 > 0.2, r2
