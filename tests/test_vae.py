@@ -15,7 +15,7 @@ from usvpipe.vae import TrainParams, decode, encode, load_model, read_latents, t
 
 SHAPE = (32, 32)
 # a tiny architecture: 32x32 -> 8x8 feature map, so every test trains in seconds
-TINY = dict(latent_dim=8, channels=(4, 8), hidden=(32,), batch_size=32, figure_every=0, seed=3)
+TINY = dict(latent_dim=8, channels=(4, 8), hidden=(32,), batch_size=32, figure_every=0, seed=3, min_steps=0)
 
 
 @pytest.fixture(autouse=True)
@@ -135,7 +135,7 @@ def test_epoch_sharding_covers_every_row_once_per_rank_set():
 
     rows = np.arange(100, 203)
     perm = np.random.default_rng(0).permutation(len(rows))
-    shards = [epoch_batches(rows, perm, 8, rank=r, world_size=3, drop_last=False) for r in range(3)]
+    shards = [epoch_batches(rows, perm, 8, rank=r, world_size=3) for r in range(3)]
     assert len({len(s) for s in shards}) == 1  # same number of steps on every process
     seen = np.concatenate([np.concatenate(s) for s in shards])
     assert set(seen) == set(rows) and len(seen) - len(rows) < 3  # only the wrap-around padding repeats
