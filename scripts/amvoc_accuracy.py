@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 
 from usvpipe.annotations import read_segments  # noqa: E402
 from usvpipe.evaluate import evaluate_segments, pool_scores  # noqa: E402
-from usvpipe.segment import SegmentParams, segment_file  # noqa: E402
+from usvpipe.segmentation import SegmentParams, segment_file  # noqa: E402
 
 RECORDINGS = ("1", "2", "3", "6")
 TOOLS = ("deepsqueak", "vocalmat", "mupet", "msa2", "msa1")

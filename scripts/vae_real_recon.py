@@ -45,7 +45,7 @@ def main(argv=None):
 
     import torch
 
-    from usvpipe.pipeline_segment import SyllableParams, segment_recordings
+    from usvpipe.segmentation import SyllableParams, segment_recordings
     from usvpipe.store import open_store
     from usvpipe.vae import TrainParams, load_model, train
     from usvpipe.vae.plots import plot_reconstructions

@@ -52,11 +52,11 @@ def _dies_on_one_recording(task):
     """Stand-in for the worker function: the process dies (as when the OOM killer strikes)."""
     import os
 
-    from usvpipe import pipeline_segment
+    from usvpipe.segmentation import worker
 
     if task.rec.recording.endswith("A02_rec1.wav"):
         os._exit(137)
-    return pipeline_segment._real_run_task(task)
+    return worker._real_run_task(task)
 
 
 def test_a_shard_written_before_the_pool_broke_counts_as_done(tmp_path):
@@ -64,26 +64,27 @@ def test_a_shard_written_before_the_pool_broke_counts_as_done(tmp_path):
     # its result not yet collected) is done, not failed; an unfinished or outdated one is not.
     from dataclasses import replace
 
-    from usvpipe import pipeline_segment as ps
     from usvpipe.config import params_digest
-    from usvpipe.segment import SegmentParams
-    from usvpipe.spectrogram import SpectrogramParams
+    from usvpipe.segmentation import batch, inputs, worker
+    from usvpipe.segmentation.params import SegmentParams, SyllableParams
+    from usvpipe.segmentation.spectrogram import SpectrogramParams
     from usvpipe.store import read_shard_info, shard_path
     from usvpipe.synth import make_dataset
 
     data = tmp_path / "data"
     make_dataset(data, groups=("A",), animals_per_group=2, duration_s=2.0, seed=3)
-    recs, _ = ps.plan_recordings(data)
-    params = ps.run_params(SpectrogramParams(), SegmentParams(), ps.SyllableParams(), None)
+    recs, _ = inputs.plan_recordings(data)
+    params = batch.run_params(SpectrogramParams(), SegmentParams(), SyllableParams(), None)
     out = tmp_path / "out"
     out.mkdir()
-    tasks = [ps._Task(r, str(out), SpectrogramParams(), SegmentParams(), ps.SyllableParams(), None,
+    tasks = [worker.Task(r, str(out), SpectrogramParams(), SegmentParams(), SyllableParams(), None,
                       params_digest(params, {"animal": r.animal, "group": r.group}), params) for r in recs]
-    assert ps._run_task(tasks[0])["status"] == "done"
-    done = ps._finished_before_the_pool_broke(tasks[0], out)
-    assert done == {"status": "done", "n": read_shard_info(shard_path(out, recs[0].recording)).n_syllables, "audio_s": 0.0}
-    assert ps._finished_before_the_pool_broke(tasks[1], out) is None  # never written
-    assert ps._finished_before_the_pool_broke(replace(tasks[0], digest="other parameters"), out) is None
+    assert worker.run_task(tasks[0]).ok
+    done = worker.finished_before_the_pool_broke(tasks[0])
+    assert done.ok and done.audio_s == 0.0
+    assert done.n_syllables == read_shard_info(shard_path(out, recs[0].recording)).n_syllables
+    assert worker.finished_before_the_pool_broke(tasks[1]) is None  # never written
+    assert worker.finished_before_the_pool_broke(replace(tasks[0], digest="other parameters")) is None
 
 
 def test_a_killed_worker_is_reported_and_the_rerun_finishes(tmp_path, monkeypatch):
@@ -91,7 +92,7 @@ def test_a_killed_worker_is_reported_and_the_rerun_finishes(tmp_path, monkeypatc
 
     import pandas as pd
 
-    from usvpipe import pipeline_segment
+    from usvpipe.segmentation import batch, worker
     from usvpipe.store import open_store
     from usvpipe.synth import make_dataset
 
@@ -99,15 +100,15 @@ def test_a_killed_worker_is_reported_and_the_rerun_finishes(tmp_path, monkeypatc
         pytest.skip("the stand-in worker reaches child processes only with the fork start method")
     data = tmp_path / "data"
     make_dataset(data, groups=("A",), animals_per_group=3, duration_s=2.0, seed=2)
-    monkeypatch.setattr(pipeline_segment, "_real_run_task", pipeline_segment._run_task, raising=False)
-    monkeypatch.setattr(pipeline_segment, "_run_task", _dies_on_one_recording)
-    run = pipeline_segment.segment_recordings(data, tmp_path / "out", jobs=2, progress=False)
+    monkeypatch.setattr(worker, "_real_run_task", worker.run_task, raising=False)
+    monkeypatch.setattr(worker, "run_task", _dies_on_one_recording)
+    run = batch.segment_recordings(data, tmp_path / "out", jobs=2, progress=False)
     assert run.n_failed >= 1 and run.n_done + run.n_failed == 3
     assert all("worker process died" in reason for _, reason in run.failures)
     errors = pd.read_csv(tmp_path / "out" / "errors.csv")
     assert any("A02_rec1.wav" in p for p in errors["path"])
-    monkeypatch.setattr(pipeline_segment, "_run_task", pipeline_segment._real_run_task)
-    again = pipeline_segment.segment_recordings(data, tmp_path / "out", jobs=2, progress=False)
+    monkeypatch.setattr(worker, "run_task", worker._real_run_task)
+    again = batch.segment_recordings(data, tmp_path / "out", jobs=2, progress=False)
     assert again.n_failed == 0 and again.n_done == run.n_failed
     assert len(open_store(tmp_path / "out").table["recording"].unique()) == 3
     assert not (tmp_path / "out" / "errors").exists() or not any((tmp_path / "out" / "errors").iterdir())

@@ -81,7 +81,7 @@ def test_unbiased_mmd_is_centred_under_null_and_biased_is_not():
 
 # ----------------------------------------------------------------------------- permutation machinery
 def test_permutation_null_equals_direct_recomputation():
-    from usvpipe.mmd import _label_matrix
+    from usvpipe.mmd.pvalues import _label_matrix
 
     rng = np.random.default_rng(4)
     X, Y = rng.normal(size=(12, 3)), rng.normal(size=(9, 3)) + 0.5

@@ -283,7 +283,7 @@ def test_rerun_with_new_training_parameters_retrains(tmp_path):
 def test_a_to_a_split_is_not_significant(demo_run, tmp_path):
     """Same model, new animals all drawn from one distribution: no difference to find."""
     from usvpipe.mmd import mmd_test
-    from usvpipe.pipeline_segment import segment_recordings
+    from usvpipe.segmentation import segment_recordings
     from usvpipe.synth import make_dataset
     from usvpipe.vae import encode
 

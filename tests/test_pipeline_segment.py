@@ -1,4 +1,4 @@
-"""Batch segmentation: CLI, resumability, sharding, failures (usvpipe.pipeline_segment)."""
+"""Batch segmentation: CLI, resumability, sharding, failures (usvpipe.segmentation: inputs, worker, batch)."""
 from __future__ import annotations
 
 import hashlib
@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from usvpipe.cli import main
 from usvpipe.errors import ConfigError, InputFileError
-from usvpipe.pipeline_segment import SyllableParams, layout_metadata, segment_recordings
+from usvpipe.segmentation import SyllableParams, layout_metadata, segment_recordings
 from usvpipe.store import open_store
 from usvpipe.synth import make_dataset
 
@@ -117,7 +117,7 @@ def test_metadata_csv_and_listing(dataset, tmp_path):
 
 
 def test_metadata_rows_that_disagree_are_refused(tmp_path):
-    from usvpipe.pipeline_segment import read_metadata
+    from usvpipe.segmentation.inputs import read_metadata
 
     meta = tmp_path / "meta.csv"
     # The same recording twice with the same labels is harmless (a copy-pasted row) ...
@@ -136,7 +136,7 @@ def test_metadata_csv_as_spreadsheets_and_windows_write_it(dataset, tmp_path, st
     # Real metadata CSVs: "path, animal, group" with spaces, backslash paths and CRLF from
     # Windows, ';' from comma-decimal locales, or kept outside the data folder with paths
     # relative to the input folder. Each must give every recording its animal and group.
-    from usvpipe.pipeline_segment import plan_recordings
+    from usvpipe.segmentation.inputs import plan_recordings
 
     import os
 

@@ -1,4 +1,4 @@
-"""Spectrogram and amplitude segmentation (usvpipe.spectrogram, usvpipe.segment)."""
+"""Spectrogram and amplitude segmentation (usvpipe.segmentation: spectrogram, trace, detection)."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,8 +8,8 @@ import soundfile as sf
 
 from usvpipe.errors import ConfigError, InputFileError
 from usvpipe.evaluate import evaluate_segments, pool_scores
-from usvpipe.segment import SCORE_COLUMNS, SegmentParams, segment_audio, segment_file
-from usvpipe.spectrogram import SpectrogramParams, band_power_db, spectrogram
+from usvpipe.segmentation import SCORE_COLUMNS, SegmentParams, segment_audio, segment_file
+from usvpipe.segmentation.spectrogram import SpectrogramParams, band_power_db, spectrogram
 from usvpipe.synth import synth_recording
 
 SR = 250_000
@@ -136,3 +136,16 @@ def test_amvoc_accuracy_pooled(shared_data):
     pooled = pool_scores(ev)
     assert pooled.event_f1 >= 0.90, pooled
     assert pooled.boundary_f1 >= 0.80, pooled
+
+
+def test_the_old_module_paths_still_export_the_segmentation_api():
+    import usvpipe
+    from usvpipe import pipeline_segment, segment, spectrogram as old_spectrogram
+    from usvpipe.segmentation import batch, detection, params
+    from usvpipe.segmentation import spectrogram as new_spectrogram
+
+    assert segment.segment_file is detection.segment_file is usvpipe.segment_file
+    assert segment.SegmentParams is params.SegmentParams is usvpipe.SegmentParams
+    assert pipeline_segment.segment_recordings is batch.segment_recordings is usvpipe.segment_recordings
+    assert pipeline_segment.SyllableParams is params.SyllableParams
+    assert old_spectrogram.SpectrogramParams is new_spectrogram.SpectrogramParams is usvpipe.SpectrogramParams

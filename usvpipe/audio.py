@@ -164,7 +164,8 @@ def _bytes_per_frame(info) -> int:
     return (b // 8) * int(info.channels) if b else 0
 
 
-def _check_channel(info: AudioInfo, channel: Channel) -> Channel:
+def check_channel(info: AudioInfo, channel: Channel) -> Channel:
+    """The channel to read from ``info``'s file: an int index or ``"mix"`` (raises for an invalid choice)."""
     if channel is None:
         if info.n_channels == 1:
             return 0
@@ -187,8 +188,8 @@ def _check_channel(info: AudioInfo, channel: Channel) -> Channel:
     return int(channel)
 
 
-def _select(data: np.ndarray, channel) -> np.ndarray:
-    # soundfile returns (n, channels) with always_2d=True
+def select_channel(data: np.ndarray, channel) -> np.ndarray:
+    """One channel (or the mean of all, ``"mix"``) of soundfile's ``(n, channels)`` block, as float32."""
     if channel == "mix":
         out = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
     else:
@@ -206,8 +207,34 @@ def _check_block(info: AudioInfo, data: np.ndarray, start_frame: int) -> None:
         )
 
 
-def _silent_error(info: AudioInfo) -> InputFileError:
+def silent_error(info: AudioInfo) -> InputFileError:
+    """The error for a recording whose samples are all zero."""
     return InputFileError(info.path, "all samples are zero (silent recording)", "check the microphone channel or remove the file from the input")
+
+
+def pcm16_to_float32(data: np.ndarray) -> np.ndarray:
+    """16-bit PCM samples as float32 in [-1, 1): ``x / 32768``.
+
+    Exactly libsndfile's own int16 -> float conversion, ~10x faster done in numpy, so
+    reading int16 and scaling here gives the same samples as reading float32.
+    """
+    return np.multiply(data, np.float32(1.0 / 32768.0), dtype=np.float32)
+
+
+def block_spans(start: int, stop: int, block: int, overlap: int) -> Iterator[tuple[int, int]]:
+    """``(first, end)`` sample ranges of blocks of ``block`` samples stepping by ``block - overlap``.
+
+    Block ``k`` starts at ``start + k * (block - overlap)``; the last one ends at ``stop``
+    (it may be shorter), and no block starts at or after ``stop``.
+    """
+    step = block - overlap
+    pos = start
+    while pos < stop:
+        end = min(pos + block, stop)
+        yield pos, end
+        if end >= stop:
+            break
+        pos += step
 
 
 def read_block(fh, info: AudioInfo, pos: int, n: int, channel) -> np.ndarray:
@@ -217,10 +244,7 @@ def read_block(fh, info: AudioInfo, pos: int, n: int, channel) -> np.ndarray:
     """
     fh.seek(pos)
     if info.subtype == "PCM_16":
-        # libsndfile's int16 -> float conversion is ~10x slower than numpy's;
-        # x / 32768 is exactly what it computes
-        data = fh.read(n, dtype="int16", always_2d=True).astype(np.float32)
-        data *= np.float32(1.0 / 32768.0)
+        data = pcm16_to_float32(fh.read(n, dtype="int16", always_2d=True))
     else:
         data = fh.read(n, dtype="float32", always_2d=True)
     if data.shape[0] < n:
@@ -229,7 +253,7 @@ def read_block(fh, info: AudioInfo, pos: int, n: int, channel) -> np.ndarray:
             f"truncated WAV (could read only {(pos + data.shape[0]) / info.sample_rate_hz:.3f} s of {info.duration_s:.3f} s)",
             "re-copy or re-export the recording",
         )
-    block = _select(data, channel)
+    block = select_channel(data, channel)
     _check_block(info, block, pos)
     return block
 
@@ -278,28 +302,22 @@ def iter_blocks(
     import soundfile as sf
 
     info = info or audio_info(path)
-    ch = _check_channel(info, channel)
+    ch = check_channel(info, channel)
     sr = info.sample_rate_hz
     n = int(block_frames) if block_frames is not None else int(round(block_s * sr))
     ov = int(overlap_frames) if overlap_frames is not None else int(round(overlap_s * sr))
     if n <= 0 or ov < 0 or ov >= n:
         raise ValueError(f"need block > overlap >= 0 samples, got block={n}, overlap={ov}")
     stop = info.n_frames if stop_frame is None else min(int(stop_frame), info.n_frames)
-    step = n - ov
     nonzero = False
     with sf.SoundFile(info.path) as fh:
-        pos = int(start_frame)
-        while pos < stop:
-            want = min(n, stop - pos)
-            block = read_block(fh, info, pos, want, ch)
+        for pos, end in block_spans(int(start_frame), stop, n, ov):
+            block = read_block(fh, info, pos, end - pos, ch)
             if check_silent and not nonzero:
                 nonzero = bool(np.any(block))
             yield Block(pos, block)
-            if pos + want >= stop:
-                break
-            pos += step
     if check_silent and not nonzero and start_frame == 0 and stop == info.n_frames:
-        raise _silent_error(info)
+        raise silent_error(info)
 
 
 def read_audio(path, *, channel: Channel = None, start_frame: int = 0, n_frames: int | None = None, check_silent: bool = True):

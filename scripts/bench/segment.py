@@ -103,7 +103,7 @@ def make_inputs(tmp: Path, data: Path | None, synth_s: float) -> dict[str, tuple
 
 
 def time_usvpipe(path: Path, reps: int, workers: int = 1):
-    from usvpipe.segment import segment_file
+    from usvpipe.segmentation import segment_file
 
     os.environ["USVPIPE_FFT_WORKERS"] = str(workers)
     if path not in _WARM:
@@ -127,7 +127,7 @@ def time_bare_fft(path: Path, reps: int) -> float:
     buffer included, usvpipe's chunk size): the floor for any STFT-based segmenter."""
     from scipy import fft as sfft
 
-    from usvpipe.spectrogram import _CHUNK_FRAMES, SpectrogramParams, frame_view
+    from usvpipe.segmentation.spectrogram import _CHUNK_FRAMES, SpectrogramParams, frame_view
 
     x, sr = sf.read(path, dtype="float32")
     g = SpectrogramParams().geometry(sr)
@@ -161,7 +161,7 @@ def frame(onsets, offsets) -> pd.DataFrame:
 
 
 def batch(inputs: dict, tmp: Path, jobs: int, copies: int) -> tuple[float, float, int]:
-    from usvpipe.pipeline_segment import segment_recordings
+    from usvpipe.segmentation import segment_recordings
 
     src = tmp / "batch_in"
     if not src.exists():

@@ -50,9 +50,9 @@ def segment(in_dir, out_dir, config_path, metadata, jobs, shard, channel, min_fr
     continue (exit status 1 if any recording failed).
     """
     from ..config import load_config, params_from_mapping
-    from ..pipeline_segment import SyllableParams, segment_recordings
-    from ..segment import SegmentParams
-    from ..spectrogram import SpectrogramParams
+    from ..segmentation.batch import segment_recordings
+    from ..segmentation.params import SegmentParams, SyllableParams
+    from ..segmentation.spectrogram import SpectrogramParams
 
     cfg = load_config(config_path) if config_path else {}
     sp = params_from_mapping(SpectrogramParams, cfg.get("spectrogram"), section="spectrogram",

@@ -1,0 +1,76 @@
+"""``usvpipe info``: say what an output directory holds and whether it is complete."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import _io
+from ..errors import UsvpipeError
+from .report import _describe_mmd
+
+
+def describe_directory(path) -> list[str]:
+    """Human-readable lines saying what ``path`` holds and whether it is complete."""
+    from ..store import shard_files
+
+    path = Path(path)
+    if not path.exists():
+        raise UsvpipeError(f"{path}: does not exist")
+    lines = []
+    if (path / "run_manifest.json").exists():
+        m = _io.read_json(path / "run_manifest.json")
+        lines.append(f"{path}: usvpipe run (usvpipe {m.get('usvpipe_version')}, {m.get('wall_s', '?')} s)")
+        for s in m.get("stages", []):
+            lines.append(f"  {s['name']:<8} {s['status']:<22} {s.get('detail', '')}")
+        if m.get("segment_failures"):
+            lines.append(f"  {len(m['segment_failures'])} recording(s) failed; see store/errors.csv")
+        for sub in ("store", "model"):
+            if (path / sub).exists():
+                lines += ["  " + x for x in describe_directory(path / sub)]
+        return lines
+    if (path / "manifest.json").exists() and ((path / "shards").is_dir() or (path / "errors").is_dir()):
+        m = _io.read_json(path / "manifest.json")
+        n_shards = len(shard_files(path))
+        merged = m.get("n_recordings") == n_shards
+        lines.append(
+            f"{path}: syllable store, {m.get('n_recordings')} recordings complete, {m.get('n_syllables')} syllables, "
+            f"{m.get('n_failed', 0)} failed, spectrograms {m.get('spec_shape')}; "
+            + ("merged" if merged else f"NOT merged ({n_shards} shards on disk): run `usvpipe merge {path}`")
+        )
+        return lines
+    if (path / "shards").is_dir():
+        n = len(shard_files(path))
+        return [f"{path}: syllable store with {n} shard(s), not merged yet (run `usvpipe merge {path}`)"]
+    models = sorted(p for p in path.glob("*.pt") if not p.name.startswith(_io.TMP_PREFIX))
+    if models:
+        names = ", ".join(m.name for m in models)
+        if (path / "train.json").exists():
+            t = _io.read_json(path / "train.json")
+            return [f"{path}: trained VAE ({names}): best epoch {t.get('best_epoch')} of {t.get('epochs_run')}, "
+                    f"{t.get('n_train')} train / {t.get('n_val')} validation syllables, device {t.get('device')}; complete"]
+        return [f"{path}: VAE training not finished ({names}): continue with `usvpipe train STORE {path} --resume`"]
+    if (path / "report.json").exists():
+        r = _io.read_json(path / "report.json")
+        return [f"{path}: MMD report: {_describe_mmd(r)}"]
+    if (path / "umap.json").exists():
+        u = _io.read_json(path / "umap.json")
+        files = sorted(p.name for p in path.iterdir() if p.suffix in {".png", ".pdf", ".svg", ".html", ".csv"})
+        method = (u.get("params") or {}).get("method", "?")
+        return [f"{path}: latent-space figures ({method}): {', '.join(files)}"]
+    if (path / "synth.json").exists():
+        wavs = [p for p in path.rglob("*.wav") if not p.name.startswith(".")]
+        return [f"{path}: synthetic dataset, {len(wavs)} WAV files with *.truth.csv ground truth"]
+    if path.is_file():
+        if path.suffix in {".csv", ".h5"}:
+            from ..vae import read_latents
+
+            try:
+                table = read_latents(path)
+            except Exception as exc:  # noqa: BLE001 - describing, not validating
+                raise UsvpipeError(f"{path}: not a latents table ({exc})") from None
+            zcols = [c for c in table.columns if c.startswith("z") and c[1:].isdigit()]
+            return [f"{path}: latents table, {len(table)} syllables, {len(zcols)}-d latents"]
+        return [f"{path}: a file, not a usvpipe output"]
+    wavs = [p for p in path.rglob("*.wav") if not p.name.startswith(".")]
+    if wavs:
+        return [f"{path}: input folder with {len(wavs)} WAV file(s); segment it with `usvpipe segment {path} OUT_DIR`"]
+    return [f"{path}: not a usvpipe output directory ({sum(1 for _ in path.iterdir())} entries)"]

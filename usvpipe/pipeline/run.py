@@ -1,0 +1,235 @@
+"""``usvpipe run``: the stages of one config in order, each skipped when up to date.
+
+Each stage writes into its own folder under the run's output directory and leaves a
+*stamp* (``stage.json``) recording the digest of its parameters and inputs. A stage
+whose stamp matches is skipped, so re-running ``usvpipe run`` after a crash, or after
+changing only the MMD parameters, redoes only what is needed. Segmentation is always
+entered, because it skips finished recordings itself.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import _io
+from .._version import __version__
+from ..config import params_digest
+from ..errors import ConfigError, UsvpipeError
+from .config import PipelineConfig
+from .report import _describe_mmd, write_report
+
+log = logging.getLogger(__name__)
+
+STAMP = "stage.json"
+LEAF_STAGES = ("umap", "mmd")  # no other stage reads their outputs
+
+
+@dataclass
+class StageOutcome:
+    name: str
+    status: str  # "ran", "skipped (up to date)", "failed", "not requested"
+    seconds: float = 0.0
+    detail: str = ""
+
+
+@dataclass
+class PipelineResult:
+    """What a pipeline run produced (paths are absolute)."""
+
+    output: Path
+    stages: list[StageOutcome]
+    report_path: Path | None = None
+    mmd: Any = None
+    segment_failures: list = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(s.status != "failed" for s in self.stages) and not self.segment_failures
+
+
+def run_pipeline(config: PipelineConfig, *, progress: bool = True, force: bool = False) -> PipelineResult:
+    """Run the requested stages of ``config``; returns a :class:`PipelineResult`.
+
+    A stage is skipped when its stamp says its parameters and inputs are unchanged
+    (``force=True`` reruns all). Segmentation failures of individual recordings do not
+    stop the run; they are listed in the result and in the report.
+    """
+    run = config.run
+    if not run.input and "segment" in run.stages:
+        raise ConfigError("[run].input is empty (fix: set it to your WAV folder, or run `usvpipe demo`)")
+    started = time.time()
+    r = _Run(config, _io.ensure_output_dir(run.output), progress=progress, force=force)
+    r.segment()
+    # the store's digest is read only by the stages that read the store
+    sd = r.store_digest() if ("train" in run.stages or "encode" in run.stages) else ""
+    train_digest = params_digest(config.stages["train"], {"store": sd})
+    r.stage("train", r.model_dir, train_digest, r.model_path.exists, lambda: r.train(train_digest))
+    r.stage("encode", r.out / "encode", params_digest({"model": _fingerprint(r.model_path), "store": sd}),
+            r.latents_path.exists, r.encode)
+    r.stage("umap", r.umap_dir, params_digest(config.stages["umap"], {"latents": _fingerprint(r.latents_path),
+                                                                       "color": run.group_col}),
+            r.umap_dir.exists, r.umap)
+    r.stage("mmd", r.mmd_dir, params_digest(config.stages["mmd"], {"latents": _fingerprint(r.latents_path),
+                                                                     "cmp": [run.group_col, run.group_a, run.group_b]}),
+            lambda: (r.mmd_dir / "report.json").exists(), r.mmd)
+    result = r.result
+    # an up-to-date report from an earlier run (not a stale one when this run's test failed)
+    if result.mmd is None and result.stages[-1].status.startswith("skipped") and (r.mmd_dir / "report.json").exists():
+        result.mmd = _io.read_json(r.mmd_dir / "report.json")
+    _write_manifest(r.out, config, result, wall_s=time.time() - started)
+    result.report_path = write_report(r.out, config, result.stages, result)
+    return result
+
+
+class _Run:
+    """One run's folders, options and results; one method per stage body."""
+
+    def __init__(self, config: PipelineConfig, out: Path, *, progress: bool, force: bool):
+        self.config, self.run, self.p = config, config.run, config.stages
+        self.out, self.progress, self.force = out, progress, force
+        self.store_dir, self.model_dir = out / "store", out / "model"
+        self.model_path = self.model_dir / "model.pt"
+        self.latents_path, self.umap_dir, self.mmd_dir = out / "latents.csv", out / "umap", out / "mmd"
+        self.result = PipelineResult(output=out, stages=[])
+
+    def stage(self, name: str, stage_dir: Path, digest: str, outputs_exist: Callable[[], bool],
+              body: Callable[[], str]) -> None:
+        """Run ``body`` unless not requested or up to date; a leaf stage's failure is recorded, not raised."""
+        outcomes = self.result.stages
+        if name not in self.run.stages:
+            outcomes.append(StageOutcome(name, "not requested"))
+            return
+        stamp = _read_stamp(stage_dir)
+        if not self.force and stamp and stamp.get("digest") == digest and outputs_exist():
+            outcomes.append(StageOutcome(name, "skipped (up to date)"))
+            log.info("%s: up to date, skipped", name)
+            return
+        t0 = time.perf_counter()
+        try:
+            detail = body()
+        except UsvpipeError as exc:
+            if name not in LEAF_STAGES:
+                raise
+            # Nothing depends on a figure or a test: record why it failed and still
+            # write the report of everything else (the command exits non-zero).
+            outcomes.append(StageOutcome(name, "failed", time.perf_counter() - t0, str(exc)))
+            log.info("%s failed: %s", name, exc)
+            return
+        dt = time.perf_counter() - t0
+        _write_stamp(stage_dir, digest, dt)
+        outcomes.append(StageOutcome(name, "ran", dt, detail or ""))
+
+    def segment(self) -> None:
+        """Always entered when requested (it skips finished recordings on its own); never stamped."""
+        if "segment" not in self.run.stages:
+            self.result.stages.append(StageOutcome("segment", "not requested"))
+            return
+        from ..segmentation.batch import segment_recordings
+
+        run, p = self.run, self.p
+        t0 = time.perf_counter()
+        seg = segment_recordings(
+            run.input, self.store_dir, spectrogram=p["spectrogram"], segmentation=p["segment"], syllables=p["syllables"],
+            metadata=run.metadata or None, jobs=run.jobs, progress=self.progress,
+        )
+        self.result.segment_failures = list(seg.failures)
+        if seg.n_recordings and seg.n_failed == seg.n_recordings and set(run.stages) - {"segment"}:
+            # say why now: the next stage could only report an empty store
+            first = str(seg.failures[0][1]) if seg.failures else ""
+            raise UsvpipeError(f"{run.input}: all {seg.n_recordings} recording(s) failed, e.g. {first} "
+                               f"(every reason is in {seg.errors_path})")
+        detail = f"done={seg.n_done}, skipped={seg.n_skipped}, failed={seg.n_failed}, syllables={seg.n_syllables}"
+        self.result.stages.append(StageOutcome("segment", "ran", time.perf_counter() - t0, detail))
+
+    def store_digest(self) -> str:
+        manifest = self.store_dir / "manifest.json"
+        if not manifest.exists():
+            from ..store import open_store
+
+            open_store(self.store_dir)
+        m = _io.read_json(manifest)
+        return params_digest({"recordings": m.get("recordings", {}), "params": m.get("params_digests", [])})
+
+    def train(self, digest: str) -> str:
+        from ..vae import train
+
+        stamp = _read_stamp(self.model_dir)
+        if self.force or (stamp is not None and stamp.get("digest") != digest):
+            # The checkpoint is a finished training of other parameters or another store:
+            # start over (resuming it would fail, or silently continue the old run). Without
+            # a stamp the checkpoint is this training's, interrupted: resume it.
+            for name in (STAMP, "checkpoint.pt", "model.pt"):
+                (self.model_dir / name).unlink(missing_ok=True)
+        res = train(self.store_dir, self.model_dir, self.p["train"], device=self.run.device, resume=True,
+                    progress=self.progress)
+        return f"model {res.model_path}"
+
+    def encode(self) -> str:
+        from ..vae import encode
+
+        table = encode(self.model_path, self.store_dir, self.latents_path, device=self.run.device)
+        return f"{len(table)} syllables encoded"
+
+    def umap(self) -> str:
+        from ..viz import run_umap
+
+        run_umap(self.latents_path, self.umap_dir, self.p["umap"], store=self.store_dir, color_by=self.run.group_col)
+        return f"figures in {self.umap_dir}"
+
+    def mmd(self) -> str:
+        from ..mmd import mmd_test
+
+        run = self.run
+        res = mmd_test(self.latents_path, group_col=run.group_col, a=run.group_a or None, b=run.group_b or None,
+                       params=self.p["mmd"])
+        res.save(self.mmd_dir)
+        self.result.mmd = res
+        return _describe_mmd(res)
+
+
+def _read_stamp(stage_dir: Path) -> dict | None:
+    try:
+        return _io.read_json(stage_dir / STAMP)
+    except (OSError, ValueError):
+        return None
+
+
+def _write_stamp(stage_dir: Path, digest: str, seconds: float) -> None:
+    _io.write_json_atomic(stage_dir / STAMP, {"digest": digest, "seconds": round(seconds, 3), "usvpipe_version": __version__})
+
+
+def _fingerprint(path: Path) -> dict:
+    return _io.file_fingerprint(path) if path.exists() else {}
+
+
+def _write_manifest(out: Path, config: PipelineConfig, result: PipelineResult, *, wall_s: float) -> None:
+    """``run_manifest.json``: versions, platform, the full config and what each stage did."""
+    _io.write_json_atomic(out / "run_manifest.json", {
+        "usvpipe_version": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": _package_versions(),
+        "config_source": config.source,
+        "config": config.to_dict(),
+        "stages": [dataclasses.asdict(s) for s in result.stages],
+        "segment_failures": [str(f) for f in result.segment_failures],
+        "wall_s": round(wall_s, 3),
+    })
+
+
+def _package_versions() -> dict:
+    from importlib import metadata
+
+    out = {}
+    for name in ("numpy", "scipy", "pandas", "torch", "h5py", "soundfile", "scikit-learn", "umap-learn", "matplotlib", "click"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out

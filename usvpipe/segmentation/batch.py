@@ -1,0 +1,272 @@
+"""Batch segmentation: WAV folders -> ``segments.csv`` + syllable store (resumable, shardable).
+
+:func:`segment_recordings` is what ``usvpipe segment IN_DIR OUT_DIR`` runs. Each
+recording is processed whole by one worker (:mod:`usvpipe.segmentation.worker`) and
+written as its own store shard (atomically), so
+
+- a killed job leaves complete shards only, and a re-run skips every recording whose
+  shard was made from the same file (size + mtime) with the same parameters;
+- SLURM array tasks (``shard="i/N"``) never write the same file; whichever task finds
+  every recording complete or failed merges the store and writes ``segments.csv``
+  (idempotent, so several tasks doing it is harmless);
+- a bad file is recorded (``OUT_DIR/errors/`` and ``OUT_DIR/errors.csv``: path, recording and a
+  one-line reason) and the rest of the batch continues.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from ..config import params_digest, params_to_dict
+from ..errors import ConfigError, UsvpipeError
+from . import worker
+from .detection import SCORE_COLUMNS
+from .inputs import Recording, plan_recordings
+from .params import SegmentParams, SyllableParams
+from .spectrogram import SpectrogramParams
+
+log = logging.getLogger(__name__)
+
+SEGMENTS_NAME = "segments.csv"
+ERRORS_NAME = "errors.csv"
+
+
+@dataclass
+class SegmentRun:
+    """What :func:`segment_recordings` did.
+
+    Attributes
+    ----------
+    out_dir : Path
+    n_recordings : int
+        Recordings in this shard.
+    n_done, n_skipped, n_failed : int
+        Processed now, already complete (skipped), failed.
+    n_syllables : int
+        Syllables found in the recordings processed now.
+    audio_s, elapsed_s : float
+        Audio duration processed now and wall-clock time.
+    failures : list of (path, reason)
+    merged : bool
+        True if every recording of the full list is complete or failed, so the store
+        was merged and ``segments.csv`` written.
+    segments_path, errors_path : Path or None
+    """
+
+    out_dir: Path
+    n_recordings: int = 0
+    n_done: int = 0
+    n_skipped: int = 0
+    n_failed: int = 0
+    n_syllables: int = 0
+    audio_s: float = 0.0
+    elapsed_s: float = 0.0
+    failures: list = field(default_factory=list)
+    merged: bool = False
+    segments_path: Path | None = None
+    errors_path: Path | None = None
+    n_syllables_total: int | None = None
+
+    @property
+    def realtime_factor(self) -> float:
+        """Seconds of audio processed per second of wall-clock time."""
+        return self.audio_s / self.elapsed_s if self.elapsed_s > 0 else float("nan")
+
+
+    def add(self, result: worker.TaskResult) -> None:
+        """Count one recording's result."""
+        if result.ok:
+            self.n_done += 1
+            self.n_syllables += result.n_syllables
+            self.audio_s += result.audio_s
+        else:
+            self.n_failed += 1
+            self.failures.append((result.path, result.error))
+
+def run_params(spectrogram: SpectrogramParams, segmentation: SegmentParams, syllables: SyllableParams, channel) -> dict:
+    return {
+        "spectrogram": params_to_dict(spectrogram),
+        "segment": params_to_dict(segmentation),
+        "syllables": params_to_dict(syllables),
+        "channel": channel,
+    }
+
+
+def _write_errors_csv(out_dir: Path, problems: Sequence[tuple[str, str, str]] = ()) -> Path:
+    import pandas as pd
+
+    from .._io import read_json, write_csv_atomic
+    from ..store import ERROR_DIR
+
+    rows = {}
+    err_dir = out_dir / ERROR_DIR
+    for p in sorted(err_dir.glob("*.json")) if err_dir.is_dir() else []:
+        try:
+            e = read_json(p)
+            rows[e["recording"]] = {"path": e.get("path", ""), "recording": e["recording"], "reason": e.get("error", "")}
+        except (OSError, ValueError, KeyError):
+            continue
+    for path, rid, reason in problems:
+        rows[rid] = {"path": path, "recording": rid, "reason": reason}
+    table = pd.DataFrame(sorted(rows.values(), key=lambda r: r["recording"]), columns=["path", "recording", "reason"])
+    return write_csv_atomic(out_dir / ERRORS_NAME, table)
+
+
+def segment_recordings(
+    inputs,
+    out_dir,
+    *,
+    spectrogram: SpectrogramParams = SpectrogramParams(),
+    segmentation: SegmentParams = SegmentParams(),
+    syllables: SyllableParams = SyllableParams(),
+    metadata=None,
+    jobs: int = 1,
+    shard=None,
+    progress: bool = True,
+    channel=None,
+) -> SegmentRun:
+    """Segment a batch of recordings into ``OUT_DIR`` (segments.csv + syllable store).
+
+    Parameters
+    ----------
+    inputs : path or list of paths
+        A folder (searched recursively for ``*.wav``), WAV files, a ``.txt`` file
+        listing paths (one per line, relative to the listing), or a list of these.
+    out_dir : path
+        Output folder: the syllable store (``shards/``, ``syllables.csv``,
+        ``manifest.json``), ``segments.csv`` and ``errors.csv``.
+    spectrogram, segmentation, syllables : parameter dataclasses
+    metadata : path, optional
+        CSV ``path,animal,group,...`` (paths relative to the CSV or absolute). Default:
+        the layout ``group/animal/*.wav`` under the input folder (see
+        :func:`layout_metadata` for shallower layouts). With a CSV, WAVs it does not
+        list fail with a clear reason.
+    jobs : int
+        Worker processes; each handles whole recordings (default 1).
+    shard : str, Shard or None
+        ``"i/N"``: process only this task's share of the recordings (deterministic);
+        default from SLURM's array environment, else everything.
+    progress : bool
+        Show a progress bar (only on a terminal).
+    channel : int, "mix" or None
+        Channel of multichannel files.
+
+    Returns
+    -------
+    SegmentRun
+    """
+    from .._io import ensure_output_dir
+    from ..hpc import Shard, parse_shard, select_shard
+
+    t0 = time.perf_counter()
+    if jobs < 1:
+        raise ConfigError(f"jobs must be >= 1, got {jobs}")
+    shard = shard if isinstance(shard, Shard) else parse_shard(shard)
+    syllables.band(spectrogram)  # validate the image band early
+    out_dir = ensure_output_dir(out_dir)
+    recs, problems = plan_recordings(inputs, metadata)
+    mine = select_shard(recs, shard, key=lambda r: r.recording)
+    params = run_params(spectrogram, segmentation, syllables, channel)
+    run = SegmentRun(out_dir=Path(out_dir), n_recordings=len(mine))
+    tasks = []
+    for rec in mine:
+        task = worker.Task(rec, str(out_dir), spectrogram, segmentation, syllables, channel,
+                           params_digest(params, {"animal": rec.animal, "group": rec.group}), params)
+        status = _plan_status(task, problems)
+        if status == "current":
+            run.n_skipped += 1
+        elif status:  # a metadata problem: the recording fails without being read
+            worker.record_failure(task, status)
+            run.add(worker.TaskResult("failed", rec.recording, rec.path, error=status))
+        else:
+            tasks.append(task)
+    for result in _execute(tasks, jobs, progress):
+        run.add(result)
+    run.failures.sort()
+    run.errors_path = _write_errors_csv(Path(out_dir), problems)
+    _finish(run, recs, params)
+    run.elapsed_s = time.perf_counter() - t0
+    return run
+
+
+def _plan_status(task: worker.Task, problems: Sequence[tuple[str, str, str]]) -> str:
+    """``""`` (to process), ``"current"`` (its shard is up to date) or a metadata problem's reason."""
+    from .. import store
+    from .._io import file_fingerprint
+
+    rec = task.rec
+    for _, rid, reason in problems:
+        if rid == rec.recording:
+            return f"{rec.path}: {reason}"
+    try:
+        fp = file_fingerprint(rec.path)
+    except OSError:
+        return ""
+    return "current" if store.shard_is_current(store.shard_path(task.out_dir, rec.recording), fp, task.digest) else ""
+
+
+def _execute(tasks: Sequence[worker.Task], jobs: int, progress: bool):
+    """Yield a :class:`~usvpipe.segmentation.worker.TaskResult` per task, in a pool when ``jobs > 1``."""
+    bar = None
+    if progress and tasks:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(tasks), unit="rec", desc="segment", disable=not sys.stderr.isatty())
+    try:
+        if jobs == 1 or len(tasks) <= 1:
+            for t in tasks:
+                yield worker.run_task(t)
+                if bar is not None:
+                    bar.update(1)
+            return
+        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
+            futures = {pool.submit(worker.run_task, t): t for t in tasks}
+            for fut in as_completed(futures):
+                try:
+                    yield fut.result()
+                except BrokenProcessPool:
+                    # A worker was killed (typically out of memory): every recording still
+                    # in the pool whose shard is not written is reported, and a re-run
+                    # retries them.
+                    yield _lost_with_the_pool(futures[fut])
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _lost_with_the_pool(task: worker.Task) -> worker.TaskResult:
+    """The result of a task whose worker pool broke: done if its shard was written, else failed."""
+    done = worker.finished_before_the_pool_broke(task)
+    if done is not None:
+        return done
+    reason = (f"{task.rec.path}: a worker process died while this recording was in the pool "
+              "(out of memory?) (fix: re-run the same command; use fewer --jobs if it recurs)")
+    from .. import store
+
+    store.write_error(task.out_dir, task.rec.recording, task.rec.path, reason)
+    return worker.TaskResult("failed", task.rec.recording, task.rec.path, error=reason)
+
+
+def _finish(run: SegmentRun, recs: Sequence[Recording], params: dict) -> None:
+    """Merge the store and write segments.csv if every recording is complete or failed."""
+    from .. import store
+    from .._io import write_csv_atomic
+
+    out_dir = run.out_dir
+    for rec in recs:
+        if not store.shard_path(out_dir, rec.recording).exists() and not store.error_path(out_dir, rec.recording).exists():
+            return  # another shard's recordings are still pending
+    table = store.merge_store(out_dir)
+    cols = ["recording", "animal", "group", "onset_s", "offset_s", *[c for c in SCORE_COLUMNS if c in table.columns]]
+    segments = table[cols] if len(table) else table.reindex(columns=cols)
+    run.segments_path = write_csv_atomic(out_dir / SEGMENTS_NAME, segments, float_format="%.6f")
+    run.merged = True
+    run.n_syllables_total = int(len(table))

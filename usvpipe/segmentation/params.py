@@ -1,0 +1,158 @@
+"""Parameters of the segmentation stage: detection (:class:`SegmentParams`) and syllable images (:class:`SyllableParams`).
+
+Frozen dataclasses, the single source of defaults for the API, the CLI and ``usvpipe.toml``
+(``[segment]`` and ``[syllables]``); each default states why it is that value.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import check_choice
+from ..errors import ConfigError
+from .spectrogram import SpectrogramParams
+
+_THRESHOLD_MODES = ("noise", "absolute")
+_NORMALIZATIONS = ("noise", "fixed")
+
+
+@dataclass(frozen=True)
+class SegmentParams:
+    """Amplitude-threshold segmentation settings.
+
+    Attributes
+    ----------
+    threshold_mode : {"noise", "absolute"}
+        ``"noise"`` (default): trace = loudest band bin in dB above that bin's noise
+        floor; robust to gain and coloured noise, sensitive to faint narrow-band calls.
+        ``"absolute"``: AVA's mean normalised spectrogram amplitude.
+    high_threshold : float
+        A syllable's trace must exceed this somewhere (default 16 dB above the floor in
+        ``noise`` mode: noise alone reaches ~9 dB median and ~13-15 dB at its 99th
+        percentile with the default spectrogram, because the trace is a maximum over
+        ~160 bins).
+    low_threshold : float
+        The syllable extends while the trace stays above this (default 12 dB): the
+        hysteresis keeps faint onsets/offsets attached to a call detected by its peak.
+    abs_high_threshold, abs_low_threshold : float
+        The same for ``absolute`` mode, in normalised [0, 1] units.
+    smoothing_s : float
+        Gaussian smoothing (standard deviation) of the trace (default 1 ms, under one frame;
+        removes single-frame noise peaks without blurring 5 ms syllables).
+    min_dur_s, max_dur_s : float
+        Syllables outside this duration range are dropped (default 5 ms - 0.5 s: mouse
+        USVs are rarely shorter than 5 ms; longer events are usually noise).
+    min_gap_s : float
+        Syllables separated by less than this are merged (default 15 ms: a call whose
+        level dips for a few ms stays one syllable; amvoc's shortest real gap is 18 ms).
+    noise_window_s : float
+        Length of the fixed windows in which the per-bin noise floor is re-estimated
+        (default 2 s: the floor follows changes of the background within seconds,
+        e.g. an animal moving or equipment switching; still long enough that calls
+        occupy a minority of any bin's frames).
+    noise_max_frames : int
+        At most this many evenly spaced frames per window are used for the floor.
+    """
+
+    threshold_mode: str = "noise"
+    high_threshold: float = 16.0
+    low_threshold: float = 12.0
+    abs_high_threshold: float = 0.3
+    abs_low_threshold: float = 0.2
+    smoothing_s: float = 0.001
+    min_dur_s: float = 0.005
+    max_dur_s: float = 0.5
+    min_gap_s: float = 0.015
+    noise_window_s: float = 2.0
+    noise_max_frames: int = 500
+
+    def __post_init__(self):
+        check_choice("[segment] threshold_mode", self.threshold_mode, _THRESHOLD_MODES)
+        if self.low_threshold > self.high_threshold:
+            raise ConfigError(f"[segment] need low_threshold <= high_threshold, got {self.low_threshold} > {self.high_threshold}")
+        if self.abs_low_threshold > self.abs_high_threshold:
+            raise ConfigError("[segment] need abs_low_threshold <= abs_high_threshold")
+        if self.smoothing_s < 0:
+            raise ConfigError(f"[segment] smoothing_s must be >= 0, got {self.smoothing_s}")
+        if not (0 <= self.min_dur_s < self.max_dur_s):
+            raise ConfigError(f"[segment] need 0 <= min_dur_s < max_dur_s, got {self.min_dur_s}, {self.max_dur_s}")
+        if self.min_gap_s < 0:
+            raise ConfigError(f"[segment] min_gap_s must be >= 0, got {self.min_gap_s}")
+        if self.noise_window_s <= 0 or self.noise_max_frames < 16:
+            raise ConfigError("[segment] need noise_window_s > 0 and noise_max_frames >= 16")
+
+    @property
+    def thresholds(self) -> tuple[float, float]:
+        """``(high, low)`` for the active mode."""
+        if self.threshold_mode == "absolute":
+            return self.abs_high_threshold, self.abs_low_threshold
+        return self.high_threshold, self.low_threshold
+
+
+@dataclass(frozen=True)
+class SyllableParams:
+    """Fixed-size syllable spectrograms for the store (AVA-compatible defaults).
+
+    Attributes
+    ----------
+    shape : (int, int)
+        ``(n_freq, n_time)`` of every image (default 128 x 128, as AVA).
+    max_dur_s : float
+        Duration that fills the image width (default 0.2 s, AVA's mouse setting).
+    time_stretch : bool
+        If True (default, as AVA for mice), a syllable of duration ``d`` is shown over
+        ``sqrt(d * max_dur_s)`` seconds centred on it, so short syllables are stretched
+        and still fill a good part of the image; if False, every image spans a fixed
+        ``max_dur_s`` window centred on the syllable. Syllables longer than the span
+        are shown by their central part.
+    min_freq_hz, max_freq_hz : float
+        Frequency range of the image rows; 0 (default) means the spectrogram band's
+        edge (TOML has no "None"). Must lie inside the spectrogram band.
+    normalization : {"noise", "fixed"}
+        ``"noise"`` (default): dB above the recording's per-frequency noise floor,
+        ``[0, dynamic_range_db]`` mapped to [0, 1], so images do not depend on the
+        recording's gain or background colour (important when groups were recorded
+        with different set-ups). ``"fixed"``: AVA's absolute scaling with the
+        spectrogram's ``spec_min_db``/``spec_max_db``.
+    dynamic_range_db : float
+        dB above the noise floor that maps to 1 in ``noise`` normalisation (default 40).
+    """
+
+    shape: tuple[int, int] = (128, 128)
+    max_dur_s: float = 0.2
+    time_stretch: bool = True
+    min_freq_hz: float = 0.0
+    max_freq_hz: float = 0.0
+    normalization: str = "noise"
+    dynamic_range_db: float = 40.0
+
+    def __post_init__(self):
+        if len(self.shape) != 2 or min(self.shape) < 4:
+            raise ConfigError(f"[syllables] shape must be two integers >= 4, got {self.shape}")
+        object.__setattr__(self, "shape", (int(self.shape[0]), int(self.shape[1])))
+        if self.max_dur_s <= 0:
+            raise ConfigError(f"[syllables] max_dur_s must be > 0, got {self.max_dur_s}")
+        check_choice("[syllables] normalization", self.normalization, _NORMALIZATIONS)
+        if self.dynamic_range_db <= 0:
+            raise ConfigError(f"[syllables] dynamic_range_db must be > 0, got {self.dynamic_range_db}")
+        if self.min_freq_hz < 0 or self.max_freq_hz < 0:
+            raise ConfigError("[syllables] min_freq_hz/max_freq_hz must be >= 0 (0 = the spectrogram band)")
+        if self.min_freq_hz and self.max_freq_hz and not self.min_freq_hz < self.max_freq_hz:
+            raise ConfigError("[syllables] need min_freq_hz < max_freq_hz")
+
+    def band(self, sp: SpectrogramParams) -> tuple[float, float]:
+        lo = self.min_freq_hz or sp.min_freq_hz
+        hi = self.max_freq_hz or sp.max_freq_hz
+        if lo < sp.min_freq_hz - 1e-9 or hi > sp.max_freq_hz + 1e-9:
+            raise ConfigError(
+                f"[syllables] band {lo:.0f}-{hi:.0f} Hz must lie inside the spectrogram band {sp.min_freq_hz:.0f}-{sp.max_freq_hz:.0f} Hz"
+            )
+        return lo, hi
+
+    def span_s(self, duration_s: np.ndarray) -> np.ndarray:
+        """Time span shown by each syllable's image."""
+        d = np.asarray(duration_s, dtype=np.float64)
+        if self.time_stretch:
+            return np.where(d < self.max_dur_s, np.sqrt(np.maximum(d, 0.0) * self.max_dur_s), self.max_dur_s)
+        return np.full_like(d, self.max_dur_s)

@@ -1,0 +1,122 @@
+"""One recording, start to finish, in a worker process: segments, images, its store shard.
+
+:func:`run_task` never raises: a failure is recorded (``OUT_DIR/errors/``) and returned as
+a :class:`TaskResult`, so one bad file never stops a batch.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from ..errors import UsvpipeError
+from .detection import SCORE_COLUMNS, segment_file_with_trace
+from .images import syllable_images
+from .inputs import Recording
+from .params import SegmentParams, SyllableParams
+from .spectrogram import SpectrogramParams
+
+
+@dataclass(frozen=True)
+class Task:
+    """Everything a worker needs for one recording (picklable)."""
+
+    rec: Recording
+    out_dir: str
+    spectrogram: SpectrogramParams
+    segmentation: SegmentParams
+    syllables: SyllableParams
+    channel: object
+    digest: str
+    params: dict
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """What a worker reports for one recording.
+
+    ``n_syllables`` and ``audio_s`` are 0 for a failure; ``error`` is the one-line reason
+    (path, what went wrong, fix) for a failure and empty otherwise.
+    """
+
+    status: Literal["done", "failed"]
+    recording: str
+    path: str
+    n_syllables: int = 0
+    audio_s: float = 0.0
+    time_s: float = 0.0
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "done"
+
+
+def run_task(task: Task) -> TaskResult:
+    """Process one recording; never raises (failures are returned and recorded)."""
+    from .. import store
+    from .._io import file_fingerprint
+
+    rec = task.rec
+    t0 = time.perf_counter()
+    try:
+        fp = file_fingerprint(rec.path)
+        segments, trace, source = segment_file_with_trace(rec.path, task.segmentation, task.spectrogram, channel=task.channel)
+        images = syllable_images(source, segments, trace, task.spectrogram, task.syllables)
+        store.write_shard(
+            task.out_dir, rec.recording, images, segments["onset_s"].to_numpy(), segments["offset_s"].to_numpy(),
+            animal=rec.animal, group=rec.group, columns={c: segments[c].to_numpy() for c in SCORE_COLUMNS},
+            source_fingerprint=fp, params=task.params, params_digest=task.digest,
+        )
+        store.clear_error(task.out_dir, rec.recording)
+        duration = source.n_samples / source.info.sample_rate_hz
+        return TaskResult("done", rec.recording, rec.path, len(segments), duration, time.perf_counter() - t0)
+    except UsvpipeError as exc:
+        reason = str(exc)
+    except MemoryError:
+        reason = f"{rec.path}: out of memory while processing (fix: run with fewer --jobs)"
+    except OSError as exc:
+        if exc.filename is not None and os.path.abspath(os.fsdecode(exc.filename)) == os.path.abspath(rec.path):
+            # e.g. a path in a .txt listing that does not exist, or a file without read permission
+            what = "file not found" if isinstance(exc, FileNotFoundError) else f"cannot read the file ({exc.strerror})"
+            reason = f"{rec.path}: {what} (fix: check the path in the input listing, and that the file is readable)"
+        else:
+            reason = f"{rec.path}: unexpected {type(exc).__name__}: {exc} (fix: report this with the file)"
+    except Exception as exc:  # keep the batch going; report the unexpected error in one line
+        reason = f"{rec.path}: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} (fix: report this with the file)"
+    record_failure(task, reason)
+    return TaskResult("failed", rec.recording, rec.path, time_s=time.perf_counter() - t0, error=reason)
+
+
+def record_failure(task: Task, reason: str) -> None:
+    """Write the recording's error file and remove any stale shard of it."""
+    from .. import store
+
+    try:
+        store.write_error(task.out_dir, task.rec.recording, task.rec.path, reason)
+        # A shard from an earlier run was made from another version of the file or other
+        # parameters (else this run would have skipped it): it must not be merged as if current.
+        store.shard_path(task.out_dir, task.rec.recording).unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def finished_before_the_pool_broke(task: Task) -> TaskResult | None:
+    """A task whose worker wrote its shard before another worker died counts as done.
+
+    Its result was lost with the pool, but the shard is complete (written atomically) and
+    current, so reporting it as failed would be wrong and a re-run would skip it anyway.
+    """
+    from .. import store
+    from .._io import file_fingerprint
+
+    path = store.shard_path(task.out_dir, task.rec.recording)
+    try:
+        if not store.shard_is_current(path, file_fingerprint(task.rec.path), task.digest):
+            return None
+        n = store.read_shard_info(path).n_syllables
+    except (OSError, UsvpipeError):
+        return None
+    # The audio duration travelled with the lost result; the shard does not record it.
+    return TaskResult("done", task.rec.recording, task.rec.path, n_syllables=n)
