@@ -103,9 +103,9 @@ def main(argv=None):
           f"({time.perf_counter() - t0:.1f} s)")
 
     params = params_from_mapping(TrainParams, parse_sets(args.set), section="train")
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     res = train(store_dir, work / "vae", params, device=args.device, progress=False)
-    train_s = time.perf_counter() - t1
+    train_s, train_cpu_s = time.perf_counter() - t1, time.process_time() - c1
     load = os.getloadavg()
     latents = encode(res.model_path, store_dir, work / "latents.csv", device=args.device)
     health = json.loads((work / "vae" / "train.json").read_text()).get("health", {})
@@ -120,8 +120,10 @@ def main(argv=None):
         r_vae, r_pca = cv_ridge_r2(z, y), cv_ridge_r2(pca, y)
         rows.append({"measure": m, "vae_r2": r_vae, "pca_r2": r_pca, "vae_minus_pca": r_vae - r_pca})
 
-    print(f"# trained {res.epochs_run} epochs / {getattr(res, 'steps', '?')} steps on {res.device} in {train_s:.0f} s wall "
-          f"(load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}); profile {getattr(res, 'profile', '?')}")
+    # CPU seconds beside the wall time: on a shared machine the wall time measures the neighbours too
+    print(f"# trained {res.epochs_run} epochs / {res.steps} steps (batch {res.batch_size}, profile {res.profile}, "
+          f"obs_precision {res.obs_precision:.4g}) on {res.device} in {train_s:.0f} s wall, {train_cpu_s:.0f} CPU s "
+          f"(load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; 10 min on 2 idle cores = 1200 CPU s)")
     print(f"# health: {json.dumps(health)}")
     print("measure,vae_r2,pca_r2,vae_minus_pca")
     for r in rows:
@@ -130,8 +132,8 @@ def main(argv=None):
         r["vae_r2"] >= 0.8 for r in rows if r["measure"] in ("duration_s", "mean_freq_hz"))
     print(f"# goal (VAE >= PCA + 0.1 each; >= 0.8 duration and mean frequency): {'met' if met else 'NOT met'}")
     if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "health": health, "train_s": train_s, "load": load,
-                                         "n_syllables": len(store), "steps": getattr(res, "steps", None)}, indent=1))
+        args.json.write_text(json.dumps({"rows": rows, "health": health, "train_s": train_s, "train_cpu_s": train_cpu_s, "load": load,
+                                         "n_syllables": len(store), "steps": res.steps}, indent=1))
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ def _read_latents(latents, text_cols=()):
 
 
 def mmd_test(latents, *, group_col: str = "group", a: Optional[str] = None, b: Optional[str] = None,
-             params: MMDParams = MMDParams()) -> MMDResult:
+             params: MMDParams = MMDParams(), health="auto") -> MMDResult:
     """Kernel MMD test of group ``a`` vs group ``b`` on a latents table.
 
     Parameters
@@ -72,6 +72,10 @@ def mmd_test(latents, *, group_col: str = "group", a: Optional[str] = None, b: O
     a, b : str, optional
         The two groups to compare; default: the two groups present (sorted).
     params : MMDParams
+    health : "auto", dict or None
+        The training health of the latents' model: ``"auto"`` reads it from the sidecar
+        ``usvpipe encode`` wrote beside a latents file; a failed health marks the result
+        ``interpretable=False`` (see :mod:`usvpipe.mmd.trust`).
 
     Returns
     -------
@@ -115,8 +119,15 @@ def mmd_test(latents, *, group_col: str = "group", a: Optional[str] = None, b: O
         }
     pairwise, per_animal = _pairwise(res.S[primary], design.counts, design.cl_label, design.cl_group, design.a,
                                      design.b, params.statistic, design.has_animal)
-    return _result(design, test, params, bandwidths, primary, _bandwidth_rule(params, med), syllable_view,
-                   pairwise, per_animal, backend=f"{ops.name}:{ops.device}:{params.dtype}")
+    result = _result(design, test, params, bandwidths, primary, _bandwidth_rule(params, med), syllable_view,
+                     pairwise, per_animal, backend=f"{ops.name}:{ops.device}:{params.dtype}")
+    from .trust import apply_latent_health, latent_health_of
+
+    if health == "auto":
+        health_dict, complete = latent_health_of(latents)
+    else:
+        health_dict, complete = health, True
+    return apply_latent_health(result, health_dict, complete)
 
 
 @dataclass
