@@ -46,7 +46,7 @@ def atomic_path(path, *, suffix: str | None = None) -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + path.stem + "-", suffix=suffix, dir=path.parent)
     except OSError as exc:
-        raise OutputError(f"{path}: cannot write here ({exc.strerror or exc}) (fix: choose a writable location)") from None
+        raise OutputError(path, f"cannot write here ({exc.strerror or exc})", "choose a writable location") from None
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -72,12 +72,6 @@ def _fsync_file(path: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def write_bytes_atomic(path, data: bytes) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-    return Path(path)
 
 
 def write_text_atomic(path, text: str) -> Path:
@@ -170,19 +164,19 @@ def ensure_output_dir(path, *, min_free_bytes: int = 64 * 1024 * 1024) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"{path}: cannot create output directory ({exc.strerror}) (fix: choose a writable location)") from None
+        raise OutputError(path, f"cannot create output directory ({exc.strerror})", "choose a writable location") from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise OutputError(f"{path}: output directory is not writable (fix: choose a writable location or fix its permissions)")
+        raise OutputError(path, "output directory is not writable", "choose a writable location or fix its permissions")
     try:
         fd, probe = tempfile.mkstemp(prefix=TMP_PREFIX + "probe-", dir=path)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise OutputError(f"{path}: cannot write to output directory ({exc.strerror}) (fix: choose a writable location)") from None
+        raise OutputError(path, f"cannot write to output directory ({exc.strerror})", "choose a writable location") from None
     free = shutil.disk_usage(path).free
     if free < min_free_bytes:
         raise OutputError(
-            f"{path}: only {free / 2**20:.0f} MiB free on this file system, need at least "
-            f"{min_free_bytes / 2**20:.0f} MiB (fix: free space or choose another output directory)"
+            path, f"only {free / 2**20:.0f} MiB free on this file system, need at least {min_free_bytes / 2**20:.0f} MiB",
+            "free space or choose another output directory"
         )
     return path

@@ -72,9 +72,13 @@ def _coerce(value: Any, annotation: Any, where: str):
 
 
 def check_choice(label: str, value, choices) -> None:
-    """Raise ``ConfigError("<label> must be one of a, b, c, got 'x'")`` unless ``value`` is in ``choices``."""
+    """Raise ``ConfigError(label, "'x' is not one of a, b, c", fix)`` unless ``value`` is in ``choices``.
+
+    New parameter classes declare ``_constraints`` and call
+    :func:`usvpipe.constraints.check_params` instead.
+    """
     if value not in choices:
-        raise ConfigError(f"{label} must be one of {', '.join(choices)}, got {value!r}")
+        raise ConfigError(label, f"{value!r} is not one of {', '.join(choices)}", f"use one of {', '.join(choices)}")
 
 
 def params_from_mapping(cls, mapping: Mapping[str, Any] | None = None, *, section: str = "", **overrides):
@@ -136,6 +140,6 @@ def load_config(path) -> dict:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found (fix: create one with `usvpipe init {path}`)") from None
+        raise ConfigError(path, "config file not found", f"create one with `usvpipe init {path}`") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None

@@ -10,11 +10,27 @@ import os
 
 
 class UsvpipeError(Exception):
-    """Base class for user-facing errors; ``str(err)`` is a single line."""
+    """Base class for user-facing errors; ``str(err)`` is a single line.
+
+    One shape for every error: ``UsvpipeError(path, reason, fix)`` reads
+    ``"<path>: <reason> (fix: <fix>)"`` and keeps the three parts as attributes (``path``
+    names what is wrong: a file, or a parameter such as ``[mmd].alpha``). A single
+    argument is taken as the whole message (``path`` and ``fix`` are then ``None``).
+    """
+
+    def __init__(self, path_or_message="", reason: str | None = None, fix: str | None = None):
+        if reason is None:
+            self.path, self.reason, self.fix = None, str(path_or_message), None
+            msg = str(path_or_message)
+        else:
+            self.path = os.fspath(path_or_message)
+            self.reason, self.fix = reason, fix
+            msg = f"{self.path}: {reason}" + (f" (fix: {fix})" if fix else "")
+        super().__init__(msg.replace("\n", " "))
 
 
 class ConfigError(UsvpipeError, ValueError):
-    """An invalid parameter value, config key or config file."""
+    """An invalid parameter value, config key or config file (``path`` e.g. ``[mmd].alpha``)."""
 
 
 class InputFileError(UsvpipeError):
@@ -31,13 +47,7 @@ class InputFileError(UsvpipeError):
     """
 
     def __init__(self, path, reason: str, fix: str | None = None):
-        self.path = os.fspath(path)
-        self.reason = reason
-        self.fix = fix
-        msg = f"{self.path}: {reason}"
-        if fix:
-            msg += f" (fix: {fix})"
-        super().__init__(msg.replace("\n", " "))
+        super().__init__(path, reason, fix)
 
 
 class OutputError(UsvpipeError):

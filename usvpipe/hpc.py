@@ -48,14 +48,14 @@ def shard_from_env(environ: Mapping[str, str] | None = None) -> Shard | None:
         count = int(env["SLURM_ARRAY_TASK_COUNT"])
         first = int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
     except ValueError:
-        raise ConfigError("SLURM_ARRAY_TASK_ID/COUNT/MIN are not integers (fix: unset them or use --shard i/N)") from None
+        raise ConfigError("SLURM_ARRAY_TASK_ID/COUNT/MIN", "are not integers", "unset them or use --shard i/N") from None
     step = int(env.get("SLURM_ARRAY_TASK_STEP", "1") or 1)
     index = (task - first) // max(step, 1)
     if not 0 <= index < count:
         # e.g. --array=1,3,7: SLURM gives no position in an explicit list
         raise ConfigError(
-            f"SLURM array task {task} is not in a contiguous range of {count} tasks starting at {first} "
-            "(fix: submit with --array=0-N or --array=A-B:STEP, or pass --shard i/N explicitly)"
+            f"SLURM array task {task}", f"is not in a contiguous range of {count} tasks starting at {first}",
+            "submit with --array=0-N or --array=A-B:STEP, or pass --shard i/N explicitly"
         )
     return Shard(index, count)
 

@@ -246,12 +246,12 @@ def merge_store(store_dir) -> "pd.DataFrame":
 
     store_dir = Path(store_dir)
     if not store_dir.is_dir():
-        raise UsvpipeError(f"{store_dir}: not a directory (fix: pass the OUT_DIR of `usvpipe segment`)")
+        raise UsvpipeError(store_dir, "not a directory", "pass the OUT_DIR of `usvpipe segment`")
     shard_dir = store_dir / SHARD_DIR
     if not shard_dir.is_dir() and not (store_dir / ERROR_DIR).is_dir() and not (store_dir / MANIFEST_NAME).exists():
         # never write a table and manifest into, say, the folder of recordings by mistake
-        raise UsvpipeError(f"{store_dir}: not a syllable store (no {SHARD_DIR}/ or {ERROR_DIR}/ folder) "
-                           "(fix: pass the OUT_DIR of `usvpipe segment`)")
+        raise UsvpipeError(store_dir, f"not a syllable store (no {SHARD_DIR}/ or {ERROR_DIR}/ folder)",
+                           "pass the OUT_DIR of `usvpipe segment`")
     remove_stale_temporaries(shard_dir)
     infos = sorted((read_shard_info(p) for p in shard_files(store_dir)), key=lambda s: s.recording)
     tables = [_shard_table(i, store_dir) for i in infos]
@@ -324,7 +324,7 @@ class SyllableStore:
         self.manifest = manifest
         shape = manifest.get("spec_shape") or []
         if shape and isinstance(shape[0], list):
-            raise UsvpipeError(f"{self.path}: shards have different spectrogram shapes {shape} (fix: re-segment with one set of parameters)")
+            raise UsvpipeError(self.path, f"shards have different spectrogram shapes {shape}", "re-segment with one set of parameters")
         self.spec_shape = tuple(shape)
         self.params = manifest.get("params", {})
         # positions of each shard's rows, so reads touch each file once
@@ -396,7 +396,7 @@ def open_store(path, *, merge_if_stale: bool = True) -> SyllableStore:
     manifest_path = path / MANIFEST_NAME
     shard_dir = path / SHARD_DIR
     if not path.is_dir() or (not shard_dir.is_dir() and not table_path.exists()):
-        raise UsvpipeError(f"{path}: not a syllable store (no {SHARD_DIR}/ or {TABLE_NAME}) (fix: create it with `usvpipe segment IN_DIR {path}`)")
+        raise UsvpipeError(path, f"not a syllable store (no {SHARD_DIR}/ or {TABLE_NAME})", f"create it with `usvpipe segment IN_DIR {path}`")
     if merge_if_stale and shard_dir.is_dir():
         shards = shard_files(path)
         newest_shard = max((p.stat().st_mtime_ns for p in shards), default=0)
@@ -407,7 +407,8 @@ def open_store(path, *, merge_if_stale: bool = True) -> SyllableStore:
             stale = manifest.get("n_recordings") != n_shards or manifest_path.stat().st_mtime_ns < newest_shard
         if stale:
             merge_store(path)
-    text_cols = ("id", "recording", "animal", "group", "shard")
+    from .artifacts import TEXT_COLUMNS as text_cols
+
     # keep_default_na=False: an animal or group called "NA" (or "None") is a name, not a gap
     table = pd.read_csv(table_path, dtype={c: str for c in text_cols}, keep_default_na=False, na_values=[""])
     for c in text_cols:

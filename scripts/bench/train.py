@@ -117,7 +117,7 @@ def main(argv=None):
     import torch
 
     from usvpipe.vae import TrainParams
-    from usvpipe.vae.training import resolve_device
+    from usvpipe._device import resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -18,7 +18,7 @@ def init(config_path: Path, force: bool):
     from ..pipeline import default_config_text
 
     if config_path.exists() and not force:
-        raise UsvpipeError(f"{config_path}: already exists (fix: use --force to overwrite, or choose another name)")
+        raise UsvpipeError(config_path, "already exists", "use --force to overwrite, or choose another name")
     _io.write_text_atomic(config_path, default_config_text())
     click.echo(f"wrote {config_path}; set [run].input to your WAV folder, then: usvpipe run {config_path}")
 

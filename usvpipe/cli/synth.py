@@ -42,7 +42,7 @@ def synth(out_dir, groups, animals_per_group, recordings_per_animal, duration_s,
     old = sorted(Path(out_dir).rglob("*.wav")) if Path(out_dir).is_dir() else []
     if old and not force:
         # the old recordings would stay beside the new ones and enter every later analysis
-        raise ConfigError(f"{out_dir}: already holds {len(old)} WAV file(s) (fix: choose a new folder, delete it, or pass --force)")
+        raise ConfigError(out_dir, f"already holds {len(old)} WAV file(s)", "choose a new folder, delete it, or pass --force")
     meta = make_dataset(
         out_dir, groups=names, animals_per_group=animals_per_group, recordings_per_animal=recordings_per_animal,
         duration_s=duration_s, group_shift=group_shift, animal_sd=animal_sd, snr_db=snr_db,

@@ -66,8 +66,8 @@ def umap(latents, out_dir, color_by, store, method, n_neighbors, min_dist, metri
         n_z = sum(1 for c in header if c.startswith("z") and c[1:].isdigit())
         if n_z and n_z != model.latent_dim:
             raise UsvpipeError(
-                f"{latents}: {n_z}-d latents, but {model_path} has a {model.latent_dim}-d latent space "
-                "(fix: pass the --model that encoded these latents)"
+                latents, f"{n_z}-d latents, but {model_path} has a {model.latent_dim}-d latent space",
+                "pass the --model that encoded these latents"
             )
 
         def decode_fn(z):

@@ -36,7 +36,8 @@ from __future__ import annotations
 from .bandwidth import median_bandwidth
 from .params import MMDParams
 from .result import MMDResult
-from .stage import latent_columns, mmd_test
+from ..artifacts import latent_columns
+from .stage import mmd_test
 from .two_sample import PermutationResult, mmd2, permutation_test
 
 __all__ = [

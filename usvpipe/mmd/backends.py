@@ -138,21 +138,13 @@ class _TorchOps:
 def _get_ops(backend: str, device: str):
     if backend == "numpy":
         if device == "cuda":
-            raise ConfigError("MMDParams: backend 'numpy' runs on the CPU only (fix: use backend 'torch' or 'auto' with device 'cuda')")
+            raise ConfigError("[mmd].backend", "'numpy' runs on the CPU only", "use backend 'torch' or 'auto' with device 'cuda'")
         return _NumpyOps()
     if backend in ("torch", "auto"):
-        want_cuda = device == "cuda"
-        cuda = False
-        if device in ("auto", "cuda"):
-            try:
-                import torch
+        from .._device import cuda_available, resolve_device
 
-                cuda = torch.cuda.is_available()
-            except ImportError:  # pragma: no cover - torch is a dependency
-                cuda = False
-        if want_cuda and not cuda:
-            raise ConfigError("device 'cuda' requested but no CUDA GPU is available (fix: use --device cpu or auto)")
-        if backend == "auto" and not cuda:
-            return _NumpyOps()
-        return _TorchOps("cuda" if cuda else "cpu")
+        if backend == "auto" and device != "cuda" and (device == "cpu" or not cuda_available()):
+            return _NumpyOps()  # "auto" uses torch only on a GPU (and imports no torch for device "cpu")
+        # MPS is left out of "auto": the sums that give the statistic are float64
+        return _TorchOps(resolve_device(device, auto_order=("cuda",)).type)
     raise ConfigError(f"unknown backend {backend!r}")  # pragma: no cover

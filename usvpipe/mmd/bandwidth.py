@@ -30,8 +30,8 @@ def median_bandwidth(Z, *, kernel: str = "gaussian", max_samples: int = 2000, se
     d = _pairwise_dist(Z, kernel)
     d = d[d > 0]
     if d.size == 0:
-        raise UsvpipeError("all latent vectors are identical: the median-heuristic bandwidth is undefined "
-                           "(fix: check the latents or pass a fixed bandwidth)")
+        raise UsvpipeError("[mmd].bandwidth", "all latent vectors are identical: the median-heuristic bandwidth is undefined",
+                           "check the latents or pass a fixed bandwidth")
     return float(np.median(d))
 
 

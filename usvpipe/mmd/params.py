@@ -5,7 +5,7 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
-from ..errors import ConfigError
+from ..constraints import Interval, OneOf, check_params, config_error
 
 
 @dataclass(frozen=True)
@@ -83,19 +83,24 @@ class MMDParams:
     seed: Optional[int] = 0
     features: Optional[str] = None
 
-    def __post_init__(self):
-        def choice(name, allowed):
-            v = getattr(self, name)
-            if v not in allowed:
-                raise ConfigError(f"MMDParams.{name}: {v!r} is not one of {', '.join(allowed)}")
+    _constraints = {
+        "unit": [OneOf("auto", "animal", "syllable")],
+        "weighting": [OneOf("auto", "animal", "syllable")],
+        "statistic": [OneOf("unbiased", "biased")],
+        "kernel": [OneOf("gaussian", "laplace")],
+        "backend": [OneOf("auto", "numpy", "torch")],
+        "device": [OneOf("auto", "cpu", "cuda")],
+        "dtype": [OneOf("float32", "float64")],
+        "permutations": [Interval(int, 1, None)],
+        "max_exact_splits": [Interval(int, 0, None)],
+        "max_per_animal": [None, Interval(int, 2, None)],
+        "alpha": [Interval(float, 0, 1, closed="neither")],
+        "block_size": [Interval(int, 1, None)],
+        "median_max_samples": [Interval(int, 10, None)],
+    }
 
-        choice("unit", ("auto", "animal", "syllable"))
-        choice("weighting", ("auto", "animal", "syllable"))
-        choice("statistic", ("unbiased", "biased"))
-        choice("kernel", ("gaussian", "laplace"))
-        choice("backend", ("auto", "numpy", "torch"))
-        choice("device", ("auto", "cpu", "cuda"))
-        choice("dtype", ("float32", "float64"))
+    def __post_init__(self):
+        check_params(self, "mmd")
         bw = self.bandwidth
         if isinstance(bw, (int, float)) and not isinstance(bw, bool):
             object.__setattr__(self, "bandwidth", repr(float(bw)))
@@ -103,21 +108,10 @@ class MMDParams:
             try:
                 h = float(bw)
             except (TypeError, ValueError):
-                raise ConfigError(f"MMDParams.bandwidth: {bw!r} is not 'median', 'agg' or a positive number") from None
+                raise config_error("mmd", "bandwidth", f"{bw!r} is not 'median', 'agg' or a positive number",
+                                   "use median, agg or a bandwidth such as 0.5") from None
             if not (h > 0 and math.isfinite(h)):
-                raise ConfigError(f"MMDParams.bandwidth: {bw!r} must be a positive number")
+                raise config_error("mmd", "bandwidth", f"{bw!r} is not a positive number", "use median, agg or a bandwidth > 0")
         object.__setattr__(self, "agg_exponents", tuple(int(e) for e in self.agg_exponents))
         if not self.agg_exponents:
-            raise ConfigError("MMDParams.agg_exponents: need at least one exponent")
-        if self.permutations < 1:
-            raise ConfigError(f"MMDParams.permutations: must be >= 1, got {self.permutations}")
-        if self.max_exact_splits < 0:
-            raise ConfigError("MMDParams.max_exact_splits: must be >= 0")
-        if self.max_per_animal is not None and self.max_per_animal < 2:
-            raise ConfigError(f"MMDParams.max_per_animal: must be >= 2 (or unset), got {self.max_per_animal}")
-        if not 0 < self.alpha < 1:
-            raise ConfigError(f"MMDParams.alpha: must be in (0, 1), got {self.alpha}")
-        if self.block_size < 1:
-            raise ConfigError(f"MMDParams.block_size: must be >= 1, got {self.block_size}")
-        if self.median_max_samples < 10:
-            raise ConfigError("MMDParams.median_max_samples: must be >= 10")
+            raise config_error("mmd", "agg_exponents", "is empty", "give at least one power of two, e.g. [-1, 0, 1]")

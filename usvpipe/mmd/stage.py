@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import math
-import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
+from ..artifacts import Latents
 from ..errors import InputFileError
 from .backends import _get_ops
 from .bandwidth import _resolve_bandwidths, _scales
@@ -21,42 +19,16 @@ from .result import MMDResult
 from .statistics import _stats_from_S
 from .two_sample import _primary_index, _syllable_test
 
-_LATENT_RE = re.compile(r"^z(\d+)$")
-
-
-def latent_columns(columns, features: Optional[str] = None) -> list[str]:
-    """Latent feature columns: ``z0..z{d-1}`` in numeric order, or those matching ``features``.
-
-    ``features`` is a comma-separated list of glob patterns (e.g. ``"z*"`` or ``"pc_*,umap_*"``).
-    """
-    columns = [str(c) for c in columns]
-    if features:
-        pats = [p.strip() for p in features.split(",") if p.strip()]
-        return [c for c in columns if any(fnmatch.fnmatchcase(c, p) for p in pats)]
-    found = [(int(m.group(1)), c) for c in columns if (m := _LATENT_RE.match(c))]
-    return [c for _, c in sorted(found)]
-
-
-def _read_latents(latents, text_cols=()):
+def _as_latents(latents, features, text_columns) -> Latents:
+    """A :class:`~usvpipe.artifacts.Latents` from a DataFrame or a ``latents.csv``/``.h5`` path (validated)."""
     import pandas as pd
 
+    if isinstance(latents, Latents):
+        return latents
     if isinstance(latents, pd.DataFrame):
-        return latents, "<DataFrame>"
-    path = Path(latents)
-    if not path.exists():
-        raise InputFileError(path, "latents file not found", "pass the latents.csv written by `usvpipe encode`")
-    try:
-        if path.suffix.lower() in (".h5", ".hdf5"):
-            frame = pd.read_hdf(path)
-        else:
-            # keep_default_na=False: a group or animal called "NA" (or "None") is a name, not a gap
-            # and the group/animal columns are text: groups "1"/"" must not become 1.0/NaN
-            frame = pd.read_csv(path, keep_default_na=False, na_values=[""],
-                                dtype={c: str for c in ("id", "recording", "animal", "group", "shard", *text_cols)})
-    except Exception as exc:  # pandas raises many types for unreadable files
-        raise InputFileError(path, f"cannot read latents table ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
-                             "pass a CSV with metadata columns and z0..z{d-1}") from None
-    return frame, str(path)
+        return Latents(latents, source="<DataFrame>", features=features)
+    # the group/animal columns are text too: groups "1"/"" must not become 1.0/NaN
+    return Latents.read(latents, features=features, text_columns=text_columns)
 
 
 def mmd_test(latents, *, group_col: str = "group", a: Optional[str] = None, b: Optional[str] = None,
@@ -192,27 +164,16 @@ class _Outcome:
 
 def _validate(latents, group_col: str, a, b, params: MMDParams) -> _Design:
     """Read the latents table and check it into a :class:`_Design` (every input error raised here)."""
-    frame, source = _read_latents(latents, (group_col, params.animal_col))
+    table = _as_latents(latents, params.features, (group_col, params.animal_col))
+    frame, source, feats = table.frame, table.source, table.columns
     if group_col not in frame.columns:
         raise InputFileError(source, f"no group column {group_col!r} (columns: {', '.join(map(str, frame.columns[:12]))})",
                              "pass --group-col with the column that holds the groups")
-    feats = latent_columns(frame.columns, params.features)
-    if not feats:
-        raise InputFileError(source, "no latent columns found (expected z0..z{d-1}" +
-                             (f" or columns matching {params.features!r})" if params.features else ")"),
-                             "pass --features with a glob matching the latent columns")
     groups_all = frame[group_col].fillna("").astype(str)  # a missing group is the group "", not NaN
     a, b = _choose_groups(sorted(groups_all.unique()), a, b, source, group_col)
     sub = frame.loc[groups_all.isin([a, b])].reset_index(drop=True)
     g = sub[group_col].fillna("").astype(str).to_numpy()
-    try:
-        Z = sub[feats].to_numpy(dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InputFileError(source, "latent columns are not all numeric", "check the latents table or --features") from None
-    bad = ~np.isfinite(Z).all(axis=1)
-    if bad.any():
-        raise InputFileError(source, f"{int(bad.sum())} row(s) have NaN/inf latents (first row index {int(np.flatnonzero(bad)[0])})",
-                             "re-run `usvpipe encode` or drop those rows")
+    Z = sub[feats].to_numpy(dtype=np.float64)  # numeric and finite: checked by Latents
     has_animal = params.animal_col in sub.columns
     unit = params.unit if params.unit != "auto" else ("animal" if has_animal else "syllable")
     if unit == "animal" and not has_animal:

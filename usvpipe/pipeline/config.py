@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..config import load_config, params_from_mapping, params_to_dict
+from ..constraints import Interval, OneOf, check_params, config_error
 from ..errors import ConfigError
 
 STAGES = ("segment", "train", "encode", "umap", "mmd")
@@ -48,14 +49,16 @@ class RunParams:
     group_a: str = ""
     group_b: str = ""
 
+    _constraints = {
+        "jobs": [Interval(int, 1, None)],
+        "device": [OneOf("auto", "cpu", "cuda", "mps")],
+    }
+
     def __post_init__(self):
         unknown = [s for s in self.stages if s not in STAGES]
         if unknown:
-            raise ConfigError(f"[run].stages: unknown stage(s) {', '.join(unknown)}; valid: {', '.join(STAGES)}")
-        if self.jobs < 1:
-            raise ConfigError("[run].jobs must be >= 1")
-        if self.device not in {"auto", "cpu", "cuda", "mps"}:
-            raise ConfigError(f"[run].device must be auto, cpu, cuda or mps, got {self.device!r}")
+            raise config_error("run", "stages", f"unknown stage(s) {', '.join(unknown)}", f"use some of {', '.join(STAGES)}")
+        check_params(self, "run")
 
 
 def _stage_classes() -> dict[str, tuple[str, type]]:

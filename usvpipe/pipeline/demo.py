@@ -32,7 +32,7 @@ def demo_config(out_dir, *, real: bool = False, animals_per_group: int = 6, dura
     if real:
         data = shared_data_dir()
         if data is None:
-            raise UsvpipeError("--real: ../shared/data not found next to the checkout (fix: run from the repository, or point `usvpipe run` at your own folder)")
+            raise UsvpipeError("--real", "../shared/data not found next to the checkout", "run from the repository, or point `usvpipe run` at your own folder")
         sections["run"].update({"input": str(data), "stages": ["segment", "train", "encode", "umap"]})
     else:
         from ..synth import make_dataset

@@ -62,7 +62,7 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True, force: bool =
     """
     run = config.run
     if not run.input and "segment" in run.stages:
-        raise ConfigError("[run].input is empty (fix: set it to your WAV folder, or run `usvpipe demo`)")
+        raise ConfigError("[run].input", "is empty", "set it to your WAV folder, or run `usvpipe demo`")
     started = time.time()
     r = _Run(config, _io.ensure_output_dir(run.output), progress=progress, force=force)
     r.segment()

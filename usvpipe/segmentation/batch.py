@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..config import params_digest, params_to_dict
-from ..errors import ConfigError, UsvpipeError
+from ..errors import ConfigError
 from . import worker
 from .detection import SCORE_COLUMNS
 from .inputs import Recording, plan_recordings
@@ -258,7 +258,7 @@ def _lost_with_the_pool(task: worker.Task) -> worker.TaskResult:
 def _finish(run: SegmentRun, recs: Sequence[Recording], params: dict) -> None:
     """Merge the store and write segments.csv if every recording is complete or failed."""
     from .. import store
-    from .._io import write_csv_atomic
+    from ..artifacts import Segments
 
     out_dir = run.out_dir
     for rec in recs:
@@ -267,6 +267,6 @@ def _finish(run: SegmentRun, recs: Sequence[Recording], params: dict) -> None:
     table = store.merge_store(out_dir)
     cols = ["recording", "animal", "group", "onset_s", "offset_s", *[c for c in SCORE_COLUMNS if c in table.columns]]
     segments = table[cols] if len(table) else table.reindex(columns=cols)
-    run.segments_path = write_csv_atomic(out_dir / SEGMENTS_NAME, segments, float_format="%.6f")
+    run.segments_path = Segments(segments, source=out_dir / SEGMENTS_NAME).write(out_dir / SEGMENTS_NAME)
     run.merged = True
     run.n_syllables_total = int(len(table))

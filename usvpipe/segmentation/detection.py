@@ -40,13 +40,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..artifacts import SCORE_COLUMNS  # noqa: F401  (the segments schema; re-exported here)
 from ..errors import ConfigError, InputFileError
 from .params import SegmentParams
 from .sources import DEFAULT_BLOCK_FRAMES, ArraySource, FileSource
 from .spectrogram import SpectrogramParams
 from .trace import Trace, compute_trace
 
-SCORE_COLUMNS = ("duration_s", "peak_amplitude", "mean_amplitude", "mean_freq_hz", "min_freq_hz", "max_freq_hz")
 
 
 def segments_from_trace(trace: Trace, params: SegmentParams):

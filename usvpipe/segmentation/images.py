@@ -10,7 +10,7 @@ import contextlib
 import numpy as np
 
 from .params import SyllableParams
-from .spectrogram import SpectrogramParams, band_power
+from .spectrogram import SpectrogramParams, band_power, power_to_db
 
 _IMAGE_BATCH = 32  # syllables per batch (bounds the gathered frames to 8 MB at 128 x 512)
 
@@ -83,11 +83,9 @@ def syllable_images(source, segments, trace, spectrogram_params: SpectrogramPara
                 centre_frame = np.maximum(0, (centre[idx] * sr - half) // geom.hop).astype(np.int64)
                 floors = np.stack([trace.floor_at(int(f)) for f in centre_frame])
                 power /= np.maximum(floors, np.float32(1e-30))[:, None, :]
-                np.maximum(power, np.float32(1e-20), out=power)
-                db = np.log10(power) * np.float32(10.0 / params.dynamic_range_db)
+                db = power_to_db(power, scale=10.0 / params.dynamic_range_db, out=power)
             else:
-                np.maximum(power, np.float32(1e-20), out=power)
-                db = np.log10(power) * np.float32(10.0) + np.float32(geom.db_offset - spectrogram_params.spec_min_db)
+                db = power_to_db(power, out=power) + np.float32(geom.db_offset - spectrogram_params.spec_min_db)
                 db *= np.float32(1.0 / (spectrogram_params.spec_max_db - spectrogram_params.spec_min_db))
             i0, i1, w1 = interp
             # frequency-major first, so the interpolation gathers whole contiguous rows

@@ -222,6 +222,35 @@ def band_power(frames: np.ndarray, geom: FrameGeometry, out: np.ndarray | None =
     return out
 
 
+# Power floor of the dB conversion: log of exact zeros (digital silence) stays finite
+# (-200 dB re the unscaled FFT power, far below any recording's noise).
+POWER_FLOOR = 1e-20
+
+
+def power_to_db(power: np.ndarray, *, amin: float = POWER_FLOOR, scale: float = 10.0, out: np.ndarray | None = None) -> np.ndarray:
+    """``scale * log10(max(power, amin))`` in float32 (librosa's ``power_to_db`` without ``ref``/``top_db``).
+
+    Parameters
+    ----------
+    power : numpy.ndarray
+        Power values (float32).
+    amin : float
+        Floor applied before the logarithm (default :data:`POWER_FLOOR`).
+    scale : float
+        Multiplier of the decadic log: 10 gives dB; ``10 / range_db`` gives dB as a
+        fraction of a dynamic range in one pass.
+    out : numpy.ndarray, optional
+        Where to write (may be ``power`` itself, for an in-place conversion).
+
+    The operations are done in this order, in float32, so the result is bit-for-bit the
+    same as the expressions it replaced.
+    """
+    out = np.maximum(power, np.float32(amin), out=out)
+    np.log10(out, out=out)
+    out *= np.float32(scale)
+    return out
+
+
 def band_power_db(audio: np.ndarray, geom: FrameGeometry, *, frames: np.ndarray | None = None) -> np.ndarray:
     """Band power in dB for every full frame of ``audio`` (or only frame indices ``frames``).
 
@@ -235,11 +264,7 @@ def band_power_db(audio: np.ndarray, geom: FrameGeometry, *, frames: np.ndarray 
     view = frame_view(audio, geom)
     if frames is not None:
         view = view[np.asarray(frames, dtype=np.int64)]
-    power = band_power(view, geom)
-    # tiny floor: log of exact zeros (digital silence) stays finite
-    np.maximum(power, np.float32(1e-20), out=power)
-    np.log10(power, out=power)
-    power *= np.float32(10.0)
+    power = power_to_db(band_power(view, geom), out=None)
     power += np.float32(geom.db_offset)
     return power
 

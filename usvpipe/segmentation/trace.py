@@ -13,7 +13,7 @@ import numpy as np
 
 from .params import SegmentParams
 from .sources import DEFAULT_BLOCK_FRAMES, iter_frame_blocks
-from .spectrogram import FrameGeometry, SpectrogramParams, band_power, frame_view
+from .spectrogram import FrameGeometry, SpectrogramParams, band_power, frame_view, power_to_db
 
 
 def noise_windows(n_frames: int, geom: FrameGeometry, params: SegmentParams) -> list[tuple[int, int]]:
@@ -117,12 +117,10 @@ def _window_trace(source, geom, sparams, params, window, block_frames, amp, freq
         power *= 1.0 / np.maximum(floor, np.float32(1e-30))
         idx = power.argmax(axis=1)
         peak = power[np.arange(b - a), idx]
-        amp[a:b] = 10.0 * np.log10(np.maximum(peak, np.float32(1e-20)))
+        amp[a:b] = power_to_db(peak)
     else:
         idx = power.argmax(axis=1)
-        np.maximum(power, np.float32(1e-20), out=power)
-        np.log10(power, out=power)
-        power *= np.float32(10.0)
+        power_to_db(power, out=power)
         power += np.float32(geom.db_offset - sparams.spec_min_db)
         power *= np.float32(1.0 / (sparams.spec_max_db - sparams.spec_min_db))
         np.clip(power, 0.0, 1.0, out=power)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_path, write_csv_atomic, write_json_atomic
 from .._version import __version__
+from ..artifacts import Latents
 from ..errors import InputFileError, UsvpipeError
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,8 @@ def load_model(path, device="cpu"):
     import torch
 
     from .model import build_model
-    from .training import load_checkpoint, resolve_device
+    from .._device import resolve_device
+    from .training import load_checkpoint
 
     path = Path(path)
     ckpt = load_checkpoint(path)
@@ -55,8 +56,8 @@ def decode(model, z, *, batch_size: int = 512) -> np.ndarray:
     if z.ndim == 1:
         z = z[None]
     if z.shape[1] != model.latent_dim:
-        raise UsvpipeError(f"decode: latents have {z.shape[1]} dimensions, the model has {model.latent_dim} "
-                           "(fix: decode with the model that produced these latents)")
+        raise UsvpipeError("decode", f"latents have {z.shape[1]} dimensions, the model has {model.latent_dim}",
+                           "decode with the model that produced these latents")
     was_training = model.training
     model.eval()
     out = []
@@ -95,8 +96,8 @@ def encode(model_path, store_dir, out_path, *, device: str = "auto", batch_size:
     """
     import torch
 
+    from .._device import resolve_device
     from ..store import open_store
-    from .training import resolve_device
 
     if batch_size < 1:
         raise UsvpipeError(f"batch_size must be >= 1, got {batch_size}")
@@ -151,59 +152,14 @@ def encode(model_path, store_dir, out_path, *, device: str = "auto", batch_size:
         "latent_dim": k, "variances": bool(variances), "columns": list(latents.columns),
         "model_complete": info["complete"], "model_health": info["health"],
     }
-    if out_path.suffix.lower() == ".csv":
-        write_csv_atomic(out_path, latents, float_format="%.7g")
-        write_json_atomic(out_path.with_suffix(".json"), meta)
-    else:
-        _write_h5(out_path, table, z, v, meta)
+    Latents(latents, source=out_path).write(out_path, meta)
     log.info("wrote %d latents to %s", n, out_path)
     return latents
 
 
-def _write_h5(path: Path, table, z, v, meta) -> None:
-    import h5py
-
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("z", data=z.astype(np.float32), chunks=(min(max(len(z), 1), 65536), z.shape[1]) if len(z) else None)
-            if v is not None:
-                f.create_dataset("var", data=v.astype(np.float32))
-            g = f.create_group("table")
-            for c in table.columns:
-                col = table[c]
-                if col.dtype.kind in "biuf":
-                    g.create_dataset(c, data=col.to_numpy())
-                else:
-                    g.create_dataset(c, data=col.astype(str).to_numpy().astype(object), dtype=h5py.string_dtype())
-            f.attrs["table_columns"] = json.dumps(list(table.columns))
-            f.attrs["meta_json"] = json.dumps(meta, default=str)
-            f.attrs["usvpipe_version"] = __version__
-
-
 def read_latents(path):
-    """Read a latents table written by :func:`encode` (``.csv`` or ``.h5``) as a DataFrame."""
-    import pandas as pd
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(path, "latents file not found", "create it with `usvpipe encode`")
-    if path.suffix.lower() == ".csv":
-        return pd.read_csv(path, dtype={c: str for c in ("id", "recording", "animal", "group", "shard")}, keep_default_na=False)
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        cols = json.loads(f.attrs["table_columns"])
-        data = {}
-        for c in cols:
-            arr = f["table"][c][()]
-            data[c] = [s.decode() if isinstance(s, bytes) else s for s in arr] if arr.dtype.kind == "O" else arr
-        frame = pd.DataFrame(data)
-        z = f["z"][()]
-        frame = frame.assign(**{f"z{i}": z[:, i] for i in range(z.shape[1])})
-        if "var" in f:
-            v = f["var"][()]
-            frame = frame.assign(**{f"var_z{i}": v[:, i] for i in range(v.shape[1])})
-    return frame
+    """Read a latents table written by :func:`encode` (``.csv`` or ``.h5``) as a DataFrame (validated)."""
+    return Latents.read(path).frame
 
 
 def read_latents_meta(path) -> dict:

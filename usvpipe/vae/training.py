@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._device import resolve_device
 from .._io import atomic_path, ensure_output_dir, write_csv_atomic, write_json_atomic
 from .._version import __version__
 from ..config import params_to_dict
@@ -118,33 +119,6 @@ def distributed_env(environ=None) -> tuple[int, int, int]:
     except ValueError:
         raise ConfigError("RANK/WORLD_SIZE/LOCAL_RANK are not integers (fix: launch with torchrun or unset them)") from None
     return rank, world, local
-
-
-def resolve_device(name: str = "auto", local_rank: int = 0):
-    """``"auto"`` -> CUDA, then MPS, then CPU; ``"cuda"`` uses GPU ``local_rank`` under torchrun."""
-    import torch
-
-    name = str(name or "auto").lower()
-    if name == "auto":
-        if torch.cuda.is_available():
-            name = "cuda"
-        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            name = "mps"
-        else:
-            name = "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError("--device cuda: no CUDA GPU is visible to torch (fix: use --device cpu or auto)")
-        if name == "cuda":
-            return torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
-        return torch.device(name)
-    if name == "mps":
-        if not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
-            raise ConfigError("--device mps: Apple MPS is not available (fix: use --device cpu or auto)")
-        return torch.device("mps")
-    if name == "cpu":
-        return torch.device("cpu")
-    raise ConfigError(f"--device {name!r}: expected auto, cpu, cuda, cuda:N or mps")
 
 
 def resolve_amp(amp: str, device):

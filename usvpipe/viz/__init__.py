@@ -182,9 +182,56 @@ def run_umap(
     -------
     UmapRun
     """
+    t_start = time.perf_counter()
+    frame, source, zcols = _validated_latents(latents, color_by)
+    out_dir = ensure_output_dir(out_dir)
+    # open the store early, so a wrong store fails before minutes of UMAP
+    store_obj, store_rows = _open_matching_store(store, frame)
+    emb = embed_latents(frame, params)
+    timings = dict(emb.attrs.get("timings", {}))
+    record = {
+        "usvpipe_version": __version__,
+        "stage": "umap",
+        "params": params_to_dict(params),
+        "color_by": color_by,
+        "latents": source,
+        "store": None if store_obj is None else str(store_obj.path),
+        "n_syllables": int(len(frame)),
+        "latent_dim": len(zcols),
+    }
+    embedding_path = write_csv_atomic(out_dir / "embedding.csv", emb, float_format="%.10g")  # keeps 0.1 ms onsets in hour-long files
+    # one colour mapping per categorical column, shared by every figure and the explorer
+    palettes = {}
+    for c in dict.fromkeys(("group", "animal", color_by)):
+        if c in emb.columns and is_categorical(emb[c]):
+            palettes[c] = category_colors(emb[c].astype(str))
+    palette_path = write_json_atomic(out_dir / "palette.json", palettes)
+    run = UmapRun(out_dir=out_dir, embedding=embedding_path, palette=palette_path, n_syllables=len(emb))
+    description = json.dumps({k: record[k] for k in ("usvpipe_version", "params", "color_by")}, default=str)
+    t0 = time.perf_counter()
+    _write_figures(run, emb, frame, params, palettes, color_by, store_obj, store_rows, decode_fn, description)
+    timings["figures_s"] = time.perf_counter() - t0
+    if params.explorer:
+        t0 = time.perf_counter()
+        record["explorer"] = _write_explorer(run, emb, params, palettes, color_by, store_obj, store_rows, source)
+        timings["explorer_s"] = time.perf_counter() - t0
+    timings["total_s"] = time.perf_counter() - t_start
+    run.timings = timings
+    record["timings_s"] = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in timings.items()}
+    record["outputs"] = {
+        "embedding": embedding_path.name,
+        "figures": {k: [p.name for p in v] for k, v in run.figures.items()},
+        "explorer": run.explorer.name if run.explorer else None,
+        "palette": palette_path.name,
+    }
+    run.report = write_json_atomic(out_dir / "umap.json", record)
+    return run
+
+
+def _validated_latents(latents, color_by: str):
+    """``(frame, source, latent columns)`` of a latents table or path, checked (colour column included)."""
     import pandas as pd
 
-    t_start = time.perf_counter()
     if isinstance(latents, pd.DataFrame):
         frame, source = latents, "latents DataFrame"
         validate_latents(frame, source=source)
@@ -193,44 +240,23 @@ def run_umap(
         frame = read_latents(latents)
     if color_by not in frame.columns:
         raise InputFileError(source, f"no column {color_by!r} to colour by (columns: {', '.join(c for c in frame.columns if not c.startswith('z'))})", "choose --color-by among those")
-    out_dir = ensure_output_dir(out_dir)
-    zcols = latent_columns(frame)
+    return frame, source, latent_columns(frame)
 
-    # open the store early, so a wrong store fails before minutes of UMAP
-    store_obj, store_rows, store_path = None, None, None
-    if store is not None:
-        from ..store import SyllableStore, open_store
 
-        store_obj = store if isinstance(store, SyllableStore) else open_store(store)
-        store_path = store_obj.path
-        store_rows = _store_rows(store_obj, frame["id"].astype(str).to_numpy(), store_path)
+def _open_matching_store(store, frame):
+    """The syllable store and, for each latents row, its row in the store (``(None, None)`` without a store)."""
+    if store is None:
+        return None, None
+    from ..store import SyllableStore, open_store
 
-    emb = embed_latents(frame, params)
-    timings = dict(emb.attrs.get("timings", {}))
+    store_obj = store if isinstance(store, SyllableStore) else open_store(store)
+    return store_obj, _store_rows(store_obj, frame["id"].astype(str).to_numpy(), store_obj.path)
+
+
+def _write_figures(run, emb, frame, params, palettes, color_by, store_obj, store_rows, decode_fn, description) -> None:
+    """Scatter per colour column, group density, the spectrogram grid (with a store), centroid traversals."""
+    out_dir, fmts, dpi = run.out_dir, params.figure_formats, params.dpi
     method_label = "UMAP" if params.method == "umap" else "PC"
-    record = {
-        "usvpipe_version": __version__,
-        "stage": "umap",
-        "params": params_to_dict(params),
-        "color_by": color_by,
-        "latents": source,
-        "store": None if store_path is None else str(store_path),
-        "n_syllables": int(len(frame)),
-        "latent_dim": len(zcols),
-    }
-    description = json.dumps({k: record[k] for k in ("usvpipe_version", "params", "color_by")}, default=str)
-    embedding_path = write_csv_atomic(out_dir / "embedding.csv", emb, float_format="%.10g")  # keeps 0.1 ms onsets in hour-long files
-
-    # one colour mapping per categorical column, shared by every figure and the explorer
-    palettes = {}
-    for c in dict.fromkeys(("group", "animal", color_by)):
-        if c in emb.columns and is_categorical(emb[c]):
-            palettes[c] = category_colors(emb[c].astype(str))
-    palette_path = write_json_atomic(out_dir / "palette.json", palettes)
-
-    run = UmapRun(out_dir=out_dir, embedding=embedding_path, palette=palette_path, n_syllables=len(emb))
-    fmts, dpi = params.figure_formats, params.dpi
-    t0 = time.perf_counter()
     for c in dict.fromkeys((color_by, "group", "animal")):
         if c in emb.columns and emb[c].nunique() > 0:
             fig = scatter_figure(emb, c, colors=palettes.get(c), method_label=method_label, seed=params.seed or 0)
@@ -247,47 +273,27 @@ def run_umap(
         for name, fig in centroid_traversals(frame, decode_fn).items():
             key = f"traversal_{_safe(name)}"
             run.figures[key] = save_figure(fig, out_dir / key, fmts, dpi, description=description)
-    timings["figures_s"] = time.perf_counter() - t0
 
-    if params.explorer:
-        from ._explorer import choose_thumbnail_rows, explorer_payload, make_thumbnails, write_explorer
 
-        t0 = time.perf_counter()
-        n = len(emb)
-        rng = np.random.default_rng(params.seed)
-        drawn = None if n <= params.max_drawn_points else rng.permutation(n)[: params.max_drawn_points]
-        thumbs = {}
-        if store_obj is not None and params.max_thumbnails > 0:
-            candidates = np.arange(n) if drawn is None else np.sort(drawn)
-            groups = emb["group"].astype(str).to_numpy() if "group" in emb else np.zeros(n, dtype=str)
-            trows = choose_thumbnail_rows(groups, candidates, params.max_thumbnails, seed=params.seed)
-            for s in range(0, len(trows), 2048):  # bounded memory: 2048 spectrograms at a time
-                block = trows[s : s + 2048]
-                for r, b64 in zip(block, make_thumbnails(store_obj.read(store_rows[block]), params.thumbnail_px)):
-                    thumbs[int(r)] = b64
-        title = f"{Path(source).name if source != 'latents DataFrame' else 'latents'}: {params.method.upper()} of {n} syllables"
-        payload = explorer_payload(
-            emb,
-            color_by=color_by,
-            colors=palettes,
-            thumbnails=thumbs,
-            drawn_rows=drawn,
-            thumbnail_px=params.thumbnail_px,
-            title=title,
-            params=params_to_dict(params),
-        )
-        run.explorer = out_dir / "explorer.html"
-        write_explorer(run.explorer, payload)
-        timings["explorer_s"] = time.perf_counter() - t0
-        record["explorer"] = {"n_drawn": n if drawn is None else len(drawn), "n_thumbnails": len(thumbs), "bytes": run.explorer.stat().st_size}
-    timings["total_s"] = time.perf_counter() - t_start
-    run.timings = timings
-    record["timings_s"] = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in timings.items()}
-    record["outputs"] = {
-        "embedding": embedding_path.name,
-        "figures": {k: [p.name for p in v] for k, v in run.figures.items()},
-        "explorer": run.explorer.name if run.explorer else None,
-        "palette": palette_path.name,
-    }
-    run.report = write_json_atomic(out_dir / "umap.json", record)
-    return run
+def _write_explorer(run, emb, params, palettes, color_by, store_obj, store_rows, source) -> dict:
+    """``explorer.html``: drawn points (subsampled), thumbnails stratified by group; returns its summary."""
+    from ._explorer import choose_thumbnail_rows, explorer_payload, make_thumbnails, write_explorer
+
+    n = len(emb)
+    rng = np.random.default_rng(params.seed)
+    drawn = None if n <= params.max_drawn_points else rng.permutation(n)[: params.max_drawn_points]
+    thumbs = {}
+    if store_obj is not None and params.max_thumbnails > 0:
+        candidates = np.arange(n) if drawn is None else np.sort(drawn)
+        groups = emb["group"].astype(str).to_numpy() if "group" in emb else np.zeros(n, dtype=str)
+        trows = choose_thumbnail_rows(groups, candidates, params.max_thumbnails, seed=params.seed)
+        for s in range(0, len(trows), 2048):  # bounded memory: 2048 spectrograms at a time
+            block = trows[s : s + 2048]
+            for r, b64 in zip(block, make_thumbnails(store_obj.read(store_rows[block]), params.thumbnail_px)):
+                thumbs[int(r)] = b64
+    title = f"{Path(source).name if source != 'latents DataFrame' else 'latents'}: {params.method.upper()} of {n} syllables"
+    payload = explorer_payload(emb, color_by=color_by, colors=palettes, thumbnails=thumbs, drawn_rows=drawn,
+                               thumbnail_px=params.thumbnail_px, title=title, params=params_to_dict(params))
+    run.explorer = run.out_dir / "explorer.html"
+    write_explorer(run.explorer, payload)
+    return {"n_drawn": n if drawn is None else len(drawn), "n_thumbnails": len(thumbs), "bytes": run.explorer.stat().st_size}

@@ -6,17 +6,16 @@ in numba, whose first call JIT-compiles for tens of seconds.
 """
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from ..config import check_choice
-from ..errors import ConfigError, InputFileError, UsvpipeError
+from ..artifacts import Latents
+from ..artifacts import latent_columns as _latent_columns
+from ..constraints import Interval, OneOf, check_params, config_error
+from ..errors import InputFileError, UsvpipeError
 
-_Z_RE = re.compile(r"^z(\d+)$")
 METHODS = ("umap", "pca")
 #: names of the embedding columns written next to the latents' metadata columns
 EMBED_COLUMNS = ("emb_x", "emb_y")
@@ -85,24 +84,27 @@ class UmapParams:
     max_drawn_points: int = 200_000
     explorer: bool = True
 
+    _constraints = {
+        "method": [OneOf(*METHODS)],
+        "n_neighbors": [Interval(int, 2, None)],
+        "min_dist": [Interval(float, 0, None)],
+        "fit_subsample": [Interval(int, 0, None)],
+        "transform_batch": [Interval(int, 1, None)],
+        "dpi": [Interval(int, 50, None)],
+        "grid_cells": [Interval(int, 2, None)],
+        "thumbnail_px": [Interval(int, 8, None)],
+        "max_thumbnails": [Interval(int, 0, None)],
+        "max_drawn_points": [Interval(int, 1, None)],
+    }
+
     def __post_init__(self):
         if self.seed is not None and self.seed < 0:
             # TOML and the CLI have no "None": a negative seed means unseeded
             object.__setattr__(self, "seed", None)
-        check_choice("[umap] method", self.method, METHODS)
-        if self.n_neighbors < 2:
-            raise ConfigError(f"[umap] n_neighbors must be >= 2, got {self.n_neighbors}")
-        if not 0.0 <= self.min_dist:
-            raise ConfigError(f"[umap] min_dist must be >= 0, got {self.min_dist}")
-        if self.fit_subsample < 0 or self.transform_batch < 1:
-            raise ConfigError("[umap] fit_subsample must be >= 0 and transform_batch >= 1")
+        check_params(self, "umap")
         bad = [f for f in self.figure_formats if f not in ("png", "pdf", "svg")]
         if bad:
-            raise ConfigError(f"[umap] figure_formats: unsupported {', '.join(bad)} (valid: png, pdf, svg)")
-        if self.dpi < 50 or self.grid_cells < 2 or self.thumbnail_px < 8:
-            raise ConfigError("[umap] need dpi >= 50, grid_cells >= 2 and thumbnail_px >= 8")
-        if self.max_thumbnails < 0 or self.max_drawn_points < 1:
-            raise ConfigError("[umap] max_thumbnails must be >= 0 and max_drawn_points >= 1")
+            raise config_error("umap", "figure_formats", f"unsupported {', '.join(bad)}", "use png, pdf and/or svg")
 
 
 def latent_columns(frame, *, source="latents") -> list[str]:
@@ -113,42 +115,21 @@ def latent_columns(frame, *, source="latents") -> list[str]:
     InputFileError
         If there are none, or they are not contiguous from ``z0``.
     """
-    found = sorted((int(m.group(1)), c) for c in frame.columns if (m := _Z_RE.match(str(c))))
-    if not found:
-        raise InputFileError(source, "no latent columns z0..z{d-1}", "pass the latents table written by `usvpipe encode`")
-    idx = [i for i, _ in found]
-    if idx != list(range(len(idx))):
-        raise InputFileError(source, f"latent columns are not z0..z{len(idx) - 1} (found {', '.join(c for _, c in found[:6])}...)", "pass the latents table written by `usvpipe encode`")
-    return [c for _, c in found]
+    return _latent_columns(frame, source=source)
 
 
 def validate_latents(frame, *, source="latents", required=("id",)) -> list[str]:
     """Check a latents table; return its latent column names.
 
     Raises :class:`InputFileError` (naming ``source``) on missing columns, an empty table,
-    duplicate ids, NaN/inf or non-numeric latents.
+    duplicate ids, NaN/inf or non-numeric latents (the last three: :class:`~usvpipe.artifacts.Latents`).
     """
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise InputFileError(source, f"missing column(s) {', '.join(missing)}", "pass the latents table written by `usvpipe encode`")
-    zcols = latent_columns(frame, source=source)
+    zcols = Latents(frame, source=source).columns
     if len(frame) == 0:
         raise InputFileError(source, "no rows", "encode a store with at least one syllable")
-    try:
-        z = frame[zcols].to_numpy(dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InputFileError(source, "non-numeric values in latent columns", "re-run `usvpipe encode`") from None
-    bad = ~np.isfinite(z)
-    if bad.any():
-        rows = np.flatnonzero(bad.any(axis=1))
-        raise InputFileError(
-            source,
-            f"{len(rows)} row(s) with NaN/inf latents (first at row {rows[0]}, id {frame['id'].iloc[rows[0]] if 'id' in frame else rows[0]})",
-            "re-run `usvpipe encode` or drop those rows",
-        )
-    if "id" in frame.columns and frame["id"].duplicated().any():
-        dup = frame["id"][frame["id"].duplicated()].iloc[0]
-        raise InputFileError(source, f"duplicate id {dup!r}", "ids must be unique; pass the table written by `usvpipe encode`")
     return zcols
 
 
@@ -157,32 +138,7 @@ def read_latents(path):
 
     Returns a DataFrame (text columns as str).
     """
-    import pandas as pd
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(path, "file not found", "pass the latents.csv written by `usvpipe encode`")
-    if path.suffix.lower() in (".h5", ".hdf5"):
-        # the HDF5 layout belongs to the VAE stage: use its reader
-        try:
-            from ..vae.encoding import read_latents as read_h5
-        except ImportError:
-            raise InputFileError(path, "HDF5 latents need the VAE stage (usvpipe.vae)", "export the latents as CSV") from None
-        try:
-            frame = read_h5(path)
-        except (OSError, KeyError, ValueError) as exc:
-            raise InputFileError(path, f"unreadable HDF5 latents ({exc})", "re-run `usvpipe encode`") from None
-        validate_latents(frame, source=path)
-        return frame
-    text_cols = ("id", "recording", "animal", "group", "shard")
-    try:
-        # keep_default_na=False: an animal or group called "NA" (or "None") is a name, not a gap
-        frame = pd.read_csv(path, dtype={c: str for c in text_cols}, low_memory=False, keep_default_na=False, na_values=[""])
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputFileError(path, f"not a readable CSV ({str(exc).splitlines()[0]})", "pass the latents.csv written by `usvpipe encode`") from None
-    for c in text_cols:
-        if c in frame:
-            frame[c] = frame[c].fillna("")
+    frame = Latents.read(path).frame
     validate_latents(frame, source=path)
     return frame
 
@@ -229,11 +185,11 @@ def embed_array(z: np.ndarray, params: UmapParams = UmapParams(), *, progress=No
         timings["explained_variance_ratio"] = [float(v) for v in (evals[::-1][:2] / max(evals.sum(), 1e-300))]
         return out, fitted, timings
     if n < 4:
-        raise UsvpipeError(f"UMAP needs at least 4 syllables, got {n} (fix: use --method pca)")
+        raise UsvpipeError("[umap].method", f"UMAP needs at least 4 syllables, got {n}", "use --method pca")
     try:
         import umap
     except ImportError:  # pragma: no cover - umap-learn is a hard dependency
-        raise UsvpipeError("umap-learn is not installed (fix: pip install umap-learn, or use --method pca)") from None
+        raise UsvpipeError("[umap].method", "umap-learn is not installed", "pip install umap-learn, or use --method pca") from None
     import warnings
 
     n_neighbors = min(params.n_neighbors, len(fit_idx) - 1)
