@@ -151,19 +151,39 @@ def test_a_small_store_learns_duration_and_frequency_with_the_defaults(tmp_path)
 
 
 def _collapsed_model(tmp_path):
-    """A likelihood so flat (obs_precision 1e-4) that the KL term wins: the posterior collapses to the prior."""
+    """A trained model made to collapse on purpose: its encoder head returns the prior, N(0, I), for every
+    syllable, so the decoder sees one point. Its health is re-measured and written into model.pt, as
+    training would have. (The planted 3-SD group shift stays visible to the classical measures.)"""
+    from usvpipe.store import open_store
+    from usvpipe.vae.health import measure_health
+    from usvpipe.vae.model import build_model
+    from usvpipe.vae.training import load_checkpoint, save_checkpoint
+
     _random_call_store(tmp_path / "store", n_recordings=4, per_recording=30, group_shift=3.0)
-    params = TrainParams(obs_precision=1e-4, min_steps=0, epochs=4, latent_dim=4, channels=(4, 8), hidden=(16,),
-                         figure_every=0)
-    return train(tmp_path / "store", tmp_path / "vae", params, device="cpu", progress=False)
+    params = TrainParams(min_steps=0, epochs=2, latent_dim=4, channels=(4, 8), hidden=(16,), figure_every=0)
+    res = train(tmp_path / "store", tmp_path / "vae", params, device="cpu", progress=False)
+    ckpt = load_checkpoint(res.model_path)
+    model = build_model(ckpt["model_config"])
+    model.load_state_dict(ckpt["model_state"])
+    with torch.no_grad():
+        model.head.weight.mul_(1e-4)  # all but the prior: mean ~0, log-variance ~0, U ~0 for every syllable
+        model.head.bias.zero_()
+    store = open_store(tmp_path / "store")
+    images = store.read(np.arange(len(store)))
+    health = measure_health(model, [torch.from_numpy(images[:, None])], images, held_out=True, n_store=len(store),
+                            steps=res.steps)
+    ckpt["model_state"] = model.state_dict()
+    ckpt["health"] = health.to_dict()
+    save_checkpoint(ckpt, res.model_path)
+    return res, health
 
 
 def test_a_collapsed_model_is_flagged_and_its_mmd_answer_is_not_interpretable(tmp_path):
     from usvpipe.mmd import MMDParams, mmd_test
 
-    res = _collapsed_model(tmp_path)
-    assert res.health.collapsed and not res.health.passed
-    assert "fix" not in res.health.reason and res.health.fix
+    res, health = _collapsed_model(tmp_path)
+    assert health.collapsed and not health.passed and health.active_units == 0
+    assert health.recon_r2 <= 0.05 and health.fix
     encode(res.model_path, tmp_path / "store", tmp_path / "latents.csv", device="cpu")
     sidecar = json.loads((tmp_path / "latents.json").read_text())
     assert sidecar["model_health"]["passed"] is False
@@ -172,12 +192,26 @@ def test_a_collapsed_model_is_flagged_and_its_mmd_answer_is_not_interpretable(tm
     assert mmd.to_dict()["latent_health"]["collapsed"] is True
 
 
+def test_fully_identical_latents_fail_with_the_health_verdict_first(tmp_path):
+    import pandas as pd
+
+    from usvpipe.errors import UsvpipeError
+    from usvpipe.mmd import MMDParams, mmd_test
+
+    table = pd.DataFrame({"group": ["A"] * 5 + ["B"] * 5, "z0": 0.0, "z1": 0.0})
+    dead = {"passed": False, "reason": "the posterior equals the prior in every dimension", "fix": "more steps"}
+    with pytest.raises(UsvpipeError, match="do not interpret: the posterior equals the prior.*fix: more steps"):
+        mmd_test(table, params=MMDParams(unit="syllable", permutations=99), health=dead)
+    with pytest.raises(UsvpipeError, match="identical"):  # without a failed health: the plain reason
+        mmd_test(table, params=MMDParams(unit="syllable", permutations=99), health=None)
+
+
 def test_cli_train_prints_the_health_and_mmd_refuses_to_state_an_answer(tmp_path):
     from click.testing import CliRunner
 
     from usvpipe.cli import main
 
-    res = _collapsed_model(tmp_path)
+    res, _ = _collapsed_model(tmp_path)
     encode(res.model_path, tmp_path / "store", tmp_path / "latents.csv", device="cpu")
     out = CliRunner().invoke(main, ["mmd", str(tmp_path / "latents.csv"), "--unit", "syllable", "--permutations", "99",
                                     "--no-figures", "--out", str(tmp_path / "mmd"), "--store", str(tmp_path / "store")])

@@ -59,6 +59,16 @@ def mmd_test(latents, *, group_col: str = "group", a: Optional[str] = None, b: O
         Missing columns, fewer than two groups, unknown ``a``/``b``, NaNs, animals in
         both groups, or too few animals to reach ``params.alpha`` with the animal unit.
     """
+    from .trust import apply_latent_health, explain_with_health, latent_health_of
+
+    health_dict, complete = latent_health_of(latents) if health == "auto" else (health, True)
+    with explain_with_health(health_dict):
+        return _mmd_test(latents, group_col, a, b, params, health_dict, complete)
+
+
+def _mmd_test(latents, group_col, a, b, params, health_dict, complete) -> MMDResult:
+    from .trust import apply_latent_health
+
     design = _validate(latents, group_col, a, b, params)
     Zc = design.Z - design.Z.mean(axis=0)
     bandwidths, med = _resolve_bandwidths(Zc, params)
@@ -93,12 +103,6 @@ def mmd_test(latents, *, group_col: str = "group", a: Optional[str] = None, b: O
                                      design.b, params.statistic, design.has_animal)
     result = _result(design, test, params, bandwidths, primary, _bandwidth_rule(params, med), syllable_view,
                      pairwise, per_animal, backend=f"{ops.name}:{ops.device}:{params.dtype}")
-    from .trust import apply_latent_health, latent_health_of
-
-    if health == "auto":
-        health_dict, complete = latent_health_of(latents)
-    else:
-        health_dict, complete = health, True
     return apply_latent_health(result, health_dict, complete)
 
 

@@ -16,6 +16,7 @@ p-value. Two checks travel with every result:
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
 
@@ -31,9 +32,9 @@ def latent_health_of(latents) -> tuple[dict | None, bool | None]:
     """``(health, model_complete)`` recorded beside a latents file (``(None, None)`` if unknown)."""
     if not isinstance(latents, (str, Path)):
         return None, None
-    from ..vae.encoding import read_latents_meta
+    from ..artifacts import Latents
 
-    meta = read_latents_meta(latents)
+    meta = Latents.read_meta(latents)
     health = meta.get("model_health")
     return (health if isinstance(health, dict) else None), meta.get("model_complete")
 
@@ -51,6 +52,25 @@ def apply_latent_health(result, health: dict | None, model_complete: bool | None
         result.notes.append("no training-health record for these latents (not written by `usvpipe encode`): "
                             "check that they describe the syllables before interpreting the test")
     return result
+
+
+@contextlib.contextmanager
+def explain_with_health(health: dict | None):
+    """Re-raise a test's input error with the health verdict first when the latents failed it.
+
+    A fully collapsed VAE gives identical latents, and the test then fails on the bandwidth;
+    the reason the user must read is the collapse, with its fix.
+    """
+    from ..errors import UsvpipeError
+
+    try:
+        yield
+    except UsvpipeError as exc:
+        if health is None or health.get("passed", True):
+            raise
+        raise UsvpipeError(exc.path or "latents",
+                           f"{DO_NOT_INTERPRET}: {health.get('reason', 'the training health check failed')}, "
+                           f"and the test could not run ({exc.reason})", health.get("fix", "retrain")) from None
 
 
 def classical_features(frame):
@@ -107,9 +127,9 @@ def second_opinion(frame, primary, *, group_col: str, params, store=None) -> lis
     a, b = primary.groups
     rows = [_row("VAE latents", primary, len(primary.features))]
     if not hasattr(frame, "columns"):
-        from .stage import _read_latents
+        from ..artifacts import Latents
 
-        frame, _ = _read_latents(frame, (group_col, params.animal_col))
+        frame = Latents.read(frame, text_columns=(group_col, params.animal_col)).frame
     quiet = dataclasses.replace(params, syllable_view=False)
     candidates = [("classical measures", lambda: classical_features(frame))]
     if store is not None:

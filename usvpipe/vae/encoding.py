@@ -1,7 +1,6 @@
 """Loading a trained VAE, encoding a store to a latents table, decoding latents."""
 from __future__ import annotations
 
-import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -160,22 +159,3 @@ def encode(model_path, store_dir, out_path, *, device: str = "auto", batch_size:
 def read_latents(path):
     """Read a latents table written by :func:`encode` (``.csv`` or ``.h5``) as a DataFrame (validated)."""
     return Latents.read(path).frame
-
-
-def read_latents_meta(path) -> dict:
-    """What :func:`encode` recorded beside a latents table (the ``.json`` sidecar of a CSV, or
-    the HDF5 attributes): model, parameters, ``model_complete`` and ``model_health``.
-
-    ``{}`` when there is none (a table made by another tool), so callers treat the health as unknown.
-    """
-    path = Path(path)
-    try:
-        if path.suffix.lower() == ".csv":
-            sidecar = path.with_suffix(".json")
-            return json.loads(sidecar.read_text()) if sidecar.is_file() else {}
-        import h5py
-
-        with h5py.File(path, "r") as f:
-            return json.loads(f.attrs.get("meta_json", "{}"))
-    except (OSError, ValueError):
-        return {}

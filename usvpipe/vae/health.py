@@ -135,6 +135,32 @@ def assess(*, mu: np.ndarray, var: np.ndarray, test_images: np.ndarray, reconstr
                           n_syllables=int(len(test_images)), held_out=bool(held_out), reason=reason, fix=fix)
 
 
+def measure_health(model, batches, train_images: np.ndarray, *, held_out: bool, n_store: int,
+                   steps: int) -> TrainingHealth:
+    """Encode and reconstruct ``batches`` (float ``(n, 1, H, W)`` tensors of held-out syllables) with
+    ``model`` (a :class:`usvpipe.vae.model.VAE`) and :func:`assess` the result.
+
+    ``train_images`` are ``(n, h, w)`` in [0, 1] at the size the model sees (``model.output_shape``).
+    """
+    import torch
+
+    was_training = model.training
+    model.eval()
+    mus, variances, images, recons = [], [], [], []
+    with torch.no_grad():
+        for x in batches:
+            x = model.prepare(x.float())
+            mu, log_d, u = model.encode(x)
+            mus.append(mu.cpu().numpy())
+            variances.append(model.posterior_variance(log_d, u).cpu().numpy())
+            images.append(x[:, 0].cpu().numpy())
+            recons.append(model.decode(mu).float().clamp(0, 1)[:, 0].cpu().numpy())
+    model.train(was_training)
+    return assess(mu=np.concatenate(mus), var=np.concatenate(variances), test_images=np.concatenate(images),
+                  reconstructions=np.concatenate(recons), train_images=train_images, held_out=held_out,
+                  n_store=n_store, steps=steps)
+
+
 def health_from_dict(data) -> TrainingHealth | None:
     """The :class:`TrainingHealth` stored in ``train.json``/a sidecar (``None`` if absent or malformed)."""
     if not isinstance(data, dict):

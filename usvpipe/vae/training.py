@@ -592,29 +592,14 @@ class _Trainer:
 
     def assess_health(self):
         """:class:`~usvpipe.vae.health.TrainingHealth` of the current weights (held-out syllables)."""
-        import torch
-
-        from .health import MAX_HEALTH_SYLLABLES, assess
+        from .health import MAX_HEALTH_SYLLABLES, measure_health
 
         held_out = len(self.val_rows) > 0
         rows = _sample_rows(self.val_rows if held_out else self.train_rows, MAX_HEALTH_SYLLABLES, self.params.seed + 2)
         train_sample = _sample_rows(self.train_rows, MAX_PCA_SYLLABLES, self.params.seed)
-        model = self.model
-        was_training = model.training
-        model.eval()
-        mus, variances, images, recons = [], [], [], []
-        with torch.no_grad():
-            for start in range(0, len(rows), 256):
-                x = model.prepare(list(self.source.batches([rows[start:start + 256]]))[0].float())
-                mu, log_d, u = model.encode(x)
-                mus.append(mu.cpu().numpy())
-                variances.append(model.posterior_variance(log_d, u).cpu().numpy())
-                images.append(x[:, 0].cpu().numpy())
-                recons.append(model.decode(mu).float().clamp(0, 1)[:, 0].cpu().numpy())
-        model.train(was_training)
-        return assess(mu=np.concatenate(mus), var=np.concatenate(variances), test_images=np.concatenate(images),
-                      reconstructions=np.concatenate(recons), train_images=_pooled(self.store.read(train_sample), self.pool),
-                      held_out=held_out, n_store=len(self.store), steps=self._steps_done())
+        batches = self.source.batches([rows[i:i + 256] for i in range(0, len(rows), 256)])
+        return measure_health(self.model, batches, _pooled(self.store.read(train_sample), self.pool),
+                              held_out=held_out, n_store=len(self.store), steps=self._steps_done())
 
     # -- the run ------------------------------------------------------------------------------------
     def fit(self, on_epoch_end=None) -> TrainResult:
@@ -624,6 +609,12 @@ class _Trainer:
         p, ctx = self.params, self.ctx
         if self.verbose:
             tqdm.write(self.describe())
+        from .health import MIN_SYLLABLES_SHOWN_TO_LEARN
+
+        if ctx.is_main and len(self.store) < MIN_SYLLABLES_SHOWN_TO_LEARN:
+            log.warning("%s: only %d syllables; the default training was shown to learn from %d (real recordings, "
+                        "scripts/vae_real_benchmark.py): check the training health at the end before reading the latents",
+                        self.store.path, len(self.store), MIN_SYLLABLES_SHOWN_TO_LEARN)
         self.model.train()
         stop = self._should_stop()
         for epoch in range(self.start_epoch + 1, self.n_epochs + 1):
