@@ -158,3 +158,45 @@ def test_large_tables_parse_exactly_and_report_bad_lines(tmp_path, bad, what):
     with pytest.raises(InputFileError) as err:
         read_segments(tmp_path / "big_bad.csv")
     assert "big_bad.csv" in str(err.value) and "line 1200" in str(err.value) and what in str(err.value).lower()
+
+
+def test_audacity_and_raven_are_read_through_crowsetta(tmp_path, monkeypatch):
+    import usvpipe.annotations as ann
+
+    aud = tmp_path / "labels.txt"
+    aud.write_text("0.1\t0.2\tA\n0.5\t0.55\tB\n")
+    raven = tmp_path / "sel.txt"
+    raven.write_text("Selection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\tLow Freq (Hz)\tHigh Freq (Hz)\tAnnotation\n"
+                     "1\tWaveform 1\t1\t0.1\t0.2\t30000.0\t60000.0\tA\n1\tSpectrogram 1\t1\t0.1\t0.2\t30000.0\t60000.0\tA\n"
+                     "2\tSpectrogram 1\t1\t0.5\t0.6\t40000.0\t70000.0\tB\n")
+    assert ann._crowsetta_audacity(aud, list(ann._numbered_lines(aud.read_text()))) is not None
+    assert ann._crowsetta_raven(raven) is not None
+    via_crowsetta = read_segments(aud), read_segments(raven)
+    # the same tables through our own parsers
+    monkeypatch.setattr(ann, "_crowsetta_audacity", lambda *a: None)
+    monkeypatch.setattr(ann, "_crowsetta_raven", lambda *a: None)
+    for got, want in zip(via_crowsetta, (read_segments(aud), read_segments(raven))):
+        pd.testing.assert_frame_equal(got, want)
+    assert via_crowsetta[1]["label"].tolist() == ["A", "B"]
+
+
+def test_files_crowsetta_cannot_read_still_read_completely(tmp_path):
+    # spectral-selection lines on only some labels (crowsetta 5 drops the others), no labels
+    # at all, and a Raven table with integer frequencies (rejected by crowsetta's schema)
+    mixed = tmp_path / "mixed.txt"
+    mixed.write_text("0.1\t0.2\tA\n\\\t30000\t60000\n0.5\t0.55\tB\n")
+    bare = tmp_path / "bare.txt"
+    bare.write_text("0.1\t0.2\n0.5\t0.55\n")
+    raven = tmp_path / "int.txt"
+    raven.write_text("Selection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\tLow Freq (Hz)\tHigh Freq (Hz)\n"
+                     "1\tSpectrogram 1\t1\t0.1\t0.2\t30000\t60000\n")
+    assert read_segments(mixed)["label"].tolist() == ["A", "B"]
+    assert read_segments(bare)["offset_s"].tolist() == [0.2, 0.55]
+    assert read_segments(raven)["high_freq_hz"].tolist() == [60000.0]
+
+
+def test_a_bad_row_that_crowsetta_accepts_is_still_named_by_line(tmp_path):
+    aud = tmp_path / "labels.txt"
+    aud.write_text("0.1\t0.2\tA\n0.5\t0.45\tB\n")
+    with pytest.raises(InputFileError, match="line 2"):
+        read_segments(aud)

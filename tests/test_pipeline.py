@@ -323,3 +323,43 @@ def test_full_disk_fails_early_with_a_clear_message(tmp_path, monkeypatch, comma
     assert "MiB free" in res.output and str(out) in res.output
     assert len(res.output.strip().splitlines()) == 1
     assert not any(out.rglob("*"))  # nothing was written
+
+
+def test_run_where_every_recording_failed_says_why(tmp_path):
+    # Not "the store is empty" from the training stage: the reason of the failed files.
+    wavs = tmp_path / "wavs"
+    wavs.mkdir()
+    (wavs / "a.wav").write_text("not audio")
+    (wavs / "b.wav").write_bytes(b"")
+    cfg = tmp_path / "usvpipe.toml"
+    cfg.write_text("[run]\ninput = 'wavs'\noutput = 'out'\n")
+    res = CliRunner().invoke(main, ["run", str(cfg), "--no-progress"])
+    assert res.exit_code == 2, res.output
+    line = res.output.strip().splitlines()[-1]
+    assert "all 2 recording(s) failed" in line and "a.wav" in line and "errors.csv" in line
+    # `usvpipe info` recognises the store although it holds only failures
+    res = CliRunner().invoke(main, ["info", str(tmp_path / "out" / "store")])
+    assert res.exit_code == 0 and "0 recordings complete" in res.output and "2 failed" in res.output
+
+
+def test_run_whose_mmd_cannot_be_done_still_reports_the_rest(tmp_path):
+    # One group only (e.g. the layout animal/*.wav): the figures and the report are still
+    # written, the failure is one line naming the fix, the exit status is non-zero, and an
+    # old mmd/report.json is not shown as this run's answer.
+    import json
+
+    out = tmp_path / "run"
+    write_call_store(out / "store", 2, 30, group="")
+    (out / "mmd").mkdir(parents=True)
+    (out / "mmd" / "report.json").write_text(json.dumps({"statistic": 9.0, "p_value": 0.001, "unit": "animal"}))
+    cfg = tmp_path / "usvpipe.toml"
+    cfg.write_text("[run]\noutput = 'run'\nstages = ['train', 'encode', 'umap', 'mmd']\ndevice = 'cpu'\n"
+                   "[train]\nepochs = 1\nbatch_size = 16\nlatent_dim = 3\nchannels = [4, 8]\nhidden = [16]\nfigure_every = 0\n"
+                   "[umap]\nmethod = 'pca'\nfigure_formats = ['png']\nexplorer = false\n")
+    res = CliRunner().invoke(main, ["run", str(cfg), "--no-progress"])
+    assert res.exit_code == 1, res.output
+    errors = [line for line in res.output.splitlines() if line.startswith("usvpipe: error:")]
+    assert len(errors) == 1 and "fewer than 2 groups" in errors[0] and "group/animal" in errors[0]
+    assert (out / "umap" / "embedding.csv").exists() and (out / "report.html").exists()
+    report = (out / "report.md").read_text()
+    assert "| mmd | failed |" in report and "p=0.001" not in report

@@ -197,3 +197,87 @@ def test_cli_usage_errors(dataset, tmp_path):
     assert r.exit_code == 2 and "high_treshold" in r.output
     r = CliRunner().invoke(main, ["segment", str(tmp_path / "missing"), str(tmp_path / "o")])
     assert r.exit_code == 2 and "not found" in r.output
+
+
+def test_the_shard_written_block_by_block_holds_the_images_of_the_whole_recording(tmp_path):
+    from usvpipe.segmentation import SegmentParams, segment_file_with_trace, syllable_images
+    from usvpipe.segmentation.spectrogram import SpectrogramParams
+    from usvpipe.store import to_uint8
+    from usvpipe.synth import synth_recording
+
+    audio, _ = synth_recording(12.0, SR, snr_db=10.0, call_rate_hz=6.0, seed=1)  # > 32 syllables: several blocks
+    wav = tmp_path / "in" / "r.wav"
+    wav.parent.mkdir()
+    sf.write(wav, audio / 4, SR, subtype="PCM_16")
+    segment_recordings(wav.parent, tmp_path / "out", progress=False)
+    store = open_store(tmp_path / "out")
+    segs, trace, source = segment_file_with_trace(wav, SegmentParams(), SpectrogramParams())
+    assert len(store) == len(segs) > 32
+    want = to_uint8(syllable_images(source, segs, trace, SpectrogramParams(), SyllableParams()))
+    assert np.array_equal(store.read_all(), want)
+
+
+def _dies_on_one_recording(task):
+    """Stand-in for the worker function: the process dies (as when the OOM killer strikes)."""
+    import os
+
+    from usvpipe.segmentation import worker
+
+    if task.rec.recording.endswith("A02_rec1.wav"):
+        os._exit(137)
+    return worker._real_run_task(task)
+
+
+def test_a_shard_written_before_the_pool_broke_counts_as_done(tmp_path):
+    # When a worker dies, a recording another worker had already finished (its shard written,
+    # its result not yet collected) is done, not failed; an unfinished or outdated one is not.
+    from dataclasses import replace
+
+    from usvpipe.config import params_digest
+    from usvpipe.segmentation import batch, inputs, worker
+    from usvpipe.segmentation.params import SegmentParams, SyllableParams
+    from usvpipe.segmentation.spectrogram import SpectrogramParams
+    from usvpipe.store import read_shard_info, shard_path
+    from usvpipe.synth import make_dataset
+
+    data = tmp_path / "data"
+    make_dataset(data, groups=("A",), animals_per_group=2, duration_s=2.0, seed=3)
+    recs, _ = inputs.plan_recordings(data)
+    params = batch.run_params(SpectrogramParams(), SegmentParams(), SyllableParams(), None)
+    out = tmp_path / "out"
+    out.mkdir()
+    tasks = [worker.Task(r, str(out), SpectrogramParams(), SegmentParams(), SyllableParams(), None,
+                      params_digest(params, {"animal": r.animal, "group": r.group}), params) for r in recs]
+    assert worker.run_task(tasks[0]).ok
+    done = worker.finished_before_the_pool_broke(tasks[0])
+    assert done.ok and done.audio_s == 0.0
+    assert done.n_syllables == read_shard_info(shard_path(out, recs[0].recording)).n_syllables
+    assert worker.finished_before_the_pool_broke(tasks[1]) is None  # never written
+    assert worker.finished_before_the_pool_broke(replace(tasks[0], digest="other parameters")) is None
+
+
+def test_a_killed_worker_is_reported_and_the_rerun_finishes(tmp_path, monkeypatch):
+    import multiprocessing
+
+    import pandas as pd
+
+    from usvpipe.segmentation import batch, worker
+    from usvpipe.store import open_store
+    from usvpipe.synth import make_dataset
+
+    if multiprocessing.get_start_method() != "fork":
+        pytest.skip("the stand-in worker reaches child processes only with the fork start method")
+    data = tmp_path / "data"
+    make_dataset(data, groups=("A",), animals_per_group=3, duration_s=2.0, seed=2)
+    monkeypatch.setattr(worker, "_real_run_task", worker.run_task, raising=False)
+    monkeypatch.setattr(worker, "run_task", _dies_on_one_recording)
+    run = batch.segment_recordings(data, tmp_path / "out", jobs=2, progress=False)
+    assert run.n_failed >= 1 and run.n_done + run.n_failed == 3
+    assert all("worker process died" in reason for _, reason in run.failures)
+    errors = pd.read_csv(tmp_path / "out" / "errors.csv")
+    assert any("A02_rec1.wav" in p for p in errors["path"])
+    monkeypatch.setattr(worker, "run_task", worker._real_run_task)
+    again = batch.segment_recordings(data, tmp_path / "out", jobs=2, progress=False)
+    assert again.n_failed == 0 and again.n_done == run.n_failed
+    assert len(open_store(tmp_path / "out").table["recording"].unique()) == 3
+    assert not (tmp_path / "out" / "errors").exists() or not any((tmp_path / "out" / "errors").iterdir())

@@ -130,3 +130,82 @@ def test_the_old_module_paths_still_export_the_segmentation_api():
     assert pipeline_segment.segment_recordings is batch.segment_recordings is usvpipe.segment_recordings
     assert pipeline_segment.SyllableParams is params.SyllableParams
     assert old_spectrogram.SpectrogramParams is new_spectrogram.SpectrogramParams is usvpipe.SpectrogramParams
+
+
+# --------------------------------------------------------------------------- streaming + decisions
+@pytest.mark.parametrize("kw", [{}, {"smoothing_s": 0.004, "noise_window_s": 0.05}, {"noise_window_s": 0.03, "min_gap_s": 0.03, "valley_db": 12.0}])
+def test_segmenting_while_the_trace_streams_is_bit_identical_to_the_whole_trace(kw):
+    from usvpipe.segmentation.detection import TraceSegmenter, segments_from_trace
+    from usvpipe.segmentation.sources import ArraySource
+    from usvpipe.segmentation.trace import compute_trace
+
+    audio, _ = synth_recording(8.0, SR, snr_db=5.0, call_rate_hz=6.0, seed=3)
+    p, sp = SegmentParams(**kw), SpectrogramParams()
+    geom = sp.geometry(SR)
+    seg = TraceSegmenter(geom, p, geom.n_frames(audio.size), min_piece_frames=64)
+    trace = compute_trace(ArraySource(audio), geom, sp, p, consumer=seg)
+    streamed = seg.finish()
+    assert len(seg.parts) > 3  # the trace really was cut into pieces
+    assert len(streamed) > 20
+    pd.testing.assert_frame_equal(streamed, segments_from_trace(trace, p), check_exact=True)
+
+
+def test_a_streamed_trace_keeps_only_its_noise_floors(synth4):
+    from usvpipe.segmentation.detection import segment_with_trace, segments_from_trace
+    from usvpipe.segmentation.sources import ArraySource
+
+    segs, trace = segment_with_trace(ArraySource(synth4[0]), SR, SegmentParams(), SpectrogramParams(), keep_trace=False)
+    assert trace.amplitude is None and trace.elevated_fraction is None and trace.floors
+    assert len(segs) > 5
+    with pytest.raises(ConfigError, match="streamed"):
+        segments_from_trace(trace, SegmentParams())
+
+
+def test_valley_split_needs_a_deep_and_wide_valley():
+    from usvpipe.segmentation.decisions import split_at_valleys
+
+    bump = np.concatenate([np.linspace(12, 40, 5), np.full(10, 40.0), np.linspace(40, 12, 5)])
+
+
+    def runs(valley_level, valley_len):
+        x = np.concatenate([bump, np.full(valley_len, valley_level), bump])
+        s, e, on, off = split_at_valleys(x, np.array([0]), np.array([x.size]), 12.0, 15.0, min_gap_frames=10)
+        return list(zip(s.tolist(), e.tolist())), off
+    two, off = runs(20.0, 20)  # 20 dB below both peaks, 20 frames long: split
+    assert len(two) == 2 and two[0][0] == 0 and two[1][1] == 60
+    assert off[0] == pytest.approx(26.0)  # the split level: halfway between the valley's bottom (12) and the peak (40)
+    assert len(runs(30.0, 20)[0]) == 1  # only 10 dB deep
+    assert len(runs(5.0, 3)[0]) == 1  # deep but brief: a dip inside one call
+
+
+def _click_and_burst_recording(seed=0):
+    """2 s: one call at 0.3 s, a burst of broadband clicks at 0.9 s and a low-frequency noise burst at 1.4 s."""
+    from scipy.signal import butter, sosfilt
+
+    from usvpipe.synth import CallParams, synthesize_call
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(2 * SR) * 0.002
+    call = synthesize_call(CallParams(70_000, 65_000, 0.04), SR) * 0.05
+    x[int(0.3 * SR) : int(0.3 * SR) + call.size] += call
+    for k in range(4):  # a burst of four clicks, 3 ms apart
+        click = rng.standard_normal(100) * np.exp(-np.arange(100) / 25.0) * 0.2
+        x[int((0.9 + 0.003 * k) * SR) : int((0.9 + 0.003 * k) * SR) + 100] += click
+    burst = sosfilt(butter(6, 32_000, fs=SR, output="sos"), rng.standard_normal(int(0.1 * SR))) * 0.3
+    x[int(1.4 * SR) : int(1.4 * SR) + burst.size] += burst
+    return x.astype(np.float32)
+
+
+def test_the_noise_check_drops_clicks_and_low_frequency_bursts_but_keeps_the_call():
+    x = _click_and_burst_recording()
+    without = segment_audio(x, SR, SegmentParams(noise_check=False))
+    kept = segment_audio(x, SR, SegmentParams(noise_check=True))
+    assert len(without) >= 3  # the threshold alone takes click and burst for calls
+    assert len(kept) == 1 and abs(kept.onset_s.iloc[0] - 0.3) < 0.005
+
+
+def test_long_broadband_pup_cries_are_not_taken_for_clicks(shared_data):
+    """The deer-mouse pup clip holds six loud, harmonic-rich (broadband) cries of 46-161 ms."""
+    segs = segment_file(shared_data / "unlabelled" / "vocalpy_deermouse-go.wav")
+    assert len(segs) == 6
+    assert len(segment_file(shared_data / "unlabelled" / "vocalpy_deermouse-go.wav", SegmentParams(noise_click_max_dur_s=1.0))) < 6

@@ -13,17 +13,25 @@ Supported formats (``fmt``):
     ``recording`` column (usvpipe ``segments.csv``) is kept.
 ``"audacity"``
     Audacity label track export: ``start<TAB>end<TAB>label`` lines, no header; the
-    spectral-selection lines (starting with ``\\``) are skipped.
+    spectral-selection lines (starting with ``\\``) are skipped. Read with crowsetta
+    (``aud-seq``, or ``aud-bbox`` when every label has a spectral-selection line), the
+    field's library for annotation formats; files crowsetta 5 cannot read (labels
+    missing, spectral lines on only some labels) fall back to our parser.
 ``"raven"``
     Raven selection table: tab-separated with ``Selection``, ``View``, ``Channel``,
     ``Begin Time (s)``, ``End Time (s)`` and optionally ``Low Freq (Hz)``/``High Freq (Hz)``
     (kept as ``low_freq_hz``/``high_freq_hz``) and ``Annotation`` (``label``). When a
-    selection appears once per view (Waveform and Spectrogram), it is kept once.
+    selection appears once per view (Waveform and Spectrogram), it is kept once (the
+    Spectrogram row). Read with crowsetta (``raven``); tables its schema rejects (e.g.
+    integer frequencies) fall back to our parser.
 ``"auto"``
     Sniffs the above from the content.
 
 Bad rows (non-numeric, NaN/inf, negative onset, offset before onset) raise
-:class:`~usvpipe.errors.InputFileError` naming the file and line.
+:class:`~usvpipe.errors.InputFileError` naming the file and line (our parser finds the
+line when crowsetta rejects a file or returns such a row). The plain/headed CSV variants
+(amvoc's headerless and comma-decimal tables, header synonyms) are not a crowsetta format
+(its ``simple-seq`` needs named columns), so they are parsed here.
 """
 from __future__ import annotations
 
@@ -253,6 +261,59 @@ def _parse_raven(path, items) -> dict:
     return _collect(path, rows, i_on, i_off, i_label, None, extras)
 
 
+def _crowsetta_audacity(path: Path, items) -> dict | None:
+    """Audacity labels through crowsetta, or None where it does not read the file."""
+    spectral = sum(1 for _, line in items if line.startswith("\\"))
+    labels = len(items) - spectral
+    try:
+        import crowsetta
+
+        if spectral == 0:
+            seq = crowsetta.formats.by_name("aud-seq").from_file(path)
+            on, off, lab = np.asarray(seq.start_times, float), np.asarray(seq.end_times, float), [str(x) for x in seq.labels]
+        elif spectral == labels:
+            boxes = crowsetta.formats.by_name("aud-bbox").from_file(path).to_bbox()
+            on = np.asarray([b.onset for b in boxes], float)
+            off = np.asarray([b.offset for b in boxes], float)
+            lab = [str(b.label) for b in boxes]
+        else:
+            return None  # crowsetta 5 drops the labels without a spectral line
+    except Exception:  # crowsetta raises pandera/pydantic/pandas errors for what it cannot read
+        return None
+    if len(on) != labels:
+        return None
+    out = {"onset_s": on, "offset_s": off}
+    if any(lab):
+        out["label"] = lab
+    return out
+
+
+def _crowsetta_raven(path: Path) -> dict | None:
+    """A Raven selection table through crowsetta (one row per selection), or None."""
+    try:
+        import crowsetta
+
+        df = crowsetta.formats.by_name("raven").from_file(path).df
+    except Exception:
+        return None
+    if "Selection" in df.columns:
+        view = df["View"].astype(str).str.lower().str.startswith("spectrogram") if "View" in df.columns else False
+        df = df.assign(_spec=view).sort_values(["_spec"], ascending=False, kind="stable")
+        df = df.drop_duplicates("Selection").sort_index()
+    out = {"onset_s": df["begin_time_s"].to_numpy(float), "offset_s": df["end_time_s"].to_numpy(float)}
+    if "annotation" in df.columns:
+        out["label"] = ["" if pd.isna(x) else str(x).strip() for x in df["annotation"]]
+    for col in ("low_freq_hz", "high_freq_hz"):
+        if col in df.columns:
+            out[col] = df[col].to_numpy(float)
+    return out
+
+
+def _valid(out: dict) -> bool:
+    on, off = np.asarray(out["onset_s"], float), np.asarray(out["offset_s"], float)
+    return bool(np.isfinite(on).all() and np.isfinite(off).all() and (on >= 0).all() and (off >= on).all())
+
+
 def read_segments(path, *, fmt: str = "auto") -> pd.DataFrame:
     """Read an onset/offset table.
 
@@ -280,8 +341,15 @@ def read_segments(path, *, fmt: str = "auto") -> pd.DataFrame:
     if not items:
         return pd.DataFrame({"onset_s": np.zeros(0), "offset_s": np.zeros(0)})
     kind = _sniff([line for _, line in items]) if fmt == "auto" else fmt
-    parser = {"csv": _parse_csv, "audacity": _parse_audacity, "raven": _parse_raven}[kind]
-    out = parser(path, items)
+    out = None
+    if kind == "audacity":
+        out = _crowsetta_audacity(path, items)
+    elif kind == "raven":
+        out = _crowsetta_raven(path)
+    if out is None or not _valid(out):
+        # our parser: the formats crowsetta does not cover, and line-numbered errors
+        parser = {"csv": _parse_csv, "audacity": _parse_audacity, "raven": _parse_raven}[kind]
+        out = parser(path, items)
     frame = pd.DataFrame(out)
     frame["onset_s"] = frame["onset_s"].astype(float)
     frame["offset_s"] = frame["offset_s"].astype(float)

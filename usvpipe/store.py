@@ -75,11 +75,23 @@ def error_path(store_dir, recording: str) -> Path:
 
 
 def to_uint8(spectrograms: np.ndarray) -> np.ndarray:
-    """Quantise [0, 1] spectrograms to uint8 (values outside are clipped)."""
+    """Quantise [0, 1] spectrograms to uint8 (values outside are clipped).
+
+    Works in place on a float32 scratch copy of at most 32 images at a time, so quantising a
+    recording's images costs one uint8 array plus 2 MB, not three float temporaries.
+    """
     spectrograms = np.asarray(spectrograms)
     if spectrograms.dtype == np.uint8:
         return spectrograms
-    return np.rint(np.clip(spectrograms, 0.0, 1.0) * 255.0).astype(np.uint8)
+    out = np.empty(spectrograms.shape, np.uint8)
+    flat_in = spectrograms.reshape((-1, *spectrograms.shape[-2:])) if spectrograms.ndim >= 2 else spectrograms.reshape(1, 1, -1)
+    flat_out = out.reshape(flat_in.shape)
+    for a in range(0, flat_in.shape[0], 32):
+        block = np.clip(flat_in[a : a + 32], 0.0, 1.0).astype(np.float32, copy=False)
+        block *= np.float32(255.0)
+        np.rint(block, out=block)
+        flat_out[a : a + 32] = block
+    return out
 
 
 def write_shard(
@@ -95,20 +107,30 @@ def write_shard(
     source_fingerprint: Mapping[str, int] | None = None,
     params: Mapping | None = None,
     params_digest: str = "",
+    image_shape: tuple[int, int] | None = None,
 ) -> Path:
     """Atomically write one recording's syllables as a shard; returns its path.
 
     ``spectrograms`` is ``(n, H, W)``, either uint8 or floats in [0, 1]; ``n`` may be 0
-    (a recording with no syllables is still complete).
+    (a recording with no syllables is still complete). It may also be an iterable of
+    such blocks (in syllable order, ``n = len(onset_s)`` rows in all, ``image_shape``
+    ``(H, W)`` given): each block is quantised and written as it arrives, so a recording's
+    images never need to be in memory at once.
     """
     import h5py
 
-    spectrograms = to_uint8(spectrograms)
-    if spectrograms.ndim != 3:
-        raise ValueError(f"spectrograms must be (n, H, W), got shape {spectrograms.shape}")
-    n = spectrograms.shape[0]
     onset_s = np.asarray(onset_s, dtype=np.float64).reshape(-1)
     offset_s = np.asarray(offset_s, dtype=np.float64).reshape(-1)
+    blocks = None
+    if isinstance(spectrograms, np.ndarray) or image_shape is None:
+        spectrograms = to_uint8(spectrograms)
+        if spectrograms.ndim != 3:
+            raise ValueError(f"spectrograms must be (n, H, W), got shape {spectrograms.shape}")
+        n, shape = spectrograms.shape[0], spectrograms.shape[1:]
+    else:
+        blocks, n, shape = spectrograms, onset_s.shape[0], tuple(int(x) for x in image_shape)
+        if len(shape) != 2:
+            raise ValueError(f"image_shape must be (H, W), got {image_shape}")
     if onset_s.shape != (n,) or offset_s.shape != (n,):
         raise ValueError("onset_s/offset_s must have one value per spectrogram")
     fp = dict(source_fingerprint or {})
@@ -117,7 +139,10 @@ def write_shard(
     # a half-written file from a concurrent (or killed) writer.
     with atomic_path(path, suffix=".part") as tmp:
         with h5py.File(tmp, "w") as f:
-            f.create_dataset("spectrograms", data=spectrograms, chunks=(1, *spectrograms.shape[1:]) if n else None)
+            if blocks is None:
+                f.create_dataset("spectrograms", data=spectrograms, chunks=(1, *shape) if n else None)
+            else:
+                _write_blocks(f.create_dataset("spectrograms", shape=(n, *shape), dtype=np.uint8, chunks=(1, *shape) if n else None), blocks)
             f.create_dataset("onset_s", data=onset_s)
             f.create_dataset("offset_s", data=offset_s)
             grp = f.create_group("columns")
@@ -137,6 +162,22 @@ def write_shard(
             f.attrs["format"] = STORE_FORMAT
             f.attrs["format_version"] = FORMAT_VERSION
     return path
+
+
+def _write_blocks(dataset, blocks) -> None:
+    """Fill ``dataset`` (n, H, W) from an iterable of image blocks, checking the row count."""
+    n, shape = dataset.shape[0], dataset.shape[1:]
+    pos = 0
+    for block in blocks:
+        block = to_uint8(block)
+        if block.ndim != 3 or block.shape[1:] != shape:
+            raise ValueError(f"image blocks must be (k, {shape[0]}, {shape[1]}), got {block.shape}")
+        if pos + block.shape[0] > n:
+            raise ValueError(f"more images than the {n} onsets given")
+        dataset[pos : pos + block.shape[0]] = block
+        pos += block.shape[0]
+    if pos != n:
+        raise ValueError(f"{pos} images for {n} onsets")
 
 
 def write_error(store_dir, recording: str, path: str, message: str) -> Path:

@@ -6,8 +6,9 @@ One file per concern::
     spectrogram.py  SpectrogramParams, the frame grid and the band-limited STFT kernel
     sources.py      audio as block sources (in-memory array, streamed WAV file)
     trace.py        the per-frame amplitude trace and the per-window noise floor
-    detection.py    hysteresis thresholding -> segments; segment_audio, segment_file
-    images.py       syllable_images: fixed-size spectrograms for the store
+    detection.py    hysteresis thresholding -> segments (streamed: TraceSegmenter); segment_audio, segment_file
+    decisions.py    valley splitting and the call-vs-noise check inside a detection
+    images.py       syllable_images / iter_syllable_images: fixed-size spectrograms for the store
     inputs.py       WAV discovery and recording metadata (CSV or group/animal folders)
     worker.py       one recording start to finish in a worker process
     batch.py        segment_recordings: the resumable, shardable batch (pool + merge)
@@ -31,6 +32,8 @@ _LAZY = {
     "Trace": "usvpipe.segmentation.trace",
     "compute_trace": "usvpipe.segmentation.trace",
     "syllable_images": "usvpipe.segmentation.images",
+    "iter_syllable_images": "usvpipe.segmentation.images",
+    "TraceSegmenter": "usvpipe.segmentation.detection",
     "Recording": "usvpipe.segmentation.inputs",
     "discover_inputs": "usvpipe.segmentation.inputs",
     "read_metadata": "usvpipe.segmentation.inputs",

@@ -49,24 +49,28 @@ from .trace import Trace, compute_trace
 
 
 
-def segments_from_trace(trace: Trace, params: SegmentParams):
-    """Smooth, threshold with hysteresis, merge short gaps, filter durations.
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``onset_s, offset_s`` + :data:`SCORE_COLUMNS`.
-    """
-    import pandas as pd
+def _smooth(amp: np.ndarray, sigma: float) -> np.ndarray:
     from scipy.ndimage import gaussian_filter1d
 
-    geom = trace.geom
-    amp = trace.amplitude
-    columns = ["onset_s", "offset_s", *SCORE_COLUMNS]
-    if amp.size == 0 or not trace.any_signal:
-        return pd.DataFrame({c: np.zeros(0) for c in columns})
-    sigma = params.smoothing_s / geom.hop_s
-    smooth = gaussian_filter1d(amp.astype(np.float64), sigma, mode="nearest") if sigma > 0 else amp.astype(np.float64)
+    x = amp.astype(np.float64)
+    return gaussian_filter1d(x, sigma, mode="nearest") if sigma > 0 else x
+
+
+def _radius(sigma: float) -> int:
+    """Frames on each side that a smoothed value depends on (scipy's truncate=4)."""
+    return int(4.0 * sigma + 0.5) if sigma > 0 else 0
+
+
+def _empty() -> dict:
+    return {c: np.zeros(0) for c in ("onset_s", "offset_s", *SCORE_COLUMNS)}
+
+
+def _piece_segments(smooth, amp, freq, flat, cen, k0: int, n_total: int, geom, params: SegmentParams) -> dict:
+    """Segments of frames ``[k0, k0 + len(smooth))`` of a recording of ``n_total`` frames.
+
+    The piece must not cut through a run or a merge (see :class:`TraceSegmenter`); the
+    arrays are the piece's smoothed and raw trace, peak frequency and features.
+    """
     high, low = params.thresholds
     above = np.concatenate(([False], smooth > low, [False]))
     d = np.diff(above.astype(np.int8))
@@ -91,21 +95,36 @@ def segments_from_trace(trace: Trace, params: SegmentParams):
         new_stops = np.zeros_like(new_starts)
         np.maximum.at(new_stops, group, stops)
         starts, stops = new_starts, new_stops
-    # sub-frame boundaries: where the smoothed trace crosses the low threshold, by linear
-    # interpolation between the frame centres on either side (at the file's edges, half a
-    # hop beyond the first/last frame)
-    onset = geom.frame_times_s(starts) - 0.5 * geom.hop_s
-    offset = geom.frame_times_s(stops - 1) + 0.5 * geom.hop_s
-    inner = starts > 0
+    on_level = off_level = np.full(starts.shape, low, np.float64)
+    if params.valley_db > 0 and params.threshold_mode == "noise" and starts.size:
+        from .decisions import split_at_valleys
+
+        min_gap_frames = max(1, int(np.ceil(params.min_gap_s / geom.hop_s)))
+        starts, stops, on_level, off_level = split_at_valleys(smooth, starts, stops, low, params.valley_db, min_gap_frames)
+    # sub-frame boundaries: where the smoothed trace crosses the low threshold (or, at an
+    # edge made by a valley split, the split level), by linear interpolation between the
+    # frame centres on either side (at the file's edges, half a hop beyond the first/last frame)
+    onset = geom.frame_times_s(k0 + starts) - 0.5 * geom.hop_s
+    offset = geom.frame_times_s(k0 + stops - 1) + 0.5 * geom.hop_s
+    inner = k0 + starts > 0
     s1 = starts[inner]
-    frac = (low - smooth[s1 - 1]) / np.maximum(smooth[s1] - smooth[s1 - 1], 1e-12)
-    onset[inner] = geom.frame_times_s(s1 - 1) + np.clip(frac, 0.0, 1.0) * geom.hop_s
-    inner = stops < smooth.size
+    frac = (on_level[inner] - smooth[s1 - 1]) / np.maximum(smooth[s1] - smooth[s1 - 1], 1e-12)
+    onset[inner] = geom.frame_times_s(k0 + s1 - 1) + np.clip(frac, 0.0, 1.0) * geom.hop_s
+    inner = k0 + stops < n_total
     e1 = stops[inner]
-    frac = (smooth[e1 - 1] - low) / np.maximum(smooth[e1 - 1] - smooth[e1], 1e-12)
-    offset[inner] = geom.frame_times_s(e1 - 1) + np.clip(frac, 0.0, 1.0) * geom.hop_s
+    frac = (smooth[e1 - 1] - off_level[inner]) / np.maximum(smooth[e1 - 1] - smooth[e1], 1e-12)
+    offset[inner] = geom.frame_times_s(k0 + e1 - 1) + np.clip(frac, 0.0, 1.0) * geom.hop_s
     dur = offset - onset
     keep = (dur >= params.min_dur_s) & (dur <= params.max_dur_s)
+    if params.noise_check and params.threshold_mode == "noise" and keep.any():
+        if flat is None:
+            raise ConfigError("noise_check needs a trace computed with noise_check=True (it carries the spectral features)")
+        from .decisions import noise_like
+
+        k = np.flatnonzero(keep)
+        noisy = noise_like(flat, cen, amp, starts[k], stops[k], low, float(geom.freqs_hz[0]),
+                           params.noise_max_fraction, params.noise_low_edge_hz, dur[k], params.noise_click_max_dur_s)
+        keep[k[noisy]] = False
     starts, stops, onset, offset, dur = starts[keep], stops[keep], onset[keep], offset[keep], dur[keep]
     # per-segment statistics with one reduceat per column instead of a Python loop
     # (noise-mode recordings have hundreds of segments per minute)
@@ -122,32 +141,147 @@ def segments_from_trace(trace: Trace, params: SegmentParams):
         for s, e in zip(starts[n_strong == 0], stops[n_strong == 0]):
             strong[s:e] = True
         n_used = np.where(n_strong > 0, n_strong, stops - starts).astype(np.float64)
-        f = np.append(trace.peak_freq_hz.astype(np.float64), 0.0)
+        f = np.append(freq.astype(np.float64), 0.0)
         # float64 sums of bin frequencies: exact, unlike a float32 mean
         mf = np.add.reduceat(np.where(strong, f, 0.0), bounds)[0::2] / n_used
         fmin = np.minimum.reduceat(np.where(strong, f, np.inf), bounds)[0::2]
         fmax = np.maximum.reduceat(np.where(strong, f, -np.inf), bounds)[0::2]
     else:
         peak = mean = mf = fmin = fmax = np.zeros(0)
-    return pd.DataFrame(
-        {
-            "onset_s": onset,
-            "offset_s": offset,
-            "duration_s": dur,
-            "peak_amplitude": peak,
-            "mean_amplitude": mean,
-            "mean_freq_hz": mf,
-            "min_freq_hz": fmin,
-            "max_freq_hz": fmax,
-        }
-    )
+    return {"onset_s": onset, "offset_s": offset, "duration_s": dur, "peak_amplitude": peak, "mean_amplitude": mean,
+            "mean_freq_hz": mf, "min_freq_hz": fmin, "max_freq_hz": fmax}
 
 
-def segment_with_trace(source, sample_rate_hz: float, params: SegmentParams, spectrogram_params: SpectrogramParams, *, block_frames: int = DEFAULT_BLOCK_FRAMES):
-    """Segments and the :class:`Trace` they came from (for callers that need the noise floor)."""
+def _frame(parts: list) -> "pd.DataFrame":
+    import pandas as pd
+
+    parts = parts or [_empty()]
+    return pd.DataFrame({c: np.concatenate([p[c] for p in parts]) for c in ("onset_s", "offset_s", *SCORE_COLUMNS)})
+
+
+def segments_from_trace(trace: Trace, params: SegmentParams):
+    """Smooth, threshold with hysteresis, merge short gaps, split at valleys, filter.
+
+    ``trace`` must have been kept (:func:`compute_trace` with ``keep=True``) and, for
+    ``noise_check``, computed with it. The result equals what :class:`TraceSegmenter`
+    finds while the trace streams past.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``onset_s, offset_s`` + :data:`SCORE_COLUMNS`.
+    """
+    if trace.amplitude is None:
+        raise ConfigError("this trace was streamed without being kept (compute_trace(keep=False)); use its segments")
+    amp = trace.amplitude
+    if amp.size == 0 or not trace.any_signal:
+        return _frame([])
+    smooth = _smooth(amp, params.smoothing_s / trace.geom.hop_s)
+    return _frame([_piece_segments(smooth, amp, trace.peak_freq_hz, trace.elevated_fraction, trace.centroid_hz, 0, amp.size, trace.geom, params)])
+
+
+class TraceSegmenter:
+    """Segments a trace while it streams past, holding only a few seconds of it.
+
+    Frames are pushed one noise window at a time (the ``consumer`` of
+    :func:`compute_trace`). Whenever the smoothed trace has stayed at or below the low
+    threshold for longer than ``min_gap_s`` plus two frames, nothing before that quiet
+    stretch can join anything after it (no run crosses it, no merge bridges it, and
+    valley splits, the noise check and the statistics are per segment), so the frames
+    before it are segmented and dropped. Smoothed values are computed with ``r`` frames of
+    context on each side (the Gaussian's support), so every value, and hence every
+    segment, is bit-identical to :func:`segments_from_trace` on the whole trace.
+    Memory is the pending stretch (``min_piece_frames`` plus up to the next quiet stretch,
+    normally ~0.5 MB) plus the segments.
+    """
+
+    #: Frames gathered before a cut is looked for (~50 s at the default hop, ~0.5 MB): each
+    #: piece costs ~0.3 ms of fixed numpy overhead, so cutting after every 2-s window
+    #: would add ~15 % to the segmentation's CPU time.
+    MIN_PIECE_FRAMES = 1 << 15
+
+    def __init__(self, geom, params: SegmentParams, n_total: int, *, min_piece_frames: int = MIN_PIECE_FRAMES):
+        self.geom, self.params, self.n_total = geom, params, n_total
+        self.min_piece = int(min_piece_frames)
+        self.sigma = params.smoothing_s / geom.hop_s
+        self.r = _radius(self.sigma)
+        self.quiet = int(np.ceil(params.min_gap_s / geom.hop_s)) + 2
+        self.k0 = 0  # global index of the buffer's first frame
+        self.p = 0  # first frame not yet segmented (>= k0)
+        self.buf = None  # [amp, freq, flat, cen] for frames k0 ..
+        self.pending = []  # windows pushed since the last join
+        self.end = 0  # global index after the last frame pushed
+        self.parts = []
+
+    def __call__(self, first: int, amp, freq, flat=None, cen=None) -> None:
+        if first != self.end:
+            raise ValueError("trace windows must be pushed in order, without gaps")
+        # windows wait in a list and are joined only when a cut is looked for
+        self.pending.append([amp, freq, flat, cen])
+        self.end += len(amp)
+        if self.end - self.p >= self.min_piece:
+            self._flush(final=False)
+
+    def _join(self) -> None:
+        chunks = ([self.buf] if self.buf is not None else []) + self.pending
+        self.pending = []
+        if chunks:
+            self.buf = [None if chunks[0][i] is None else np.concatenate([c[i] for c in chunks]) for i in range(4)]
+
+    def _flush(self, final: bool) -> None:
+        self._join()
+        if self.buf is None:
+            return
+        amp = self.buf[0]
+        smooth = _smooth(amp, self.sigma)
+        if final:
+            cut = self.k0 + amp.size
+        else:
+            lo = self.p - self.k0  # buffer index of the first pending frame; its smoothed value is exact
+            hi = amp.size - self.r  # smoothed values beyond need frames not yet seen
+            if hi - lo < self.quiet:
+                return
+            quiet = np.concatenate(([False], smooth[lo:hi] <= self.params.thresholds[1], [False]))
+            dq = np.diff(quiet.astype(np.int8))
+            q_start, q_stop = np.flatnonzero(dq == 1), np.flatnonzero(dq == -1)
+            long_enough = np.flatnonzero(q_stop - q_start >= self.quiet)
+            if long_enough.size == 0:
+                return
+            cut = self.k0 + lo + int(q_stop[long_enough[-1]]) - 1  # last quiet frame: the next piece starts there
+        a, b = self.p - self.k0, cut - self.k0
+        if b > a:
+            self.parts.append(_piece_segments(smooth[a:b], amp[a:b], self.buf[1][a:b],
+                                              None if self.buf[2] is None else self.buf[2][a:b],
+                                              None if self.buf[3] is None else self.buf[3][a:b],
+                                              self.p, self.n_total, self.geom, self.params))
+        self.p = cut
+        drop = max(0, cut - self.r - self.k0)
+        if drop:
+            self.buf = [None if x is None else x[drop:].copy() for x in self.buf]
+            self.k0 += drop
+
+    def finish(self) -> "pd.DataFrame":
+        """All segments (call once, after the last window)."""
+        self._flush(final=True)
+        self.buf = None
+        return _frame(self.parts)
+
+
+def segment_with_trace(source, sample_rate_hz: float, params: SegmentParams, spectrogram_params: SpectrogramParams, *,
+                       block_frames: int = DEFAULT_BLOCK_FRAMES, keep_trace: bool = True):
+    """Segments and the :class:`Trace` they came from (for callers that need the noise floor).
+
+    Segmentation runs while the trace streams past (:class:`TraceSegmenter`); with
+    ``keep_trace=False`` the returned trace holds only the geometry and noise floors, so
+    memory does not grow with the recording.
+    """
     geom = spectrogram_params.geometry(sample_rate_hz)
-    trace = compute_trace(source, geom, spectrogram_params, params, block_frames=block_frames)
-    return segments_from_trace(trace, params), trace
+    segmenter = TraceSegmenter(geom, params, geom.n_frames(source.n_samples))
+    trace = compute_trace(source, geom, spectrogram_params, params, block_frames=block_frames, consumer=segmenter, keep=keep_trace)
+    segments = segmenter.finish()
+    if not trace.any_signal:
+        segments = _frame([])
+    return segments, trace
 
 
 def segment_audio(
@@ -184,7 +318,7 @@ def segment_audio(
     if audio.ndim != 1:
         raise ValueError(f"audio must be 1-D (one channel), got shape {audio.shape}")
     _check_nyquist(sample_rate_hz, spectrogram_params)
-    segments, _ = segment_with_trace(ArraySource(audio), sample_rate_hz, params, spectrogram_params)
+    segments, _ = segment_with_trace(ArraySource(audio), sample_rate_hz, params, spectrogram_params, keep_trace=False)
     return segments
 
 
@@ -232,12 +366,18 @@ def segment_file(
     InputFileError
         Unreadable/empty/truncated/silent file, NaN samples, sample rate too low.
     """
-    segments, _, _ = segment_file_with_trace(path, params, spectrogram_params, channel=channel, block_frames=block_frames, info=info)
+    segments, _, _ = segment_file_with_trace(path, params, spectrogram_params, channel=channel, block_frames=block_frames, info=info,
+                                             keep_trace=False)
     return segments
 
 
-def segment_file_with_trace(path, params: SegmentParams, spectrogram_params: SpectrogramParams, *, channel=None, block_frames: int = DEFAULT_BLOCK_FRAMES, info=None):
-    """:func:`segment_file` that also returns the :class:`Trace` and the file's source object."""
+def segment_file_with_trace(path, params: SegmentParams, spectrogram_params: SpectrogramParams, *, channel=None,
+                            block_frames: int = DEFAULT_BLOCK_FRAMES, info=None, keep_trace: bool = True):
+    """:func:`segment_file` that also returns the :class:`Trace` and the file's source object.
+
+    ``keep_trace=False``: the trace keeps only its geometry and noise floors (what syllable
+    images need), so memory stays flat for any length.
+    """
     from ..audio import audio_info, check_channel, silent_error
 
     info = info or audio_info(path, min_sample_rate_hz=2.0 * spectrogram_params.max_freq_hz)
@@ -246,7 +386,8 @@ def segment_file_with_trace(path, params: SegmentParams, spectrogram_params: Spe
     if block_frames < 1:
         raise ConfigError(f"block_frames must be >= 1, got {block_frames}")
     source = FileSource(info, channel)
-    segments, trace = segment_with_trace(source, info.sample_rate_hz, params, spectrogram_params, block_frames=block_frames)
+    segments, trace = segment_with_trace(source, info.sample_rate_hz, params, spectrogram_params, block_frames=block_frames,
+                                         keep_trace=keep_trace)
     if not trace.any_signal:
         raise silent_error(info)
     return segments, trace, source

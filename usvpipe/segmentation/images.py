@@ -29,7 +29,26 @@ def _interp_weights(src_hz: np.ndarray, dst_hz: np.ndarray):
 
 
 def syllable_images(source, segments, trace, spectrogram_params: SpectrogramParams, params: SyllableParams) -> np.ndarray:
-    """Fixed-size spectrogram of each segment.
+    """Fixed-size spectrogram of each segment, all in one array (see :func:`iter_syllable_images`).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(n, H, W)`` in [0, 1]; frequency increases with the row index.
+    """
+    out = np.zeros((len(segments), *params.shape), np.float32)
+    pos = 0
+    for block in iter_syllable_images(source, segments, trace, spectrogram_params, params):
+        out[pos : pos + block.shape[0]] = block
+        pos += block.shape[0]
+    return out
+
+
+def iter_syllable_images(source, segments, trace, spectrogram_params: SpectrogramParams, params: SyllableParams):
+    """Fixed-size spectrogram of each segment, yielded in blocks of up to 32 syllables.
+
+    What the batch writes into a shard block by block, so a recording's images are never
+    all in memory (a dense 3-h recording has ~40 000 syllables: 2.6 GB as float32).
 
     Parameters
     ----------
@@ -41,17 +60,16 @@ def syllable_images(source, segments, trace, spectrogram_params: SpectrogramPara
         Gives the frame geometry and the noise floor.
     spectrogram_params, params : SpectrogramParams, SyllableParams
 
-    Returns
-    -------
+    Yields
+    ------
     numpy.ndarray
-        float32 ``(n, H, W)`` in [0, 1]; frequency increases with the row index.
+        float32 ``(k, H, W)`` in [0, 1]; frequency increases with the row index.
     """
     geom = trace.geom
     n_freq, n_time = params.shape
     n = len(segments)
-    out = np.zeros((n, n_freq, n_time), np.float32)
     if n == 0:
-        return out
+        return
     lo_hz, hi_hz = params.band(spectrogram_params)
     interp = _interp_weights(geom.freqs_hz, np.linspace(lo_hz, hi_hz, n_freq))
     onset = segments["onset_s"].to_numpy(np.float64)
@@ -97,5 +115,4 @@ def syllable_images(source, segments, trace, spectrogram_params: SpectrogramPara
             hi_part *= w1[:, None]
             img += hi_part  # (k, n_freq, n_time)
             np.clip(img, 0.0, 1.0, out=img)
-            out[idx] = img
-    return out
+            yield img

@@ -28,23 +28,26 @@ class SegmentParams:
         floor; robust to gain and coloured noise, sensitive to faint narrow-band calls.
         ``"absolute"``: AVA's mean normalised spectrogram amplitude.
     high_threshold : float
-        A syllable's trace must exceed this somewhere (default 16 dB above the floor in
-        ``noise`` mode: noise alone reaches ~9 dB median and ~13-15 dB at its 99th
-        percentile with the default spectrogram, because the trace is a maximum over
-        ~160 bins).
+        A syllable's trace must exceed this somewhere (default 14 dB above the floor in
+        ``noise`` mode). Noise alone reaches ~9 dB median and ~13-15 dB at its 99th
+        percentile with the default spectrogram (the trace is a maximum over ~160 bins);
+        its excursions above 14 dB last a frame or two, so ``min_dur_s`` drops them. The
+        default thresholds, ``smoothing_s`` and ``min_gap_s`` are what the
+        leave-one-recording-out protocol (``scripts/bench/segment_loro.py``) chooses on all
+        annotated recordings; docs/segment.md gives the left-out scores.
     low_threshold : float
         The syllable extends while the trace stays above this (default 12 dB): the
         hysteresis keeps faint onsets/offsets attached to a call detected by its peak.
     abs_high_threshold, abs_low_threshold : float
         The same for ``absolute`` mode, in normalised [0, 1] units.
     smoothing_s : float
-        Gaussian smoothing (standard deviation) of the trace (default 1 ms, under one frame;
-        removes single-frame noise peaks without blurring 5 ms syllables).
+        Gaussian smoothing (standard deviation) of the trace (default 0: none; LORO chose
+        none over 1 and 2 ms, the sub-frame boundary interpolation needs no smoothing).
     min_dur_s, max_dur_s : float
         Syllables outside this duration range are dropped (default 5 ms - 0.5 s: mouse
         USVs are rarely shorter than 5 ms; longer events are usually noise).
     min_gap_s : float
-        Syllables separated by less than this are merged (default 15 ms: a call whose
+        Syllables separated by less than this are merged (default 10 ms: a call whose
         level dips for a few ms stays one syllable; amvoc's shortest real gap is 18 ms).
     noise_window_s : float
         Length of the fixed windows in which the per-bin noise floor is re-estimated
@@ -53,19 +56,50 @@ class SegmentParams:
         occupy a minority of any bin's frames).
     noise_max_frames : int
         At most this many evenly spaced frames per window are used for the floor.
+    valley_db : float
+        Split a detection at an internal valley of the smoothed trace at least this many
+        dB below the lower of the highest points on either side, where the trace stays
+        low for at least ``min_gap_s`` (default 0 = never split; ``noise`` mode only; see
+        :mod:`usvpipe.segmentation.decisions`). Off by default because it loses on the
+        leave-one-recording-out figures (real calls of amvoc rec_2 have dips that deep),
+        although 15 dB fixes the echo class of the stress benchmark; turn it on for
+        reverberant recordings.
+    noise_check : bool
+        Drop detections whose spectrum looks like a broadband click or low-frequency noise
+        rather than a narrow-band call (default True: it wins on the stress benchmark's
+        click and low-frequency classes and on amvoc removes false detections only;
+        ``noise`` mode only; see :mod:`usvpipe.segmentation.decisions`).
+    noise_max_fraction : float
+        Median fraction of the band's bins more than 10 dB above their floor above which a
+        detection is a broadband click (default 0.25: whistles raise < 5 % of the bins,
+        clicks 70-97 %), if it is also shorter than ``noise_click_max_dur_s``.
+    noise_low_edge_hz : float
+        A detection whose median centroid of those elevated bins lies less than this above
+        the band's lower edge is low-frequency noise leaking into the band (default 15 kHz:
+        the stress benchmark's low-passed bursts reach ~44 kHz, mouse calls on amvoc and in
+        the synthetic benchmarks sit at 47 kHz or more, for a 30 kHz edge).
+    noise_click_max_dur_s : float
+        Only detections shorter than this can be rejected as clicks (default 30 ms: clicks
+        and click bursts are brief, while harmonic stacks such as deer-mouse pup cries are
+        broadband for 40-160 ms).
     """
 
     threshold_mode: str = "noise"
-    high_threshold: float = 16.0
+    high_threshold: float = 14.0
     low_threshold: float = 12.0
     abs_high_threshold: float = 0.3
     abs_low_threshold: float = 0.2
-    smoothing_s: float = 0.001
+    smoothing_s: float = 0.0
     min_dur_s: float = 0.005
     max_dur_s: float = 0.5
-    min_gap_s: float = 0.015
+    min_gap_s: float = 0.010
     noise_window_s: float = 2.0
     noise_max_frames: int = 500
+    valley_db: float = 0.0
+    noise_check: bool = True
+    noise_max_fraction: float = 0.25
+    noise_low_edge_hz: float = 15_000.0
+    noise_click_max_dur_s: float = 0.030
 
     def __post_init__(self):
         check_choice("[segment] threshold_mode", self.threshold_mode, _THRESHOLD_MODES)
@@ -81,6 +115,10 @@ class SegmentParams:
             raise ConfigError(f"[segment] min_gap_s must be >= 0, got {self.min_gap_s}")
         if self.noise_window_s <= 0 or self.noise_max_frames < 16:
             raise ConfigError("[segment] need noise_window_s > 0 and noise_max_frames >= 16")
+        if self.valley_db < 0:
+            raise ConfigError(f"[segment] valley_db must be >= 0 (0 = no splitting), got {self.valley_db}")
+        if not 0 < self.noise_max_fraction <= 1 or self.noise_low_edge_hz < 0 or self.noise_click_max_dur_s < 0:
+            raise ConfigError("[segment] need 0 < noise_max_fraction <= 1, noise_low_edge_hz >= 0 and noise_click_max_dur_s >= 0")
 
     @property
     def thresholds(self) -> tuple[float, float]:

@@ -68,33 +68,58 @@ def noise_floor(power: np.ndarray, params: SegmentParams) -> np.ndarray:
 
 @dataclass
 class Trace:
-    """Per-frame features of a recording (what segmentation needs; ~8 bytes/frame)."""
+    """Per-frame features of a recording and its noise floors.
 
-    amplitude: np.ndarray  # float32 (n,) unsmoothed trace
-    peak_freq_hz: np.ndarray  # float32 (n,) frequency of the loudest band bin
+    ``amplitude``/``peak_freq_hz`` (and the call-vs-noise features) are ``None`` when the
+    trace was streamed into a segmenter without being kept (:func:`compute_trace` with
+    ``keep=False``): then only the floors (one float32 per band bin per noise window) stay
+    in memory, whatever the recording's length.
+    """
+
+    amplitude: np.ndarray | None  # float32 (n,) unsmoothed trace
+    peak_freq_hz: np.ndarray | None  # float32 (n,) frequency of the loudest band bin
     geom: FrameGeometry
     any_signal: bool = True
     # (first_frame, stop_frame, per-bin noise floor in raw FFT power) per noise window
     floors: list = None
+    # call-vs-noise features (float32 (n,), NaN except where the trace exceeds the low
+    # threshold); None when computed without ``noise_check``
+    elevated_fraction: np.ndarray | None = None
+    centroid_hz: np.ndarray | None = None
 
     def floor_at(self, frame: int) -> np.ndarray:
         """Noise floor (raw power per band bin) of the window holding ``frame``."""
-        for a, b, floor in self.floors or []:
-            if frame < b:
-                return floor
-        return self.floors[-1][2]
+        import bisect
+
+        stops = self.__dict__.get("_stops")
+        if stops is None or len(stops) != len(self.floors):
+            stops = self.__dict__["_stops"] = [b for _, b, _ in self.floors]
+        i = bisect.bisect_right(stops, frame)
+        return self.floors[min(i, len(self.floors) - 1)][2]
 
 
-def compute_trace(source, geom: FrameGeometry, sparams: SpectrogramParams, params: SegmentParams, *, block_frames: int = DEFAULT_BLOCK_FRAMES) -> Trace:
+def wants_features(params: SegmentParams) -> bool:
+    """Whether the trace must carry the call-vs-noise features for these parameters."""
+    return bool(params.noise_check) and params.threshold_mode == "noise"
+
+
+def compute_trace(source, geom: FrameGeometry, sparams: SpectrogramParams, params: SegmentParams, *,
+                  block_frames: int = DEFAULT_BLOCK_FRAMES, consumer=None, keep: bool = True) -> Trace:
     """Stream ``source`` and compute the per-frame amplitude trace (unsmoothed).
 
     Work proceeds one noise window at a time: its band power (about 1.3 MB for the
     default 2 s window) is computed block by block, the window's noise floor is taken
-    from it, and the trace follows without a second FFT pass.
+    from it, and the trace follows without a second FFT pass. Each window's values are
+    passed to ``consumer(first_frame, amplitude, peak_freq_hz, elevated_fraction, centroid_hz)``
+    (features ``None`` unless ``noise_check``) when given, and kept in the returned
+    :class:`Trace` only if ``keep``.
     """
     n_total = geom.n_frames(source.n_samples)
-    amp = np.empty(n_total, np.float32)
-    freq = np.empty(n_total, np.float32)
+    feats = wants_features(params)
+    full = None
+    if keep:
+        full = [np.empty(n_total, np.float32), np.empty(n_total, np.float32)]
+        full += [np.full(n_total, np.nan, np.float32), np.full(n_total, np.nan, np.float32)] if feats else [None, None]
     any_signal = n_total == 0  # shorter than one window: nothing to analyse, not "silent"
     floors = []
     ctx = source if hasattr(source, "__enter__") else contextlib.nullcontext()
@@ -103,27 +128,46 @@ def compute_trace(source, geom: FrameGeometry, sparams: SpectrogramParams, param
     workspace = {}
     with ctx:
         for a, b in noise_windows(n_total, geom, params) if n_total else []:
-            any_signal = _window_trace(source, geom, sparams, params, (a, b), block_frames, amp, freq, floors, workspace) or any_signal
-    return Trace(amp, freq, geom, any_signal, floors)
+            values, signal = _window_trace(source, geom, sparams, params, (a, b), block_frames, floors, workspace, feats)
+            any_signal = signal or any_signal
+            if full is not None:
+                for dst, v in zip(full, values):
+                    if dst is not None:
+                        dst[a:b] = v
+            if consumer is not None:
+                consumer(a, *values)
+    if full is None:
+        full = [None] * 4
+    return Trace(full[0], full[1], geom, any_signal, floors, full[2], full[3])
 
 
-def _window_trace(source, geom, sparams, params, window, block_frames, amp, freq, floors, workspace=None) -> bool:
-    """Fill ``amp``/``freq`` for one noise window; returns whether it held any non-zero sample."""
+def _window_trace(source, geom, sparams, params, window, block_frames, floors, workspace=None, feats=False):
+    """``((amplitude, peak_freq_hz, elevated_fraction, centroid_hz), any_signal)`` of one noise window."""
     a, b = window
     power, any_signal = _window_power(source, geom, (a, b), block_frames, workspace)
     floor = noise_floor(power, params)
     floors.append((a, b, floor))
+    flat = cen = None
     if params.threshold_mode == "noise":
         power *= 1.0 / np.maximum(floor, np.float32(1e-30))
         idx = power.argmax(axis=1)
         peak = power[np.arange(b - a), idx]
-        amp[a:b] = power_to_db(peak)
+        amp = power_to_db(peak)
+        if feats:
+            from .decisions import frame_noise_features
+
+            # only frames that can belong to a detection (raw trace above the low
+            # threshold): a few per cent of a recording's frames
+            flat = np.full(b - a, np.nan, np.float32)
+            cen = np.full(b - a, np.nan, np.float32)
+            sel = np.flatnonzero(amp > params.low_threshold)
+            if sel.size:
+                flat[sel], cen[sel] = frame_noise_features(power[sel], geom.freqs_hz)
     else:
         idx = power.argmax(axis=1)
         power_to_db(power, out=power)
         power += np.float32(geom.db_offset - sparams.spec_min_db)
         power *= np.float32(1.0 / (sparams.spec_max_db - sparams.spec_min_db))
         np.clip(power, 0.0, 1.0, out=power)
-        amp[a:b] = power.mean(axis=1)
-    freq[a:b] = geom.freqs_hz[idx]
-    return any_signal
+        amp = power.mean(axis=1)
+    return (amp.astype(np.float32, copy=False), geom.freqs_hz[idx].astype(np.float32, copy=False), flat, cen), any_signal

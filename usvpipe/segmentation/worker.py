@@ -12,7 +12,7 @@ from typing import Literal
 
 from ..errors import UsvpipeError
 from .detection import SCORE_COLUMNS, segment_file_with_trace
-from .images import syllable_images
+from .images import iter_syllable_images
 from .inputs import Recording
 from .params import SegmentParams, SyllableParams
 from .spectrogram import SpectrogramParams
@@ -62,10 +62,14 @@ def run_task(task: Task) -> TaskResult:
     t0 = time.perf_counter()
     try:
         fp = file_fingerprint(rec.path)
-        segments, trace, source = segment_file_with_trace(rec.path, task.segmentation, task.spectrogram, channel=task.channel)
-        images = syllable_images(source, segments, trace, task.spectrogram, task.syllables)
+        # flat memory: the trace is not kept (only the noise floors), images go to the shard
+        # 32 at a time as uint8
+        segments, trace, source = segment_file_with_trace(rec.path, task.segmentation, task.spectrogram, channel=task.channel,
+                                                          keep_trace=False)
+        images = iter_syllable_images(source, segments, trace, task.spectrogram, task.syllables)
         store.write_shard(
             task.out_dir, rec.recording, images, segments["onset_s"].to_numpy(), segments["offset_s"].to_numpy(),
+            image_shape=task.syllables.shape,
             animal=rec.animal, group=rec.group, columns={c: segments[c].to_numpy() for c in SCORE_COLUMNS},
             source_fingerprint=fp, params=task.params, params_digest=task.digest,
         )
