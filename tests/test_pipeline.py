@@ -354,7 +354,7 @@ def test_run_whose_mmd_cannot_be_done_still_reports_the_rest(tmp_path):
     (out / "mmd" / "report.json").write_text(json.dumps({"statistic": 9.0, "p_value": 0.001, "unit": "animal"}))
     cfg = tmp_path / "usvpipe.toml"
     cfg.write_text("[run]\noutput = 'run'\nstages = ['train', 'encode', 'umap', 'mmd']\ndevice = 'cpu'\n"
-                   "[train]\nepochs = 1\nbatch_size = 16\nlatent_dim = 3\nchannels = [4, 8]\nhidden = [16]\nfigure_every = 0\n"
+                   "[train]\nepochs = 1\nmin_steps = 0\nbatch_size = 16\nlatent_dim = 3\nchannels = [4, 8]\nhidden = [16]\nfigure_every = 0\n"
                    "[umap]\nmethod = 'pca'\nfigure_formats = ['png']\nexplorer = false\n")
     res = CliRunner().invoke(main, ["run", str(cfg), "--no-progress"])
     assert res.exit_code == 1, res.output
