@@ -92,6 +92,9 @@ def main(argv=None):
     ap.add_argument("--blur-bins", type=float, default=0.0, help="Gaussian blur of the ridges along frequency (bins)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="keep the store/model here (default: temporary)")
+    # the documented runs predate the store-derived defaults: AVA's fixed precision, no step floor
+    ap.add_argument("--obs-precision", default="10", help="observation precision, or auto (the package default)")
+    ap.add_argument("--min-steps", type=int, default=0, help="step floor (package default 2000)")
     args = ap.parse_args(argv)
 
     from usvpipe.vae import TrainParams, encode, train
@@ -106,6 +109,7 @@ def main(argv=None):
             latent_dim=args.latent_dim, posterior=args.posterior, epochs=args.epochs, batch_size=args.batch_size,
             channels=(8, 16) if small else (8, 16, 24, 32), hidden=(128,) if small else (1024, 256),
             val_fraction=0.2, patience=0, seed=args.seed, figure_every=0, lr=args.lr,
+            obs_precision=args.obs_precision, min_steps=args.min_steps, profile="full",
         )
         t1 = time.perf_counter()
         res = train(root / "store", root / "vae", params, device=args.device, progress=False)

@@ -188,7 +188,7 @@ def tiny_store(tmp_path_factory):
     return write_call_store(tmp_path_factory.mktemp("tinystore"), 4, 120)
 
 
-TRAIN_ARGS = ["--epochs", "12", "--batch-size", "32", "--latent-dim", "4", "--patience", "0", "--checkpoint-every", "1",
+TRAIN_ARGS = ["--epochs", "12", "--min-steps", "0", "--batch-size", "32", "--latent-dim", "4", "--patience", "0", "--checkpoint-every", "1",
               "--seed", "3", "--device", "cpu", "--no-progress", "--set", "channels=[4,8]", "--set", "hidden=[32]",
               "--set", "figure_every=0"]
 
@@ -240,6 +240,9 @@ def test_demo_finds_the_planted_group_difference(demo_run):
     assert [s.status for s in result.stages] == ["ran"] * 5
     report = result.mmd
     assert report.p_value < 0.01, report
+    # found from latents that describe the calls: the health check passed, so the answer may be read
+    assert report.interpretable and report.latent_health["passed"], report.latent_health
+    assert [r["representation"] for r in report.second_opinion][:2] == ["VAE latents", "classical measures"]
     out = result.output
     for rel in ("report.html", "report.md", "run_manifest.json", "latents.csv", "mmd/report.json", "store/syllables.csv"):
         assert (out / rel).exists(), rel
@@ -266,7 +269,7 @@ def test_rerun_with_new_training_parameters_retrains(tmp_path):
 
     out = tmp_path / "run"
     write_call_store(out / "store", 2, 40)
-    train = {"epochs": 1, "batch_size": 16, "latent_dim": 4, "channels": [4, 8], "hidden": [16], "figure_every": 0}
+    train = {"epochs": 1, "min_steps": 0, "batch_size": 16, "latent_dim": 4, "channels": [4, 8], "hidden": [16], "figure_every": 0}
 
     def run(**changes):
         cfg = config_from_mapping({"run": {"output": str(out), "stages": ["train"], "device": "cpu"},
@@ -351,7 +354,7 @@ def test_run_whose_mmd_cannot_be_done_still_reports_the_rest(tmp_path):
     (out / "mmd" / "report.json").write_text(json.dumps({"statistic": 9.0, "p_value": 0.001, "unit": "animal"}))
     cfg = tmp_path / "usvpipe.toml"
     cfg.write_text("[run]\noutput = 'run'\nstages = ['train', 'encode', 'umap', 'mmd']\ndevice = 'cpu'\n"
-                   "[train]\nepochs = 1\nbatch_size = 16\nlatent_dim = 3\nchannels = [4, 8]\nhidden = [16]\nfigure_every = 0\n"
+                   "[train]\nepochs = 1\nmin_steps = 0\nbatch_size = 16\nlatent_dim = 3\nchannels = [4, 8]\nhidden = [16]\nfigure_every = 0\n"
                    "[umap]\nmethod = 'pca'\nfigure_formats = ['png']\nexplorer = false\n")
     res = CliRunner().invoke(main, ["run", str(cfg), "--no-progress"])
     assert res.exit_code == 1, res.output

@@ -25,7 +25,7 @@ def test_torchrun_two_processes_gloo(tmp_path):
     merge_store(tmp_path / "store")
     out = tmp_path / "vae"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "usvpipe",
-           "train", str(tmp_path / "store"), str(out), "--device", "cpu", "--epochs", "2", "--batch-size", "16",
+           "train", str(tmp_path / "store"), str(out), "--device", "cpu", "--epochs", "2", "--min-steps", "0", "--batch-size", "16",
            "--latent-dim", "4", "--set", "channels=4,4", "--set", "hidden=16", "--set", "figure_every=0",
            "--no-progress"]
     env = dict(os.environ, OMP_NUM_THREADS="1")

@@ -329,7 +329,7 @@ def test_cli_model_draws_centroid_traversals(data, tmp_path):
     pytest.importorskip("torch")
     vae = pytest.importorskip("usvpipe.vae")
     store, latents, _ = data
-    params = vae.TrainParams(epochs=1, latent_dim=4, channels=(4, 8), hidden=(16,), batch_size=64)
+    params = vae.TrainParams(epochs=1, latent_dim=4, channels=(4, 8), hidden=(16,), batch_size=64, min_steps=0)
     model = vae.train(store, tmp_path / "vae", params, device="cpu", progress=False).model_path
     out = tmp_path / "out"
     res = _cli(["umap", str(latents), str(out), "--method", "pca", "--format", "png", "--no-explorer", "--model", str(model)])

@@ -144,6 +144,23 @@ class Latents:
                 frame[c] = frame[c].fillna("")
         return cls(frame, source=path, features=features)
 
+    @staticmethod
+    def read_meta(path) -> dict:
+        """What :meth:`write` recorded beside the table (the CSV's ``.json`` sidecar, or the HDF5
+        attribute): for ``usvpipe encode`` the model, its parameters, ``model_complete`` and
+        ``model_health``. ``{}`` when there is none (a table made by another tool)."""
+        path = Path(path)
+        try:
+            if path.suffix.lower() == ".csv":
+                sidecar = path.with_suffix(".json")
+                return json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                return json.loads(f.attrs.get("meta_json", "{}"))
+        except (OSError, ValueError):
+            return {}
+
     # --- one writer
     def write(self, path, meta: Optional[Mapping] = None) -> Path:
         """Write the table atomically: CSV (+ ``.json`` sidecar with ``meta``) or HDF5 (``meta`` as an attribute)."""

@@ -187,6 +187,8 @@ shape = [32, 32]
 [train]
 # 12 epochs of a few steps: long enough for the requeue test to interrupt training mid-run
 epochs = 12
+# the epochs above exactly: no step floor (the default 2000 steps would make the test minutes longer)
+min_steps = 0
 batch_size = 32
 latent_dim = 8
 channels = [4, 8]

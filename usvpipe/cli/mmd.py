@@ -37,8 +37,13 @@ import click
                    "off makes the animal test O(N²) instead of O(N² x permutations).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="usvpipe.toml; its [mmd] section gives defaults, options override it.")
+@click.option("--store", "store_dir", type=click.Path(file_okay=False), default=None,
+              help="The syllable store of the latents: adds PCA of its images to the second opinion.")
+@click.option("--second-opinion/--no-second-opinion", default=True, show_default=True,
+              help="Also test the classical acoustic measures (and PCA of the images with --store).")
 def mmd(latents, group_col, group_a, group_b, unit, animal_col, weighting, permutations, bandwidth, kernel, statistic,
-        max_per_animal, alpha, features, device, dtype, seed, out_dir, no_figures, syllable_view, config_path):
+        max_per_animal, alpha, features, device, dtype, seed, out_dir, no_figures, syllable_view, config_path,
+        store_dir, second_opinion):
     """Kernel MMD two-sample test between two groups of syllable latents.
 
     Animals (not syllables) are permuted between groups by default, with every split
@@ -66,6 +71,10 @@ def mmd(latents, group_col, group_a, group_b, unit, animal_col, weighting, permu
         max_per_animal=max_per_animal, alpha=alpha, features=features, device=device, backend=backend,
         dtype=dtype, seed=seed, syllable_view=syllable_view)
     result = mmd_test(latents, group_col=group_col, a=group_a, b=group_b, params=params)
+    if second_opinion:
+        from ..mmd.trust import second_opinion as run_second_opinion
+
+        result.second_opinion = run_second_opinion(latents, result, group_col=group_col, params=params, store=store_dir)
     paths = result.save(out_dir, figures=not no_figures)
     a, b = result.groups
     how = (f"exact, all {result.n_permutations} splits" if result.exact
@@ -80,4 +89,23 @@ def mmd(latents, group_col, group_a, group_b, unit, animal_col, weighting, permu
         click.echo(f"secondary, syllables as independent units (anticonservative): p = {sv['p_value']:.4g}")
     for note in result.notes:
         click.echo(f"note: {note}")
+    if result.second_opinion:
+        from ..mmd.trust import agreement
+
+        click.echo("second opinion (same test, other representations):")
+        for row in result.second_opinion:
+            if "p_value" in row:
+                click.echo(f"  {row['representation']:<20} p = {row['p_value']:.4g}  MMD² = {row['statistic']:.4g}  "
+                           f"({row['n_features']} features)")
+            else:
+                click.echo(f"  {row['representation']:<20} not tested: {row['skipped']}")
+        if agreement(result.second_opinion):
+            click.echo(f"  -> {agreement(result.second_opinion)}")
+    if result.latent_health is not None:
+        h = result.latent_health
+        click.echo(f"latent health: {'passed' if h.get('passed') else 'FAILED'} ({h.get('active_units')}/"
+                   f"{h.get('latent_dim')} active dimensions, reconstruction R² {h.get('recon_r2', float('nan')):.2f})")
     click.echo(f"wrote {paths['report'].parent}")
+    if not result.interpretable:
+        # the numbers are written for the record; the answer must not be read from them
+        raise click.ClickException(result.do_not_interpret)

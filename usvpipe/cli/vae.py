@@ -34,8 +34,15 @@ def _parse_set(items) -> dict:
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="usvpipe.toml; its [train] section gives defaults, options override it.")
-@click.option("--epochs", type=int, default=None, help="Maximum epochs [default: 100].")
-@click.option("--batch-size", type=int, default=None, help="Syllables per step per process [default: 128].")
+@click.option("--epochs", type=int, default=None,
+              help="Epochs, raised when they would be fewer than --min-steps steps [default: 100].")
+@click.option("--min-steps", type=int, default=None, help="Floor on optimiser steps, 0 = none [default: 2000].")
+@click.option("--batch-size", default=None,
+              help="Syllables per step per process, or auto (128, smaller for small stores) [default: auto].")
+@click.option("--profile", type=click.Choice(["auto", "full", "cpu"]), default=None,
+              help="full: train on the store's images; cpu: pooled to 64x64; auto: cpu on a CPU [default: auto].")
+@click.option("--keep", type=click.Choice(["auto", "best", "last"]), default=None,
+              help="Weights model.pt keeps: best validation loss or last epoch [default: auto, by validation size].")
 @click.option("--lr", type=float, default=None, help="Peak learning rate [default: 1e-3].")
 @click.option("--lr-schedule", type=click.Choice(["cosine", "plateau", "constant"]), default=None,
               help="Learning-rate schedule [default: cosine].")
@@ -43,7 +50,8 @@ def _parse_set(items) -> dict:
 @click.option("--posterior", type=click.Choice(["lowrank", "diagonal"]), default=None,
               help="Posterior family [default: lowrank, as AVA].")
 @click.option("--rank", type=int, default=None, help="Rank of the low-rank covariance factor [default: 1].")
-@click.option("--obs-precision", type=float, default=None, help="Observation-model precision [default: 10].")
+@click.option("--obs-precision", default=None,
+              help="Observation-model precision, or auto (from the store's pixel variance) [default: auto].")
 @click.option("--patience", type=int, default=None, help="Early-stopping patience in epochs, 0 = off [default: 10].")
 @click.option("--val-fraction", type=float, default=None, help="Fraction of syllables for validation [default: 0.1].")
 @click.option("--split-by", type=click.Choice(["recording", "animal"]), default=None,
@@ -63,10 +71,11 @@ def _parse_set(items) -> dict:
               help="Any other [train] parameter, e.g. --set channels=8,16,24,32 --set hidden=1024,256.")
 @click.option("--device", type=_DEVICES, default="auto", show_default=True, help="Training device.")
 @click.option("--resume", is_flag=True, help="Continue from OUT_DIR/checkpoint.pt if present (exactly where it stopped).")
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
-def train(store, out_dir, config_path, epochs, batch_size, lr, lr_schedule, latent_dim, posterior, rank, obs_precision,
+@click.option("--no-progress", is_flag=True, help="No progress bar (the epoch lines stay).")
+@click.option("--quiet", is_flag=True, help="Only the summary at the end (no plan, epoch lines or bar).")
+def train(store, out_dir, config_path, epochs, min_steps, batch_size, profile, keep, lr, lr_schedule, latent_dim, posterior, rank, obs_precision,
           patience, val_fraction, split_by, seed, checkpoint_every, amp, channels_last, data_on_device, num_workers,
-          compile_, deterministic, set_items, device, resume, no_progress):
+          compile_, deterministic, set_items, device, resume, no_progress, quiet):
     """Train a VAE on the syllable store STORE; write model.pt, checkpoints, loss.csv and figures to OUT_DIR.
 
     Works unchanged as a torchrun entry point for multi-GPU / multi-node training, e.g.
@@ -79,20 +88,22 @@ def train(store, out_dir, config_path, epochs, batch_size, lr, lr_schedule, late
     section = dict(load_config(config_path).get("train", {}) or {}) if config_path else {}
     section.update(_parse_set(set_items))
     params = params_from_mapping(
-        TrainParams, section, section="train", epochs=epochs, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule,
+        TrainParams, section, section="train", epochs=epochs, min_steps=min_steps, batch_size=batch_size,
+        profile=profile, keep=keep, lr=lr, lr_schedule=lr_schedule,
         latent_dim=latent_dim, posterior=posterior, rank=rank, obs_precision=obs_precision, patience=patience,
         val_fraction=val_fraction, split_by=split_by, seed=seed, checkpoint_every=checkpoint_every, amp=amp,
         channels_last=channels_last, data_on_device=data_on_device, num_workers=num_workers, compile=compile_,
         deterministic=deterministic,
     )
-    result = train_vae(store, out_dir, params, device=device, resume=resume, progress=not no_progress)
+    result = train_vae(store, out_dir, params, device=device, resume=resume, progress=not (no_progress or quiet),
+                       quiet=quiet)
     from ..vae.training import distributed_env
 
     if distributed_env()[0] != 0:
         return
     h = result.history
     last = h.iloc[-1] if len(h) else None
-    click.echo(f"trained {result.epochs_run} epoch(s) on {result.device} (amp {result.amp}, "
+    click.echo(f"trained {result.epochs_run} epoch(s), {result.steps} steps, on {result.device} (amp {result.amp}, "
                f"data {'on device' if result.data_on_device else 'streamed'}, {result.world_size} process(es)): "
                f"{result.n_train} train / {result.n_val} validation syllables, split by {result.split.get('unit')}")
     if last is not None:
@@ -100,6 +111,8 @@ def train(store, out_dir, config_path, epochs, batch_size, lr, lr_schedule, late
                    f"validation loss {last['val_loss']:.2f} nats/syllable"
                    + ("; stopped early" if result.stopped_early else ""))
     click.echo(f"wrote {result.model_path}")
+    if result.health is not None:
+        click.echo(result.health.summary(), err=not result.health.passed)
 
 
 @click.command("encode")

@@ -36,6 +36,15 @@ class MMDResult:
         and to the animals of the other group.
     syllable_view : dict or None
         The syllable-unit test (secondary view; anticonservative with animal effects).
+    latent_health : dict or None
+        The training health of the model that made the latents (``train.json["health"]``),
+        ``None`` when unknown.
+    interpretable : bool
+        False when the latents failed the health check: then ``do_not_interpret`` says why
+        and how to fix it, and no difference may be stated from this test.
+    second_opinion : list of dict
+        The same test on other representations (classical measures, PCA of the images),
+        see :mod:`usvpipe.mmd.trust`.
     """
 
     statistic: float
@@ -72,6 +81,10 @@ class MMDResult:
     backend: str
     version: str = ""
     notes: list = field(default_factory=list)
+    latent_health: Optional[dict] = None
+    interpretable: bool = True
+    do_not_interpret: str = ""
+    second_opinion: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """JSON-ready report (without the large arrays)."""
@@ -79,7 +92,8 @@ class MMDResult:
                 "bandwidths", "primary_bandwidth", "bandwidth_rule", "statistics_per_bandwidth",
                 "p_values_per_bandwidth", "exact", "n_permutations", "n_splits", "min_attainable_p",
                 "p_value_mc_se", "p_value_ci95", "z_score", "groups", "group_col", "n_syllables", "n_animals",
-                "features", "syllable_view", "params", "source", "backend", "version", "notes"]
+                "features", "syllable_view", "params", "source", "backend", "version", "notes",
+                "latent_health", "interpretable", "do_not_interpret", "second_opinion"]
         out = {k: getattr(self, k) for k in keys}
         out["groups"] = list(self.groups)
         out["p_value_ci95"] = list(self.p_value_ci95)

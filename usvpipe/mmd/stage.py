@@ -32,7 +32,7 @@ def _as_latents(latents, features, text_columns) -> Latents:
 
 
 def mmd_test(latents, *, group_col: str = "group", a: Optional[str] = None, b: Optional[str] = None,
-             params: MMDParams = MMDParams()) -> MMDResult:
+             params: MMDParams = MMDParams(), health="auto") -> MMDResult:
     """Kernel MMD test of group ``a`` vs group ``b`` on a latents table.
 
     Parameters
@@ -44,6 +44,10 @@ def mmd_test(latents, *, group_col: str = "group", a: Optional[str] = None, b: O
     a, b : str, optional
         The two groups to compare; default: the two groups present (sorted).
     params : MMDParams
+    health : "auto", dict or None
+        The training health of the latents' model: ``"auto"`` reads it from the sidecar
+        ``usvpipe encode`` wrote beside a latents file; a failed health marks the result
+        ``interpretable=False`` (see :mod:`usvpipe.mmd.trust`).
 
     Returns
     -------
@@ -55,6 +59,16 @@ def mmd_test(latents, *, group_col: str = "group", a: Optional[str] = None, b: O
         Missing columns, fewer than two groups, unknown ``a``/``b``, NaNs, animals in
         both groups, or too few animals to reach ``params.alpha`` with the animal unit.
     """
+    from .trust import apply_latent_health, explain_with_health, latent_health_of
+
+    health_dict, complete = latent_health_of(latents) if health == "auto" else (health, True)
+    with explain_with_health(health_dict):
+        return _mmd_test(latents, group_col, a, b, params, health_dict, complete)
+
+
+def _mmd_test(latents, group_col, a, b, params, health_dict, complete) -> MMDResult:
+    from .trust import apply_latent_health
+
     design = _validate(latents, group_col, a, b, params)
     Zc = design.Z - design.Z.mean(axis=0)
     bandwidths, med = _resolve_bandwidths(Zc, params)
@@ -88,8 +102,9 @@ def mmd_test(latents, *, group_col: str = "group", a: Optional[str] = None, b: O
         }
     pairwise, per_animal = _pairwise(res.S[primary], design.counts, design.cl_label, design.cl_group, design.a,
                                      design.b, params.statistic, design.has_animal)
-    return _result(design, test, params, bandwidths, primary, _bandwidth_rule(params, med), syllable_view,
-                   pairwise, per_animal, backend=f"{ops.name}:{ops.device}:{params.dtype}")
+    result = _result(design, test, params, bandwidths, primary, _bandwidth_rule(params, med), syllable_view,
+                     pairwise, per_animal, backend=f"{ops.name}:{ops.device}:{params.dtype}")
+    return apply_latent_health(result, health_dict, complete)
 
 
 @dataclass

@@ -21,6 +21,9 @@ def describe_directory(path) -> list[str]:
         lines.append(f"{path}: usvpipe run (usvpipe {m.get('usvpipe_version')}, {m.get('wall_s', '?')} s)")
         for s in m.get("stages", []):
             lines.append(f"  {s['name']:<8} {s['status']:<22} {s.get('detail', '')}")
+        answer = m.get("answer") or {}
+        if answer.get("interpretable") is False:
+            lines.append(f"  answer: {answer.get('do_not_interpret')}")
         if m.get("segment_failures"):
             lines.append(f"  {len(m['segment_failures'])} recording(s) failed; see store/errors.csv")
         for sub in ("store", "model"):
@@ -45,12 +48,25 @@ def describe_directory(path) -> list[str]:
         names = ", ".join(m.name for m in models)
         if (path / "train.json").exists():
             t = _io.read_json(path / "train.json")
-            return [f"{path}: trained VAE ({names}): best epoch {t.get('best_epoch')} of {t.get('epochs_run')}, "
-                    f"{t.get('n_train')} train / {t.get('n_val')} validation syllables, device {t.get('device')}; complete"]
-        return [f"{path}: VAE training not finished ({names}): continue with `usvpipe train STORE {path} --resume`"]
+            lines = [f"{path}: trained VAE ({names}): {t.get('epochs_run')} epochs, {t.get('steps', '?')} steps "
+                     f"(profile {t.get('profile', 'full')}, images {t.get('image_shape', '?')}), kept epoch "
+                     f"{t.get('kept_epoch', t.get('best_epoch'))}, {t.get('n_train')} train / {t.get('n_val')} "
+                     f"validation syllables, device {t.get('device')}; complete"]
+            from ..vae.health import health_from_dict
+
+            health = health_from_dict(t.get("health"))
+            lines.append("  " + (health.summary() if health is not None else
+                                 "training health not recorded (a model from before usvpipe measured it)"))
+            return lines
+        return [f"{path}: VAE training not finished ({names}): continue with `usvpipe train STORE {path} --resume`"
+                + ("; model.pt holds the last checkpoint's weights (encodable, provisional)"
+                   if (path / "model.pt").exists() else "")]
     if (path / "report.json").exists():
         r = _io.read_json(path / "report.json")
-        return [f"{path}: MMD report: {_describe_mmd(r)}"]
+        lines = [f"{path}: MMD report: {_describe_mmd(r)}"]
+        if r.get("interpretable") is False:
+            lines.append(f"  {r.get('do_not_interpret')}")
+        return lines
     if (path / "umap.json").exists():
         u = _io.read_json(path / "umap.json")
         files = sorted(p.name for p in path.iterdir() if p.suffix in {".png", ".pdf", ".svg", ".html", ".csv"})

@@ -182,7 +182,7 @@ class _Run:
                 (self.model_dir / name).unlink()  # truncated or damaged: resume from what is intact
         res = train(self.store_dir, self.model_dir, self.p["train"], device=self.run.device, resume=True,
                     progress=self.progress)
-        return f"model {res.model_path}"
+        return f"model {res.model_path}; {res.health.summary()}" if res.health is not None else f"model {res.model_path}"
 
     def encode(self) -> str:
         from ..vae import encode
@@ -202,6 +202,10 @@ class _Run:
         run = self.run
         res = mmd_test(self.latents_path, group_col=run.group_col, a=run.group_a or None, b=run.group_b or None,
                        params=self.p["mmd"])
+        from ..mmd.trust import second_opinion
+
+        res.second_opinion = second_opinion(self.latents_path, res, group_col=run.group_col, params=self.p["mmd"],
+                                            store=self.store_dir)
         res.save(self.mmd_dir)
         self.result.mmd = res
         return _describe_mmd(res)
@@ -263,8 +267,28 @@ def _write_manifest(out: Path, config: PipelineConfig, result: PipelineResult, *
         "config": config.to_dict(),
         "stages": [dataclasses.asdict(s) for s in result.stages],
         "segment_failures": [str(f) for f in result.segment_failures],
+        "latent_health": _train_health(out / "model"),
+        "answer": _answer_record(result.mmd),
         "wall_s": round(wall_s, 3),
     })
+
+
+def _train_health(model_dir: Path):
+    """``train.json["health"]`` of the run's model (``None`` before training or for older models)."""
+    try:
+        return _io.read_json(model_dir / "train.json").get("health")
+    except (OSError, ValueError):
+        return None
+
+
+def _answer_record(mmd) -> dict | None:
+    """The MMD answer as the manifest records it: marked when it must not be interpreted."""
+    if mmd is None:
+        return None
+    d = mmd if isinstance(mmd, dict) else mmd.to_dict()
+    keys = ("statistic", "p_value", "reject", "alpha", "unit", "groups", "min_attainable_p", "interpretable",
+            "do_not_interpret", "second_opinion")
+    return {k: d.get(k) for k in keys}
 
 
 def _package_versions() -> dict:

@@ -67,14 +67,16 @@ def split_rows(table, *, by: str = "recording", val_fraction: float = 0.1, seed:
 
 
 # -- epoch order -----------------------------------------------------------------------
-def epoch_batches(rows: np.ndarray, perm: np.ndarray, batch_size: int, *, rank: int = 0, world_size: int = 1,
-                  drop_last: bool = True) -> list[np.ndarray]:
+def epoch_batches(rows: np.ndarray, perm: np.ndarray, batch_size: int, *, rank: int = 0,
+                  world_size: int = 1) -> list[np.ndarray]:
     """Batches of table positions for one epoch of one process.
 
     ``perm`` permutes ``range(len(rows))``. Like ``DistributedSampler``, the permuted list
     is padded (by wrapping) to a multiple of ``world_size`` and process ``rank`` takes
     every ``world_size``-th element, so all processes see the same number of batches.
-    The last incomplete batch is dropped when ``drop_last`` and at least one full batch exists.
+    Every syllable is in a batch: an incomplete last batch is kept (dropping it would leave
+    up to ``batch_size - 1`` syllables of a small store unseen in every epoch), except that a
+    single left-over syllable joins the previous batch, since batch normalisation needs two.
     """
     order = rows[perm]
     if world_size > 1:
@@ -82,11 +84,11 @@ def epoch_batches(rows: np.ndarray, perm: np.ndarray, batch_size: int, *, rank: 
         if total > len(order):
             order = np.concatenate([order, order[: total - len(order)]])
         order = order[rank::world_size]
-    n_full = len(order) // batch_size
-    batches = [order[i * batch_size:(i + 1) * batch_size] for i in range(n_full)]
-    if len(order) % batch_size and not (drop_last and n_full > 0):
-        batches.append(order[n_full * batch_size:])
-    return batches
+    starts = list(range(0, len(order), batch_size))
+    if len(starts) > 1 and len(order) - starts[-1] == 1:
+        starts.pop()
+    ends = starts[1:] + [len(order)]
+    return [order[a:b] for a, b in zip(starts, ends)]
 
 
 def to_float_batch(x_u8, *, channels_last: bool):

@@ -35,6 +35,9 @@ def load_model(path, device="cpu"):
     model.checkpoint_info = {
         "path": str(path / "model.pt" if path.is_dir() else path), "params": ckpt.get("params", {}),
         "epoch": ckpt.get("epoch"), "usvpipe_version": ckpt.get("usvpipe_version"), "kind": ckpt.get("kind"),
+        # models written before the health check existed are complete and carry no health
+        "complete": bool(ckpt.get("complete", True)), "epochs_planned": ckpt.get("epochs_planned"),
+        "health": ckpt.get("health"),
     }
     return model
 
@@ -61,7 +64,7 @@ def decode(model, z, *, batch_size: int = 512) -> np.ndarray:
         for i in range(0, len(z), batch_size):
             out.append(model.decode(z[i:i + batch_size].to(dev)).float().clamp_(0, 1)[:, 0])
     model.train(was_training)
-    return torch.cat(out).cpu().numpy() if out else np.empty((0, *model.input_shape), np.float32)
+    return torch.cat(out).cpu().numpy() if out else np.empty((0, *model.output_shape), np.float32)
 
 
 def encode(model_path, store_dir, out_path, *, device: str = "auto", batch_size: int = 512, variances: bool = False,
@@ -104,6 +107,11 @@ def encode(model_path, store_dir, out_path, *, device: str = "auto", batch_size:
         raise InputFileError(store.path, f"spectrograms are {store.spec_shape[0]}x{store.spec_shape[1]} but the model "
                              f"expects {model.input_shape[0]}x{model.input_shape[1]}",
                              "encode with a model trained on this kind of store")
+    info = model.checkpoint_info
+    if not info["complete"]:
+        log.warning("%s is from an unfinished training run (epoch %s of %s): its latents are provisional and carry no "
+                    "health check (fix: `usvpipe train STORE OUT_DIR --resume` to finish it)",
+                    info["path"], info["epoch"], info["epochs_planned"])
     out_path = Path(out_path)
     if out_path.is_dir():
         out_path = out_path / "latents.csv"
@@ -141,6 +149,7 @@ def encode(model_path, store_dir, out_path, *, device: str = "auto", batch_size:
         "usvpipe_version": __version__, "model": model.checkpoint_info["path"], "model_epoch": model.checkpoint_info["epoch"],
         "model_params": model.checkpoint_info["params"], "store": str(store.path), "n_syllables": n,
         "latent_dim": k, "variances": bool(variances), "columns": list(latents.columns),
+        "model_complete": info["complete"], "model_health": info["health"],
     }
     Latents(latents, source=out_path).write(out_path, meta)
     log.info("wrote %d latents to %s", n, out_path)

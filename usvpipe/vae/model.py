@@ -60,16 +60,24 @@ class VAE(nn.Module):
         Channels per encoder stage; each stage is a stride-1 and a stride-2 convolution.
     hidden : sequence of int
         Fully connected widths between the flattened feature map and the latent.
+    pool : int
+        Average-pool the input images by this factor before the encoder (the CPU profile:
+        128×128 store images are learnt at 64×64). Reconstructions, and the likelihood, are
+        at the pooled size ``output_shape``.
     """
 
     def __init__(self, input_shape=(128, 128), latent_dim=32, posterior="lowrank", rank=1, obs_precision=10.0,
-                 channels=(8, 16, 24, 32), hidden=(1024, 256)):
+                 channels=(8, 16, 24, 32), hidden=(1024, 256), pool=1):
         super().__init__()
         if posterior not in ("lowrank", "diagonal"):
             raise ConfigError(f"posterior must be 'lowrank' or 'diagonal', got {posterior!r}")
         channels = [int(c) for c in channels]
         hidden = [int(h) for h in hidden]
-        self.input_shape = check_input_shape(input_shape, len(channels))
+        self.pool = int(pool)
+        if self.pool < 1 or any(int(side) % self.pool for side in input_shape):
+            raise ConfigError(f"pool factor {pool} must be >= 1 and divide the spectrogram shape {tuple(input_shape)}")
+        self.input_shape = tuple(int(side) for side in input_shape)
+        self.output_shape = check_input_shape([side // self.pool for side in self.input_shape], len(channels))
         self.latent_dim = int(latent_dim)
         self.posterior = posterior
         self.rank = int(rank) if posterior == "lowrank" else 0
@@ -77,8 +85,9 @@ class VAE(nn.Module):
         self.config = {
             "input_shape": list(self.input_shape), "latent_dim": self.latent_dim, "posterior": posterior,
             "rank": int(rank), "obs_precision": self.obs_precision, "channels": channels, "hidden": hidden,
+            "pool": self.pool,
         }
-        h, w = self.input_shape
+        h, w = self.output_shape
         factor = 2 ** len(channels)
         self._feat_shape = (channels[-1], h // factor, w // factor)
         n_feat = channels[-1] * (h // factor) * (w // factor)
@@ -116,13 +125,19 @@ class VAE(nn.Module):
         self.decoder_conv = nn.Sequential(*up)
 
     # -- posterior ---------------------------------------------------------------
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """Images as the network sees them: ``(n, 1, H, W)`` pooled to ``output_shape``."""
+        if self.pool > 1 and tuple(x.shape[-2:]) == self.input_shape:
+            x = nn.functional.avg_pool2d(x, self.pool)
+        return x
+
     def encode(self, x: torch.Tensor):
-        """Posterior parameters for images ``x`` of shape ``(n, 1, H, W)``.
+        """Posterior parameters for images ``x`` of shape ``(n, 1, H, W)`` (store or pooled size).
 
         Returns ``(mu, log_d, u)`` as float32: mean ``(n, k)``, log of the diagonal
         ``(n, k)`` and the low-rank factor ``(n, k, rank)`` (``None`` for the diagonal posterior).
         """
-        f = self.encoder_conv(x).flatten(1)
+        f = self.encoder_conv(self.prepare(x)).flatten(1)
         out = self.head(self.encoder_mlp(f)).float()
         k = self.latent_dim
         mu = out[:, :k]
@@ -141,12 +156,13 @@ class VAE(nn.Module):
         return z
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Mean reconstruction ``(n, 1, H, W)`` for latents ``z`` ``(n, k)`` (not clipped)."""
+        """Mean reconstruction ``(n, 1, H, W)`` at ``output_shape`` for latents ``z`` ``(n, k)`` (not clipped)."""
         f = self.decoder_mlp(z).view(-1, *self._feat_shape)
         return self.decoder_conv(f)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
         """Loss terms for a batch; returns ``(loss, recon, kl)``, each a 0-d float32 mean."""
+        x = self.prepare(x)
         mu, log_d, u = self.encode(x)
         z = self.sample(mu, log_d, u, generator)
         x_hat = self.decode(z)
@@ -203,5 +219,5 @@ def build_model(config: dict) -> VAE:
     return VAE(
         input_shape=tuple(config["input_shape"]), latent_dim=config["latent_dim"], posterior=config["posterior"],
         rank=config.get("rank", 1), obs_precision=config.get("obs_precision", 10.0),
-        channels=tuple(config["channels"]), hidden=tuple(config["hidden"]),
+        channels=tuple(config["channels"]), hidden=tuple(config["hidden"]), pool=config.get("pool", 1),
     )

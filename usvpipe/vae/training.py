@@ -2,14 +2,19 @@
 
 Outputs in ``OUT_DIR`` (only process rank 0 writes):
 
-- ``model.pt``: the best weights (lowest validation loss), with the model configuration,
+- ``model.pt``: the weights that ``keep`` selects (the last epoch's, or with enough held-out
+  syllables the lowest validation loss), with the model configuration,
   parameters, optimiser state, epoch and package version; what ``encode`` loads;
 - ``checkpoint.pt``: the full training state of the last checkpointed epoch (weights,
   optimiser, scheduler, gradient scaler, every RNG of every process, the data-order RNG,
   early-stopping state, loss history), written atomically; ``resume=True`` continues
   from it and reproduces the uninterrupted run exactly (on CPU; on CUDA with
   ``deterministic=True``);
-- ``loss.csv``, ``loss.png``, ``reconstructions.png``, ``train.json`` (summary).
+- ``loss.csv``, ``loss.png``, ``reconstructions.png``, ``train.json`` (summary, with the
+  training health of :mod:`usvpipe.vae.health`).
+
+``model.pt`` is also written at every checkpoint (``"complete": False``) so a job stopped
+by a time limit still leaves a model that ``encode`` can use (and says is unfinished).
 
 Distributed training: launched by ``torchrun`` (``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` in the
 environment), every process runs this same function; NCCL on CUDA, gloo on CPU.
@@ -27,11 +32,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .._device import resolve_device
 from .._io import atomic_path, ensure_output_dir, write_csv_atomic, write_json_atomic
 from .._version import __version__
 from ..config import params_to_dict
 from ..errors import ConfigError, InputFileError, UsvpipeError
-from .params import TrainParams
+from .params import MIN_VAL_SYLLABLES_TO_SELECT, TrainParams
+
+#: Training syllables sampled to set ``obs_precision="auto"`` and to fit the health check's PCA.
+MAX_PCA_SYLLABLES = 4096
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +74,16 @@ class TrainResult:
     device, amp : str
     data_on_device : bool
     world_size : int
+    steps : int
+        Optimiser steps made (all epochs of this and earlier, resumed, runs).
+    profile : {"full", "cpu"}
+        ``"cpu"``: the images were average-pooled (see ``TrainParams.profile``).
+    batch_size : int
+        The resolved batch size.
+    obs_precision : float
+        The resolved observation precision.
+    health : usvpipe.vae.health.TrainingHealth
+        Active units, held-out reconstruction R² against the mean image and PCA, pass/fail.
     """
 
     model_path: Path
@@ -82,6 +101,11 @@ class TrainResult:
     data_on_device: bool = True
     channels_last: bool = False
     world_size: int = 1
+    steps: int = 0
+    profile: str = "full"
+    batch_size: int = 0
+    obs_precision: float = 0.0
+    health: "object" = None
 
 
 # -- environment ----------------------------------------------------------------------------
@@ -95,33 +119,6 @@ def distributed_env(environ=None) -> tuple[int, int, int]:
     except ValueError:
         raise ConfigError("RANK/WORLD_SIZE/LOCAL_RANK are not integers (fix: launch with torchrun or unset them)") from None
     return rank, world, local
-
-
-def resolve_device(name: str = "auto", local_rank: int = 0):
-    """``"auto"`` -> CUDA, then MPS, then CPU; ``"cuda"`` uses GPU ``local_rank`` under torchrun."""
-    import torch
-
-    name = str(name or "auto").lower()
-    if name == "auto":
-        if torch.cuda.is_available():
-            name = "cuda"
-        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            name = "mps"
-        else:
-            name = "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError("--device cuda: no CUDA GPU is visible to torch (fix: use --device cpu or auto)")
-        if name == "cuda":
-            return torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
-        return torch.device(name)
-    if name == "mps":
-        if not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
-            raise ConfigError("--device mps: Apple MPS is not available (fix: use --device cpu or auto)")
-        return torch.device("mps")
-    if name == "cpu":
-        return torch.device("cpu")
-    raise ConfigError(f"--device {name!r}: expected auto, cpu, cuda, cuda:N or mps")
 
 
 def resolve_amp(amp: str, device):
@@ -217,23 +214,509 @@ def _set_rng_state(state: dict, device) -> None:
     random.setstate((p[0], tuple(p[1]), p[2]))
 
 
-# -- the loop ----------------------------------------------------------------------------------
-def _lr_lambda(params: TrainParams, steps_per_epoch: int):
-    total = max(params.epochs * steps_per_epoch, 1)
-    warm = params.warmup_epochs * steps_per_epoch
-    floor = params.min_lr_fraction
+# -- schedule ----------------------------------------------------------------------------------
+def planned_epochs(params: TrainParams, steps_per_epoch: int) -> int:
+    """``params.epochs``, or more when that many epochs would be fewer than ``params.min_steps`` steps."""
+    need = -(-params.min_steps // max(steps_per_epoch, 1)) if params.min_steps else 0
+    return max(params.epochs, need)
+
+
+def _lr_lambda(warmup_steps: float, total_steps: int, floor: float):
+    """Linear warm-up over ``warmup_steps``, then cosine decay to ``floor`` at ``total_steps``."""
+    total = max(total_steps, 1)
 
     def f(step: int) -> float:
-        if warm > 0 and step < warm:
-            return (step + 1) / warm
-        t = min((step - warm) / max(total - warm, 1), 1.0)
+        if warmup_steps > 0 and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        t = min((step - warmup_steps) / max(total - warmup_steps, 1), 1.0)
         return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * t))
 
     return f
 
 
+def auto_obs_precision(images: np.ndarray, noise_fraction: float) -> float:
+    """``1 / (noise_fraction × V)``, ``V`` the images' mean per-pixel variance around their mean image.
+
+    ``images``: ``(n, H, W)`` in [0, 1] at the size the model sees. A store of identical
+    images (``V = 0``) gets AVA's 10 rather than an infinite precision.
+    """
+    var = float(images.reshape(len(images), -1).astype(np.float64).var(axis=0).mean()) if len(images) > 1 else 0.0
+    return float(1.0 / (noise_fraction * var)) if var > 0 else 10.0
+
+
+def _pooled(images: np.ndarray, pool: int) -> np.ndarray:
+    """Average-pool ``(n, H, W)`` images by ``pool`` (what :meth:`VAE.prepare` does on the device)."""
+    if pool <= 1:
+        return images
+    n, h, w = images.shape
+    return images.reshape(n, h // pool, pool, w // pool, pool).mean(axis=(2, 4), dtype=np.float32)
+
+
+def _sample_rows(rows: np.ndarray, limit: int, seed: int) -> np.ndarray:
+    if len(rows) <= limit:
+        return rows
+    return np.sort(np.random.default_rng(seed).choice(rows, size=limit, replace=False))
+
+
+@dataclass
+class _Context:
+    """Where this process trains: rank/world from torchrun, the device, the process group."""
+
+    rank: int
+    world: int
+    device: "object"
+    dist: "object" = None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def all_sum(self, t):
+        if self.dist is not None:
+            self.dist.all_reduce(t)
+        return t
+
+    def barrier(self):
+        if self.dist is not None:
+            self.dist.barrier()
+
+
+@contextlib.contextmanager
+def _process_context(device: str):
+    """Resolve the device and, under torchrun, join (and finally leave) the process group."""
+    import torch
+
+    rank, world, local_rank = distributed_env()
+    dev = resolve_device(device, local_rank)
+    dist = None
+    if world > 1:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            if dev.type == "cuda":
+                torch.cuda.set_device(dev)
+            dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+    try:
+        yield _Context(rank, world, dev, dist)
+    finally:
+        if dist is not None and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _configure_backends(params: TrainParams, dev) -> None:
+    import torch
+
+    if params.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    elif dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+class _Trainer:
+    """One training run: :meth:`__init__` builds it (split, data, model, optimiser, restored
+    state), :meth:`fit` runs the epochs and writes the outputs. Every process of a DDP run
+    holds one; only rank 0 writes."""
+
+    def __init__(self, store_dir, out_dir, params: TrainParams, ctx: _Context, *, resume: bool, progress: bool,
+                 verbose: bool = True):
+        import torch
+
+        from ..store import open_store
+        from .data import choose_data_on_device, epoch_batches, split_rows
+
+        self.params, self.ctx, self.progress = params, ctx, progress
+        self.verbose = verbose and ctx.is_main
+        self.out_dir = Path(out_dir)
+        if ctx.is_main:
+            ensure_output_dir(self.out_dir)
+        # rank 0 merges the store if needed, the others read it afterwards
+        store = open_store(store_dir) if ctx.is_main else None
+        ctx.barrier()
+        self.store = store if store is not None else open_store(store_dir)
+        if len(self.store) == 0:
+            raise UsvpipeError(f"{store_dir}: the syllable store is empty (fix: check the segmentation output)")
+        self.ckpt_path, self.model_path = self.out_dir / CHECKPOINT_NAME, self.out_dir / MODEL_NAME
+        ckpt = None
+        if self.ckpt_path.exists():
+            if not resume:
+                raise UsvpipeError(f"{self.ckpt_path} exists (fix: pass --resume to continue that run, or choose a new OUT_DIR)")
+            ckpt = load_checkpoint(self.ckpt_path)
+        dev = ctx.device
+        _configure_backends(params, dev)
+
+        # -- split, profile, data ---------------------------------------------------------------
+        self.train_rows, self.val_rows, self.split_info = split_rows(
+            self.store.table, by=params.split_by, val_fraction=params.val_fraction, seed=params.seed)
+        if len(self.train_rows) < 2:
+            raise UsvpipeError(f"{store_dir}: only {len(self.train_rows)} training syllable(s) "
+                               "(fix: more data or a smaller val_fraction)")
+        self.pool = params.resolved_pool(dev.type, self.store.spec_shape)
+        self.profile = "cpu" if self.pool > 1 else "full"
+        self.batch_size = params.resolved_batch_size(len(self.train_rows))
+        self.keep = params.keep if params.keep != "auto" else (
+            "best" if len(self.val_rows) >= MIN_VAL_SYLLABLES_TO_SELECT else "last")
+        self.channels_last = params.channels_last if isinstance(params.channels_last, bool) else dev.type == "cuda"
+        h, w = self.store.spec_shape
+        self.on_device = choose_data_on_device(params.data_on_device, len(self.store) * h * w, dev, params.memory_fraction)
+        self.source = self._open_source()
+        sample = _sample_rows(self.train_rows, MAX_PCA_SYLLABLES, params.seed)
+        self.obs_precision = (auto_obs_precision(_pooled(self.store.read(sample), self.pool), params.obs_noise_fraction)
+                              if params.obs_precision == "auto" else float(params.obs_precision))
+
+        # -- model, optimiser, schedule ------------------------------------------------------------
+        from .model import VAE
+
+        torch.manual_seed(params.seed)  # identical initial weights on every process
+        config = params.model_config(self.store.spec_shape, obs_precision=self.obs_precision, pool=self.pool)
+        self.model = VAE(**config).to(dev)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        torch.manual_seed(params.seed + 7919 * ctx.rank)  # independent sampling noise per process
+        np.random.seed(params.seed)
+        random.seed(params.seed)
+        self.data_rng = np.random.default_rng(params.seed)  # the data order: same on every process
+        opt_kwargs = {"fused": True} if dev.type == "cuda" else {}
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=params.lr, weight_decay=params.weight_decay,
+                                          **opt_kwargs)
+        self.steps_per_epoch = len(epoch_batches(self.train_rows, np.arange(len(self.train_rows)), self.batch_size,
+                                                 rank=ctx.rank, world_size=ctx.world))
+        self.n_epochs = planned_epochs(params, self.steps_per_epoch)
+        self.per_step_schedule = params.lr_schedule in ("cosine", "constant")
+        if params.lr_schedule == "cosine":
+            lam = _lr_lambda(params.warmup_epochs * self.steps_per_epoch, self.n_epochs * self.steps_per_epoch,
+                             params.min_lr_fraction)
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lam)
+        elif params.lr_schedule == "constant":
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: 1.0)
+        else:
+            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=0.1,
+                                                                        patience=max(1, params.patience // 2))
+        self.amp_dtype = resolve_amp(params.amp, dev)
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+
+        self.start_epoch = 0
+        self.history: list[dict] = []
+        self.best = {"epoch": 0, "loss": math.inf, "bad_epochs": 0, "state": None}
+        if ckpt is not None:
+            self._restore(ckpt)
+        self.net = self.model
+        if ctx.dist is not None:
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[dev.index] if dev.type == "cuda" else None)
+        if params.compile and dev.type == "cuda":
+            self.net = torch.compile(self.net)
+        fig_rows = self.val_rows if len(self.val_rows) else self.train_rows
+        self.fig_rows = fig_rows[np.unique(np.linspace(0, len(fig_rows) - 1, min(8, len(fig_rows))).astype(int))]
+
+    # -- set-up pieces ---------------------------------------------------------------------------
+    def _open_source(self):
+        from .data import DeviceSource, StreamSource
+
+        if self.on_device:
+            return DeviceSource(self.store, self.ctx.device, channels_last=self.channels_last)
+        return StreamSource(self.store, self.ctx.device, channels_last=self.channels_last,
+                            num_workers=self.params.num_workers)
+
+    def _restore(self, ckpt: dict) -> None:
+        """Continue from ``checkpoint.pt``: weights, optimiser, schedule, history and every RNG."""
+        import torch
+
+        if ckpt["model_config"] != self.model.config:
+            raise ConfigError(f"{self.ckpt_path}: made with different model parameters {ckpt['model_config']} "
+                              "(fix: resume with the same parameters, or choose a new OUT_DIR)")
+        if ckpt["store"]["n_syllables"] != len(self.store):
+            raise UsvpipeError(f"{self.ckpt_path}: made from a store with {ckpt['store']['n_syllables']} syllables, "
+                               f"this one has {len(self.store)} (fix: resume on the same store, or choose a new OUT_DIR)")
+        self.model.load_state_dict(ckpt["model_state"])
+        self.optimizer.load_state_dict(ckpt["optimizer_state"])
+        self.scheduler.load_state_dict(ckpt["scheduler_state"])
+        if self.scaler is not None and ckpt.get("scaler_state"):
+            self.scaler.load_state_dict(ckpt["scaler_state"])
+        self.start_epoch = int(ckpt["epoch"])
+        self.history = list(ckpt["history"])
+        self.best = dict(ckpt["best"])
+        self.data_rng.bit_generator.state = ckpt["rng"]["data"]
+        if ckpt["world_size"] == self.ctx.world:
+            _set_rng_state(ckpt["rng"]["process"][self.ctx.rank], self.ctx.device)
+        else:
+            log.warning("checkpoint made with %d processes, resuming with %d: sampling noise is reseeded",
+                        ckpt["world_size"], self.ctx.world)
+            torch.manual_seed(self.params.seed + 7919 * self.ctx.rank + 104729 * self.start_epoch)
+        if self.ctx.is_main:
+            log.info("resuming from %s after epoch %d", self.ckpt_path, self.start_epoch)
+
+    def _autocast(self):
+        import torch
+
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.ctx.device.type, dtype=self.amp_dtype)
+
+    def describe(self) -> str:
+        """What this run will do, in one line (printed before the first epoch)."""
+        p = self.params
+        h, w = self.model.output_shape
+        profile = (f"CPU profile: {self.store.spec_shape[0]}x{self.store.spec_shape[1]} syllables averaged to {h}x{w} "
+                   "so a CPU can train enough steps (profile = \"full\" keeps them as they are)"
+                   if self.profile == "cpu" else f"{h}x{w} syllables")
+        length = f"{self.n_epochs} epochs x {self.steps_per_epoch} steps"
+        if self.n_epochs > p.epochs:
+            length += f" (raised from {p.epochs} epochs to reach min_steps = {p.min_steps})"
+        return (f"training on {self.ctx.device}: {len(self.train_rows)} train / {len(self.val_rows)} validation syllables "
+                f"(split by {self.split_info['unit']}); {profile}; batch {self.batch_size}, {length}; "
+                f"obs_precision {self.obs_precision:.4g}{' (auto)' if p.obs_precision == 'auto' else ''}; "
+                f"model.pt keeps the {self.keep} weights")
+
+    # -- one epoch ---------------------------------------------------------------------------------
+    def _run_epoch(self, epoch: int):
+        import torch
+        from tqdm.auto import tqdm
+
+        from .data import epoch_batches
+
+        dev = self.ctx.device
+        perm = self.data_rng.permutation(len(self.train_rows))
+        batches = epoch_batches(self.train_rows, perm, self.batch_size, rank=self.ctx.rank, world_size=self.ctx.world)
+        acc = torch.zeros(4, device=dev)
+        bar = tqdm(total=len(batches), desc=f"epoch {epoch}/{self.n_epochs}", leave=False, unit="batch",
+                   disable=not (self.progress and self.ctx.is_main))
+        for x in self.source.batches(batches):
+            with self._autocast():
+                loss, recon, kl = self.net(x)
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                loss.backward()
+                self.optimizer.step()
+            if self.per_step_schedule:
+                self.scheduler.step()
+            # accumulate on the device: no host synchronisation inside the epoch
+            acc += torch.stack([loss.detach().float(), recon.detach().float(), kl.detach().float(),
+                                torch.ones((), device=dev)]) * x.shape[0]
+            bar.update(1)
+        bar.close()
+        acc = self.ctx.all_sum(acc).cpu()
+        return (acc[:3] / acc[3]).tolist(), float(acc[3])
+
+    def _validate(self):
+        import torch
+
+        from .data import epoch_batches
+
+        if not len(self.val_rows):
+            return [math.nan] * 3
+        dev, model = self.ctx.device, self.model
+        model.eval()
+        acc = torch.zeros(4, device=dev)
+        # fixed noise: the validation loss of different epochs is comparable
+        gen = torch.Generator(device=dev).manual_seed(self.params.seed + 1)
+        batches = epoch_batches(self.val_rows, np.arange(len(self.val_rows)), 4 * self.batch_size,
+                                rank=self.ctx.rank, world_size=1)[self.ctx.rank::self.ctx.world]
+        with torch.no_grad(), self._autocast():
+            for x in self.source.batches(batches):
+                loss, recon, kl = model(x, generator=gen)
+                acc += torch.stack([loss.float(), recon.float(), kl.float(), torch.ones((), device=dev)]) * x.shape[0]
+        acc = self.ctx.all_sum(acc).cpu()
+        model.train()
+        return (acc[:3] / acc[3]).tolist() if acc[3] > 0 else [math.nan] * 3
+
+    # -- outputs -------------------------------------------------------------------------------------
+    def _draw_figures(self, hist_df) -> None:
+        import torch
+
+        from .plots import plot_losses, plot_reconstructions
+
+        plot_losses(hist_df, self.out_dir / "loss.png")
+        model = self.model
+        model.eval()
+        with torch.no_grad():
+            x = model.prepare(list(self.source.batches([self.fig_rows]))[0])
+            mu, _, _ = model.encode(x)
+            rec = model.decode(mu).float().clamp(0, 1)
+        model.train()
+        plot_reconstructions(x[:, 0].float().cpu().numpy(), rec[:, 0].cpu().numpy(), self.out_dir / "reconstructions.png",
+                             title=f"epoch {int(hist_df['epoch'].iloc[-1])}")
+
+    def _gather_rng(self):
+        state = _rng_state(self.ctx.device)
+        if self.ctx.dist is None:
+            return [state]
+        out = [None] * self.ctx.world
+        self.ctx.dist.all_gather_object(out, state)
+        return out
+
+    def _store_info(self) -> dict:
+        return {"path": str(self.store.path), "n_syllables": len(self.store), "spec_shape": list(self.store.spec_shape)}
+
+    def _save_checkpoint(self, epoch: int, rng_states) -> None:
+        save_checkpoint({
+            "format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION, "usvpipe_version": __version__,
+            "kind": "checkpoint", "model_config": self.model.config, "params": params_to_dict(self.params),
+            "model_state": _cpu_state(self.model.state_dict()), "optimizer_state": _cpu_state(self.optimizer.state_dict()),
+            "scheduler_state": self.scheduler.state_dict(), "scaler_state": self.scaler.state_dict() if self.scaler else None,
+            "epoch": epoch, "history": self.history, "best": self.best, "world_size": self.ctx.world,
+            "rng": {"process": rng_states, "data": self.data_rng.bit_generator.state},
+            "store": self._store_info(),
+            "split": {"unit": self.split_info["unit"], "val_units": self.split_info["val_units"],
+                      "n_train": int(len(self.train_rows)), "n_val": int(len(self.val_rows))},
+        }, self.ckpt_path)
+
+    def _kept_weights(self):
+        """``(epoch, state)`` of the weights ``model.pt`` keeps under the ``keep`` policy."""
+        if self.keep == "best" and self.best["state"] is not None:
+            return int(self.best["epoch"]), self.best["state"]
+        epoch = int(self.history[-1]["epoch"]) if self.history else 0
+        return epoch, _cpu_state(self.model.state_dict())
+
+    def _save_model(self, *, complete: bool, health: dict | None) -> int:
+        """Write ``model.pt``; an unfinished run's (``complete=False``) is still encodable."""
+        epoch, state = self._kept_weights()
+        save_checkpoint({
+            "format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION, "usvpipe_version": __version__,
+            "kind": "model", "complete": bool(complete), "model_config": self.model.config,
+            "params": params_to_dict(self.params), "model_state": state,
+            "optimizer_state": _cpu_state(self.optimizer.state_dict()) if complete else None,
+            "epoch": epoch, "epochs_planned": self.n_epochs, "history": self.history, "store": self._store_info(),
+            "split": {"unit": self.split_info["unit"], "val_units": self.split_info["val_units"]},
+            "health": health,
+        }, self.model_path)
+        return epoch
+
+    def assess_health(self):
+        """:class:`~usvpipe.vae.health.TrainingHealth` of the current weights (held-out syllables)."""
+        from .health import MAX_HEALTH_SYLLABLES, measure_health
+
+        held_out = len(self.val_rows) > 0
+        rows = _sample_rows(self.val_rows if held_out else self.train_rows, MAX_HEALTH_SYLLABLES, self.params.seed + 2)
+        train_sample = _sample_rows(self.train_rows, MAX_PCA_SYLLABLES, self.params.seed)
+        batches = self.source.batches([rows[i:i + 256] for i in range(0, len(rows), 256)])
+        return measure_health(self.model, batches, _pooled(self.store.read(train_sample), self.pool),
+                              held_out=held_out, n_store=len(self.store), steps=self._steps_done())
+
+    # -- the run ------------------------------------------------------------------------------------
+    def fit(self, on_epoch_end=None) -> TrainResult:
+        import pandas as pd
+        from tqdm.auto import tqdm
+
+        p, ctx = self.params, self.ctx
+        if self.verbose:
+            tqdm.write(self.describe())
+        from .health import MIN_SYLLABLES_SHOWN_TO_LEARN
+
+        if ctx.is_main and len(self.store) < MIN_SYLLABLES_SHOWN_TO_LEARN:
+            log.warning("%s: only %d syllables; the default training was shown to learn from %d (real recordings, "
+                        "scripts/vae_real_benchmark.py): check the training health at the end before reading the latents",
+                        self.store.path, len(self.store), MIN_SYLLABLES_SHOWN_TO_LEARN)
+        self.model.train()
+        stop = self._should_stop()
+        for epoch in range(self.start_epoch + 1, self.n_epochs + 1):
+            if stop:
+                break
+            t0 = time.perf_counter()
+            tr, n_seen = self._run_epoch(epoch)
+            va = self._validate()
+            monitor = va[0] if len(self.val_rows) else tr[0]
+            if not self.per_step_schedule:
+                self.scheduler.step(monitor)
+            if not math.isfinite(tr[0]):
+                raise UsvpipeError(f"training diverged at epoch {epoch} (loss {tr[0]}) "
+                                   "(fix: lower lr, or use amp=off / a smaller obs_precision)")
+            dt = time.perf_counter() - t0
+            row = {"epoch": epoch, "train_loss": tr[0], "train_recon": tr[1], "train_kl": tr[2],
+                   "val_loss": va[0], "val_recon": va[1], "val_kl": va[2], "lr": self.optimizer.param_groups[0]["lr"],
+                   "n_syllables": int(n_seen), "epoch_s": dt}
+            self.history.append(row)
+            if monitor < self.best["loss"] - p.min_delta:
+                self.best = {"epoch": epoch, "loss": monitor, "bad_epochs": 0,
+                             "state": _cpu_state(self.model.state_dict()) if self.keep == "best" else None}
+            else:
+                self.best["bad_epochs"] += 1
+            stop = self._should_stop()
+            last = stop or epoch == self.n_epochs
+            if ctx.is_main:
+                self._log_epoch(epoch, row, dt, last)
+                if stop and epoch < self.n_epochs and self.verbose:
+                    tqdm.write(f"stopping early after epoch {epoch}: no validation improvement for {p.patience} epochs "
+                               f"(best epoch {self.best['epoch']})")
+            if epoch % p.checkpoint_every == 0 or last:
+                rng_states = self._gather_rng()
+                if ctx.is_main:
+                    self._save_checkpoint(epoch, rng_states)
+                    if not last:
+                        self._save_model(complete=False, health=None)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, row)
+        return self._finish(stop)
+
+    def _steps_done(self) -> int:
+        return len(self.history) * self.steps_per_epoch
+
+    def _should_stop(self) -> bool:
+        """Early stopping: ``patience`` epochs without improvement, never before ``min_steps``."""
+        p = self.params
+        return p.patience > 0 and self.best["bad_epochs"] >= p.patience and self._steps_done() >= p.min_steps
+
+    def _log_epoch(self, epoch: int, row: dict, dt: float, last: bool) -> None:
+        import pandas as pd
+        from tqdm.auto import tqdm
+
+        p = self.params
+        hist_df = pd.DataFrame(self.history)
+        write_csv_atomic(self.out_dir / "loss.csv", hist_df, float_format="%.6g")
+        if (p.figure_every and epoch % p.figure_every == 0) or last:
+            self._draw_figures(hist_df)
+        if self.verbose:
+            val_txt = f" val {row['val_loss']:.2f}" if len(self.val_rows) else ""
+            tqdm.write(f"epoch {epoch}/{self.n_epochs}: train {row['train_loss']:.2f}{val_txt} "
+                       f"({row['n_syllables'] / max(dt, 1e-9):.0f} syll/s)")
+
+    def _finish(self, stop: bool) -> TrainResult:
+        import pandas as pd
+
+        ctx = self.ctx
+        hist_df = pd.DataFrame(self.history)
+        stopped_early = bool(stop and (not self.history or self.history[-1]["epoch"] < self.n_epochs))
+        best_epoch = int(self.best["epoch"])
+        health = None
+        if ctx.is_main:
+            if self.keep == "best" and self.best["state"] is not None:
+                self.model.load_state_dict(self.best["state"])  # health of the weights model.pt keeps
+            health = self.assess_health()
+            kept_epoch = self._save_model(complete=True, health=health.to_dict())
+            write_json_atomic(self.out_dir / "train.json", {
+                "usvpipe_version": __version__, "params": params_to_dict(self.params), "store": str(self.store.path),
+                "n_syllables": len(self.store), "n_train": int(len(self.train_rows)), "n_val": int(len(self.val_rows)),
+                "split": self.split_info, "device": str(ctx.device), "amp": _amp_name(self.amp_dtype),
+                "data_on_device": bool(self.on_device), "channels_last": bool(self.channels_last),
+                "world_size": ctx.world, "profile": self.profile, "pool": self.pool,
+                "image_shape": list(self.model.output_shape), "batch_size": self.batch_size,
+                "obs_precision": self.obs_precision, "steps": self._steps_done(), "epochs_planned": self.n_epochs,
+                "best_epoch": best_epoch, "kept_epoch": kept_epoch, "keep": self.keep, "epochs_run": len(self.history),
+                "stopped_early": stopped_early, "model": MODEL_NAME, "checkpoint": CHECKPOINT_NAME,
+                "health": health.to_dict(),
+            })
+        ctx.barrier()
+        self.source.close()
+        return TrainResult(
+            model_path=self.model_path, checkpoint_path=self.ckpt_path, out_dir=self.out_dir, history=hist_df,
+            best_epoch=best_epoch, epochs_run=len(self.history), stopped_early=stopped_early,
+            n_train=int(len(self.train_rows)), n_val=int(len(self.val_rows)), split=self.split_info,
+            device=str(ctx.device), amp=_amp_name(self.amp_dtype), data_on_device=bool(self.on_device),
+            channels_last=bool(self.channels_last), world_size=ctx.world, steps=self._steps_done(),
+            profile=self.profile, batch_size=self.batch_size, obs_precision=self.obs_precision, health=health,
+        )
+
+
 def train(store_dir, out_dir, params: TrainParams = TrainParams(), *, device: str = "auto", resume: bool = False,
-          progress: bool = True, on_epoch_end=None) -> TrainResult:
+          progress: bool = True, quiet: bool = False, on_epoch_end=None) -> TrainResult:
     """Train a VAE on a syllable store.
 
     Parameters
@@ -249,7 +732,10 @@ def train(store_dir, out_dir, params: TrainParams = TrainParams(), *, device: st
         requeued SLURM job can always pass it). Without ``resume`` an existing checkpoint
         is an error, so a finished run is never overwritten by accident.
     progress : bool
-        Show a progress bar (rank 0 only).
+        Show a progress bar per epoch (rank 0 only).
+    quiet : bool
+        Print nothing; otherwise rank 0 prints what the run will do (profile, batch size,
+        length, likelihood scale), a line per epoch and the early stop.
     on_epoch_end : callable, optional
         ``f(epoch, row)`` called on every process after each epoch (and after its
         checkpoint); ``row`` is the epoch's history dict. Raising stops training.
@@ -258,291 +744,8 @@ def train(store_dir, out_dir, params: TrainParams = TrainParams(), *, device: st
     -------
     TrainResult
     """
-    import pandas as pd
-    import torch
-
-    from ..store import open_store
-    from .data import DeviceSource, StreamSource, choose_data_on_device, epoch_batches, split_rows
-    from .model import VAE, check_input_shape
-
     if not isinstance(params, TrainParams):
         raise TypeError("params must be a usvpipe.vae.TrainParams")
-    rank, world, local_rank = distributed_env()
-    dist = None
-    dev = resolve_device(device, local_rank)
-    if world > 1:
-        import torch.distributed as dist
-
-        if not dist.is_initialized():
-            backend = "nccl" if dev.type == "cuda" else "gloo"
-            if dev.type == "cuda":
-                torch.cuda.set_device(dev)
-            dist.init_process_group(backend=backend)
-    is_main = rank == 0
-    try:
-        out_dir = Path(out_dir)
-        if is_main:
-            ensure_output_dir(out_dir)
-        # rank 0 merges the store if needed, the others read it afterwards
-        store = open_store(store_dir) if is_main else None
-        if dist is not None:
-            dist.barrier()
-        if store is None:
-            store = open_store(store_dir)
-        if len(store) == 0:
-            raise UsvpipeError(f"{store_dir}: the syllable store is empty (fix: check the segmentation output)")
-        check_input_shape(store.spec_shape, len(params.channels))
-        ckpt_path = out_dir / CHECKPOINT_NAME
-        model_path = out_dir / MODEL_NAME
-        ckpt = None
-        if ckpt_path.exists():
-            if not resume:
-                raise UsvpipeError(f"{ckpt_path} exists (fix: pass --resume to continue that run, or choose a new OUT_DIR)")
-            ckpt = load_checkpoint(ckpt_path)
-
-        if params.deterministic:
-            torch.use_deterministic_algorithms(True, warn_only=True)
-            torch.backends.cudnn.benchmark = False
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        elif dev.type == "cuda":
-            torch.backends.cudnn.benchmark = True
-        if dev.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
-
-        # -- split and data --------------------------------------------------------------
-        train_rows, val_rows, split_info = split_rows(store.table, by=params.split_by,
-                                                       val_fraction=params.val_fraction, seed=params.seed)
-        if len(train_rows) < 2:
-            raise UsvpipeError(f"{store_dir}: only {len(train_rows)} training syllable(s) (fix: more data or a smaller val_fraction)")
-        channels_last = params.channels_last if isinstance(params.channels_last, bool) else dev.type == "cuda"
-        h, w = store.spec_shape
-        n_bytes = len(store) * h * w
-        on_device = choose_data_on_device(params.data_on_device, n_bytes, dev, params.memory_fraction)
-        if on_device:
-            source = DeviceSource(store, dev, channels_last=channels_last)
-        else:
-            source = StreamSource(store, dev, channels_last=channels_last, num_workers=params.num_workers)
-        log.info("training on %s: %d train / %d validation syllables (split by %s), data %s",
-                 dev, len(train_rows), len(val_rows), split_info["unit"], "on device" if on_device else "streamed")
-
-        # -- model and optimiser ------------------------------------------------------------
-        torch.manual_seed(params.seed)  # identical initial weights on every process
-        model = VAE(**params.model_config(store.spec_shape)).to(dev)
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        torch.manual_seed(params.seed + 7919 * rank)  # independent sampling noise per process
-        np.random.seed(params.seed)
-        random.seed(params.seed)
-        data_rng = np.random.default_rng(params.seed)  # the data order: same on every process
-        opt_kwargs = {"fused": True} if dev.type == "cuda" else {}
-        optimizer = torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay, **opt_kwargs)
-        steps_per_epoch = len(epoch_batches(train_rows, np.arange(len(train_rows)), params.batch_size,
-                                            rank=rank, world_size=world))
-        per_step_schedule = params.lr_schedule in ("cosine", "constant")
-        if params.lr_schedule == "cosine":
-            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(params, steps_per_epoch))
-        elif params.lr_schedule == "constant":
-            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-        else:
-            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.1, patience=max(1, params.patience // 2))
-        amp_dtype = resolve_amp(params.amp, dev)
-        scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-
-        start_epoch = 0
-        history: list[dict] = []
-        best = {"epoch": 0, "loss": math.inf, "bad_epochs": 0, "state": None}
-        if ckpt is not None:
-            if ckpt["model_config"] != model.config:
-                raise ConfigError(f"{ckpt_path}: made with different model parameters {ckpt['model_config']} "
-                                  "(fix: resume with the same parameters, or choose a new OUT_DIR)")
-            if ckpt["store"]["n_syllables"] != len(store):
-                raise UsvpipeError(f"{ckpt_path}: made from a store with {ckpt['store']['n_syllables']} syllables, "
-                                   f"this one has {len(store)} (fix: resume on the same store, or choose a new OUT_DIR)")
-            model.load_state_dict(ckpt["model_state"])
-            optimizer.load_state_dict(ckpt["optimizer_state"])
-            scheduler.load_state_dict(ckpt["scheduler_state"])
-            if scaler is not None and ckpt.get("scaler_state"):
-                scaler.load_state_dict(ckpt["scaler_state"])
-            start_epoch = int(ckpt["epoch"])
-            history = list(ckpt["history"])
-            best = dict(ckpt["best"])
-            data_rng.bit_generator.state = ckpt["rng"]["data"]
-            if ckpt["world_size"] == world:
-                _set_rng_state(ckpt["rng"]["process"][rank], dev)
-            else:
-                log.warning("checkpoint made with %d processes, resuming with %d: sampling noise is reseeded",
-                            ckpt["world_size"], world)
-                torch.manual_seed(params.seed + 7919 * rank + 104729 * start_epoch)
-            if is_main:
-                log.info("resuming from %s after epoch %d", ckpt_path, start_epoch)
-            del ckpt
-
-        net = model
-        if dist is not None:
-            net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-        if params.compile and dev.type == "cuda":
-            net = torch.compile(net)
-        autocast = (lambda: torch.autocast(device_type=dev.type, dtype=amp_dtype)) if amp_dtype is not None else contextlib.nullcontext
-
-        def all_sum(t):
-            if dist is not None:
-                dist.all_reduce(t)
-            return t
-
-        def run_validation():
-            model.eval()
-            acc = torch.zeros(4, device=dev)
-            # fixed noise: the validation loss of different epochs is comparable
-            gen = torch.Generator(device=dev).manual_seed(params.seed + 1)
-            with torch.no_grad(), autocast():
-                for x in source.batches(epoch_batches(val_rows, np.arange(len(val_rows)), 4 * params.batch_size,
-                                                      rank=rank, world_size=1, drop_last=False)[rank::world]):
-                    loss, recon, kl = model(x, generator=gen)
-                    acc += torch.stack([loss.float(), recon.float(), kl.float(), torch.ones((), device=dev)]) * x.shape[0]
-            acc = all_sum(acc).cpu()
-            model.train()
-            return (acc[:3] / acc[3]).tolist() if acc[3] > 0 else [math.nan] * 3
-
-        fig_rows = val_rows if len(val_rows) else train_rows
-        fig_rows = fig_rows[np.unique(np.linspace(0, len(fig_rows) - 1, min(8, len(fig_rows))).astype(int))]
-
-        def draw_figures(hist_df):
-            from .plots import plot_losses, plot_reconstructions
-
-            plot_losses(hist_df, out_dir / "loss.png")
-            model.eval()
-            with torch.no_grad():
-                x = list(source.batches([fig_rows]))[0]
-                mu, _, _ = model.encode(x)
-                rec = model.decode(mu).float().clamp(0, 1)
-            model.train()
-            plot_reconstructions(x[:, 0].float().cpu().numpy(), rec[:, 0].cpu().numpy(), out_dir / "reconstructions.png",
-                                 title=f"epoch {int(hist_df['epoch'].iloc[-1])}")
-
-        def gather_rng():
-            state = _rng_state(dev)
-            if dist is None:
-                return [state]
-            out = [None] * world
-            dist.all_gather_object(out, state)
-            return out
-
-        def checkpoint_obj(epoch, rng_states):
-            return {
-                "format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION, "usvpipe_version": __version__,
-                "kind": "checkpoint", "model_config": model.config, "params": params_to_dict(params),
-                "model_state": _cpu_state(model.state_dict()), "optimizer_state": _cpu_state(optimizer.state_dict()),
-                "scheduler_state": scheduler.state_dict(), "scaler_state": scaler.state_dict() if scaler else None,
-                "epoch": epoch, "history": history, "best": best, "world_size": world,
-                "rng": {"process": rng_states, "data": data_rng.bit_generator.state},
-                "store": {"path": str(store.path), "n_syllables": len(store), "spec_shape": list(store.spec_shape)},
-                "split": {"unit": split_info["unit"], "val_units": split_info["val_units"],
-                          "n_train": int(len(train_rows)), "n_val": int(len(val_rows))},
-            }
-
-        # -- epochs ----------------------------------------------------------------------
-        from tqdm.auto import tqdm
-
-        model.train()
-        stopped_early = False
-        epoch = start_epoch
-        stop = best["bad_epochs"] >= params.patience > 0
-        for epoch in range(start_epoch + 1, params.epochs + 1):
-            if stop:
-                break
-            t0 = time.perf_counter()
-            perm = data_rng.permutation(len(train_rows))
-            batches = epoch_batches(train_rows, perm, params.batch_size, rank=rank, world_size=world)
-            acc = torch.zeros(4, device=dev)
-            bar = tqdm(total=len(batches), desc=f"epoch {epoch}/{params.epochs}", leave=False, unit="batch",
-                       disable=not (progress and is_main))
-            for x in source.batches(batches):
-                with autocast():
-                    loss, recon, kl = net(x)
-                optimizer.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    loss.backward()
-                    optimizer.step()
-                if per_step_schedule:
-                    scheduler.step()
-                # accumulate on the device: no host synchronisation inside the epoch
-                acc += torch.stack([loss.detach().float(), recon.detach().float(), kl.detach().float(),
-                                    torch.ones((), device=dev)]) * x.shape[0]
-                bar.update(1)
-            bar.close()
-            acc = all_sum(acc).cpu()
-            tr = (acc[:3] / acc[3]).tolist()
-            n_seen = float(acc[3])
-            va = run_validation() if len(val_rows) else [math.nan] * 3
-            monitor = va[0] if len(val_rows) else tr[0]
-            if not per_step_schedule:
-                scheduler.step(monitor)
-            if not math.isfinite(tr[0]):
-                raise UsvpipeError(f"training diverged at epoch {epoch} (loss {tr[0]}) "
-                                   "(fix: lower lr, or use amp=off / a smaller obs_precision)")
-            dt = time.perf_counter() - t0
-            row = {"epoch": epoch, "train_loss": tr[0], "train_recon": tr[1], "train_kl": tr[2],
-                   "val_loss": va[0], "val_recon": va[1], "val_kl": va[2], "lr": optimizer.param_groups[0]["lr"],
-                   "n_syllables": int(n_seen), "epoch_s": dt}
-            history.append(row)
-            if monitor < best["loss"] - params.min_delta:
-                best = {"epoch": epoch, "loss": monitor, "bad_epochs": 0, "state": _cpu_state(model.state_dict())}
-            else:
-                best["bad_epochs"] += 1
-            stop = params.patience > 0 and best["bad_epochs"] >= params.patience
-            last = stop or epoch == params.epochs
-            hist_df = pd.DataFrame(history)
-            if is_main:
-                write_csv_atomic(out_dir / "loss.csv", hist_df, float_format="%.6g")
-                if (params.figure_every and epoch % params.figure_every == 0) or last:
-                    draw_figures(hist_df)
-                if progress:
-                    val_txt = f" val {va[0]:.2f}" if len(val_rows) else ""
-                    tqdm.write(f"epoch {epoch}/{params.epochs}: train {tr[0]:.2f}{val_txt} "
-                               f"({n_seen / max(dt, 1e-9):.0f} syll/s)")
-            if epoch % params.checkpoint_every == 0 or last:
-                rng_states = gather_rng()
-                if is_main:
-                    save_checkpoint(checkpoint_obj(epoch, rng_states), ckpt_path)
-            if on_epoch_end is not None:
-                on_epoch_end(epoch, row)
-        stopped_early = stop and (not history or history[-1]["epoch"] < params.epochs)
-
-        # -- final model -------------------------------------------------------------------
-        hist_df = pd.DataFrame(history)
-        if is_main:
-            state = best["state"] if best["state"] is not None else _cpu_state(model.state_dict())
-            final = {
-                "format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION, "usvpipe_version": __version__,
-                "kind": "model", "model_config": model.config, "params": params_to_dict(params),
-                "model_state": state, "optimizer_state": _cpu_state(optimizer.state_dict()),
-                "epoch": int(best["epoch"] or (history[-1]["epoch"] if history else 0)), "history": history,
-                "store": {"path": str(store.path), "n_syllables": len(store), "spec_shape": list(store.spec_shape)},
-                "split": {"unit": split_info["unit"], "val_units": split_info["val_units"]},
-            }
-            save_checkpoint(final, model_path)
-            write_json_atomic(out_dir / "train.json", {
-                "usvpipe_version": __version__, "params": params_to_dict(params), "store": str(store.path),
-                "n_syllables": len(store), "n_train": int(len(train_rows)), "n_val": int(len(val_rows)),
-                "split": split_info, "device": str(dev), "amp": _amp_name(amp_dtype), "data_on_device": bool(on_device),
-                "channels_last": bool(channels_last),
-                "world_size": world, "best_epoch": int(final["epoch"]), "epochs_run": len(history),
-                "stopped_early": bool(stopped_early), "model": MODEL_NAME, "checkpoint": CHECKPOINT_NAME,
-            })
-        if dist is not None:
-            dist.barrier()
-        source.close()
-        return TrainResult(
-            model_path=model_path, checkpoint_path=ckpt_path, out_dir=out_dir, history=hist_df,
-            best_epoch=int(best["epoch"]), epochs_run=len(history), stopped_early=bool(stopped_early),
-            n_train=int(len(train_rows)), n_val=int(len(val_rows)), split=split_info, device=str(dev),
-            amp=_amp_name(amp_dtype), data_on_device=bool(on_device), channels_last=bool(channels_last), world_size=world,
-        )
-    finally:
-        if dist is not None and dist.is_initialized():
-            dist.destroy_process_group()
+    with _process_context(device) as ctx:
+        trainer = _Trainer(store_dir, out_dir, params, ctx, resume=resume, progress=progress, verbose=not quiet)
+        return trainer.fit(on_epoch_end)

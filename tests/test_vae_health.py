@@ -1,0 +1,257 @@
+"""Training health and the defaults that learn on small stores (the latents issue) — CPU, small images."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from usvpipe.store import merge_store, write_shard  # noqa: E402
+from usvpipe.vae import TrainParams, encode, train  # noqa: E402
+
+SHAPE = (32, 32)
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(old)
+
+
+def _random_call_store(path, *, n_recordings=6, per_recording=50, seed=0, group_shift=0.0):
+    """A store of rendered random calls (frequency, duration and shape vary as in ``usvpipe.synth``).
+
+    Recordings alternate between groups A and B (one animal each); ``group_shift`` moves B's calls.
+    Returns the generating parameters in store order.
+    """
+    import pandas as pd
+
+    from scipy.ndimage import gaussian_filter
+
+    from usvpipe.synth import render_call_image, sample_calls
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    for r in range(n_recordings):
+        group = "AB"[r % 2]
+        calls = sample_calls(per_recording, seed=rng, group_shift=group_shift if group == "B" else 0.0)
+        # ridges ~1.5 px wide along frequency, as real spectrogram ridges are (see test_vae's controlled store)
+        images = np.stack([gaussian_filter(render_call_image(c, SHAPE, noise=0.02, seed=rng), (1.5, 0.0))
+                           for c in calls.to_dict("records")])
+        images /= images.max(axis=(1, 2), keepdims=True)
+        onset = np.arange(per_recording) * 0.5
+        dur = calls["duration_s"].to_numpy()
+        f_mean = 0.5 * (calls["start_freq_hz"].to_numpy() + calls["end_freq_hz"].to_numpy())
+        write_shard(path, f"rec{r:02d}", images, onset, onset + dur, animal=f"m{r}", group=group,
+                    columns={"duration_s": dur, "mean_freq_hz": f_mean,
+                            "max_freq_hz": np.maximum(calls["start_freq_hz"], calls["end_freq_hz"]).to_numpy(),
+                            "min_freq_hz": np.minimum(calls["start_freq_hz"], calls["end_freq_hz"]).to_numpy()})
+        frames.append(calls.assign(recording=f"rec{r:02d}"))
+    merge_store(path)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _cv_ridge_r2(x, y):
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import KFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    pred = cross_val_predict(make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13))), x, y,
+                             cv=KFold(5, shuffle=True, random_state=0))
+    return 1 - ((y - pred) ** 2).sum() / ((y - y.mean()) ** 2).sum()
+
+
+# -- parameters resolve from the store ------------------------------------------------------------
+def test_auto_batch_size_gives_small_stores_enough_steps_and_large_ones_avas_batch():
+    p = TrainParams()
+    assert p.resolved_batch_size(150) == 16  # 10 steps per epoch, never below 16
+    assert p.resolved_batch_size(1000) == 62
+    assert p.resolved_batch_size(10**6) == 128
+    assert TrainParams(batch_size=40).resolved_batch_size(150) == 40
+
+
+def test_step_floor_raises_the_epochs_of_a_small_store():
+    from usvpipe.vae.training import planned_epochs
+
+    assert planned_epochs(TrainParams(epochs=100, min_steps=2000), steps_per_epoch=10) == 200
+    assert planned_epochs(TrainParams(epochs=100, min_steps=2000), steps_per_epoch=7800) == 100
+    assert planned_epochs(TrainParams(epochs=3, min_steps=0), steps_per_epoch=1) == 3
+
+
+def test_cpu_profile_pools_large_images_and_is_never_silent():
+    p = TrainParams()
+    assert p.resolved_pool("cpu", (128, 128)) == 2
+    assert p.resolved_pool("cuda", (128, 128)) == 1
+    assert p.resolved_pool("cpu", (64, 64)) == 1
+    assert TrainParams(profile="full").resolved_pool("cpu", (128, 128)) == 1
+
+
+def test_auto_observation_precision_scales_with_the_pixel_variance():
+    from usvpipe.vae.training import auto_obs_precision
+
+    rng = np.random.default_rng(0)
+    bright = rng.uniform(0, 1, (50, 8, 8))
+    dark = 0.1 * bright
+    # 100x less variance -> 100x the precision: the reconstruction/KL balance does not depend on brightness
+    assert auto_obs_precision(dark, 0.1) == pytest.approx(100 * auto_obs_precision(bright, 0.1), rel=1e-9)
+    assert auto_obs_precision(np.zeros((5, 8, 8)), 0.1) == 10.0  # a constant store gets AVA's value, not inf
+
+
+def test_every_syllable_is_in_a_batch_and_no_batch_has_one():
+    from usvpipe.vae.data import epoch_batches
+
+    rows = np.arange(224)
+    batches = epoch_batches(rows, np.arange(224), 128)
+    assert [len(b) for b in batches] == [128, 96]  # the 96 that a dropped last batch never showed
+    batches = epoch_batches(np.arange(129), np.arange(129), 128)
+    assert [len(b) for b in batches] == [129]  # one left over joins the previous batch (batch norm)
+
+
+# -- the health check -----------------------------------------------------------------------------
+def test_health_counts_active_units_from_the_per_dimension_kl():
+    from usvpipe.vae.health import assess, per_dimension_kl
+
+    rng = np.random.default_rng(0)
+    mu = np.zeros((200, 4))
+    mu[:, 0] = rng.normal(0, 2, 200)  # one dimension carries information
+    var = np.ones((200, 4))
+    var[:, 0] = 0.1
+    kl = per_dimension_kl(mu, var)
+    assert kl[0] > 1 and np.allclose(kl[1:], 0)
+    images = rng.uniform(0, 1, (200, 4, 4))
+    h = assess(mu=mu, var=var, test_images=images, reconstructions=images * 0.9 + 0.05, train_images=images,
+               held_out=True, n_store=200, steps=100)
+    assert h.active_units == 1 and not h.collapsed and h.passed
+    dead = assess(mu=np.zeros((200, 4)), var=np.ones((200, 4)), test_images=images,
+                  reconstructions=np.broadcast_to(images.mean(0), images.shape), train_images=images,
+                  held_out=True, n_store=50, steps=12)
+    assert dead.collapsed and not dead.passed and dead.recon_r2 == pytest.approx(0, abs=1e-9)
+    assert "more syllables" in dead.fix and "12" in dead.fix and "FAILED" in dead.summary()
+
+
+def test_a_small_store_learns_duration_and_frequency_with_the_defaults(tmp_path):
+    """~300 syllables, default parameters (only the step floor lowered for the test budget)."""
+    truth = _random_call_store(tmp_path / "store")
+    res = train(tmp_path / "store", tmp_path / "vae", TrainParams(min_steps=600, figure_every=0),
+                device="cpu", progress=False)
+    assert res.batch_size == 16 and res.steps >= 600
+    assert res.health.passed and res.health.active_units >= 3, res.health
+    summary = json.loads((tmp_path / "vae" / "train.json").read_text())
+    assert summary["health"]["passed"] and summary["steps"] == res.steps
+    lat = encode(res.model_path, tmp_path / "store", tmp_path / "latents.csv", device="cpu")
+    z = lat.filter(regex=r"^z\d+$").to_numpy()
+    r2_duration = _cv_ridge_r2(z, truth["duration_s"].to_numpy())
+    r2_freq = _cv_ridge_r2(z, 0.5 * (truth["start_freq_hz"] + truth["end_freq_hz"]).to_numpy())
+    assert r2_duration >= 0.7 and r2_freq >= 0.7, (r2_duration, r2_freq)
+
+
+def _collapsed_model(tmp_path):
+    """A trained model made to collapse on purpose: its encoder head returns the prior, N(0, I), for every
+    syllable, so the decoder sees one point. Its health is re-measured and written into model.pt, as
+    training would have. (The planted 3-SD group shift stays visible to the classical measures.)"""
+    from usvpipe.store import open_store
+    from usvpipe.vae.health import measure_health
+    from usvpipe.vae.model import build_model
+    from usvpipe.vae.training import load_checkpoint, save_checkpoint
+
+    _random_call_store(tmp_path / "store", n_recordings=4, per_recording=30, group_shift=3.0)
+    params = TrainParams(min_steps=0, epochs=2, latent_dim=4, channels=(4, 8), hidden=(16,), figure_every=0)
+    res = train(tmp_path / "store", tmp_path / "vae", params, device="cpu", progress=False)
+    ckpt = load_checkpoint(res.model_path)
+    model = build_model(ckpt["model_config"])
+    model.load_state_dict(ckpt["model_state"])
+    with torch.no_grad():
+        model.head.weight.mul_(1e-4)  # all but the prior: mean ~0, log-variance ~0, U ~0 for every syllable
+        model.head.bias.zero_()
+    store = open_store(tmp_path / "store")
+    images = store.read(np.arange(len(store)))
+    health = measure_health(model, [torch.from_numpy(images[:, None])], images, held_out=True, n_store=len(store),
+                            steps=res.steps)
+    ckpt["model_state"] = model.state_dict()
+    ckpt["health"] = health.to_dict()
+    save_checkpoint(ckpt, res.model_path)
+    return res, health
+
+
+def test_a_collapsed_model_is_flagged_and_its_mmd_answer_is_not_interpretable(tmp_path):
+    from usvpipe.mmd import MMDParams, mmd_test
+
+    res, health = _collapsed_model(tmp_path)
+    assert health.collapsed and not health.passed and health.active_units == 0
+    assert health.recon_r2 <= 0.05 and health.fix
+    encode(res.model_path, tmp_path / "store", tmp_path / "latents.csv", device="cpu")
+    sidecar = json.loads((tmp_path / "latents.json").read_text())
+    assert sidecar["model_health"]["passed"] is False
+    mmd = mmd_test(tmp_path / "latents.csv", params=MMDParams(unit="syllable", permutations=99))
+    assert mmd.interpretable is False and "do not interpret" in mmd.do_not_interpret
+    assert mmd.to_dict()["latent_health"]["collapsed"] is True
+
+
+def test_fully_identical_latents_fail_with_the_health_verdict_first(tmp_path):
+    import pandas as pd
+
+    from usvpipe.errors import UsvpipeError
+    from usvpipe.mmd import MMDParams, mmd_test
+
+    table = pd.DataFrame({"group": ["A"] * 5 + ["B"] * 5, "z0": 0.0, "z1": 0.0})
+    dead = {"passed": False, "reason": "the posterior equals the prior in every dimension", "fix": "more steps"}
+    with pytest.raises(UsvpipeError, match="do not interpret: the posterior equals the prior.*fix: more steps"):
+        mmd_test(table, params=MMDParams(unit="syllable", permutations=99), health=dead)
+    with pytest.raises(UsvpipeError, match="identical"):  # without a failed health: the plain reason
+        mmd_test(table, params=MMDParams(unit="syllable", permutations=99), health=None)
+
+
+def test_cli_train_prints_the_health_and_mmd_refuses_to_state_an_answer(tmp_path):
+    from click.testing import CliRunner
+
+    from usvpipe.cli import main
+
+    res, _ = _collapsed_model(tmp_path)
+    encode(res.model_path, tmp_path / "store", tmp_path / "latents.csv", device="cpu")
+    out = CliRunner().invoke(main, ["mmd", str(tmp_path / "latents.csv"), "--unit", "syllable", "--permutations", "99",
+                                    "--no-figures", "--out", str(tmp_path / "mmd"), "--store", str(tmp_path / "store")])
+    assert out.exit_code != 0 and "do not interpret" in out.output
+    report = json.loads((tmp_path / "mmd" / "report.json").read_text())
+    assert report["interpretable"] is False
+    reps = [r["representation"] for r in report["second_opinion"]]
+    assert reps == ["VAE latents", "classical measures", "PCA of the images"]
+    # the classical measures see the planted 3-SD group shift that the collapsed latents cannot
+    classical = report["second_opinion"][1]
+    assert classical["p_value"] < 0.05, classical
+
+
+def test_a_run_stopped_mid_training_leaves_an_encodable_model(tmp_path, caplog):
+    _random_call_store(tmp_path / "store", n_recordings=4, per_recording=30)
+    params = TrainParams(min_steps=0, epochs=5, latent_dim=4, channels=(4, 8), hidden=(16,), figure_every=0)
+
+    def stop_after_two(epoch, row):
+        if epoch == 2:
+            raise KeyboardInterrupt  # what a SLURM time limit looks like from inside
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path / "store", tmp_path / "vae", params, device="cpu", progress=False, on_epoch_end=stop_after_two)
+    assert (tmp_path / "vae" / "model.pt").exists() and not (tmp_path / "vae" / "train.json").exists()
+    with caplog.at_level("WARNING"):
+        lat = encode(tmp_path / "vae", tmp_path / "store", tmp_path / "latents.csv", device="cpu")
+    assert len(lat) == 120 and "unfinished training run" in caplog.text
+    from usvpipe.pipeline.info import describe_directory
+
+    assert "not finished" in " ".join(describe_directory(tmp_path / "vae"))
+
+
+def test_classical_measures_are_standardised_and_constant_ones_dropped():
+    import pandas as pd
+
+    from usvpipe.mmd.trust import classical_features
+
+    frame = pd.DataFrame({"duration_s": [0.01, 0.02, 0.03, 0.04], "mean_freq_hz": [6e4, 7e4, 6e4, 7e4],
+                          "peak_amplitude": [3.0, 3.0, 3.0, 3.0], "max_freq_hz": [7e4, 8e4, 9e4, 8e4],
+                          "min_freq_hz": [5e4, 5e4, 5e4, 6e4]})
+    table, names = classical_features(frame)
+    assert "m_peak_amplitude" not in names and "m_bandwidth_hz" in names
+    assert np.allclose(table[names].mean(), 0) and np.allclose(table[names].std(ddof=0), 1)
