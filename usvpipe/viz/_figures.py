@@ -54,13 +54,34 @@ def _is_number(s: str) -> bool:
         return False
 
 
+def _golden_hues(n: int) -> tuple[str, ...]:
+    """``n`` categorical colours beyond the fixed palettes: hues a golden angle apart (neighbouring
+    labels never get neighbouring hues), alternating two lightness levels."""
+    import colorsys
+
+    out = []
+    for i in range(n):
+        h = (i * 0.381966) % 1.0
+        light, sat = (0.42, 0.75) if i % 2 == 0 else (0.62, 0.55)
+        r, g, b = colorsys.hls_to_rgb(h, light, sat)
+        out.append("#%02x%02x%02x" % (round(r * 255), round(g * 255), round(b * 255)))
+    return tuple(out)
+
+
+#: 17 distinct categorical colours: Tol's muted palette, then Okabe–Ito (black last)
+WIDE_PALETTE = TOL_MUTED + OKABE_ITO[:-1]
+
+
 def category_colors(values: Sequence) -> dict[str, str]:
     """Fixed category -> hex colour mapping.
 
     Categories are sorted (numerically when they look like numbers) and assigned the
-    Okabe–Ito palette in order (<= 8 categories), Tol's muted palette (<= 10) or evenly
-    spaced viridis colours beyond that, so the same set of labels always gets the
-    same colours, whichever figure or explorer draws them.
+    Okabe–Ito palette in order (<= 8 categories), Tol's muted palette (<= 10), both
+    together (<= 17, :data:`WIDE_PALETTE`) or, beyond that, categorical hues a golden angle
+    apart in two lightness levels (never a sequential colour map: neighbouring animals must
+    not look alike). Past about 10 colours no palette is safe for every colour-vision
+    deficiency, so figures with many animals also label them. The same set of labels always
+    gets the same colours, whichever figure or explorer draws them.
     """
     cats = sorted({str(v) for v in values}, key=_sort_key)
     n = len(cats)
@@ -68,12 +89,10 @@ def category_colors(values: Sequence) -> dict[str, str]:
         pal = OKABE_ITO
     elif n <= len(TOL_MUTED):
         pal = TOL_MUTED
+    elif n <= len(WIDE_PALETTE):
+        pal = WIDE_PALETTE
     else:
-        from matplotlib import colormaps
-        from matplotlib.colors import to_hex
-
-        cmap = colormaps["viridis"]
-        pal = tuple(to_hex(cmap(i / max(n - 1, 1))) for i in range(n))
+        pal = _golden_hues(n)
     return {c: pal[i] for i, c in enumerate(cats)}
 
 
