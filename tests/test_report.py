@@ -119,3 +119,13 @@ def test_many_animals_get_distinct_categorical_colours():
 
     rgb = np.array([to_rgb(pal[f"m{i}"]) for i in range(13)])
     assert np.min(np.abs(np.diff(rgb, axis=0)).sum(axis=1)) > 0.15
+
+
+def test_thumbnail_axes_come_from_the_store_parameters():
+    from usvpipe.viz._figures import image_axes, image_span_ms
+
+    ax = image_axes({"spectrogram": {"min_freq_hz": 30e3, "max_freq_hz": 110e3},
+                     "syllables": {"min_freq_hz": 0.0, "max_freq_hz": 0.0, "max_dur_s": 0.2, "time_stretch": True}})
+    assert ax == {"freq_khz": [30.0, 110.0], "max_dur_ms": 200.0, "time_stretch": True}
+    assert np.allclose(image_span_ms([0.05, 0.3], ax), [100.0, 200.0])  # sqrt(50 ms * 200 ms); long calls: the window
+    assert image_axes({}) is None

@@ -33,6 +33,7 @@ from ._figures import (
     category_colors,
     density_figure,
     grid_examples,
+    image_axes,
     is_categorical,
     latent_path,
     save_figure,
@@ -241,7 +242,8 @@ def run_umap(
     if store_obj is not None:
         rows, centres = grid_examples(emb["emb_x"].to_numpy(), emb["emb_y"].to_numpy(), params.grid_cells)
         images = store_obj.read(store_rows[rows])
-        fig = spectrogram_grid_figure(emb, images, rows, centres, cells=params.grid_cells, colors=palettes.get("group"), method_label=method_label)
+        fig = spectrogram_grid_figure(emb, images, rows, centres, cells=params.grid_cells, colors=palettes.get("group"),
+                                      method_label=method_label, axes_info=image_axes(store_obj.params))
         run.figures["spectrogram_grid"] = save_figure(fig, out_dir / "spectrogram_grid", fmts, dpi, description=description)
     if decode_fn is not None and "group" in frame.columns and frame["group"].nunique() > 1:
         for name, fig in centroid_traversals(frame, decode_fn).items():
@@ -275,6 +277,7 @@ def run_umap(
             thumbnail_px=params.thumbnail_px,
             title=title,
             params=params_to_dict(params),
+            image_axes=image_axes(store_obj.params) if store_obj is not None else None,
         )
         run.explorer = out_dir / "explorer.html"
         write_explorer(run.explorer, payload)

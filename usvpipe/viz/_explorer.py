@@ -120,6 +120,7 @@ def explorer_payload(
     thumbnail_px: int,
     title: str,
     params: Mapping,
+    image_axes: Mapping | None = None,
 ) -> dict:
     """The JSON object the page reads (all points; see the module docstring)."""
     import pandas as pd
@@ -182,6 +183,7 @@ def explorer_payload(
         "thumbs": list(thumbnails.values()),
         "thumb_px": thumbnail_px,
         "lut": _magma_lut(),
+        "image_axes": dict(image_axes) if image_axes else None,
         "params": dict(params),
     }
     return data
@@ -427,6 +429,7 @@ function show(i) {
   var html = "", t = thumbOf[i], other = -1;
   if (t < 0 && D.thumbs.length) { other = nearest(thumbGrid, D.x[i], D.y[i], S * 2); }
   if (t >= 0 || other >= 0) html += "<canvas id='thumb' width='192' height='192'></canvas>";
+  if ((t >= 0 || other >= 0) && D.image_axes) html += "<div class='note' id='thumb-axes'>" + esc(axesText(t >= 0 ? i : other)) + "</div>";
   if (t < 0 && other >= 0) html += "<div class='note'>no thumbnail for this point; nearest with one: " + esc(idOf(other)) + "</div>";
   if (t < 0 && other < 0) html += "<div class='note'>no spectrogram thumbnails in this file</div>";
   html += "<table class='meta'>" + rows.map(function (r) { return "<tr><td>" + esc(r[0]) + "</td><td>" + esc(r[1]) + "</td></tr>"; }).join("") + "</table>";
@@ -434,6 +437,16 @@ function show(i) {
   if (t >= 0) showThumb(document.getElementById("thumb"), t);
   else if (other >= 0) showThumb(document.getElementById("thumb"), thumbOf[other]);
   document.getElementById("js-status").dataset.selected = String(i);
+}
+function axesText(i) {
+  // what the thumbnail's axes mean: frequency bottom to top, and the time span it covers
+  var A = D.image_axes, span = A.max_dur_ms;
+  if (A.time_stretch && D.onset_s && D.onset_s[i] !== null && D.offset_s[i] !== null) {
+    var d = 1000 * (D.offset_s[i] - D.onset_s[i]);
+    if (d < A.max_dur_ms) span = Math.sqrt(Math.max(d, 0) * A.max_dur_ms);
+  }
+  return "spectrogram: " + A.freq_khz[0].toFixed(0) + "\u2013" + A.freq_khz[1].toFixed(0) + " kHz bottom to top, " +
+    span.toFixed(0) + " ms wide" + (A.time_stretch ? " (time-stretched: width \u221d \u221aduration)" : "");
 }
 function pick(ev) {
   var rect = cv.getBoundingClientRect(), mx = ev.clientX - rect.left, my = ev.clientY - rect.top;

@@ -323,6 +323,48 @@ def grid_examples(x: np.ndarray, y: np.ndarray, cells: int) -> tuple[np.ndarray,
     return keep, centres
 
 
+def image_axes(store_params: Mapping | None) -> dict | None:
+    """What a syllable image's axes mean, from a store manifest's ``params``.
+
+    Returns ``{"freq_khz": [lo, hi], "max_dur_ms": float, "time_stretch": bool}`` (rows span
+    ``lo``..``hi`` kHz linearly, bottom to top; a syllable of duration d is shown over
+    ``sqrt(d * max_dur)`` when time-stretched and shorter than ``max_dur``, else ``max_dur``),
+    or None when the parameters are not known.
+    """
+    try:
+        sp, sy = store_params["spectrogram"], store_params["syllables"]
+        lo = float(sy.get("min_freq_hz") or sp["min_freq_hz"])
+        hi = float(sy.get("max_freq_hz") or sp["max_freq_hz"])
+        return {"freq_khz": [lo / 1e3, hi / 1e3], "max_dur_ms": float(sy["max_dur_s"]) * 1e3,
+                "time_stretch": bool(sy.get("time_stretch", True))}
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def image_span_ms(duration_s, axes: Mapping) -> np.ndarray:
+    """Time span (ms) that each syllable's image covers (see :func:`image_axes`)."""
+    d_ms = np.asarray(duration_s, dtype=float) * 1e3
+    m = axes["max_dur_ms"]
+    if axes.get("time_stretch"):
+        return np.where(d_ms < m, np.sqrt(np.maximum(d_ms, 0.0) * m), m)
+    return np.full_like(d_ms, m)
+
+
+def _image_key(ax, img, axes: Mapping, span_ms: float | None):
+    """An inset with one example image and its axes in kHz and ms (the scale of every thumbnail)."""
+    lo, hi = axes["freq_khz"]
+    span = float(span_ms) if span_ms is not None and np.isfinite(span_ms) else axes["max_dur_ms"]
+    key = ax.inset_axes([1.04, 0.0, 0.24, 0.24], zorder=5)  # outside the plot: covers no example
+    key.imshow(img, origin="lower", extent=(0, span, lo, hi), cmap="magma", vmin=0, vmax=1, aspect="auto",
+               interpolation="nearest")
+    key.set_yticks([lo, hi], [f"{lo:.0f}", f"{hi:.0f} kHz"], fontsize=6)
+    key.set_xticks([0, span], ["0", f"{span:.0f} ms"], fontsize=6)
+    key.tick_params(length=2, pad=1)
+    key.set_title("axes of a\nthumbnail", fontsize=6, pad=2)
+    if axes.get("time_stretch"):
+        key.set_xlabel("width ∝ √(call duration)", fontsize=6, labelpad=1)
+
+
 def spectrogram_grid_figure(
     emb,
     images: np.ndarray,
@@ -334,12 +376,14 @@ def spectrogram_grid_figure(
     group_col: str = "group",
     method_label: str = "UMAP",
     width_in: float = COLUMN_WIDTH_IN,
+    axes_info: Mapping | None = None,
 ):
     """Example syllable spectrograms drawn at their place in the embedding.
 
     ``images[i]`` (frequency increasing with row) is the spectrogram of ``emb`` row
     ``rows[i]``, drawn in the grid cell centred at ``centres[i]`` over a faint scatter
-    of all points; the frame colour is the syllable's group.
+    of all points; the frame colour is the syllable's group. With ``axes_info``
+    (:func:`image_axes`), an inset key gives one example's frequency (kHz) and time (ms) axes.
     """
     with _style() as plt:
         x = emb["emb_x"].to_numpy()
@@ -360,6 +404,12 @@ def spectrogram_grid_figure(
         ax.set_yticks([])
         ax.set_xlabel(f"{method_label} 1")
         ax.set_ylabel(f"{method_label} 2")
+        if axes_info is not None and len(images):
+            span = None
+            if "onset_s" in emb and "offset_s" in emb:
+                d = float(emb["offset_s"].iloc[rows[0]] - emb["onset_s"].iloc[rows[0]])
+                span = float(image_span_ms([d], axes_info)[0])
+            _image_key(ax, images[0], axes_info, span)
         present = [g for g in cmap if g in set(labels[rows])]
         if present and len(present) <= 8:
             handles = [plt.Line2D([], [], ls="", marker="s", mfc="none", ms=5, mec=cmap[g], label=g) for g in present]
