@@ -204,7 +204,8 @@ class _Run:
     def umap(self) -> str:
         from ..viz import run_umap
 
-        run_umap(self.latents_path, self.umap_dir, self.p["umap"], store=self.store_dir, color_by=self.run.group_col)
+        run_umap(self.latents_path, self.umap_dir, self.p["umap"], store=self.store_dir, color_by=self.run.group_col,
+                 audio_root=self.input_root())
         return f"figures in {self.umap_dir}"
 
     def mmd(self) -> str:
@@ -218,23 +219,27 @@ class _Run:
         return _describe_mmd(res)
 
 
+    def input_root(self):
+        """The folder the store's recording identifiers are relative to (None when unknown)."""
+        from ..segmentation.inputs import discover_inputs
+
+        try:
+            return discover_inputs(self.run.input)[1] if self.run.input else None
+        except UsvpipeError:
+            return None
+
     def measures(self) -> None:
         """Classical measures per animal from the store (seconds; remade every run, never stops it)."""
         if not (self.store_dir / "syllables.csv").exists():
             return
         from ..measures import measures_stage
-        from ..segmentation.inputs import discover_inputs
 
         run = self.run
         groups = list(_mmd_groups(self.result.mmd) or (run.group_a or None, run.group_b or None))
         self.announce("measures")
         t0 = time.perf_counter()
         try:
-            try:
-                root = discover_inputs(run.input)[1] if run.input else None
-            except UsvpipeError:
-                root = None
-            res = measures_stage(self.store_dir, self.out / "measures", input_root=root, group_col=run.group_col,
+            res = measures_stage(self.store_dir, self.out / "measures", input_root=self.input_root(), group_col=run.group_col,
                                  a=groups[0], b=groups[1], alpha=self.p["mmd"].alpha)
         except (UsvpipeError, ValueError) as exc:
             self.result.stages.append(StageOutcome("measures", "failed", time.perf_counter() - t0, str(exc)))

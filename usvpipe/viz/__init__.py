@@ -155,6 +155,7 @@ def run_umap(
     color_by: str = "group",
     decode_fn: Callable[[np.ndarray], np.ndarray] | None = None,
     progress: bool = False,
+    audio_root=None,
 ) -> UmapRun:
     """Embed a latents table and write the embedding, figures and the HTML explorer.
 
@@ -168,6 +169,10 @@ def run_umap(
         ``density.*``, ``spectrogram_grid.*`` (with a store), ``explorer.html``,
         ``palette.json`` and ``umap.json``.
     params : UmapParams
+    audio_root : path-like, optional
+        The folder the latents' ``recording`` paths are relative to (the segmented input
+        folder): up to ``params.max_audio_clips`` explorer points get a time-expanded clip of
+        their syllable, cut from the recording.
     store : path-like or SyllableStore, optional
         The syllable store the latents were encoded from: enables spectrogram
         thumbnails in the explorer and the example-spectrogram grid figure. Latents
@@ -267,6 +272,14 @@ def run_umap(
                 block = trows[s : s + 2048]
                 for r, b64 in zip(block, make_thumbnails(store_obj.read(store_rows[block]), params.thumbnail_px)):
                     thumbs[int(r)] = b64
+        clips = {}
+        if audio_root is not None and params.max_audio_clips > 0 and {"recording", "onset_s", "offset_s"} <= set(emb.columns):
+            from ._audio import audio_clips
+
+            pool = np.array(sorted(thumbs), dtype=int) if thumbs else (np.arange(n) if drawn is None else np.sort(drawn))
+            groups_all = emb["group"].astype(str).to_numpy() if "group" in emb else np.zeros(n, dtype=str)
+            crows = choose_thumbnail_rows(groups_all, pool, params.max_audio_clips, seed=params.seed)
+            clips = audio_clips(emb, audio_root, crows, factor=params.time_expansion)
         title = f"{Path(source).name if source != 'latents DataFrame' else 'latents'}: {params.method.upper()} of {n} syllables"
         payload = explorer_payload(
             emb,
@@ -278,11 +291,14 @@ def run_umap(
             title=title,
             params=params_to_dict(params),
             image_axes=image_axes(store_obj.params) if store_obj is not None else None,
+            clips=clips,
+            time_expansion=params.time_expansion,
         )
         run.explorer = out_dir / "explorer.html"
         write_explorer(run.explorer, payload)
         timings["explorer_s"] = time.perf_counter() - t0
-        record["explorer"] = {"n_drawn": n if drawn is None else len(drawn), "n_thumbnails": len(thumbs), "bytes": run.explorer.stat().st_size}
+        record["explorer"] = {"n_drawn": n if drawn is None else len(drawn), "n_thumbnails": len(thumbs),
+                              "n_audio_clips": len(clips), "bytes": run.explorer.stat().st_size}
     timings["total_s"] = time.perf_counter() - t_start
     run.timings = timings
     record["timings_s"] = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in timings.items()}

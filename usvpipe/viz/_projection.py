@@ -68,6 +68,12 @@ class UmapParams:
         Points the explorer draws (200 000, a random subsample); all points stay in the file.
     explorer : bool
         Write ``explorer.html`` (True).
+    max_audio_clips : int
+        Points of the explorer that can be heard (100, among those with a thumbnail): each
+        clip is cut from its recording, so this needs the recordings (``usvpipe run`` passes
+        its input folder); about 33 kB per 100 ms call. 0 disables sound.
+    time_expansion : int
+        Slow-down of the clips (16: 30–110 kHz plays at 1.9–6.9 kHz; 10–20 suits mouse USVs).
     """
 
     method: str = "umap"
@@ -84,6 +90,8 @@ class UmapParams:
     thumbnail_px: int = 64
     max_drawn_points: int = 200_000
     explorer: bool = True
+    max_audio_clips: int = 100
+    time_expansion: int = 16
 
     def __post_init__(self):
         if self.seed is not None and self.seed < 0:
@@ -101,6 +109,9 @@ class UmapParams:
             raise ConfigError(f"[umap] figure_formats: unsupported {', '.join(bad)} (valid: png, pdf, svg)")
         if self.dpi < 50 or self.grid_cells < 2 or self.thumbnail_px < 8:
             raise ConfigError("[umap] need dpi >= 50, grid_cells >= 2 and thumbnail_px >= 8")
+        if self.max_audio_clips < 0 or not 2 <= self.time_expansion <= 64:
+            raise ConfigError("[umap] max_audio_clips must be >= 0 and time_expansion in 2..64 "
+                              f"(got {self.max_audio_clips}, {self.time_expansion})")
         if self.max_thumbnails < 0 or self.max_drawn_points < 1:
             raise ConfigError("[umap] max_thumbnails must be >= 0 and max_drawn_points >= 1")
 
