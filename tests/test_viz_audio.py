@@ -86,3 +86,18 @@ def test_in_headless_chromium_a_point_plays_and_its_review_is_exported(tmp_path)
     lines = s["review_csv"].strip().splitlines()
     assert lines[0] == "id,recording,onset_s,offset_s,review,label"
     assert lines[1].startswith("g0/a2/r.wav#0,g0/a2/r.wav,0.4,0.45,relabel,two-note")
+
+
+def test_usvpipe_evaluate_reads_the_review_csv_the_page_exports():
+    from usvpipe.annotations import read_segments
+
+    # the page's format (see reviewCsv in the explorer): the label column says call, noise or the new label
+    text = ("id,recording,onset_s,offset_s,review,label\n"
+            "r.wav#0,r.wav,0.4,0.45,call,call\nr.wav#1,r.wav,0.9,0.95,noise,noise\n")
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "review.csv"
+        p.write_text(text)
+        seg = read_segments(p)
+    assert list(seg["onset_s"]) == [0.4, 0.9] and list(seg["label"]) == ["call", "noise"]

@@ -497,7 +497,7 @@ function saveReviews() {
 }
 function mark(kind, given) {
   if (selected < 0) return;
-  var label = "";
+  var label = kind;  // the label column: "call", "noise" or the new label
   if (kind === "relabel") { label = given !== undefined ? given : window.prompt("new label for " + idOf(selected), ""); if (label === null) return; }
   if (kind === "clear") delete reviews[idOf(selected)]; else reviews[idOf(selected)] = { row: selected, review: kind, label: label };
   saveReviews(); showReview(selected);
