@@ -123,10 +123,11 @@ def centroid_traversals(
     *,
     group_col: str = "group",
     n_steps: int = 8,
+    axes_info=None,
 ) -> dict:
     """Traversal strips between the latent centroids of every pair of groups.
 
-    Returns ``{"<A>_to_<B>": Figure}``.
+    Returns ``{"<A>_to_<B>": Figure}`` (a kHz axis on the first panel with ``axes_info``).
     """
     zcols = latent_columns(latents)
     groups = sorted(latents[group_col].astype(str).unique())
@@ -136,7 +137,8 @@ def centroid_traversals(
         for b in groups[i + 1 :]:
             path = latent_path(cents[a], cents[b], n_steps)
             labels = [a] + [""] * (n_steps - 2) + [b]
-            figs[f"{a}_to_{b}"] = traversal_strip(decode_fn, path, labels=labels, title=f"centroid of {a} \u2192 centroid of {b}")
+            figs[f"{a}_to_{b}"] = traversal_strip(decode_fn, path, labels=labels, title=f"centroid of {a} \u2192 centroid of {b}",
+                                                  axes_info=axes_info)
     return figs
 
 
@@ -251,7 +253,8 @@ def run_umap(
                                       method_label=method_label, axes_info=image_axes(store_obj.params))
         run.figures["spectrogram_grid"] = save_figure(fig, out_dir / "spectrogram_grid", fmts, dpi, description=description)
     if decode_fn is not None and "group" in frame.columns and frame["group"].nunique() > 1:
-        for name, fig in centroid_traversals(frame, decode_fn).items():
+        for name, fig in centroid_traversals(frame, decode_fn,
+                                             axes_info=image_axes(store_obj.params) if store_obj is not None else None).items():
             key = f"traversal_{_safe(name)}"
             run.figures[key] = save_figure(fig, out_dir / key, fmts, dpi, description=description)
     timings["figures_s"] = time.perf_counter() - t0

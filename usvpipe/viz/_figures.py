@@ -441,6 +441,7 @@ def traversal_strip(
     title: str | None = None,
     panel_in: float = 0.6,
     cmap: str = "magma",
+    axes_info: Mapping | None = None,
 ):
     """Decode a path in latent space and draw it as a strip of spectrograms.
 
@@ -454,6 +455,9 @@ def traversal_strip(
     labels : sequence of str, optional
         Caption under each panel (default: the step index; first/last may name endpoints).
     title : str, optional
+    axes_info : mapping, optional
+        :func:`image_axes` of the store: the first panel then gets a frequency axis in kHz.
+        (Decoded images have no duration, so the time axis is only "up to max_dur ms".)
 
     Returns
     -------
@@ -474,6 +478,11 @@ def traversal_strip(
             ax.imshow(images[i], origin="lower", cmap=cmap, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
+            if i == 0 and axes_info is not None:
+                lo, hi = axes_info["freq_khz"]
+                h = images[i].shape[0]
+                ax.set_yticks([-0.5, h - 0.5], [f"{lo:.0f}", f"{hi:.0f} kHz"], fontsize=6)
+                ax.tick_params(axis="y", length=2, pad=1)
             ax.set_xlabel(labels[i] if labels is not None else str(i), fontsize=7)
         if title:
             fig.suptitle(title, fontsize=8)
