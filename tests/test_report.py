@@ -129,3 +129,20 @@ def test_thumbnail_axes_come_from_the_store_parameters():
     assert ax == {"freq_khz": [30.0, 110.0], "max_dur_ms": 200.0, "time_stretch": True}
     assert np.allclose(image_span_ms([0.05, 0.3], ax), [100.0, 200.0])  # sqrt(50 ms * 200 ms); long calls: the window
     assert image_axes({}) is None
+
+
+def test_cli_quiet_prints_only_the_summary(tmp_path):
+    from click.testing import CliRunner
+
+    from usvpipe.cli import main
+
+    out = tmp_path / "run"
+    out.mkdir()
+    _latents(np.random.default_rng(2), shift=1.5).to_csv(out / "latents.csv", index=False)
+    cfg = tmp_path / "usvpipe.toml"
+    cfg.write_text(f"[run]\noutput = '{out}'\nstages = ['mmd']\ngroup_a = 'A'\ngroup_b = 'B'\n")
+    loud = CliRunner().invoke(main, ["run", str(cfg), "--force"])
+    quiet = CliRunner().invoke(main, ["run", str(cfg), "--force", "--quiet"])
+    assert loud.exit_code == quiet.exit_code == 0, loud.output + quiet.output
+    assert "usvpipe: mmd: testing" in loud.output and "usvpipe: mmd:" not in quiet.output
+    assert "report:" in quiet.output
