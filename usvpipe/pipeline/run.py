@@ -218,7 +218,6 @@ class _Run:
         self.result.mmd = res
         return _describe_mmd(res)
 
-
     def input_root(self):
         """The folder the store's recording identifiers are relative to (None when unknown)."""
         from ..segmentation.inputs import discover_inputs
@@ -254,8 +253,7 @@ class _Run:
 _WHAT = {
     "segment": "finding syllables in the WAV files and cutting their spectrograms into the store "
                "(recordings already in the store are skipped)",
-    "train": "training the VAE on the syllable spectrograms ({epochs} epochs at most; stops early after "
-             "{patience} epochs without validation improvement)",
+    "train": "training the VAE on the syllable spectrograms ({epochs} epochs at most; {stopping})",
     "encode": "encoding every syllable into its latent vector",
     "umap": "projecting the latents to 2-D and drawing the figures and the explorer (the first use in a "
             "fresh environment compiles UMAP's numba code: up to a minute, once)",
@@ -268,7 +266,10 @@ def _what(name: str, config: PipelineConfig) -> str:
     text = _WHAT.get(name, name)
     if name == "train":
         tp = config.stages["train"]
-        text = text.format(epochs=getattr(tp, "epochs", "?"), patience=getattr(tp, "patience", "?"))
+        patience = getattr(tp, "patience", 0)
+        stopping = (f"stops early after {patience} epochs without validation improvement" if patience
+                    else "no early stopping")
+        text = text.format(epochs=getattr(tp, "epochs", "?"), stopping=stopping)
     return text
 
 
