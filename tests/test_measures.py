@@ -103,3 +103,21 @@ def test_measures_stage_reads_wav_durations_and_writes_its_tables(tmp_path):
     pa = pd.read_csv(tmp_path / "m" / "measures_per_animal.csv")
     assert list(pa["calls"]) == [5, 5] and np.allclose(pa["calls_per_min"], 100.0)
     assert (tmp_path / "m" / "measures.json").exists() and (tmp_path / "m" / "measures_per_group.csv").exists()
+
+
+def test_cli_measures_tests_two_groups_and_says_when_the_design_is_too_small(tmp_path):
+    from click.testing import CliRunner
+    from conftest import write_call_store
+
+    from usvpipe.cli import main
+    from usvpipe.store import open_store
+
+    store = tmp_path / "store"
+    write_call_store(store, 2, 6, group="ko")
+    write_call_store(store, 2, 9, group="wt")
+    open_store(store)
+    res = CliRunner().invoke(main, ["measures", str(store), str(tmp_path / "m")])
+    assert res.exit_code == 0, res.output
+    assert "call count" in res.output and "ko 6  wt 9" in res.output
+    assert "no measure can reach" in res.output  # 2 vs 2 animals: smallest p 1/3 before any correction
+    assert (tmp_path / "m" / "measures_tests.csv").exists() and (tmp_path / "m" / "measures.png").exists()
