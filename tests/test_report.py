@@ -146,3 +146,27 @@ def test_cli_quiet_prints_only_the_summary(tmp_path):
     assert loud.exit_code == quiet.exit_code == 0, loud.output + quiet.output
     assert "usvpipe: mmd: testing" in loud.output and "usvpipe: mmd:" not in quiet.output
     assert "report:" in quiet.output
+
+
+def test_a_report_from_uninformative_latents_shows_no_latent_effect_but_the_measures(tmp_path):
+    from pathlib import Path
+
+    from usvpipe.pipeline.report import write_report
+    from usvpipe.pipeline.run import PipelineResult, StageOutcome
+
+    out = tmp_path / "run"
+    (out / "measures").mkdir(parents=True)
+    (out / "measures" / "measures.json").write_text(
+        '{"groups": ["deaf", "hearing"], "alpha": 0.05, "notes": [], "tests": [{"measure": "duration_ms", '
+        '"label": "duration (ms)", "difference": 12.0, "ci95_low": 5.0, "ci95_high": 19.0, "reject": true}]}')
+    m = _mmd(interpretable=False, do_not_interpret="latents not informative — do not interpret (fix: train longer)",
+             second_opinion=[{"representation": "PCA of the images", "statistic": 0.1, "p_value": 0.2,
+                              "unit": "animal", "reject": False, "n_features": 32}])
+    stages = [StageOutcome("mmd", "ran", 1.0, "")]
+    res = PipelineResult(output=out, stages=stages, mmd=m)
+    write_report(out, config_from_mapping({"run": {"output": str(out)}}), stages, res)
+    html = (out / "report.html").read_text()
+    top = html[: html.index("Classical measures</h2>")]
+    assert "No answer from the latent space" in top and 'class="stop"' in top and "train longer" in top
+    assert "Effect size" not in top and "duration (ms) (12 [5, 19])" in top
+    assert "PCA of the images" in html and "Does the difference hold across representations?" in html

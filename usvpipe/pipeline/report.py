@@ -150,7 +150,7 @@ def _warnings_box(doc: _Doc, warnings: list):
         return
     order = {"stop": 0, "warn": 1, "note": 2}
     ws = sorted(warnings, key=lambda w: order.get(w[0], 3))
-    label = {"stop": "DO NOT INTERPRET" , "warn": "warning", "note": "note"}
+    label = {"stop": "stop", "warn": "warning", "note": "note"}
     items = "".join(f'<li class="{w[0]}"><b>{label.get(w[0], w[0])}:</b> {html.escape(w[1])}</li>' for w in ws)
     doc.html.append(f'<div class="warnings"><h3>Warnings</h3><ul>{items}</ul></div>')
     doc.md += ["> **Warnings**", ">"] + [f"> - **{label.get(w[0], w[0])}:** {w[1]}" for w in ws] + [""]
@@ -246,7 +246,7 @@ def write_report(out: Path, config: PipelineConfig, outcomes: list[StageOutcome]
     doc.html.append(f'<div class="answer {ans.decision.replace(" ", "-")}"><h2>The answer</h2>'
                     f"<p>{html.escape(ans.sentence)}</p>")
     doc.md += ["## The answer", "", f"**{ans.sentence}**", ""]
-    if ans.effect is not None:
+    if ans.effect is not None and ans.decision != "not interpretable":  # no latent effect size from uninformative latents
         e = ans.effect
         line = f"Effect size: {e.method.format(value=_fmt(e.value, 3), lo=_fmt(e.ci95[0], 3), hi=_fmt(e.ci95[1], 3))}."
         doc.html.append(f'<p class="effect">{html.escape(line)}</p>')
