@@ -302,7 +302,9 @@ def measures_stage(store_dir, out_dir, *, input_root=None, group_col: str = "gro
                          f"the smallest attainable p is {min_p:.3g}; after Holm's correction over {len(tests)} measures "
                          f"no measure can reach α = {alpha}")
     elif len(groups) != 2:
-        notes.append(f"{len(groups)} group(s) in the store ({', '.join(groups[:8])}): measures are not tested")
+        names = ", ".join(g or "(no group)" for g in groups[:8])
+        notes.append(f"{len(groups)} group(s) in the store ({names}): measures are summarised per group, not tested "
+                     "(a test compares two groups: pass --a and --b, or [run].group_a/group_b)")
     out = _io.ensure_output_dir(out_dir)
     res = MeasuresResult(per_animal, per_group, tests, (a, b) if tests is not None else tuple(groups), alpha, notes)
     res.paths["per_animal"] = _io.write_csv_atomic(out / "measures_per_animal.csv", per_animal, index=False)
