@@ -149,8 +149,6 @@ def test_cli_quiet_prints_only_the_summary(tmp_path):
 
 
 def test_a_report_from_uninformative_latents_shows_no_latent_effect_but_the_measures(tmp_path):
-    from pathlib import Path
-
     from usvpipe.pipeline.report import write_report
     from usvpipe.pipeline.run import PipelineResult, StageOutcome
 
