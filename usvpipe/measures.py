@@ -90,8 +90,8 @@ def per_animal_measures(syllables, durations_s: Optional[Mapping[str, float]] = 
     if missing:
         raise ValueError(f"syllables table lacks column(s) {', '.join(missing)}")
     syl = syllables.copy()
-    syl[animal_col] = syl[animal_col].fillna("").astype(str)
-    syl[group_col] = syl[group_col].fillna("").astype(str)
+    for c in (animal_col, group_col):  # a missing animal or group is "", as in the store's manifest
+        syl[c] = syl[c].astype(object).where(syl[c].notna(), "").astype(str)
     for name, _, src, scale in MEASURES:
         if src is not None:
             syl[name] = pd.to_numeric(syl[src], errors="coerce") * scale if src in syl.columns else np.nan
@@ -268,7 +268,8 @@ def measures_stage(store_dir, out_dir, *, input_root=None, group_col: str = "gro
     store_dir = Path(store_dir)
     table = store_dir / "syllables.csv"
     try:
-        syl = pd.read_csv(table)
+        # identifiers as text, so animal "1" is not the float 1.0 when some rows lack it
+        syl = pd.read_csv(table, dtype={"recording": str, animal_col: str, group_col: str})
     except FileNotFoundError:
         raise InputFileError(table, "no syllables table", "run `usvpipe segment` into this store first") from None
     manifest = {}
