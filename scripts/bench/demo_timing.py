@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 def reference_seconds(repeats: int = 3) -> float:
-    """Best of ``repeats`` of a fixed CPU workload (~1 s on an idle 2-core machine)."""
+    """Best of ``repeats`` of a fixed CPU workload (seconds)."""
     import numpy as np
     import torch
 
@@ -103,7 +103,7 @@ def main() -> None:
     ref_after = reference_seconds()
     ref = min(ref_before, ref_after)
     summary.update({"reference_after_s": round(ref_after, 3), "load_after": load()})
-    print(f"\nreference workload: {ref_before:.2f} s before, {ref_after:.2f} s after (idle 2-core machine: ~1 s)")
+    print(f"\nreference workload: {ref_before:.2f} s before, {ref_after:.2f} s after")
     for label, r in summary["runs"].items():
         r["pipeline_over_reference"] = round(r["pipeline_s"] / ref, 1)
         print(f"{label}: pipeline / reference = {r['pipeline_over_reference']}")
