@@ -42,6 +42,7 @@ FLAGS = (
     "--disable-component-update",
     "--disable-sync",
     "--hide-scrollbars",
+    "--autoplay-policy=no-user-gesture-required",
 )
 
 
@@ -77,13 +78,20 @@ def console_errors(stderr: str) -> list[str]:
     return out
 
 
-def check(html_path, *, screenshot=None, select=None, color=None, window_size="1200,800", budget_ms=5000, timeout_s=120.0) -> dict:
-    """Render ``html_path``; returns a summary dict (``ok`` True when it rendered cleanly)."""
+def check(html_path, *, screenshot=None, select=None, color=None, window_size="1200,800", budget_ms=5000, timeout_s=120.0,
+          review=None, play=False) -> dict:
+    """Render ``html_path``; returns a summary dict (``ok`` True when it rendered cleanly).
+
+    ``review`` ("call", "noise" or "relabel:<label>") marks the selected point as the review
+    buttons do and ``play`` starts its clip; the summary then holds the review CSV the page
+    would export and the decoded clip's duration."""
     browser = find_browser()
     if browser is None:
         return {"ok": False, "error": "no chromium on PATH"}
     frag = [f"row={int(select)}"] if select is not None else []
     frag += [f"color={quote(color)}"] if color else []
+    frag += [f"review={quote(review)}"] if review else []
+    frag += ["play=1"] if play else []
     url = Path(html_path).resolve().as_uri() + ("#" + "&".join(frag) if frag else "")
     common = [f"--window-size={window_size}", f"--virtual-time-budget={budget_ms}"]
     dom_run = _run(browser, url, [*common, "--dump-dom"], timeout_s)
@@ -101,6 +109,10 @@ def check(html_path, *, screenshot=None, select=None, color=None, window_size="1
         "thumbnail_shown": status.get("thumb") == "shown",
         "parse_and_index_ms": float(status["loadms"]) if status.get("loadms") else None,
         "redraw_ms": float(status["drawms"]) if status.get("drawms") else None,
+        "reviewed": int(status["reviewed"]) if status.get("reviewed", "").isdigit() else 0,
+        "review_csv": status.get("reviewcsv"),
+        "played": status.get("played"),
+        "clip_ms": float(status["clipms"]) if status.get("clipms") else None,
     }
     if screenshot is not None:
         screenshot = Path(screenshot).resolve()
@@ -126,6 +138,8 @@ def main(argv=None) -> int:
     ap.add_argument("--window-size", default="1200,800")
     ap.add_argument("--require-thumbnail", action="store_true", help="fail unless the selected point's spectrogram was drawn")
     ap.add_argument("--timeout", type=float, default=120.0)
+    ap.add_argument("--review", default=None, help="mark the selected point: call, noise or relabel:<label>")
+    ap.add_argument("--play", action="store_true", help="play the selected point's clip (reports its decoded duration)")
     args = ap.parse_args(argv)
     if not args.html.is_file():
         print(f"{args.html}: not a file", file=sys.stderr)
@@ -133,7 +147,8 @@ def main(argv=None) -> int:
     if find_browser() is None:
         print("no chromium on PATH (install: apt-get install -y chromium)", file=sys.stderr)
         return 3
-    s = check(args.html, screenshot=args.screenshot, select=args.select, color=args.color, window_size=args.window_size, timeout_s=args.timeout)
+    s = check(args.html, screenshot=args.screenshot, select=args.select, color=args.color, window_size=args.window_size,
+              timeout_s=args.timeout, review=args.review, play=args.play)
     if args.require_thumbnail and not s.get("thumbnail_shown"):
         s["ok"] = False
     print(json.dumps(s, indent=2))

@@ -237,7 +237,7 @@ def demo_run(tmp_path_factory):
 def test_demo_finds_the_planted_group_difference(demo_run):
     cfg, result = demo_run
     assert result.ok
-    assert [s.status for s in result.stages] == ["ran"] * 5
+    assert [s.status for s in result.stages] == ["ran"] * 6  # the five stages + the classical measures
     report = result.mmd
     assert report.p_value < 0.01, report
     # found from latents that describe the calls: the health check passed, so the answer may be read
@@ -256,10 +256,12 @@ def test_rerun_skips_up_to_date_stages_and_redoes_changed_ones(demo_run):
 
     cfg, first = demo_run
     again = run_pipeline(cfg, progress=False)
-    assert [s.status for s in again.stages[1:]] == ["skipped (up to date)"] * 4
+    # nothing new to segment: the segment stage says so (not "ran ... syllables=0"); measures are always remade
+    assert [s.status for s in again.stages] == ["skipped (up to date)"] * 5 + ["ran"]
+    assert "already in the store" in again.stages[0].detail and "last ran" in again.stages[1].detail
     changed = dataclasses.replace(cfg, stages={**cfg.stages, "mmd": dataclasses.replace(cfg.stages["mmd"], seed=cfg.stages["mmd"].seed + 1)})
     third = run_pipeline(changed, progress=False)
-    assert [s.status for s in third.stages[1:]] == ["skipped (up to date)"] * 3 + ["ran"]
+    assert [s.status for s in third.stages[1:]] == ["skipped (up to date)"] * 3 + ["ran", "ran"]
 
 
 def test_rerun_with_new_training_parameters_retrains(tmp_path):

@@ -25,6 +25,7 @@ _COMMANDS = {
     "encode": ("usvpipe.cli.vae", "encode", "Encode a syllable store to a latents table."),
     "umap": ("usvpipe.cli.umap", "umap", "Latents -> 2-D embedding, figures and an HTML explorer."),
     "mmd": ("usvpipe.cli.mmd", "mmd", "Kernel MMD permutation test between groups."),
+    "measures": ("usvpipe.cli.measures", "measures", "Call counts, rates, durations, frequencies per animal; tested."),
     "poise": ("usvpipe.cli.poise", "poise", "POISE-VAE for paired modalities (train/generate/traverse)."),
     "init": ("usvpipe.cli.pipeline", "init", "Write a commented default usvpipe.toml."),
     "run": ("usvpipe.cli.pipeline", "run", "Run segment -> train -> encode -> umap -> mmd from a config."),

@@ -23,6 +23,12 @@ def init(config_path: Path, force: bool):
     click.echo(f"wrote {config_path}; set [run].input to your WAV folder, then: usvpipe run {config_path}")
 
 
+def _root_quiet() -> bool:
+    """``usvpipe -q run …`` means quiet too."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.find_root().params.get("quiet"))
+
+
 def _finish(result) -> None:
     for s in result.stages:
         click.echo(f"  {s.name:<8} {s.status:<22} {s.seconds:7.1f} s  {s.detail}")
@@ -47,8 +53,9 @@ def _finish(result) -> None:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default=None, help="Override [run].device.")
 @click.option("--stages", default=None, help="Comma-separated subset, e.g. mmd or umap,mmd.")
 @click.option("--force", is_flag=True, help="Rerun stages even when up to date.")
-@click.option("--no-progress", is_flag=True)
-def run(config_path, input_, output, jobs, device, stages, force, no_progress):
+@click.option("--no-progress", is_flag=True, help="No progress bars (each stage still says what it does).")
+@click.option("--quiet", is_flag=True, help="No progress bars and no stage announcements (errors and the summary only).")
+def run(config_path, input_, output, jobs, device, stages, force, no_progress, quiet):
     """Run segment -> train -> encode -> umap -> mmd with the parameters of CONFIG_PATH.
 
     Stages whose parameters and inputs are unchanged since their last run are skipped,
@@ -60,7 +67,8 @@ def run(config_path, input_, output, jobs, device, stages, force, no_progress):
     overrides = {"input": input_, "output": output, "jobs": jobs, "device": device,
                  "stages": tuple(s.strip() for s in stages.split(",")) if stages else None}
     cfg = read_pipeline_config(config_path, **overrides)
-    _finish(run_pipeline(cfg, progress=not no_progress, force=force))
+    quiet = quiet or _root_quiet()
+    _finish(run_pipeline(cfg, progress=not no_progress, force=force, quiet=quiet))
 
 
 @click.command("demo")
@@ -70,14 +78,17 @@ def run(config_path, input_, output, jobs, device, stages, force, no_progress):
 @click.option("--duration-s", default=20.0, show_default=True, help="Seconds of synthetic audio per animal.")
 @click.option("--epochs", type=int, default=None, help="VAE epochs (default: a small number that runs in minutes on a CPU).")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--no-progress", is_flag=True)
-def demo(out_dir, real, animals_per_group, duration_s, epochs, seed, no_progress):
+@click.option("--no-progress", is_flag=True, help="No progress bars (each stage still says what it does).")
+@click.option("--quiet", is_flag=True, help="No progress bars and no stage announcements.")
+def demo(out_dir, real, animals_per_group, duration_s, epochs, seed, no_progress, quiet):
     """Run the whole pipeline on built-in synthetic data (two groups of mice), ending in a report."""
     from ..pipeline import demo_config, run_pipeline
 
     cfg = demo_config(out_dir, real=real, animals_per_group=animals_per_group, duration_s=duration_s, epochs=epochs, seed=seed)
-    click.echo(f"demo data and outputs in {out_dir}/")
-    _finish(run_pipeline(cfg, progress=not no_progress))
+    quiet = quiet or _root_quiet()
+    if not quiet:
+        click.echo(f"demo data and outputs in {out_dir}/")
+    _finish(run_pipeline(cfg, progress=not no_progress, quiet=quiet))
 
 
 @click.command("info")

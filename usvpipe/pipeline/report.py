@@ -1,17 +1,65 @@
-"""The run's report: ``report.md`` and one self-contained ``report.html`` (answer first, then the evidence)."""
+"""The run's report: one self-contained ``report.html`` (images embedded, opens offline from an
+e-mail attachment) and its Markdown twin ``report.md`` (images linked next to it).
+
+Order: the answer in words (with an effect size and its interval) and a warnings box, then
+whether the difference holds across representations, the classical measures, the
+latent-space test, the VAE's health, the figures with captions, the stages, the parameters.
+Everything is read from the run's output folder, so a report after a re-run that skipped the
+test reads the same as the first.
+"""
 from __future__ import annotations
 
+import base64
 import html
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Mapping, Optional
 
 from .. import _io
 from .._version import __version__
+from .answer import _fmt, _fmt_int, answer, group_effect, health_line, second_opinion_rows
 
 if TYPE_CHECKING:
     from .config import PipelineConfig
     from .run import PipelineResult, StageOutcome
+
+#: fields of the run manifest that the report reads when the MMD dict lacks them (lead's contract)
+HEALTH_FIELDS = ("latent_health", "interpretable", "do_not_interpret", "second_opinion")
+
+#: figure (relative path) -> (section, caption, wide). Wide figures span the page.
+CAPTIONS = {
+    "measures/measures.png": ("measures", "Classical measures: each point is one animal (its mean over its syllables, or "
+                              "its count and rate over its recordings); boxes show each group's quartiles. Panel "
+                              "titles give the animal-level permutation p and Holm's adjusted p.", True),
+    "mmd/null_distribution.png": ("mmd", "Permutation null distribution of MMD² (histogram over the splits of "
+                                  "animals between the groups) and the observed value (line). The p-value is the "
+                                  "fraction of splits with an MMD² at least as large.", False),
+    "mmd/pairwise_heatmap.png": ("mmd", "MMD² between every pair of animals (larger = more different "
+                                 "syllable repertoires), in dendrogram order. A group effect shows as two blocks "
+                                 "of similar animals; one odd animal shows as a bright row.", True),
+    "mmd/effect_size.png": ("mmd", "Per animal: mean MMD² to the other animals of its own group (left) and to the "
+                            "animals of the other group (right). Lines rising to the right for most animals mean "
+                            "the groups differ more than animals within a group do.", False),
+    "model/reconstructions.png": ("vae", "Syllable spectrograms and their VAE reconstructions. Reconstructions that "
+                                  "are blank or all alike mean the latents do not describe the calls, and the "
+                                  "latent-space results should not be interpreted.", True),
+    "model/loss.png": ("vae", "VAE training and validation loss per epoch (lower is better; a validation curve "
+                       "rising while training falls means over-fitting).", False),
+    "umap/scatter_group.png": ("umap", "Each point is one syllable, placed by UMAP of its VAE latent vector "
+                               "(nearby = similar spectrograms), coloured by group. UMAP keeps neighbourhoods, "
+                               "not distances: the axes have no unit and cluster sizes are not comparable.", False),
+    "umap/scatter_animal.png": ("umap", "The same UMAP coloured by animal: a region used by one animal only is an "
+                                "individual difference, not a group effect.", False),
+    "umap/density.png": ("umap", "Where each group's syllables lie in the UMAP plane: contours enclose 10–90 % of "
+                         "the group's syllables (groups of different sizes are comparable); the last panel overlays "
+                         "every group's 50 % and 90 % contours.", True),
+    "umap/spectrogram_grid.png": ("umap", "Example syllables drawn at their place in the UMAP plane (frame colour = "
+                                  "group); the key in the corner gives each thumbnail's frequency axis (kHz) and "
+                                  "time span (ms).", False),
+}
+SECTION_TITLES = {"measures": "Classical measures", "mmd": "Latent-space test (kernel MMD, permutation)",
+                  "vae": "The VAE (representation of the syllables)", "umap": "The latent space in pictures",
+                  "other": "Other figures"}
 
 
 def _mmd_field(res, name, default=None):
@@ -30,45 +78,256 @@ def _describe_mmd(res) -> str:
         return ""
 
 
+def _as_dict(mmd) -> Optional[dict]:
+    if mmd is None:
+        return None
+    if isinstance(mmd, Mapping):
+        return dict(mmd)
+    d = mmd.to_dict() if hasattr(mmd, "to_dict") else {}
+    for k in HEALTH_FIELDS:  # attributes the lead's result may carry beside to_dict
+        if k not in d and getattr(mmd, k, None) is not None:
+            d[k] = getattr(mmd, k)
+    return d
+
+
+def _read_csv(path: Path, **kw):
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path, **kw)
+    except (OSError, ValueError):
+        return None
+
+
+def _read_json(path: Path):
+    try:
+        return _io.read_json(path)
+    except (OSError, ValueError):
+        return None
+
+
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+class _Doc:
+    """The report as parallel HTML and Markdown fragments."""
+
+    def __init__(self):
+        self.html: list[str] = []
+        self.md: list[str] = []
+
+    def h2(self, title: str, anchor: str = ""):
+        a = f' id="{anchor}"' if anchor else ""
+        self.html.append(f"<h2{a}>{html.escape(title)}</h2>")
+        self.md += ["", f"## {title}", ""]
+
+    def p(self, text: str, cls: str = ""):
+        c = f' class="{cls}"' if cls else ""
+        self.html.append(f"<p{c}>{html.escape(text)}</p>")
+        self.md += [text, ""]
+
+    def table(self, header: list, rows: list, cls: str = ""):
+        c = f' class="{cls}"' if cls else ""
+        th = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+        tr = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r) + "</tr>" for r in rows)
+        self.html.append(f"<table{c}><tr>{th}</tr>{tr}</table>")
+        self.md += ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
+        self.md += ["| " + " | ".join(str(v).replace("|", "/") for v in r) + " |" for r in rows]
+        self.md.append("")
+
+    def figure(self, out: Path, path: Path, caption: str, wide: bool):
+        rel = path.relative_to(out).as_posix()
+        cls = "wide" if wide else "col"
+        self.html.append(f'<figure class="{cls}"><img src="{_data_uri(path)}" alt="{html.escape(caption[:120])}">'
+                         f"<figcaption>{html.escape(caption)} <span class=\"file\">({html.escape(rel)})</span>"
+                         "</figcaption></figure>")
+        self.md += [f"![{rel}]({rel})", "", f"*{caption}* ({rel})", ""]
+
+
+def _warnings_box(doc: _Doc, warnings: list):
+    if not warnings:
+        return
+    order = {"stop": 0, "warn": 1, "note": 2}
+    ws = sorted(warnings, key=lambda w: order.get(w[0], 3))
+    label = {"stop": "stop", "warn": "warning", "note": "note"}
+    items = "".join(f'<li class="{w[0]}"><b>{label.get(w[0], w[0])}:</b> {html.escape(w[1])}</li>' for w in ws)
+    doc.html.append(f'<div class="warnings"><h3>Warnings</h3><ul>{items}</ul></div>')
+    doc.md += ["> **Warnings**", ">"] + [f"> - **{label.get(w[0], w[0])}:** {w[1]}" for w in ws] + [""]
+
+
+def _measures_section(doc: _Doc, out: Path, meas: Optional[dict], per_group):
+    tests = (meas or {}).get("tests")
+    if not tests and per_group is None:
+        return
+    doc.h2(SECTION_TITLES["measures"], "measures")
+    if tests:
+        a, b = (meas.get("groups") or ["A", "B"])[:2]
+        doc.p(f"Per-animal values compared between {a} and {b} with animals as the unit (permutation of whole "
+              f"animals; exact over every split when few), Holm-corrected over {len(tests)} measures at "
+              f"α = {_fmt(meas.get('alpha'))}. Difference = {b} − {a}, with a 95 % bootstrap interval over animals; "
+              "g = Hedges' standardised difference.")
+        rows = []
+        for t in tests:
+            rows.append([t.get("label"), _fmt(t.get(f"mean_{a}"), 4), _fmt(t.get(f"mean_{b}"), 4),
+                         f"{_fmt(t.get('difference'))} [{_fmt(t.get('ci95_low'))}, {_fmt(t.get('ci95_high'))}]",
+                         _fmt(t.get("hedges_g"), 2), _fmt(t.get("p_value")), _fmt(t.get("p_holm")),
+                         "differ" if t.get("reject") else "no evidence"])
+        doc.table(["measure", f"{a} (mean of animals)", f"{b} (mean of animals)", "difference [95 % CI]", "g",
+                   "p (animal permutation)", "p (Holm)", f"at α = {_fmt(meas.get('alpha'))}"], rows, "num")
+    elif per_group is not None:
+        doc.p("Per-group summaries of the per-animal values (no test: the comparison needs exactly two groups).")
+        rows = [[r["group"], r["label"], _fmt_int(r["n_animals"]), _fmt(r["mean"], 4), _fmt(r["sd"], 3)]
+                for r in per_group.to_dict(orient="records")]
+        doc.table(["group", "measure", "animals", "mean", "sd"], rows, "num")
+    doc.p("Tables: measures/measures_per_animal.csv (one row per animal), measures/measures_per_group.csv, "
+          "measures/measures_tests.csv.", "small")
+
+
+def _mmd_section(doc: _Doc, mmd: Optional[dict]):
+    if mmd is None:
+        return
+    doc.h2(SECTION_TITLES["mmd"], "mmd")
+    a, b = (list(mmd.get("groups") or []) + ["?", "?"])[:2]
+    rows = [["groups compared", f"{a} vs {b} (column {mmd.get('group_col', 'group')})"],
+            ["MMD² (observed)", _fmt(mmd.get("statistic"), 5)],
+            ["p-value", _fmt(mmd.get("p_value"), 4) + ("" if mmd.get("exact") else
+                                                     f" (Monte Carlo s.e. {_fmt(mmd.get('p_value_mc_se'), 2)})")],
+            ["decision at α", f"{'reject' if mmd.get('reject') else 'do not reject'} equal distributions at "
+                              f"α = {_fmt(mmd.get('alpha'))}"],
+            ["unit of exchangeability", f"{mmd.get('unit')} (weighting: {mmd.get('weighting')})"],
+            ["permutations", f"{_fmt_int(mmd.get('n_permutations'))}" + (" (all splits, exact)" if mmd.get("exact") else
+                                                                        f" random of {_fmt_int(mmd.get('n_splits'))}")],
+            ["smallest attainable p", _fmt(mmd.get("min_attainable_p"))],
+            ["kernel, bandwidth", f"{mmd.get('kernel')}, {mmd.get('bandwidth_rule')} "
+                                  f"(h = {_fmt(mmd.get('primary_bandwidth'))})"],
+            ["z-score against the null", _fmt(mmd.get("z_score"), 3)],
+            ["features", f"{len(mmd.get('features') or [])} latent dimensions"]]
+    sv = mmd.get("syllable_view")
+    if sv:
+        rows.append(["secondary view (syllables as independent)",
+                     f"p = {_fmt(sv.get('p_value'))}: anticonservative when animals differ; not the answer"])
+    doc.table(["", ""], rows, "kv")
+
+
+def _stage_rows(outcomes) -> list:
+    return [[s.name, s.status, f"{s.seconds:.1f}", s.detail] for s in outcomes]
+
+
 def write_report(out: Path, config: PipelineConfig, outcomes: list[StageOutcome], result: PipelineResult) -> Path:
-    """Write ``report.html`` (figures linked relative to it) and ``report.md``; returns the HTML path."""
-    figures = [p for sub in ("umap", "mmd", "model") for p in sorted((out / sub).glob("*.png"))] if out.exists() else []
-    mmd = result.mmd
-    rows = "".join(
-        f"<tr><td>{html.escape(s.name)}</td><td>{html.escape(s.status)}</td><td>{s.seconds:.1f}</td><td>{html.escape(s.detail)}</td></tr>"
-        for s in outcomes
-    )
-    md = [f"# usvpipe report\n", f"usvpipe {__version__}; config: {config.source or '(built in)'}\n", "## Stages\n",
-          "| stage | status | seconds | detail |", "|---|---|---|---|"]
-    md += [f"| {s.name} | {s.status} | {s.seconds:.1f} | {s.detail} |" for s in outcomes]
-    answer = ""
+    """Write ``report.html`` (self-contained) and ``report.md``; returns the HTML path."""
+    out = Path(out)
+    mmd = _as_dict(result.mmd)
+    manifest = _read_json(out / "run_manifest.json") or {}
     if mmd is not None:
-        answer = _describe_mmd(mmd)
-        groups = _mmd_field(mmd, "groups") or [_mmd_field(mmd, "a"), _mmd_field(mmd, "b")]
-        answer = f"{' vs '.join(str(g) for g in groups if g is not None)}: {answer}"
-        md += ["", "## Group comparison (kernel MMD permutation test)", "", answer]
+        for k in HEALTH_FIELDS:
+            if k not in mmd and k in manifest:
+                mmd[k] = manifest[k]
+    per_animal = _read_csv(out / "mmd" / "per_animal.csv") if mmd is not None else None
+    pairwise = _read_csv(out / "mmd" / "pairwise_mmd2.csv", index_col=0) if mmd is not None else None
+    if pairwise is not None:
+        pairwise.index = pairwise.index.astype(str)
+    effect = None
+    if mmd is not None and mmd.get("unit") == "animal" and len(mmd.get("groups") or []) == 2:
+        try:
+            effect = group_effect(pairwise, per_animal, *[str(g) for g in mmd["groups"]])
+        except (KeyError, ValueError):
+            effect = None
+    meas = _read_json(out / "measures" / "measures.json")
+    per_group = _read_csv(out / "measures" / "measures_per_group.csv")
+    failed = [(s.name, s.detail) for s in outcomes if s.status == "failed"]
+    ans = answer(mmd, effect=effect, measures=meas, per_animal=per_animal, failed_stages=failed,
+                 segment_failures=result.segment_failures)
+
+    doc = _Doc()
+    doc.md += ["# usvpipe report", "", f"usvpipe {__version__}; config: {config.source or '(built in)'}", ""]
+    doc.html.append(f"<h1>usvpipe report</h1><p class=\"small\">usvpipe {__version__} &middot; config: "
+                    f"{html.escape(config.source or '(built in)')}</p>")
+    doc.html.append(f'<div class="answer {ans.decision.replace(" ", "-")}"><h2>The answer</h2>'
+                    f"<p>{html.escape(ans.sentence)}</p>")
+    doc.md += ["## The answer", "", f"**{ans.sentence}**", ""]
+    if ans.effect is not None and ans.decision != "not interpretable":  # no latent effect size from uninformative latents
+        e = ans.effect
+        line = f"Effect size: {e.method.format(value=_fmt(e.value, 3), lo=_fmt(e.ci95[0], 3), hi=_fmt(e.ci95[1], 3))}."
+        doc.html.append(f'<p class="effect">{html.escape(line)}</p>')
+        doc.md += [line, ""]
+    sig = [t for t in (meas or {}).get("tests") or [] if t.get("reject")]
+    if (meas or {}).get("tests") is not None:
+        line = ("Classical measures that differ (animal level, Holm-corrected): " +
+                (", ".join(f"{t['label']} ({_fmt(t.get('difference'))} [{_fmt(t.get('ci95_low'))}, "
+                           f"{_fmt(t.get('ci95_high'))}])" for t in sig) if sig else "none") + ".")
+        doc.html.append(f'<p class="effect">{html.escape(line)}</p>')
+        doc.md += [line, ""]
+    doc.html.append("</div>")
+    _warnings_box(doc, ans.warnings)
+
+    so = second_opinion_rows(mmd)
+    if so:
+        doc.h2("Does the difference hold across representations?", "second-opinion")
+        agree = len({r["decision"] for r in so}) == 1
+        doc.p("The same animal-level test on other descriptions of the syllables. " +
+              ("They agree." if agree else "They disagree: the answer depends on the representation; report it with care."))
+        doc.table(["representation", "statistic", "p", "unit", "decision", "features"],
+                  [[r["representation"], r["statistic"], r["p"], r["unit"], r["decision"], r["features"]] for r in so], "num")
+
+    explorer = out / "umap" / "explorer.html"
+    if explorer.exists():
+        doc.html.append('<p><a href="umap/explorer.html">Open the interactive latent-space explorer</a> '
+                        "(umap/explorer.html: send it along with this file; it is self-contained too).</p>")
+        doc.md += ["[Interactive latent-space explorer](umap/explorer.html)", ""]
+
+    figures = {}
+    for sub in ("measures", "mmd", "model", "umap"):
+        d = out / sub
+        for f in sorted(d.glob("*.png")) if d.is_dir() else []:
+            rel = f.relative_to(out).as_posix()
+            section, caption, wide = CAPTIONS.get(rel, ("other", f"{rel}", False))
+            figures.setdefault(section, []).append((f, caption, wide))
+
+    _measures_section(doc, out, meas, per_group)
+    for f, cap, wide in figures.pop("measures", []):
+        doc.figure(out, f, cap, wide)
+    _mmd_section(doc, mmd)
+    for f, cap, wide in figures.pop("mmd", []):
+        doc.figure(out, f, cap, wide)
+    hl = health_line(mmd)
+    if hl or figures.get("vae"):
+        doc.h2(SECTION_TITLES["vae"], "vae")
+        if hl:
+            doc.p(hl, "health")
+        for f, cap, wide in figures.pop("vae", []):
+            doc.figure(out, f, cap, wide)
+    for section in ("umap", "other"):
+        if figures.get(section):
+            doc.h2(SECTION_TITLES[section], section)
+            for f, cap, wide in figures[section]:
+                doc.figure(out, f, cap, wide)
+
+    doc.h2("Stages", "stages")
+    doc.table(["stage", "status", "seconds", "detail"], _stage_rows(outcomes))
     if result.segment_failures:
-        md += ["", "## Recordings that failed", ""] + [f"- {f}" for f in result.segment_failures]
-    md += ["", "## Figures", ""] + [f"![{f.stem}]({f.relative_to(out).as_posix()})" for f in figures]
-    md += ["", "## Parameters", "", "```json", json.dumps(config.to_dict(), indent=2), "```", ""]
-    _io.write_text_atomic(out / "report.md", "\n".join(md))
-    failures = "".join(f"<li>{html.escape(str(f))}</li>" for f in result.segment_failures)
-    figs = "".join(
-        f'<figure><img src="{html.escape(f.relative_to(out).as_posix())}" alt="{html.escape(f.stem)}"><figcaption>{html.escape(f.relative_to(out).as_posix())}</figcaption></figure>'
-        for f in figures
-    )
-    explorer = next(iter(sorted((out / "umap").glob("*.html"))), None) if (out / "umap").exists() else None
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>usvpipe report</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}
-table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}
-figure{{display:inline-block;margin:8px;max-width:520px}}img{{max-width:100%}}.answer{{font-size:1.3em;background:#f3f6fa;padding:.6em 1em;border-left:4px solid #0072B2}}
-pre{{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}}</style></head><body>
-<h1>usvpipe report</h1><p>usvpipe {__version__} &middot; config: {html.escape(config.source or '(built in)')}</p>
-{f'<p class="answer">{html.escape(answer)}</p>' if answer else ''}
-{f'<p><a href="{html.escape(explorer.relative_to(out).as_posix())}">Open the interactive latent-space explorer</a></p>' if explorer else ''}
-<h2>Stages</h2><table><tr><th>stage</th><th>status</th><th>seconds</th><th>detail</th></tr>{rows}</table>
-{f'<h2>Recordings that failed</h2><ul>{failures}</ul>' if failures else ''}
-<h2>Figures</h2>{figs or '<p>none</p>'}
-<h2>Parameters and versions</h2><pre>{html.escape(json.dumps(config.to_dict(), indent=2))}</pre>
+        doc.h2("Recordings that failed", "failures")
+        doc.html.append("<ul>" + "".join(f"<li>{html.escape(str(f))}</li>" for f in result.segment_failures) + "</ul>")
+        doc.md += [f"- {f}" for f in result.segment_failures] + [""]
+    doc.h2("Parameters and versions", "parameters")
+    params = json.dumps(config.to_dict(), indent=2)
+    doc.html.append(f"<pre>{html.escape(params)}</pre>")
+    doc.md += ["```json", params, "```", ""]
+
+    _io.write_text_atomic(out / "report.md", "\n".join(doc.md))
+    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>usvpipe report</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.4}}
+table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}}
+table.num td{{font-variant-numeric:tabular-nums}}table.kv td:first-child{{color:#555}}
+figure{{margin:1em 0}}figure.col img{{width:520px;max-width:100%}}figure.wide img{{width:100%}}
+figcaption{{font-size:.92em;color:#333;max-width:900px}}.file,.small{{color:#777;font-size:.85em}}
+.answer{{background:#f3f6fa;padding:.4em 1.2em .8em;border-left:6px solid #0072B2}}.answer h2{{margin:.4em 0}}
+.answer p:first-of-type{{font-size:1.25em}}.answer.not-interpretable{{border-left-color:#D55E00;background:#fdf1ea}}
+.warnings{{border:2px solid #E69F00;background:#fff8e6;padding:.2em 1em;margin:1em 0}}.warnings h3{{margin:.4em 0}}
+.warnings li.stop{{color:#a33c00;font-weight:600;font-size:1.1em}}.health{{font-weight:600}}
+pre{{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}}
+@media print{{figure.col img{{width:60%}}body{{max-width:none}}}}</style></head><body>
+{''.join(doc.html)}
 </body></html>"""
     return _io.write_text_atomic(out / "report.html", page)

@@ -53,18 +53,24 @@ class PipelineResult:
         return all(s.status != "failed" for s in self.stages) and not self.segment_failures
 
 
-def run_pipeline(config: PipelineConfig, *, progress: bool = True, force: bool = False) -> PipelineResult:
+def run_pipeline(config: PipelineConfig, *, progress: bool = True, force: bool = False,
+                 quiet: bool = False) -> PipelineResult:
     """Run the requested stages of ``config``; returns a :class:`PipelineResult`.
 
     A stage is skipped when its stamp says its parameters and inputs are unchanged
     (``force=True`` reruns all). Segmentation failures of individual recordings do not
-    stop the run; they are listed in the result and in the report.
+    stop the run; they are listed in the result and in the report. Before each stage one
+    line on stderr says what it will do and how long it took last time (``quiet=True``
+    silences those lines and, with ``progress=False``, the progress bars).
     """
     run = config.run
     if not run.input and "segment" in run.stages:
         raise ConfigError("[run].input", "is empty", "set it to your WAV folder, or run `usvpipe demo`")
     started = time.time()
-    r = _Run(config, _io.ensure_output_dir(run.output), progress=progress, force=force)
+    r = _Run(config, _io.ensure_output_dir(run.output), progress=progress and not quiet, force=force)
+    r.say = (lambda msg: None) if quiet else _say
+    r.quiet = quiet
+    r.history = _read_history(r.out)
     r.segment()
     # the store's digest is read only by the stages that read the store
     sd = r.store_digest() if ("train" in run.stages or "encode" in run.stages) else ""
@@ -83,7 +89,9 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True, force: bool =
     # an up-to-date report from an earlier run (not a stale one when this run's test failed)
     if result.mmd is None and result.stages[-1].status.startswith("skipped") and (r.mmd_dir / "report.json").exists():
         result.mmd = _io.read_json(r.mmd_dir / "report.json")
-    _write_manifest(r.out, config, result, wall_s=time.time() - started)
+    r.measures()
+    history = _update_history(r.history, result.stages)
+    _write_manifest(r.out, config, result, wall_s=time.time() - started, history=history)
     result.report_path = write_report(r.out, config, result.stages, result)
     return result
 
@@ -98,6 +106,15 @@ class _Run:
         self.model_path = self.model_dir / "model.pt"
         self.latents_path, self.umap_dir, self.mmd_dir = out / "latents.csv", out / "umap", out / "mmd"
         self.result = PipelineResult(output=out, stages=[])
+        self.say: Callable[[str], None] = _say
+        self.quiet = False
+        self.history: dict = {}
+
+    def announce(self, name: str) -> None:
+        """One line before a stage: what it does and how long it took when it last ran."""
+        last = self.history.get(name) or {}
+        took = f" (last run took {last['seconds']:.0f} s)" if isinstance(last.get("seconds"), (int, float)) else ""
+        self.say(f"usvpipe: {name}: {_what(name, self.config)}{took}")
 
     def stage(self, name: str, stage_dir: Path, digest: str, outputs_exist: Callable[[], bool],
               body: Callable[[], str], *, outputs: tuple | list = ()) -> None:
@@ -115,10 +132,12 @@ class _Run:
         if not self.force and stamp and stamp.get("digest") == digest and outputs_exist():
             damaged = _damaged_output(stamp, outputs)
             if damaged is None:
-                outcomes.append(StageOutcome(name, "skipped (up to date)"))
+                outcomes.append(StageOutcome(name, "skipped (up to date)", 0.0, _last_ran(self.history.get(name))))
                 log.info("%s: up to date, skipped", name)
+                self.say(f"usvpipe: {name}: up to date, skipped")
                 return
             log.warning("%s: %s; redoing the stage", name, damaged)
+        self.announce(name)
         t0 = time.perf_counter()
         try:
             detail = body()
@@ -142,6 +161,7 @@ class _Run:
         from ..segmentation.batch import segment_recordings
 
         run, p = self.run, self.p
+        self.announce("segment")
         t0 = time.perf_counter()
         seg = segment_recordings(
             run.input, self.store_dir, spectrogram=p["spectrogram"], segmentation=p["segment"], syllables=p["syllables"],
@@ -156,6 +176,13 @@ class _Run:
         detail = f"done={seg.n_done}, skipped={seg.n_skipped}, failed={seg.n_failed}, syllables={seg.n_syllables}"
         if seg.pruned:  # the later stages see a new store digest and are redone
             detail += f", removed {len(seg.pruned)} recording(s) no longer among the inputs (e.g. {seg.pruned[0]})"
+        elif seg.n_done == 0 and seg.n_failed == 0 and seg.n_skipped:
+            # nothing new: say so, and when the store was last added to, instead of "syllables=0"
+            last = _last_ran(self.history.get("segment"))
+            self.result.stages.append(StageOutcome(
+                "segment", "skipped (up to date)", time.perf_counter() - t0,
+                f"all {seg.n_skipped} recording(s) already in the store" + (f"; {last}" if last else "")))
+            return
         self.result.stages.append(StageOutcome("segment", "ran", time.perf_counter() - t0, detail))
 
     def store_digest(self) -> str:
@@ -181,7 +208,7 @@ class _Run:
             if (self.model_dir / name).exists() and not _readable(self.model_dir / name):
                 (self.model_dir / name).unlink()  # truncated or damaged: resume from what is intact
         res = train(self.store_dir, self.model_dir, self.p["train"], device=self.run.device, resume=True,
-                    progress=self.progress)
+                    progress=self.progress, quiet=self.quiet)
         return f"model {res.model_path}; {res.health.summary()}" if res.health is not None else f"model {res.model_path}"
 
     def encode(self) -> str:
@@ -193,7 +220,8 @@ class _Run:
     def umap(self) -> str:
         from ..viz import run_umap
 
-        run_umap(self.latents_path, self.umap_dir, self.p["umap"], store=self.store_dir, color_by=self.run.group_col)
+        run_umap(self.latents_path, self.umap_dir, self.p["umap"], store=self.store_dir, color_by=self.run.group_col,
+                 audio_root=self.input_root())
         return f"figures in {self.umap_dir}"
 
     def mmd(self) -> str:
@@ -209,6 +237,94 @@ class _Run:
         res.save(self.mmd_dir)
         self.result.mmd = res
         return _describe_mmd(res)
+
+    def input_root(self):
+        """The folder the store's recording identifiers are relative to (None when unknown)."""
+        from ..segmentation.inputs import discover_inputs
+
+        try:
+            return discover_inputs(self.run.input)[1] if self.run.input else None
+        except UsvpipeError:
+            return None
+
+    def measures(self) -> None:
+        """Classical measures per animal from the store (seconds; remade every run, never stops it)."""
+        if not (self.store_dir / "syllables.csv").exists():
+            return
+        from ..measures import measures_stage
+
+        run = self.run
+        groups = list(_mmd_groups(self.result.mmd) or (run.group_a or None, run.group_b or None))
+        self.announce("measures")
+        t0 = time.perf_counter()
+        try:
+            res = measures_stage(self.store_dir, self.out / "measures", input_root=self.input_root(), group_col=run.group_col,
+                                 a=groups[0], b=groups[1], alpha=self.p["mmd"].alpha)
+        except (UsvpipeError, ValueError) as exc:
+            self.result.stages.append(StageOutcome("measures", "failed", time.perf_counter() - t0, str(exc)))
+            return
+        n_diff = 0 if res.tests is None else int(res.tests["reject"].sum())
+        detail = (f"{len(res.per_animal)} animals; " + ("not tested" if res.tests is None else
+                  f"{n_diff} of {len(res.tests)} measures differ (Holm)"))
+        self.result.stages.append(StageOutcome("measures", "ran", time.perf_counter() - t0, detail))
+
+
+#: what each stage does, in the words of the line announcing it
+_WHAT = {
+    "segment": "finding syllables in the WAV files and cutting their spectrograms into the store "
+               "(recordings already in the store are skipped)",
+    "train": "training the VAE on the syllable spectrograms ({epochs} epochs at most; {stopping})",
+    "encode": "encoding every syllable into its latent vector",
+    "umap": "projecting the latents to 2-D and drawing the figures and the explorer (the first use in a "
+            "fresh environment compiles UMAP's numba code: up to a minute, once)",
+    "mmd": "testing whether the groups differ (kernel MMD, whole animals permuted between groups)",
+    "measures": "call counts, rates, durations, frequencies and amplitudes per animal, tested between groups",
+}
+
+
+def _what(name: str, config: PipelineConfig) -> str:
+    text = _WHAT.get(name, name)
+    if name == "train":
+        tp = config.stages["train"]
+        patience = getattr(tp, "patience", 0)
+        stopping = (f"stops early after {patience} epochs without validation improvement" if patience
+                    else "no early stopping")
+        text = text.format(epochs=getattr(tp, "epochs", "?"), stopping=stopping)
+    return text
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _mmd_groups(mmd) -> tuple | None:
+    g = mmd.get("groups") if isinstance(mmd, dict) else getattr(mmd, "groups", None)
+    return tuple(str(x) for x in g)[:2] if g and len(g) == 2 else None
+
+
+def _read_history(out: Path) -> dict:
+    """The previous run's per-stage history (``run_manifest.json``'s ``stage_history``)."""
+    try:
+        h = _io.read_json(out / "run_manifest.json").get("stage_history", {})
+        return h if isinstance(h, dict) else {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def _update_history(history: dict, outcomes: list) -> dict:
+    """Stages that ran now replace their entry; skipped ones keep when they last ran."""
+    out = dict(history)
+    now = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    for s in outcomes:
+        if s.status in ("ran", "failed"):
+            out[s.name] = {"ran_at": now, "status": s.status, "seconds": round(s.seconds, 3), "detail": s.detail}
+    return out
+
+
+def _last_ran(entry: dict | None) -> str:
+    if not entry:
+        return ""
+    return f"last ran {entry.get('ran_at', '?')} ({float(entry.get('seconds', 0)):.1f} s): {entry.get('detail', '')}"
 
 
 def _read_stamp(stage_dir: Path) -> dict | None:
@@ -256,7 +372,8 @@ def _fingerprint(path: Path) -> dict:
     return _io.file_fingerprint(path) if path.exists() else {}
 
 
-def _write_manifest(out: Path, config: PipelineConfig, result: PipelineResult, *, wall_s: float) -> None:
+def _write_manifest(out: Path, config: PipelineConfig, result: PipelineResult, *, wall_s: float,
+                    history: dict | None = None) -> None:
     """``run_manifest.json``: versions, platform, the full config and what each stage did."""
     _io.write_json_atomic(out / "run_manifest.json", {
         "usvpipe_version": __version__,
@@ -270,6 +387,7 @@ def _write_manifest(out: Path, config: PipelineConfig, result: PipelineResult, *
         "latent_health": _train_health(out / "model"),
         "answer": _answer_record(result.mmd),
         "wall_s": round(wall_s, 3),
+        "stage_history": history or {},
     })
 
 

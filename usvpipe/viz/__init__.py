@@ -33,6 +33,7 @@ from ._figures import (
     category_colors,
     density_figure,
     grid_examples,
+    image_axes,
     is_categorical,
     latent_path,
     save_figure,
@@ -122,10 +123,11 @@ def centroid_traversals(
     *,
     group_col: str = "group",
     n_steps: int = 8,
+    axes_info=None,
 ) -> dict:
     """Traversal strips between the latent centroids of every pair of groups.
 
-    Returns ``{"<A>_to_<B>": Figure}``.
+    Returns ``{"<A>_to_<B>": Figure}`` (a kHz axis on the first panel with ``axes_info``).
     """
     zcols = latent_columns(latents)
     groups = sorted(latents[group_col].astype(str).unique())
@@ -135,7 +137,8 @@ def centroid_traversals(
         for b in groups[i + 1 :]:
             path = latent_path(cents[a], cents[b], n_steps)
             labels = [a] + [""] * (n_steps - 2) + [b]
-            figs[f"{a}_to_{b}"] = traversal_strip(decode_fn, path, labels=labels, title=f"centroid of {a} \u2192 centroid of {b}")
+            figs[f"{a}_to_{b}"] = traversal_strip(decode_fn, path, labels=labels, title=f"centroid of {a} \u2192 centroid of {b}",
+                                                  axes_info=axes_info)
     return figs
 
 
@@ -154,6 +157,7 @@ def run_umap(
     color_by: str = "group",
     decode_fn: Callable[[np.ndarray], np.ndarray] | None = None,
     progress: bool = False,
+    audio_root=None,
 ) -> UmapRun:
     """Embed a latents table and write the embedding, figures and the HTML explorer.
 
@@ -167,6 +171,10 @@ def run_umap(
         ``density.*``, ``spectrogram_grid.*`` (with a store), ``explorer.html``,
         ``palette.json`` and ``umap.json``.
     params : UmapParams
+    audio_root : path-like, optional
+        The folder the latents' ``recording`` paths are relative to (the segmented input
+        folder): up to ``params.max_audio_clips`` explorer points get a time-expanded clip of
+        their syllable, cut from the recording.
     store : path-like or SyllableStore, optional
         The syllable store the latents were encoded from: enables spectrogram
         thumbnails in the explorer and the example-spectrogram grid figure. Latents
@@ -213,7 +221,8 @@ def run_umap(
     timings["figures_s"] = time.perf_counter() - t0
     if params.explorer:
         t0 = time.perf_counter()
-        record["explorer"] = _write_explorer(run, emb, params, palettes, color_by, store_obj, store_rows, source)
+        record["explorer"] = _write_explorer(run, emb, params, palettes, color_by, store_obj, store_rows, source,
+                                             audio_root)
         timings["explorer_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_start
     run.timings = timings
@@ -267,33 +276,46 @@ def _write_figures(run, emb, frame, params, palettes, color_by, store_obj, store
     if store_obj is not None:
         rows, centres = grid_examples(emb["emb_x"].to_numpy(), emb["emb_y"].to_numpy(), params.grid_cells)
         images = store_obj.read(store_rows[rows])
-        fig = spectrogram_grid_figure(emb, images, rows, centres, cells=params.grid_cells, colors=palettes.get("group"), method_label=method_label)
+        fig = spectrogram_grid_figure(emb, images, rows, centres, cells=params.grid_cells, colors=palettes.get("group"),
+                                      method_label=method_label, axes_info=image_axes(store_obj.params))
         run.figures["spectrogram_grid"] = save_figure(fig, out_dir / "spectrogram_grid", fmts, dpi, description=description)
     if decode_fn is not None and "group" in frame.columns and frame["group"].nunique() > 1:
-        for name, fig in centroid_traversals(frame, decode_fn).items():
+        for name, fig in centroid_traversals(frame, decode_fn,
+                                             axes_info=image_axes(store_obj.params) if store_obj is not None else None).items():
             key = f"traversal_{_safe(name)}"
             run.figures[key] = save_figure(fig, out_dir / key, fmts, dpi, description=description)
 
 
-def _write_explorer(run, emb, params, palettes, color_by, store_obj, store_rows, source) -> dict:
-    """``explorer.html``: drawn points (subsampled), thumbnails stratified by group; returns its summary."""
+def _write_explorer(run, emb, params, palettes, color_by, store_obj, store_rows, source, audio_root=None) -> dict:
+    """``explorer.html``: drawn points (subsampled), thumbnails stratified by group, time-expanded
+    audio clips of up to ``params.max_audio_clips`` points; returns its summary."""
     from ._explorer import choose_thumbnail_rows, explorer_payload, make_thumbnails, write_explorer
 
     n = len(emb)
     rng = np.random.default_rng(params.seed)
     drawn = None if n <= params.max_drawn_points else rng.permutation(n)[: params.max_drawn_points]
+    groups = emb["group"].astype(str).to_numpy() if "group" in emb else np.zeros(n, dtype=str)
     thumbs = {}
     if store_obj is not None and params.max_thumbnails > 0:
         candidates = np.arange(n) if drawn is None else np.sort(drawn)
-        groups = emb["group"].astype(str).to_numpy() if "group" in emb else np.zeros(n, dtype=str)
         trows = choose_thumbnail_rows(groups, candidates, params.max_thumbnails, seed=params.seed)
         for s in range(0, len(trows), 2048):  # bounded memory: 2048 spectrograms at a time
             block = trows[s : s + 2048]
             for r, b64 in zip(block, make_thumbnails(store_obj.read(store_rows[block]), params.thumbnail_px)):
                 thumbs[int(r)] = b64
+    clips = {}
+    if audio_root is not None and params.max_audio_clips > 0 and {"recording", "onset_s", "offset_s"} <= set(emb.columns):
+        from ._audio import audio_clips
+
+        pool = np.array(sorted(thumbs), dtype=int) if thumbs else (np.arange(n) if drawn is None else np.sort(drawn))
+        crows = choose_thumbnail_rows(groups, pool, params.max_audio_clips, seed=params.seed)
+        clips = audio_clips(emb, audio_root, crows, factor=params.time_expansion)
     title = f"{Path(source).name if source != 'latents DataFrame' else 'latents'}: {params.method.upper()} of {n} syllables"
     payload = explorer_payload(emb, color_by=color_by, colors=palettes, thumbnails=thumbs, drawn_rows=drawn,
-                               thumbnail_px=params.thumbnail_px, title=title, params=params_to_dict(params))
+                               thumbnail_px=params.thumbnail_px, title=title, params=params_to_dict(params),
+                               image_axes=image_axes(store_obj.params) if store_obj is not None else None,
+                               clips=clips, time_expansion=params.time_expansion)
     run.explorer = run.out_dir / "explorer.html"
     write_explorer(run.explorer, payload)
-    return {"n_drawn": n if drawn is None else len(drawn), "n_thumbnails": len(thumbs), "bytes": run.explorer.stat().st_size}
+    return {"n_drawn": n if drawn is None else len(drawn), "n_thumbnails": len(thumbs), "n_audio_clips": len(clips),
+            "bytes": run.explorer.stat().st_size}

@@ -120,6 +120,9 @@ def explorer_payload(
     thumbnail_px: int,
     title: str,
     params: Mapping,
+    image_axes: Mapping | None = None,
+    clips: Mapping[int, str] | None = None,
+    time_expansion: int = 16,
 ) -> dict:
     """The JSON object the page reads (all points; see the module docstring)."""
     import pandas as pd
@@ -182,6 +185,10 @@ def explorer_payload(
         "thumbs": list(thumbnails.values()),
         "thumb_px": thumbnail_px,
         "lut": _magma_lut(),
+        "image_axes": dict(image_axes) if image_axes else None,
+        "clip_rows": [int(r) for r in (clips or {})],
+        "clips": list((clips or {}).values()),
+        "time_expansion": int(time_expansion),
         "params": dict(params),
     }
     return data
@@ -243,7 +250,12 @@ button{font-size:12px;padding:1px 6px}
   <fieldset><legend>Colour by</legend><select id="colorby"></select><div id="legend"></div></fieldset>
   <fieldset id="fs-group"><legend>Groups</legend><div class="list" id="groups"></div></fieldset>
   <fieldset id="fs-animal"><legend>Animals <button id="an-all">all</button> <button id="an-none">none</button></legend><div class="list" id="animals"></div></fieldset>
-  <fieldset><legend>Syllable</legend><div id="hover"><div class="note">Hover a point. Wheel: zoom, drag: pan, double-click: reset.</div></div></fieldset>
+  <fieldset><legend>Syllable</legend><div id="hover"><div class="note">Hover a point. Wheel: zoom, drag: pan, double-click: reset.</div></div>
+   <div id="audio-row"><button id="play" disabled>&#9654; play</button> <label><input type="checkbox" id="play-on-click"> play on click</label> <span class="note" id="audio-note"></span></div></fieldset>
+  <fieldset id="fs-review"><legend>Review</legend>
+   <div><button id="rv-call" title="key c">call (c)</button> <button id="rv-noise" title="key n">noise (n)</button> <button id="rv-relabel" title="key r">relabel&hellip; (r)</button> <button id="rv-clear">clear</button></div>
+   <div class="note" id="rv-state">click a point, then mark it</div>
+   <div><button id="rv-export">export review.csv</button> <span class="note" id="rv-count">0 reviewed</span></div></fieldset>
   <div class="note" id="about"></div>
  </div>
 </div>
@@ -432,6 +444,7 @@ function show(i) {
   var html = "", t = thumbOf[i], other = -1;
   if (t < 0 && D.thumbs.length) { other = nearest(thumbGrid, D.x[i], D.y[i], S * 2); }
   if (t >= 0 || other >= 0) html += "<canvas id='thumb' width='192' height='192'></canvas>";
+  if ((t >= 0 || other >= 0) && D.image_axes) html += "<div class='note' id='thumb-axes'>" + esc(axesText(t >= 0 ? i : other)) + "</div>";
   if (t < 0 && other >= 0) html += "<div class='note'>no thumbnail for this point; nearest with one: " + esc(idOf(other)) + "</div>";
   if (t < 0 && other < 0) html += "<div class='note'>no spectrogram thumbnails in this file</div>";
   html += "<table class='meta'>" + rows.map(function (r) { return "<tr><td>" + esc(r[0]) + "</td><td>" + esc(r[1]) + "</td></tr>"; }).join("") + "</table>";
@@ -439,6 +452,101 @@ function show(i) {
   if (t >= 0) showThumb(document.getElementById("thumb"), t);
   else if (other >= 0) showThumb(document.getElementById("thumb"), thumbOf[other]);
   document.getElementById("js-status").dataset.selected = String(i);
+  updatePlay(i); showReview(i);
+}
+// ---- sound: time-expanded clips cut from the recordings --------------------------------
+var clipOf = new Int32Array(N).fill(-1);
+for (var c = 0; c < D.clip_rows.length; c++) clipOf[D.clip_rows[c]] = c;
+var playBtn = document.getElementById("play"), audioNote = document.getElementById("audio-note"), player = null;
+if (!D.clips.length) { audioNote.textContent = "no sound in this file (needs the recordings when the explorer is made)"; }
+else { audioNote.textContent = D.clips.length + " points can be heard, " + D.time_expansion + "\u00d7 slower"; }
+function clipFor(i) {
+  // this point's clip, else the nearest point's that has one
+  if (i < 0) return -1;
+  if (clipOf[i] >= 0) return i;
+  if (!D.clips.length) return -1;
+  var best = -1, bd = Infinity;
+  for (var c = 0; c < D.clip_rows.length; c++) {
+    var r = D.clip_rows[c], dx = D.x[r] - D.x[i], dy = D.y[r] - D.y[i], d = dx * dx + dy * dy;
+    if (d < bd && visible(r)) { bd = d; best = r; }
+  }
+  return best;
+}
+function play(i) {
+  var r = clipFor(i); if (r < 0) return;
+  if (player) { player.pause(); }
+  player = new Audio("data:audio/wav;base64," + D.clips[clipOf[r]]);
+  var st = document.getElementById("js-status");
+  player.addEventListener("loadedmetadata", function () { st.dataset.clipms = (1000 * player.duration).toFixed(0); });
+  player.addEventListener("error", function () { window.__errors.push("clip of " + idOf(r) + " failed to decode"); });
+  var p = player.play(); if (p && p.catch) p.catch(function (e) { audioNote.textContent = "the browser refused to play: " + e; });
+  document.getElementById("js-status").dataset.played = idOf(r);
+}
+playBtn.addEventListener("click", function () { play(selected); });
+function updatePlay(i) {
+  var r = clipFor(i);
+  playBtn.disabled = r < 0;
+  playBtn.textContent = "\u25b6 play" + (r >= 0 ? " (" + D.time_expansion + "\u00d7 slower" + (r !== i ? ", nearest with sound" : "") + ")" : "");
+}
+
+// ---- review: mark detections call / noise / relabel, export a CSV --------------------------
+var STORE_KEY = "usvpipe-review:" + D.title + ":" + N;
+var reviews = {};
+try { reviews = JSON.parse(localStorage.getItem(STORE_KEY) || "{}"); } catch (e) { reviews = {}; }
+function saveReviews() {
+  try { localStorage.setItem(STORE_KEY, JSON.stringify(reviews)); } catch (e) { /* file:// may forbid storage */ }
+  var n = Object.keys(reviews).length;
+  document.getElementById("rv-count").textContent = n + " reviewed";
+  var st = document.getElementById("js-status");
+  st.dataset.reviewed = String(n); st.dataset.reviewcsv = reviewCsv();
+}
+function mark(kind, given) {
+  if (selected < 0) return;
+  var label = kind;  // the label column: "call", "noise" or the new label
+  if (kind === "relabel") { label = given !== undefined ? given : window.prompt("new label for " + idOf(selected), ""); if (label === null) return; }
+  if (kind === "clear") delete reviews[idOf(selected)]; else reviews[idOf(selected)] = { row: selected, review: kind, label: label };
+  saveReviews(); showReview(selected);
+}
+function showReview(i) {
+  var r = i >= 0 ? reviews[idOf(i)] : null;
+  document.getElementById("rv-state").textContent = i < 0 ? "click a point, then mark it" :
+    (r ? idOf(i) + ": " + r.review + (r.label ? " (" + r.label + ")" : "") : idOf(i) + ": not reviewed");
+}
+function csvCell(v) { v = String(v === null || v === undefined ? "" : v); return /[",\n]/.test(v) ? '"' + v.replace(/"/g, '""') + '"' : v; }
+function reviewCsv() {
+  var lines = ["id,recording,onset_s,offset_s,review,label"];
+  Object.keys(reviews).sort().forEach(function (id) {
+    var r = reviews[id], i = r.row;
+    lines.push([id, cat("recording", i), D.onset_s ? D.onset_s[i] : "", D.offset_s ? D.offset_s[i] : "", r.review, r.label].map(csvCell).join(","));
+  });
+  return lines.join("\n") + "\n";
+}
+window.usvpipeReviewCsv = reviewCsv;  // for headless checks and the console
+document.getElementById("rv-call").addEventListener("click", function () { mark("call"); });
+document.getElementById("rv-noise").addEventListener("click", function () { mark("noise"); });
+document.getElementById("rv-relabel").addEventListener("click", function () { mark("relabel"); });
+document.getElementById("rv-clear").addEventListener("click", function () { mark("clear"); });
+document.getElementById("rv-export").addEventListener("click", function () {
+  var a = document.createElement("a");
+  a.href = URL.createObjectURL(new Blob([reviewCsv()], { type: "text/csv" }));
+  a.download = "review.csv"; document.body.appendChild(a); a.click(); a.remove();
+});
+window.addEventListener("keydown", function (ev) {
+  if (ev.target && (ev.target.tagName === "INPUT" || ev.target.tagName === "SELECT")) return;
+  if (ev.key === "c") mark("call"); else if (ev.key === "n") mark("noise"); else if (ev.key === "r") mark("relabel");
+  else if (ev.key === "p" || ev.key === " ") { play(selected); ev.preventDefault(); }
+  else if (ev.key === "Escape") { pinned = -1; }
+});
+
+function axesText(i) {
+  // what the thumbnail's axes mean: frequency bottom to top, and the time span it covers
+  var A = D.image_axes, span = A.max_dur_ms;
+  if (A.time_stretch && D.onset_s && D.onset_s[i] !== null && D.offset_s[i] !== null) {
+    var d = 1000 * (D.offset_s[i] - D.onset_s[i]);
+    if (d < A.max_dur_ms) span = Math.sqrt(Math.max(d, 0) * A.max_dur_ms);
+  }
+  return "spectrogram: " + A.freq_khz[0].toFixed(0) + "\u2013" + A.freq_khz[1].toFixed(0) + " kHz bottom to top, " +
+    span.toFixed(0) + " ms wide" + (A.time_stretch ? " (time-stretched: width \u221d \u221aduration)" : "");
 }
 function pick(ev) {
   var rect = cv.getBoundingClientRect(), mx = ev.clientX - rect.left, my = ev.clientY - rect.top;
@@ -448,11 +556,18 @@ function pick(ev) {
 var drag = null;
 cv.addEventListener("mousemove", function (ev) {
   if (drag) { view.ox = drag.ox + ev.clientX - drag.x; view.oy = drag.oy - (ev.clientY - drag.y); draw(); return; }
+  if (pinned >= 0) return;  // a clicked point stays selected (for listening and review) until Escape
   var i = pick(ev); if (i >= 0 && i !== selected) { selected = i; show(i); draw(); }
 });
 cv.addEventListener("mousedown", function (ev) { drag = { x: ev.clientX, y: ev.clientY, ox: view.ox, oy: view.oy }; });
 window.addEventListener("mouseup", function () { drag = null; });
 cv.addEventListener("dblclick", function () { resetView(); draw(); });
+var pinned = -1;
+cv.addEventListener("click", function (ev) {
+  var i = pick(ev); pinned = i; if (i < 0) return;
+  selected = i; show(i); draw();
+  if (document.getElementById("play-on-click").checked) play(i);
+});
 cv.addEventListener("wheel", function (ev) {
   ev.preventDefault();
   var rect = cv.getBoundingClientRect(), mx = ev.clientX - rect.left, my = H - (ev.clientY - rect.top), f = Math.exp(-ev.deltaY * 0.0015);
@@ -463,15 +578,21 @@ window.addEventListener("resize", resize);
 // ---- start; optional pre-selection from the URL (#row=123 or #id=rec#4) -------------
 recolor(); legend(); refilter(); resize();
 function fromHash() {
-  // "#row=12", "#id=<syllable id>", optionally "&color=<column>"
-  var i = -1;
+  // "#row=12", "#id=<syllable id>", optionally "&color=<column>", "&review=call|noise|relabel:<label>", "&play=1"
+  var i = -1, review = null, doPlay = false;
   location.hash.slice(1).split("&").forEach(function (part) {
     var eq = part.indexOf("="), key = part.slice(0, eq), val = decodeURIComponent(part.slice(eq + 1));
     if (key === "row") i = parseInt(val, 10);
     else if (key === "id") { for (var k = 0; k < N; k++) if (idOf(k) === val) { i = k; break; } }
     else if (key === "color" && (D.cats[val] || D.nums[val])) { sel.value = val; recolor(); legend(); draw(); }
+    else if (key === "review") review = val;
+    else if (key === "play") doPlay = val === "1";
   });
-  if (i >= 0 && i < N) { selected = i; show(i); draw(); }
+  if (i >= 0 && i < N) {
+    selected = i; pinned = i; show(i); draw();
+    if (review) { var k = review.split(":"); mark(k[0], k.length > 1 ? k.slice(1).join(":") : undefined); }
+    if (doPlay) play(i);
+  }
 }
 fromHash(); window.addEventListener("hashchange", fromHash);
 var st = document.getElementById("js-status"); st.dataset.status = "ready"; st.dataset.n = String(N);

@@ -55,13 +55,34 @@ def _is_number(s: str) -> bool:
         return False
 
 
+def _golden_hues(n: int) -> tuple[str, ...]:
+    """``n`` categorical colours beyond the fixed palettes: hues a golden angle apart (neighbouring
+    labels never get neighbouring hues), alternating two lightness levels."""
+    import colorsys
+
+    out = []
+    for i in range(n):
+        h = (i * 0.381966) % 1.0
+        light, sat = (0.42, 0.75) if i % 2 == 0 else (0.62, 0.55)
+        r, g, b = colorsys.hls_to_rgb(h, light, sat)
+        out.append("#%02x%02x%02x" % (round(r * 255), round(g * 255), round(b * 255)))
+    return tuple(out)
+
+
+#: 17 distinct categorical colours: Tol's muted palette, then Okabe–Ito (black last)
+WIDE_PALETTE = TOL_MUTED + OKABE_ITO[:-1]
+
+
 def category_colors(values: Sequence) -> dict[str, str]:
     """Fixed category -> hex colour mapping.
 
     Categories are sorted (numerically when they look like numbers) and assigned the
-    Okabe–Ito palette in order (<= 8 categories), Tol's muted palette (<= 10) or evenly
-    spaced viridis colours beyond that, so the same set of labels always gets the
-    same colours, whichever figure or explorer draws them.
+    Okabe–Ito palette in order (<= 8 categories), Tol's muted palette (<= 10), both
+    together (<= 17, :data:`WIDE_PALETTE`) or, beyond that, categorical hues a golden angle
+    apart in two lightness levels (never a sequential colour map: neighbouring animals must
+    not look alike). Past about 10 colours no palette is safe for every colour-vision
+    deficiency, so figures with many animals also label them. The same set of labels always
+    gets the same colours, whichever figure or explorer draws them.
     """
     cats = sorted({str(v) for v in values}, key=_sort_key)
     n = len(cats)
@@ -69,12 +90,10 @@ def category_colors(values: Sequence) -> dict[str, str]:
         pal = OKABE_ITO
     elif n <= len(TOL_MUTED):
         pal = TOL_MUTED
+    elif n <= len(WIDE_PALETTE):
+        pal = WIDE_PALETTE
     else:
-        from matplotlib import colormaps
-        from matplotlib.colors import to_hex
-
-        cmap = colormaps["viridis"]
-        pal = tuple(to_hex(cmap(i / max(n - 1, 1))) for i in range(n))
+        pal = _golden_hues(n)
     return {c: pal[i] for i, c in enumerate(cats)}
 
 
@@ -305,6 +324,48 @@ def grid_examples(x: np.ndarray, y: np.ndarray, cells: int) -> tuple[np.ndarray,
     return keep, centres
 
 
+def image_axes(store_params: Mapping | None) -> dict | None:
+    """What a syllable image's axes mean, from a store manifest's ``params``.
+
+    Returns ``{"freq_khz": [lo, hi], "max_dur_ms": float, "time_stretch": bool}`` (rows span
+    ``lo``..``hi`` kHz linearly, bottom to top; a syllable of duration d is shown over
+    ``sqrt(d * max_dur)`` when time-stretched and shorter than ``max_dur``, else ``max_dur``),
+    or None when the parameters are not known.
+    """
+    try:
+        sp, sy = store_params["spectrogram"], store_params["syllables"]
+        lo = float(sy.get("min_freq_hz") or sp["min_freq_hz"])
+        hi = float(sy.get("max_freq_hz") or sp["max_freq_hz"])
+        return {"freq_khz": [lo / 1e3, hi / 1e3], "max_dur_ms": float(sy["max_dur_s"]) * 1e3,
+                "time_stretch": bool(sy.get("time_stretch", True))}
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def image_span_ms(duration_s, axes: Mapping) -> np.ndarray:
+    """Time span (ms) that each syllable's image covers (see :func:`image_axes`)."""
+    d_ms = np.asarray(duration_s, dtype=float) * 1e3
+    m = axes["max_dur_ms"]
+    if axes.get("time_stretch"):
+        return np.where(d_ms < m, np.sqrt(np.maximum(d_ms, 0.0) * m), m)
+    return np.full_like(d_ms, m)
+
+
+def _image_key(ax, img, axes: Mapping, span_ms: float | None):
+    """An inset with one example image and its axes in kHz and ms (the scale of every thumbnail)."""
+    lo, hi = axes["freq_khz"]
+    span = float(span_ms) if span_ms is not None and np.isfinite(span_ms) else axes["max_dur_ms"]
+    key = ax.inset_axes([1.04, 0.0, 0.24, 0.24], zorder=5)  # outside the plot: covers no example
+    key.imshow(img, origin="lower", extent=(0, span, lo, hi), cmap="magma", vmin=0, vmax=1, aspect="auto",
+               interpolation="nearest")
+    key.set_yticks([lo, hi], [f"{lo:.0f}", f"{hi:.0f} kHz"], fontsize=6)
+    key.set_xticks([0, span], ["0", f"{span:.0f} ms"], fontsize=6)
+    key.tick_params(length=2, pad=1)
+    key.set_title("axes of a\nthumbnail", fontsize=6, pad=2)
+    if axes.get("time_stretch"):
+        key.set_xlabel("width ∝ √(call duration)", fontsize=6, labelpad=1)
+
+
 def spectrogram_grid_figure(
     emb,
     images: np.ndarray,
@@ -316,12 +377,14 @@ def spectrogram_grid_figure(
     group_col: str = "group",
     method_label: str = "UMAP",
     width_in: float = COLUMN_WIDTH_IN,
+    axes_info: Mapping | None = None,
 ):
     """Example syllable spectrograms drawn at their place in the embedding.
 
     ``images[i]`` (frequency increasing with row) is the spectrogram of ``emb`` row
     ``rows[i]``, drawn in the grid cell centred at ``centres[i]`` over a faint scatter
-    of all points; the frame colour is the syllable's group.
+    of all points; the frame colour is the syllable's group. With ``axes_info``
+    (:func:`image_axes`), an inset key gives one example's frequency (kHz) and time (ms) axes.
     """
     with _style() as plt:
         x = emb["emb_x"].to_numpy()
@@ -342,6 +405,12 @@ def spectrogram_grid_figure(
         ax.set_yticks([])
         ax.set_xlabel(f"{method_label} 1")
         ax.set_ylabel(f"{method_label} 2")
+        if axes_info is not None and len(images):
+            span = None
+            if "onset_s" in emb and "offset_s" in emb:
+                d = float(emb["offset_s"].iloc[rows[0]] - emb["onset_s"].iloc[rows[0]])
+                span = float(image_span_ms([d], axes_info)[0])
+            _image_key(ax, images[0], axes_info, span)
         present = [g for g in cmap if g in set(labels[rows])]
         if present and len(present) <= 8:
             handles = [plt.Line2D([], [], ls="", marker="s", mfc="none", ms=5, mec=cmap[g], label=g) for g in present]
@@ -373,6 +442,7 @@ def traversal_strip(
     title: str | None = None,
     panel_in: float = 0.6,
     cmap: str = "magma",
+    axes_info: Mapping | None = None,
 ):
     """Decode a path in latent space and draw it as a strip of spectrograms.
 
@@ -386,6 +456,9 @@ def traversal_strip(
     labels : sequence of str, optional
         Caption under each panel (default: the step index; first/last may name endpoints).
     title : str, optional
+    axes_info : mapping, optional
+        :func:`image_axes` of the store: the first panel then gets a frequency axis in kHz.
+        (Decoded images have no duration, so the time axis is only "up to max_dur ms".)
 
     Returns
     -------
@@ -406,6 +479,11 @@ def traversal_strip(
             ax.imshow(images[i], origin="lower", cmap=cmap, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
+            if i == 0 and axes_info is not None:
+                lo, hi = axes_info["freq_khz"]
+                h = images[i].shape[0]
+                ax.set_yticks([-0.5, h - 0.5], [f"{lo:.0f}", f"{hi:.0f} kHz"], fontsize=6)
+                ax.tick_params(axis="y", length=2, pad=1)
             ax.set_xlabel(labels[i] if labels is not None else str(i), fontsize=7)
         if title:
             fig.suptitle(title, fontsize=8)

@@ -67,6 +67,12 @@ class UmapParams:
         Points the explorer draws (200 000, a random subsample); all points stay in the file.
     explorer : bool
         Write ``explorer.html`` (True).
+    max_audio_clips : int
+        Points of the explorer that can be heard (100, among those with a thumbnail): each
+        clip is cut from its recording, so this needs the recordings (``usvpipe run`` passes
+        its input folder); about 33 kB per 100 ms call. 0 disables sound.
+    time_expansion : int
+        Slow-down of the clips (16: 30–110 kHz plays at 1.9–6.9 kHz; 10–20 suits mouse USVs).
     """
 
     method: str = "umap"
@@ -83,6 +89,8 @@ class UmapParams:
     thumbnail_px: int = 64
     max_drawn_points: int = 200_000
     explorer: bool = True
+    max_audio_clips: int = 100
+    time_expansion: int = 16
 
     _constraints = {
         "method": [OneOf(*METHODS)],
@@ -94,6 +102,8 @@ class UmapParams:
         "grid_cells": [Interval(int, 2, None)],
         "thumbnail_px": [Interval(int, 8, None)],
         "max_thumbnails": [Interval(int, 0, None)],
+        "max_audio_clips": [Interval(int, 0, None)],
+        "time_expansion": [Interval(int, 2, 64)],
         "max_drawn_points": [Interval(int, 1, None)],
     }
 

@@ -1,0 +1,116 @@
+#!/usr/bin/env python
+"""Time the CPU demo (`usvpipe demo`) stage by stage, and check what it promises.
+
+    OMP_NUM_THREADS=2 python scripts/bench/demo_timing.py            # the demo, fresh output folder
+    OMP_NUM_THREADS=2 python scripts/bench/demo_timing.py --aa       # also an A/A run (no planted difference)
+
+Prints, for each run: every stage's seconds, the pipeline total (data generation excluded,
+as the issue's "≤ 60 s of pipeline time" counts it), the planted-difference p-value and the
+classical measures that differ. The machine is shared: the load average and core count are
+printed beside the times, and a fixed reference workload (a float32 matrix product and a
+small conv net's forward/backward in torch, the demo's two dominant kinds of work) is timed
+before and after, so "pipeline / reference" is a ratio that moves less with the load than the
+seconds do. Expect the UMAP stage to include numba's one-time compilation in a fresh process.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+
+def reference_seconds(repeats: int = 3) -> float:
+    """Best of ``repeats`` of a fixed CPU workload (seconds)."""
+    import numpy as np
+    import torch
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((1024, 1024), dtype=np.float32)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(16, 16, 3, padding=1),
+                              torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(16 * 64 * 64, 32))
+    x = torch.randn(64, 1, 64, 64)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(8):
+            a @ a
+        for _ in range(3):
+            net.zero_grad()
+            net(x).sum().backward()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def run_once(out: Path, *, shift: float, animals: int, duration_s: float, epochs, seed: int) -> dict:
+    from usvpipe.pipeline import demo_config, run_pipeline
+    from usvpipe.synth import make_dataset
+
+    t0 = time.perf_counter()
+    if shift != 1.0:  # the demo's data generator with another planted shift (0 = A/A)
+        make_dataset(out / "demo_data", groups=("A", "B"), animals_per_group=animals, recordings_per_animal=1,
+                     duration_s=duration_s, group_shift=shift, seed=seed)
+    cfg = demo_config(out, animals_per_group=animals, duration_s=duration_s, epochs=epochs, seed=seed)
+    gen_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res = run_pipeline(cfg, progress=False, quiet=True)
+    total = time.perf_counter() - t0
+    meas = {}
+    try:
+        meas = json.loads((out / "measures" / "measures.json").read_text())
+    except (OSError, ValueError):
+        pass
+    mmd = res.mmd.to_dict() if hasattr(res.mmd, "to_dict") else (res.mmd or {})
+    return {"data_generation_s": round(gen_s, 2), "pipeline_s": round(total, 2),
+            "stages_s": {s.name: round(s.seconds, 2) for s in res.stages},
+            "p_value": mmd.get("p_value"), "reject": mmd.get("reject"),
+            "measures_differ": [t["measure"] for t in meas.get("tests") or [] if t.get("reject")]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--aa", action="store_true", help="also run with no planted difference (expect p > 0.05)")
+    ap.add_argument("--animals", type=int, default=6)
+    ap.add_argument("--duration-s", type=float, default=20.0)
+    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", type=Path, default=None, help="also write the summary here")
+    args = ap.parse_args()
+
+    def load() -> str:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+    print(f"cores: {os.cpu_count()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '(unset)')}, "
+          f"load average before: {load()}")
+    ref_before = reference_seconds()
+    summary = {"cores": os.cpu_count(), "load_before": load(), "reference_before_s": round(ref_before, 3), "runs": {}}
+    runs = [("planted difference", 1.0)] + ([("A/A (no difference)", 0.0)] if args.aa else [])
+    for label, shift in runs:
+        with tempfile.TemporaryDirectory(prefix="usvpipe-demo-timing-") as tmp:
+            r = run_once(Path(tmp) / "run", shift=shift, animals=args.animals, duration_s=args.duration_s,
+                         epochs=args.epochs, seed=args.seed)
+        summary["runs"][label] = r
+        print(f"\n{label}: pipeline {r['pipeline_s']:.1f} s (data generation {r['data_generation_s']:.1f} s, not counted); "
+              f"load average now {load()}")
+        for name, s in r["stages_s"].items():
+            print(f"  {name:<9}{s:8.1f} s")
+        print(f"  p = {r['p_value']}, reject = {r['reject']}; measures that differ: {', '.join(r['measures_differ']) or 'none'}")
+    ref_after = reference_seconds()
+    ref = min(ref_before, ref_after)
+    summary.update({"reference_after_s": round(ref_after, 3), "load_after": load()})
+    print(f"\nreference workload: {ref_before:.2f} s before, {ref_after:.2f} s after")
+    for label, r in summary["runs"].items():
+        r["pipeline_over_reference"] = round(r["pipeline_s"] / ref, 1)
+        print(f"{label}: pipeline / reference = {r['pipeline_over_reference']}")
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

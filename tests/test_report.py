@@ -1,0 +1,170 @@
+"""The report: the answer in words first, effect size, warnings, self-contained HTML, stage history."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from usvpipe.pipeline import config_from_mapping, run_pipeline
+from usvpipe.pipeline.answer import answer, group_effect, health_line, second_opinion_rows
+
+
+def _mmd(**kw):
+    d = {"statistic": 0.0123, "p_value": 0.002, "reject": True, "alpha": 0.05, "unit": "animal", "exact": True,
+         "n_permutations": 924, "n_splits": 924, "min_attainable_p": 2 / 924, "groups": ["deaf", "hearing"],
+         "n_animals": {"deaf": 6, "hearing": 6}, "n_syllables": {"deaf": 12034, "hearing": 11210}}
+    d.update(kw)
+    return d
+
+
+def test_the_answer_names_groups_animals_syllables_design_and_decision():
+    a = answer(_mmd())
+    assert a.decision == "differ"
+    assert a.sentence.startswith("deaf (6 animals, 12,034 syllables) and hearing (6 animals, 11,210 syllables) differ")
+    assert "p = 0.002" in a.sentence and "all 924 splits" in a.sentence and "α = 0.05" in a.sentence
+
+
+def test_no_evidence_says_the_smallest_attainable_p_and_warns_of_a_small_design():
+    a = answer(_mmd(reject=False, p_value=0.31, n_permutations=70, n_splits=70, min_attainable_p=2 / 70,
+                    n_animals={"deaf": 4, "hearing": 4}))
+    assert a.decision == "no evidence" and "No evidence" in a.sentence
+    assert "with 4 vs 4 animals the smallest attainable p is 0.0286" in a.sentence
+    assert any(sev == "warn" and "small design" in text for sev, text in a.warnings)
+
+
+def test_uninformative_latents_forbid_claiming_a_difference():
+    a = answer(_mmd(interpretable=False, do_not_interpret="latents not informative — do not interpret (fix: train longer)"))
+    assert a.decision == "not interpretable" and " differ:" not in a.sentence
+    assert a.warnings[0] == ("stop", "latents not informative — do not interpret (fix: train longer)")
+    # the health record alone (failed) also stops the claim
+    b = answer(_mmd(latent_health={"passed": False, "fix": "more epochs"}))
+    assert b.decision == "not interpretable" and "more epochs" in b.warnings[0][1]
+
+
+def test_unbalanced_groups_are_warned_about():
+    a = answer(_mmd(n_animals={"deaf": 3, "hearing": 9}, n_syllables={"deaf": 100, "hearing": 5000}))
+    texts = " ".join(t for _, t in a.warnings)
+    assert "3 vs 9 animals" in texts and "100 vs 5,000 syllables" in texts
+
+
+def test_fields_the_lead_adds_render_nothing_when_absent_and_rows_when_present():
+    assert second_opinion_rows(_mmd()) == [] and health_line(_mmd()) == ""
+    m = _mmd(second_opinion=[{"representation": "classical measures", "statistic": 0.5, "p_value": 0.01,
+                              "unit": "animal", "reject": True, "n_features": 9}],
+             latent_health={"passed": True, "active_units": 7, "latent_dim": 32, "recon_r2": 0.61, "pca_r2": 0.55,
+                            "n_syllables": 481, "held_out": True})
+    assert second_opinion_rows(m)[0]["decision"] == "differ"
+    assert "7 of 32 latent units active" in health_line(m) and "held-out reconstruction R² 0.61" in health_line(m)
+
+
+def _latents(rng, n_animals=4, n=30, shift=0.0, dim=4):
+    rows = []
+    for g, s in (("A", 0.0), ("B", shift)):
+        for k in range(n_animals):
+            z = rng.normal(size=(n, dim)) + s + rng.normal(0, 0.1, dim)
+            for i in range(n):
+                rows.append({"id": f"{g}{k}#{i}", "recording": f"{g}/{g}{k}/r.wav", "animal": f"{g}{k}", "group": g,
+                             **{f"z{j}": z[i, j] for j in range(dim)}})
+    return pd.DataFrame(rows)
+
+
+def test_the_effect_size_is_the_tests_statistic_with_an_interval_over_animals(tmp_path):
+    from usvpipe.mmd import MMDParams, mmd_test
+
+    lat = _latents(np.random.default_rng(0), shift=1.0)
+    lat.to_csv(tmp_path / "latents.csv", index=False)
+    res = mmd_test(tmp_path / "latents.csv", group_col="group", params=MMDParams(dtype="float64"))
+    e = group_effect(res.pairwise, res.per_animal, "A", "B")
+    # the same quantity estimated slightly differently (0.03 % apart here, 0.006 % on the demo)
+    assert e.value == pytest.approx(res.statistic, rel=1e-2)
+    assert e.ci95[0] < e.value < e.ci95[1]
+
+
+def _mmd_only_config(out):
+    return config_from_mapping({"run": {"output": str(out), "stages": ["mmd"], "group_a": "A", "group_b": "B"}})
+
+
+def test_report_is_self_contained_and_its_stage_history_survives_a_rerun(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    _latents(np.random.default_rng(1), shift=1.5).to_csv(out / "latents.csv", index=False)
+    first = run_pipeline(_mmd_only_config(out), progress=False)
+    err = capsys.readouterr().err
+    assert "usvpipe: mmd: testing whether the groups differ" in err  # announced before it runs
+    html = (out / "report.html").read_text()
+    srcs = re.findall(r'<img src="([^"]+)"', html)
+    assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)  # nothing to lose in an e-mail
+    assert html.index("The answer") < html.index("Stages")
+    assert "A (4 animals, 120 syllables) and B (4 animals, 120 syllables) differ" in html
+    md = (out / "report.md").read_text()
+    assert "](mmd/null_distribution.png)" in md and "Effect size: MMD²" in md
+    assert first.stages[-1].status == "ran"
+
+    again = run_pipeline(_mmd_only_config(out), progress=False, quiet=True)
+    assert capsys.readouterr().err == ""  # --quiet: no announcements
+    mmd = [s for s in again.stages if s.name == "mmd"][0]
+    assert mmd.status.startswith("skipped") and mmd.detail.startswith("last ran ")
+    assert "| mmd | skipped (up to date) | 0.0 | last ran" in (out / "report.md").read_text()
+
+
+def test_many_animals_get_distinct_categorical_colours():
+    from usvpipe.viz import category_colors
+
+    pal = category_colors([f"m{i}" for i in range(24)])
+    assert len(set(pal.values())) == 24
+    # not a sequential map: neighbouring animals do not get neighbouring colours
+    from matplotlib.colors import to_rgb
+
+    rgb = np.array([to_rgb(pal[f"m{i}"]) for i in range(13)])
+    assert np.min(np.abs(np.diff(rgb, axis=0)).sum(axis=1)) > 0.15
+
+
+def test_thumbnail_axes_come_from_the_store_parameters():
+    from usvpipe.viz._figures import image_axes, image_span_ms
+
+    ax = image_axes({"spectrogram": {"min_freq_hz": 30e3, "max_freq_hz": 110e3},
+                     "syllables": {"min_freq_hz": 0.0, "max_freq_hz": 0.0, "max_dur_s": 0.2, "time_stretch": True}})
+    assert ax == {"freq_khz": [30.0, 110.0], "max_dur_ms": 200.0, "time_stretch": True}
+    assert np.allclose(image_span_ms([0.05, 0.3], ax), [100.0, 200.0])  # sqrt(50 ms * 200 ms); long calls: the window
+    assert image_axes({}) is None
+
+
+def test_cli_quiet_prints_only_the_summary(tmp_path):
+    from click.testing import CliRunner
+
+    from usvpipe.cli import main
+
+    out = tmp_path / "run"
+    out.mkdir()
+    _latents(np.random.default_rng(2), shift=1.5).to_csv(out / "latents.csv", index=False)
+    cfg = tmp_path / "usvpipe.toml"
+    cfg.write_text(f"[run]\noutput = '{out}'\nstages = ['mmd']\ngroup_a = 'A'\ngroup_b = 'B'\n")
+    loud = CliRunner().invoke(main, ["run", str(cfg), "--force"])
+    quiet = CliRunner().invoke(main, ["run", str(cfg), "--force", "--quiet"])
+    assert loud.exit_code == quiet.exit_code == 0, loud.output + quiet.output
+    assert "usvpipe: mmd: testing" in loud.output and "usvpipe: mmd:" not in quiet.output
+    assert "report:" in quiet.output
+
+
+def test_a_report_from_uninformative_latents_shows_no_latent_effect_but_the_measures(tmp_path):
+    from usvpipe.pipeline.report import write_report
+    from usvpipe.pipeline.run import PipelineResult, StageOutcome
+
+    out = tmp_path / "run"
+    (out / "measures").mkdir(parents=True)
+    (out / "measures" / "measures.json").write_text(
+        '{"groups": ["deaf", "hearing"], "alpha": 0.05, "notes": [], "tests": [{"measure": "duration_ms", '
+        '"label": "duration (ms)", "difference": 12.0, "ci95_low": 5.0, "ci95_high": 19.0, "reject": true}]}')
+    m = _mmd(interpretable=False, do_not_interpret="latents not informative — do not interpret (fix: train longer)",
+             second_opinion=[{"representation": "PCA of the images", "statistic": 0.1, "p_value": 0.2,
+                              "unit": "animal", "reject": False, "n_features": 32}])
+    stages = [StageOutcome("mmd", "ran", 1.0, "")]
+    res = PipelineResult(output=out, stages=stages, mmd=m)
+    write_report(out, config_from_mapping({"run": {"output": str(out)}}), stages, res)
+    html = (out / "report.html").read_text()
+    top = html[: html.index("Classical measures</h2>")]
+    assert "No answer from the latent space" in top and 'class="stop"' in top and "train longer" in top
+    assert "Effect size" not in top and "duration (ms) (12 [5, 19])" in top
+    assert "PCA of the images" in html and "Does the difference hold across representations?" in html
