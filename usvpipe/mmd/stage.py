@@ -59,19 +59,19 @@ def mmd_test(latents, *, group_col: str = "group", a: Optional[str] = None, b: O
         Missing columns, fewer than two groups, unknown ``a``/``b``, NaNs, animals in
         both groups, or too few animals to reach ``params.alpha`` with the animal unit.
     """
-    from .trust import apply_latent_health, explain_with_health, latent_health_of
+    from .trust import latent_health_of
 
     health_dict, complete = latent_health_of(latents) if health == "auto" else (health, True)
-    with explain_with_health(health_dict):
-        return _mmd_test(latents, group_col, a, b, params, health_dict, complete)
+    return _mmd_test(latents, group_col, a, b, params, health_dict, complete)
 
 
 def _mmd_test(latents, group_col, a, b, params, health_dict, complete) -> MMDResult:
-    from .trust import apply_latent_health
+    from .trust import apply_latent_health, explain_with_health
 
     design = _validate(latents, group_col, a, b, params)
     Zc = design.Z - design.Z.mean(axis=0)
-    bandwidths, med = _resolve_bandwidths(Zc, params)
+    with explain_with_health(health_dict):  # identical latents of a collapsed model: say so first
+        bandwidths, med = _resolve_bandwidths(Zc, params)
     primary = _primary_index(params, len(bandwidths))
     ops = _get_ops(params.backend, params.device)
     dtype = np.float32 if params.dtype == "float32" else np.float64

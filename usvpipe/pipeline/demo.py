@@ -28,7 +28,7 @@ def demo_config(out_dir, *, real: bool = False, animals_per_group: int = 6, dura
     # quarter of the pixels) and a shorter step floor than the default's 2000. The batch size
     # and the likelihood scale are the defaults ("auto", from the store).
     sections["syllables"] = {"shape": [64, 64]}
-    sections["train"] = {"epochs": epochs if epochs is not None else 1, "min_steps": 400, "seed": seed}
+    sections["train"] = {"epochs": epochs if epochs is not None else 1, "min_steps": 1500, "seed": seed}
     if real:
         data = shared_data_dir()
         if data is None:
