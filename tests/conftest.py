@@ -32,3 +32,14 @@ def write_call_store(store_dir, n_recordings: int, n_calls: int, *, group: str =
         write_shard(store_dir, recording, render_call_images(calls, shape=shape), onset, onset + 0.01,
                     animal=f"a{r}", group=group)
     return Path(store_dir)
+
+
+@pytest.fixture
+def two_torch_threads():
+    """torch on 2 threads for the test (CI's 2 cores), restored afterwards."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(old)

@@ -18,12 +18,7 @@ SHAPE = (32, 32)
 TINY = dict(latent_dim=8, channels=(4, 8), hidden=(32,), batch_size=32, figure_every=0, seed=3, min_steps=0)
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("two_torch_threads")
 
 
 def _make_store(path, *, n_recordings=4, per_recording=60, seed=0, noise=0.05):

@@ -14,12 +14,7 @@ from usvpipe.vae import TrainParams, encode, train  # noqa: E402
 SHAPE = (32, 32)
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("two_torch_threads")
 
 
 def _random_call_store(path, *, n_recordings=6, per_recording=50, seed=0, group_shift=0.0):

@@ -23,12 +23,15 @@ def demo_config(out_dir, *, real: bool = False, animals_per_group: int = 6, dura
     sections: dict[str, dict] = {
         "run": {"output": str(out_dir), "device": "auto"},
     }
-    # The demo must finish in about a minute on a 2-core laptop without a GPU: 64x64
-    # syllable images (what the CPU profile trains on anyway, so segmentation writes a
-    # quarter of the pixels) and a shorter step floor than the default's 2000. The batch size
-    # and the likelihood scale are the defaults ("auto", from the store).
+    # The demo must finish in minutes on a 2-core laptop without a GPU: 64x64 syllable images
+    # (what the CPU profile trains on anyway, so segmentation writes a quarter of the pixels)
+    # and a 400-step floor instead of the default's 2000. The batch size and the likelihood
+    # scale are the defaults ("auto", from the store). Measured: neither 400 nor 1500 steps
+    # gives latents that pass the health check on these noisy synthetic syllables (held-out
+    # reconstruction R² -0.01 and 0.06 against PCA-32's 0.16-0.20), so the demo's report says
+    # "do not interpret" for the latent test and answers from the classical measures.
     sections["syllables"] = {"shape": [64, 64]}
-    sections["train"] = {"epochs": epochs if epochs is not None else 1, "min_steps": 1500, "seed": seed}
+    sections["train"] = {"epochs": epochs if epochs is not None else 1, "min_steps": 400, "seed": seed}
     if real:
         data = shared_data_dir()
         if data is None:

@@ -273,7 +273,8 @@ class _Run:
 _WHAT = {
     "segment": "finding syllables in the WAV files and cutting their spectrograms into the store "
                "(recordings already in the store are skipped)",
-    "train": "training the VAE on the syllable spectrograms ({epochs} epochs at most; {stopping})",
+    "train": "training the VAE on the syllable spectrograms ({epochs} epochs, more if needed to reach {min_steps} "
+             "optimiser steps; {stopping})",
     "encode": "encoding every syllable into its latent vector",
     "umap": "projecting the latents to 2-D and drawing the figures and the explorer (the first use in a "
             "fresh environment compiles UMAP's numba code: up to a minute, once)",
@@ -287,9 +288,9 @@ def _what(name: str, config: PipelineConfig) -> str:
     if name == "train":
         tp = config.stages["train"]
         patience = getattr(tp, "patience", 0)
-        stopping = (f"stops early after {patience} epochs without validation improvement" if patience
-                    else "no early stopping")
-        text = text.format(epochs=getattr(tp, "epochs", "?"), stopping=stopping)
+        stopping = (f"after those steps, stops early after {patience} epochs without validation improvement"
+                    if patience else "no early stopping")
+        text = text.format(epochs=getattr(tp, "epochs", "?"), min_steps=getattr(tp, "min_steps", 0), stopping=stopping)
     return text
 
 
