@@ -603,7 +603,6 @@ class _Trainer:
 
     # -- the run ------------------------------------------------------------------------------------
     def fit(self, on_epoch_end=None) -> TrainResult:
-        import pandas as pd
         from tqdm.auto import tqdm
 
         p, ctx = self.params, self.ctx
