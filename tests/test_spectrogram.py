@@ -41,3 +41,34 @@ def test_power_to_db_is_bit_identical_to_the_inline_expressions_it_replaced():
     out = power_to_db(buf, scale=10.0 / 40.0, out=buf)
     assert out is buf and np.array_equal(out, scaled)
     assert power_to_db(np.zeros(1, np.float32), amin=1e-10)[0] == pytest.approx(-100.0, abs=1e-4)
+
+
+def test_band_power_of_pcm16_values_equals_that_of_the_converted_samples_bit_for_bit():
+    """16-bit PCM frames are scaled inside the FFT window: a power-of-two scale is exact."""
+    from usvpipe.audio import pcm16_to_float32
+    from usvpipe.segmentation.spectrogram import band_power, frame_view
+
+    rng = np.random.default_rng(0)
+    pcm = rng.integers(-32768, 32768, 250_000 // 4, dtype=np.int16)
+    geom = SpectrogramParams().geometry(250_000)
+    from_int16 = band_power(frame_view(pcm, geom), geom)
+    from_float = band_power(frame_view(pcm16_to_float32(pcm), geom), geom)
+    assert from_int16.dtype == np.float32 and from_int16.shape == from_float.shape
+    assert np.array_equal(from_int16, from_float)
+
+
+def test_a_pcm16_file_segments_exactly_as_its_samples_in_memory(tmp_path):
+    import soundfile as sf
+
+    from usvpipe.audio import pcm16_to_float32
+    from usvpipe.segmentation import segment_audio, segment_file
+    from usvpipe.segmentation.params import SegmentParams
+    from usvpipe.synth import synth_recording
+
+    sr = 250_000
+    audio, _ = synth_recording(4.0, sr, seed=3)
+    pcm = np.round(np.clip(audio, -1, 1 - 2 ** -15) * 32768).astype(np.int16)
+    sf.write(tmp_path / "r.wav", pcm, sr, subtype="PCM_16")
+    from_file = segment_file(tmp_path / "r.wav", SegmentParams(), SpectrogramParams())
+    in_memory = segment_audio(pcm16_to_float32(pcm), sr, SegmentParams(), SpectrogramParams())
+    assert len(from_file) > 0 and from_file.reset_index(drop=True).equals(in_memory.reset_index(drop=True))

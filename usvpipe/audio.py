@@ -225,6 +225,15 @@ def _check_block(info: AudioInfo, data: np.ndarray, start_frame: int) -> None:
         )
 
 
+def truncated_error(info: AudioInfo, frames_read: int) -> InputFileError:
+    """The error for a WAV whose data ends before its header says."""
+    return InputFileError(
+        info.path,
+        f"truncated WAV (could read only {frames_read / info.sample_rate_hz:.3f} s of {info.duration_s:.3f} s)",
+        "re-copy or re-export the recording",
+    )
+
+
 def silent_error(info: AudioInfo) -> InputFileError:
     """The error for a recording whose samples are all zero."""
     return InputFileError(info.path, "all samples are zero (silent recording)", "check the microphone channel or remove the file from the input")
@@ -259,22 +268,27 @@ def block_spans(start: int, stop: int, block: int, overlap: int) -> Iterator[tup
         pos += step
 
 
-def read_block(fh, info: AudioInfo, pos: int, n: int, channel) -> np.ndarray:
+def read_block(fh, info: AudioInfo, pos: int, n: int, channel, *, keep_pcm16: bool = False) -> np.ndarray:
     """Read and validate ``n`` samples at ``pos`` from an open ``soundfile.SoundFile``.
 
-    ``channel`` must already be checked (an int or ``"mix"``).
+    ``channel`` must already be checked (an int or ``"mix"``). With ``keep_pcm16``, a
+    16-bit PCM file's samples of one channel come back as the file's int16 values (scale
+    ``2**-15`` left to the caller: the segmenter folds it into its FFT window, which saves a
+    conversion pass and gives bit-identical spectra, since scaling by a power of two is exact);
+    otherwise, and for every other sample format or a mix of channels, float32 in [-1, 1].
     """
     fh.seek(pos)
     if info.subtype == "PCM_16":
-        data = pcm16_to_float32(fh.read(n, dtype="int16", always_2d=True))
+        raw = fh.read(n, dtype="int16", always_2d=True)
+        if keep_pcm16 and (channel != "mix" or raw.shape[1] == 1):
+            if raw.shape[0] < n:
+                raise truncated_error(info, pos + raw.shape[0])
+            return np.ascontiguousarray(raw[:, 0 if channel == "mix" else channel])
+        data = pcm16_to_float32(raw)
     else:
         data = fh.read(n, dtype="float32", always_2d=True)
     if data.shape[0] < n:
-        raise InputFileError(
-            info.path,
-            f"truncated WAV (could read only {(pos + data.shape[0]) / info.sample_rate_hz:.3f} s of {info.duration_s:.3f} s)",
-            "re-copy or re-export the recording",
-        )
+        raise truncated_error(info, pos + data.shape[0])
     block = select_channel(data, channel)
     _check_block(info, block, pos)
     return block

@@ -87,13 +87,17 @@ class FileSource:
         return out
 
     def blocks(self, start: int, stop: int, block: int, overlap: int) -> Iterator[tuple[int, np.ndarray]]:
-        """Validated blocks (see :func:`usvpipe.audio.read_block`) of samples ``[start, stop)``."""
+        """Validated blocks (see :func:`usvpipe.audio.read_block`) of samples ``[start, stop)``.
+
+        A 16-bit PCM channel comes as its int16 values (``band_power`` scales them in its
+        window); everything else as float32.
+        """
         if self._fh is None:
             with self:
                 yield from self.blocks(start, stop, block, overlap)
             return
         for pos, end in block_spans(start, stop, block, overlap):
-            yield pos, read_block(self._fh, self.info, pos, end - pos, self.channel)
+            yield pos, read_block(self._fh, self.info, pos, end - pos, self.channel, keep_pcm16=True)
 
 
 def iter_frame_blocks(source, geom: FrameGeometry, first: int, stop: int, frames_per_block: int):

@@ -163,14 +163,21 @@ def _geometry(params: SpectrogramParams, sample_rate_hz: int) -> FrameGeometry:
 
 
 def frame_view(audio: np.ndarray, geom: FrameGeometry) -> np.ndarray:
-    """Read-only strided ``(n_frames, nperseg)`` view of ``audio`` (no copy)."""
-    audio = np.ascontiguousarray(audio, dtype=np.float32)
+    """Read-only strided ``(n_frames, nperseg)`` view of ``audio`` (no copy).
+
+    float32 samples, or a 16-bit PCM file's int16 values as they are (see :func:`band_power`).
+    """
+    audio = np.ascontiguousarray(audio, dtype=np.int16 if audio.dtype == np.int16 else np.float32)
     n = geom.n_frames(audio.shape[0])
     if n == 0:
-        return np.zeros((0, geom.nperseg), np.float32)
+        return np.zeros((0, geom.nperseg), audio.dtype)
     return np.lib.stride_tricks.as_strided(
         audio, shape=(n, geom.nperseg), strides=(geom.hop * audio.strides[0], audio.strides[0]), writeable=False
     )
+
+
+#: 16-bit PCM to float: ``x / 32768`` (libsndfile's convention, :func:`usvpipe.audio.pcm16_to_float32`).
+PCM16_SCALE = 2.0 ** -15
 
 
 def band_power(frames: np.ndarray, geom: FrameGeometry, out: np.ndarray | None = None, *, workspace: dict | None = None) -> np.ndarray:
@@ -179,7 +186,9 @@ def band_power(frames: np.ndarray, geom: FrameGeometry, out: np.ndarray | None =
     Parameters
     ----------
     frames : numpy.ndarray
-        float32 ``(n, nperseg)`` (e.g. a :func:`frame_view`; not modified).
+        float32 ``(n, nperseg)`` (e.g. a :func:`frame_view`; not modified), or int16 values
+        of 16-bit PCM, which are scaled by ``2**-15`` inside the window (the same float32
+        values as converting first: a power-of-two scale is exact).
     geom : FrameGeometry
     out : numpy.ndarray, optional
         float32 ``(n, n_band_bins)`` to fill.
@@ -211,10 +220,19 @@ def band_power(frames: np.ndarray, geom: FrameGeometry, out: np.ndarray | None =
         if workspace is not None:
             workspace[key] = (buf, sq)
     workers = fft_workers()
+    pcm16 = frames.dtype == np.int16
+    # int16 frames: cast into the cache-resident chunk buffer, then window in place; one
+    # pass over the frames instead of a conversion of the whole block and a windowing pass
+    window = geom.window * np.float32(PCM16_SCALE) if pcm16 else geom.window
     for a in range(0, n, c):
         b = min(a + c, n)
         m = b - a
-        windowed = np.multiply(frames[a:b], geom.window, out=buf[:m])
+        if pcm16:
+            windowed = buf[:m]
+            windowed[...] = frames[a:b]
+            windowed *= window
+        else:
+            windowed = np.multiply(frames[a:b], window, out=buf[:m])
         spec = sfft.rfft(windowed, n=geom.n_fft, axis=-1, workers=workers, overwrite_x=True)
         # the band's (re, im) pairs as one contiguous float32 run: squaring it and adding
         # the pairs is the same re*re + im*im as complex arithmetic, without strided passes
