@@ -108,6 +108,38 @@ def test_every_syllable_is_in_a_batch_and_no_batch_has_one():
 
 
 # -- the health check -----------------------------------------------------------------------------
+def test_jitter_moves_a_call_by_whole_rows_and_stretches_it_in_time_only():
+    from usvpipe.vae.augment import Jitter, jitter_batch
+
+    x = torch.zeros(64, 1, 32, 32)
+    x[:, 0, 14:18, 12:20] = 1.0  # a call: rows 14-17 (frequency), columns 12-19 (time)
+    before = x.clone()
+    gen = torch.Generator().manual_seed(0)
+    out = jitter_batch(x, Jitter(shift_fraction=0.1, stretch_fraction=0.2), generator=gen)
+    assert torch.equal(x, before) and out.shape == x.shape and out.dtype == x.dtype
+    rows_on = out[:, 0].amax(2) > 0.99  # (n, H): rows the call occupies, at full intensity
+    # shifted by whole rows (no blur along frequency): still exactly 4 full rows, within +-3 rows (10 % of 32)
+    assert (rows_on.sum(1) == 4).all()
+    first_row = rows_on.float().argmax(1)
+    assert (first_row - 14).abs().max() <= 3 and len(torch.unique(first_row)) >= 4
+    cols = torch.arange(32.0)
+    col_centre = (out.sum(2)[:, 0] * cols).sum(1) / out.sum((1, 2, 3))
+    assert (col_centre - 15.5).abs().max() < 0.05  # stretched around the centre, never shifted in time
+    width = (out[:, 0].amax(1) > 0.5).sum(1).float()
+    # the time axis stretched by 1/1.2 .. 1.2: 8 columns become 6.7 .. 9.6
+    assert width.min() >= 6 and width.max() <= 10 and width.max() - width.min() >= 2
+    assert torch.equal(jitter_batch(x, Jitter(0.0, 0.0)), x)  # no jitter: the images as they are
+    again = jitter_batch(x, Jitter(shift_fraction=0.1, stretch_fraction=0.2), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(again, out)  # reproducible from the generator (resume replays the RNG state)
+
+
+def test_augmentation_is_automatic_for_small_stores_only_and_can_be_forced():
+    from usvpipe.vae.params import AUGMENT_BELOW_SYLLABLES
+
+    assert TrainParams().resolved_augment(300) and not TrainParams().resolved_augment(AUGMENT_BELOW_SYLLABLES)
+    assert not TrainParams(augment="off").resolved_augment(300) and TrainParams(augment="on").resolved_augment(10**6)
+
+
 def test_health_counts_active_units_from_the_per_dimension_kl():
     from usvpipe.vae.health import assess, per_dimension_kl
 

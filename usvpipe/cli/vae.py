@@ -43,6 +43,9 @@ def _parse_set(items) -> dict:
               help="full: train on the store's images; cpu: pooled to 64x64; auto: cpu on a CPU [default: auto].")
 @click.option("--keep", type=click.Choice(["auto", "best", "last"]), default=None,
               help="Weights model.pt keeps: best validation loss or last epoch [default: auto, by validation size].")
+@click.option("--augment", type=click.Choice(["auto", "on", "off"]), default=None,
+              help="Jitter training images (shift, time stretch) so small stores are not memorised "
+                   "[default: auto = on below 20000 training syllables].")
 @click.option("--lr", type=float, default=None, help="Peak learning rate [default: 1e-3].")
 @click.option("--lr-schedule", type=click.Choice(["cosine", "plateau", "constant"]), default=None,
               help="Learning-rate schedule [default: cosine].")
@@ -73,7 +76,7 @@ def _parse_set(items) -> dict:
 @click.option("--resume", is_flag=True, help="Continue from OUT_DIR/checkpoint.pt if present (exactly where it stopped).")
 @click.option("--no-progress", is_flag=True, help="No progress bar (the epoch lines stay).")
 @click.option("--quiet", is_flag=True, help="Only the summary at the end (no plan, epoch lines or bar).")
-def train(store, out_dir, config_path, epochs, min_steps, batch_size, profile, keep, lr, lr_schedule, latent_dim, posterior, rank, obs_precision,
+def train(store, out_dir, config_path, epochs, min_steps, batch_size, profile, keep, augment, lr, lr_schedule, latent_dim, posterior, rank, obs_precision,
           patience, val_fraction, split_by, seed, checkpoint_every, amp, channels_last, data_on_device, num_workers,
           compile_, deterministic, set_items, device, resume, no_progress, quiet):
     """Train a VAE on the syllable store STORE; write model.pt, checkpoints, loss.csv and figures to OUT_DIR.
@@ -89,7 +92,7 @@ def train(store, out_dir, config_path, epochs, min_steps, batch_size, profile, k
     section.update(_parse_set(set_items))
     params = params_from_mapping(
         TrainParams, section, section="train", epochs=epochs, min_steps=min_steps, batch_size=batch_size,
-        profile=profile, keep=keep, lr=lr, lr_schedule=lr_schedule,
+        profile=profile, keep=keep, augment=augment, lr=lr, lr_schedule=lr_schedule,
         latent_dim=latent_dim, posterior=posterior, rank=rank, obs_precision=obs_precision, patience=patience,
         val_fraction=val_fraction, split_by=split_by, seed=seed, checkpoint_every=checkpoint_every, amp=amp,
         channels_last=channels_last, data_on_device=data_on_device, num_workers=num_workers, compile=compile_,

@@ -4,8 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
-from ..config import check_choice, check_finite
-from ..errors import ConfigError
+from ..constraints import Interval, OneOf, check_params, config_error
 
 _POSTERIORS = ("lowrank", "diagonal")
 _SPLITS = ("recording", "animal")
@@ -13,6 +12,7 @@ _AMP = ("auto", "bf16", "fp16", "off")
 _SCHEDULES = ("cosine", "plateau", "constant")
 _PROFILES = ("auto", "full", "cpu")
 _KEEP = ("auto", "best", "last")
+_AUGMENT = ("auto", "on", "off")
 
 #: Side of the images the CPU profile trains on (the store's images are average-pooled to it).
 CPU_PROFILE_SIDE = 64
@@ -86,6 +86,14 @@ class TrainParams:
         Which weights ``model.pt`` keeps: the epoch with the lowest validation loss, or the
         last. ``"auto"``: ``"best"`` when at least 256 syllables are held out, else ``"last"``
         (a loss measured on a few dozen syllables is too noisy to choose weights by).
+    augment : {"auto", "on", "off"}
+        Jitter the training images at random (a shift along frequency by whole rows and a
+        stretch of the time axis around the centre, :mod:`usvpipe.vae.augment`) so a small
+        store is not memorised image by image. ``"auto"``: on below 20 000 training
+        syllables, where a run of ``min_steps`` shows each syllable dozens of times or more.
+    augment_shift, augment_stretch : float
+        Largest frequency shift (fraction of the image height; default 0.05) and largest
+        relative stretch of the time axis (default 0.15) of the jitter.
     patience : int
         Early stopping: stop after this many epochs without a validation-loss improvement
         larger than ``min_delta`` (0 disables early stopping).
@@ -141,6 +149,9 @@ class TrainParams:
     min_steps: int = 2000
     profile: str = "auto"
     keep: str = "auto"
+    augment: str = "auto"
+    augment_shift: float = 0.05
+    augment_stretch: float = 0.15
     patience: int = 10
     min_delta: float = 0.0
     val_fraction: float = 0.1
@@ -156,78 +167,68 @@ class TrainParams:
     compile: bool = False
     deterministic: bool = False
 
-    def __post_init__(self):
-        check_finite(self, "[train]")
-        def bad(msg):
-            raise ConfigError(f"[train] {msg}")
+    _constraints = {
+        "latent_dim": [Interval(int, 1, None)],
+        "posterior": [OneOf(*_POSTERIORS)],
+        "obs_precision": [OneOf("auto"), Interval(float, 0, None, closed="neither")],
+        "obs_noise_fraction": [Interval(float, 0, 10, closed="right")],
+        "lr": [Interval(float, 0, None, closed="neither")],
+        "lr_schedule": [OneOf(*_SCHEDULES)],
+        "warmup_epochs": [Interval(float, 0, None)],
+        "min_lr_fraction": [Interval(float, 0, 1)],
+        "weight_decay": [Interval(float, 0, None)],
+        # batch normalisation needs two images per batch
+        "batch_size": [OneOf("auto"), Interval(int, 2, None)],
+        "epochs": [Interval(int, 1, None)],
+        "min_steps": [Interval(int, 0, None)],
+        "profile": [OneOf(*_PROFILES)],
+        "keep": [OneOf(*_KEEP)],
+        "augment": [OneOf(*_AUGMENT)],
+        "augment_shift": [Interval(float, 0, 0.5)],
+        "augment_stretch": [Interval(float, 0, 1)],
+        "patience": [Interval(int, 0, None)],
+        "min_delta": [Interval(float, 0, None)],
+        "val_fraction": [Interval(float, 0, 1, closed="left")],
+        "split_by": [OneOf(*_SPLITS)],
+        "checkpoint_every": [Interval(int, 1, None)],
+        "figure_every": [Interval(int, 0, None)],
+        "amp": [OneOf(*_AMP)],
+        "data_on_device": [OneOf("auto", True, False)],
+        "channels_last": [OneOf("auto", True, False)],
+        "memory_fraction": [Interval(float, 0, 1, closed="right")],
+        "num_workers": [Interval(int, 0, None)],
+    }
 
-        if self.latent_dim < 1:
-            bad(f"latent_dim must be >= 1, got {self.latent_dim}")
-        check_choice("[train] posterior", self.posterior, _POSTERIORS)
-        if self.rank < 1 or self.rank > self.latent_dim:
-            bad(f"rank must be in 1..latent_dim ({self.latent_dim}), got {self.rank}")
-        object.__setattr__(self, "obs_precision", _auto_or_number(self.obs_precision, float, "obs_precision", bad))
-        if self.obs_precision != "auto" and not self.obs_precision > 0:
-            bad(f"obs_precision must be > 0 or auto, got {self.obs_precision}")
-        if not 0 < self.obs_noise_fraction <= 10:
-            bad(f"obs_noise_fraction must be in (0, 10], got {self.obs_noise_fraction}")
+    def __post_init__(self):
+        # values that arrive as text from the CLI or TOML are normalised first, then checked as data
+        object.__setattr__(self, "obs_precision", _auto_or_number(self.obs_precision, float, "obs_precision"))
+        object.__setattr__(self, "batch_size", _auto_or_number(self.batch_size, int, "batch_size"))
+        for name in ("data_on_device", "channels_last"):
+            object.__setattr__(self, name, _auto_or_bool(getattr(self, name), name))
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        check_params(self, "train")
+        if not 1 <= self.rank <= self.latent_dim:
+            raise config_error("train", "rank", f"{self.rank} is not in 1..latent_dim ({self.latent_dim})",
+                               f"set rank to an integer from 1 to {self.latent_dim}")
         if not self.channels or min(self.channels) < 1:
-            bad(f"channels must be a non-empty list of positive integers, got {list(self.channels)}")
+            raise config_error("train", "channels", f"{list(self.channels)} is not a non-empty list of positive integers",
+                               "set channels to e.g. [8, 16, 24, 32]")
         if any(h < 1 for h in self.hidden):
-            bad(f"hidden sizes must be positive, got {list(self.hidden)}")
-        if not self.lr > 0:
-            bad(f"lr must be > 0, got {self.lr}")
-        check_choice("[train] lr_schedule", self.lr_schedule, _SCHEDULES)
-        if self.warmup_epochs < 0 or not (0 <= self.min_lr_fraction <= 1):
-            bad("warmup_epochs must be >= 0 and min_lr_fraction in [0, 1]")
-        if self.weight_decay < 0:
-            bad(f"weight_decay must be >= 0, got {self.weight_decay}")
-        object.__setattr__(self, "batch_size", _auto_or_number(self.batch_size, int, "batch_size", bad))
-        if self.batch_size != "auto" and self.batch_size < 2:
-            bad(f"batch_size must be >= 2 (batch normalisation) or auto, got {self.batch_size}")
-        if self.epochs < 1:
-            bad(f"epochs must be >= 1, got {self.epochs}")
-        if self.min_steps < 0:
-            bad(f"min_steps must be >= 0, got {self.min_steps}")
-        check_choice("[train] profile", self.profile, _PROFILES)
-        check_choice("[train] keep", self.keep, _KEEP)
-        if self.patience < 0:
-            bad(f"patience must be >= 0, got {self.patience}")
-        if not (0 <= self.val_fraction < 1):
-            bad(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        check_choice("[train] split_by", self.split_by, _SPLITS)
-        if self.checkpoint_every < 1:
-            bad(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
-        if self.figure_every < 0:
-            bad(f"figure_every must be >= 0, got {self.figure_every}")
-        check_choice("[train] amp", self.amp, _AMP)
-        for name in ("data_on_device", "channels_last"):
-            value = getattr(self, name)
-            if isinstance(value, str):
-                low = value.lower()
-                if low in ("true", "yes", "on", "1"):
-                    value = True
-                elif low in ("false", "no", "off", "0"):
-                    value = False
-                elif low != "auto":
-                    bad(f"{name} must be auto, true or false, got {value!r}")
-                else:
-                    value = "auto"
-                object.__setattr__(self, name, value)
-            elif not isinstance(value, bool):
-                bad(f"{name} must be auto, true or false, got {value!r}")
-        if not (0 < self.memory_fraction <= 1):
-            bad(f"memory_fraction must be in (0, 1], got {self.memory_fraction}")
-        if self.num_workers < 0:
-            bad(f"num_workers must be >= 0, got {self.num_workers}")
+            raise config_error("train", "hidden", f"{list(self.hidden)} has a non-positive width",
+                               "set hidden to positive integers, e.g. [1024, 256]")
 
     def resolved_batch_size(self, n_train: int) -> int:
         """The batch size for ``n_train`` training syllables (per process)."""
         if self.batch_size != "auto":
             return int(self.batch_size)
         return int(min(AUTO_MAX_BATCH, max(AUTO_MIN_BATCH, n_train // AUTO_MIN_STEPS_PER_EPOCH)))
+
+    def resolved_augment(self, n_train: int) -> bool:
+        """Whether training images are jittered (see :mod:`usvpipe.vae.augment`)."""
+        if self.augment != "auto":
+            return self.augment == "on"
+        return n_train < AUGMENT_BELOW_SYLLABLES
 
     def resolved_pool(self, device_type: str, input_shape) -> int:
         """Average-pooling factor applied to the store's images before the network (1 = none)."""
@@ -259,6 +260,8 @@ class TrainParams:
         }
 
 
+#: ``augment="auto"`` jitters the training images of stores with fewer training syllables than this.
+AUGMENT_BELOW_SYLLABLES = 20_000
 #: ``batch_size="auto"``: AVA's 128, but small stores get at least this many steps per epoch …
 AUTO_MIN_STEPS_PER_EPOCH = 16
 #: … with batches no smaller than this (batch normalisation statistics get noisy below it).
@@ -266,19 +269,35 @@ AUTO_MIN_BATCH = 16
 AUTO_MAX_BATCH = 128
 
 
-def _auto_or_number(value, kind, name, bad):
+def _auto_or_number(value, kind, name):
     """``"auto"`` stays ``"auto"``; a number (or its text, from the CLI/TOML) becomes ``kind``."""
+    what = "an integer" if kind is int else "a number"
     if isinstance(value, str):
         if value.strip().lower() == "auto":
             return "auto"
         try:
             value = float(value)
         except ValueError:
-            bad(f"{name} must be a number or auto, got {value!r}")
+            raise config_error("train", name, f"{value!r} is not {what} or auto", f"set {name} to {what} or auto") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        bad(f"{name} must be a number or auto, got {value!r}")
+        raise config_error("train", name, f"{value!r} is not {what} or auto", f"set {name} to {what} or auto")
     if kind is int:
         if float(value) != int(value):
-            bad(f"{name} must be an integer or auto, got {value!r}")
+            raise config_error("train", name, f"{value!r} is not an integer or auto", f"set {name} to an integer or auto")
         return int(value)
     return float(value)
+
+
+def _auto_or_bool(value, name):
+    """``"auto"``, a bool, or its text (true/yes/on/1, false/no/off/0) becomes ``"auto"`` or a bool."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in ("true", "yes", "on", "1"):
+            return True
+        if low in ("false", "no", "off", "0"):
+            return False
+        if low == "auto":
+            return "auto"
+    raise config_error("train", name, f"{value!r} is not auto, true or false", f"set {name} to auto, true or false")

@@ -358,6 +358,11 @@ class _Trainer:
         self.pool = params.resolved_pool(dev.type, self.store.spec_shape)
         self.profile = "cpu" if self.pool > 1 else "full"
         self.batch_size = params.resolved_batch_size(len(self.train_rows))
+        self.jitter = None
+        if params.resolved_augment(len(self.train_rows)):
+            from .augment import Jitter
+
+            self.jitter = Jitter(params.augment_shift, params.augment_stretch)
         self.keep = params.keep if params.keep != "auto" else (
             "best" if len(self.val_rows) >= MIN_VAL_SYLLABLES_TO_SELECT else "last")
         self.channels_last = params.channels_last if isinstance(params.channels_last, bool) else dev.type == "cuda"
@@ -470,7 +475,10 @@ class _Trainer:
         return (f"training on {self.ctx.device}: {len(self.train_rows)} train / {len(self.val_rows)} validation syllables "
                 f"(split by {self.split_info['unit']}); {profile}; batch {self.batch_size}, {length}; "
                 f"obs_precision {self.obs_precision:.4g}{' (auto)' if p.obs_precision == 'auto' else ''}; "
-                f"model.pt keeps the {self.keep} weights")
+                f"model.pt keeps the {self.keep} weights"
+                + (f"; training images jittered (frequency shift up to {p.augment_shift:.0%} of the height, "
+                   f"time stretch up to {p.augment_stretch:.0%})"
+                   if self.jitter is not None else ""))
 
     # -- one epoch ---------------------------------------------------------------------------------
     def _run_epoch(self, epoch: int):
@@ -486,6 +494,10 @@ class _Trainer:
         bar = tqdm(total=len(batches), desc=f"epoch {epoch}/{self.n_epochs}", leave=False, unit="batch",
                    disable=not (self.progress and self.ctx.is_main))
         for x in self.source.batches(batches):
+            if self.jitter is not None:
+                from .augment import jitter_batch
+
+                x = jitter_batch(self.model.prepare(x), self.jitter)
             with self._autocast():
                 loss, recon, kl = self.net(x)
             self.optimizer.zero_grad(set_to_none=True)
@@ -697,7 +709,8 @@ class _Trainer:
                 "data_on_device": bool(self.on_device), "channels_last": bool(self.channels_last),
                 "world_size": ctx.world, "profile": self.profile, "pool": self.pool,
                 "image_shape": list(self.model.output_shape), "batch_size": self.batch_size,
-                "obs_precision": self.obs_precision, "steps": self._steps_done(), "epochs_planned": self.n_epochs,
+                "obs_precision": self.obs_precision, "augmented": self.jitter is not None,
+                "steps": self._steps_done(), "epochs_planned": self.n_epochs,
                 "best_epoch": best_epoch, "kept_epoch": kept_epoch, "keep": self.keep, "epochs_run": len(self.history),
                 "stopped_early": stopped_early, "model": MODEL_NAME, "checkpoint": CHECKPOINT_NAME,
                 "health": health.to_dict(),

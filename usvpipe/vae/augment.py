@@ -1,0 +1,66 @@
+"""Random jitter of syllable spectrograms along the factors calls vary in, for training small stores.
+
+A store of a few hundred syllables is seen hundreds of times over a training run of a few
+thousand steps, and a VAE then learns to memorise each image instead of the factors that
+vary between calls. The jitter shows it, at every step, each call slightly higher or lower
+in frequency and a little longer or shorter: the factors a USV analyst reads (pitch and
+duration) vary continuously, so the network has to encode them as continuous latent
+directions rather than as a list of images. It is a training-time transformation only;
+encoding always sees the images as they are.
+
+Two choices keep the jittered images like the store's:
+
+- the frequency shift is a whole number of rows, so a call's ridge stays as sharp as in
+  the store (a sub-row shift interpolates, blurs the ridge, and the encoder then learns
+  frequency from blurrier images than it is later shown);
+- there is no shift along time: every store image is centred on its syllable, so a
+  time shift would only add a nuisance factor for the latent space to spend dimensions on.
+
+One ``affine_grid``/``grid_sample`` call per batch (CPU and CUDA alike); pixels moved in
+from outside the image are 0 (the noise floor in the store's normalisation).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Jitter:
+    """Largest random changes applied to a training image.
+
+    Attributes
+    ----------
+    shift_fraction : float
+        Largest shift along frequency as a fraction of the image's height, rounded to whole
+        rows (0.05 on a 30–110 kHz image: ±4 kHz, the spread of one call type's mean frequency).
+    stretch_fraction : float
+        Largest relative change of the time axis' scale around the image centre (0.15: the
+        call is drawn between 1/1.15 and 1.15 times as wide, about the spread of one call
+        type's duration).
+    """
+
+    shift_fraction: float = 0.05
+    stretch_fraction: float = 0.15
+
+
+def jitter_batch(x, jitter: Jitter, generator=None):
+    """Each image of ``x`` (``(n, 1, H, W)``, frequency along H) shifted in frequency and stretched in time at random.
+
+    Returns a new tensor of the same shape, dtype and device; ``x`` is not modified.
+    """
+    import torch
+    from torch.nn import functional as F
+
+    n, _, height, _ = x.shape
+    kw = {"device": x.device, "dtype": torch.float32}
+    u = torch.rand(n, 2, generator=generator, **kw) * 2.0 - 1.0  # uniform in [-1, 1]
+    scale_t = torch.exp(u[:, 0] * torch.log1p(torch.tensor(jitter.stretch_fraction, **kw)))
+    shift_rows = torch.round(u[:, 1] * jitter.shift_fraction * height)
+    theta = torch.zeros(n, 2, 3, **kw)
+    theta[:, 0, 0] = 1.0 / scale_t  # sampling at x / s draws the image s times as wide
+    theta[:, 1, 1] = 1.0
+    # grid coordinates span [-1, 1] over the image: one row is 2 / height
+    theta[:, 1, 2] = 2.0 * shift_rows / height
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    out = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out.to(x.dtype)
