@@ -135,3 +135,13 @@ def test_read_review_keeps_labels_only_for_relabel_rows(tmp_path):
     assert t.review.tolist() == ["call", "relabel"] and t.label.tolist() == ["", "up-sweep"]
     with pytest.raises(InputFileError, match="review file not found"):
         read_review(tmp_path / "missing.csv")
+
+
+def test_run_config_exclude_paths_are_relative_to_the_config_file(tmp_path):
+    from usvpipe.pipeline.config import read_pipeline_config
+
+    (tmp_path / "cfg").mkdir()
+    cfg = tmp_path / "cfg" / "usvpipe.toml"
+    cfg.write_text('[run]\ninput = "rec"\nexclude = ["review.csv", "/abs/other.csv"]\n')
+    run = read_pipeline_config(cfg).run
+    assert run.exclude == (str((tmp_path / "cfg" / "review.csv").resolve()), "/abs/other.csv")
