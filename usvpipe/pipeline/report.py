@@ -358,17 +358,15 @@ def write_pdf(path: Path, front: list, warnings: list, figures: list, *, subtitl
 
     ``front``: the answer's lines (sentence, effect size, classical measures); ``warnings``:
     ``(level, text)`` pairs as in the HTML's box; ``figures``: ``(png, caption, relative path)``
-    in report order. Written atomically with matplotlib's ``PdfPages`` (Agg, no display).
+    in report order. Written atomically with matplotlib's ``PdfPages`` (no display, no pyplot).
     """
-    import matplotlib.pyplot as plt
     from matplotlib.backends.backend_pdf import PdfPages
 
     path = Path(path)
     with _io.atomic_path(path) as tmp:
         with PdfPages(tmp, metadata={"Title": "usvpipe report", "Creator": f"usvpipe {__version__}"}) as pdf:
-            for fig in pdf_pages(front, warnings, figures, subtitle=subtitle):
+            for fig in pdf_pages(front, warnings, figures, subtitle=subtitle):  # Figure objects: no pyplot state
                 pdf.savefig(fig)
-                plt.close(fig)
     return path
 
 
