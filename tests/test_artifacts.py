@@ -70,4 +70,4 @@ def test_segments_validate_times_and_write_the_documented_columns(tmp_path):
 
 
 def test_every_reader_of_text_columns_uses_the_one_tuple():
-    assert TEXT_COLUMNS == ("id", "recording", "animal", "group", "shard")
+    assert TEXT_COLUMNS == ("id", "recording", "animal", "group", "shard", "label")  # label: a reviewed relabel

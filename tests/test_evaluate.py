@@ -298,3 +298,42 @@ def test_cli_amvoc_folders_with_globs():
     assert sorted(p["key"] for p in out["pairs"]) == recs
     assert out["total"]["n_true"] == sum(
         sum(1 for line in (AMVOC / r / f"gt_{r}.csv").read_text().splitlines() if line.strip()) for r in recs)
+
+
+# --- reviewed precision (the explorer's review.csv) ------------------------------------------
+
+def test_wilson_interval_matches_the_published_values():
+    from usvpipe.evaluate import wilson_interval
+
+    lo, hi = wilson_interval(8, 10)
+    assert (round(lo, 4), round(hi, 4)) == (0.4902, 0.9433)  # Brown, Cai & DasGupta's example size
+    lo, hi = wilson_interval(5, 5)
+    assert lo == pytest.approx(1 / (1 + 1.959963984540054 ** 2 / 5)) and hi == 1.0
+    assert all(np.isnan(wilson_interval(0, 0)))
+
+
+def test_evaluate_reads_review_csv_as_reviewed_precision_per_recording_and_overall(tmp_path):
+    from usvpipe.cli import main
+
+    path = tmp_path / "review.csv"
+    rows = ["id,recording,onset_s,offset_s,review,label"]
+    rows += [f"a#{i},A/a1/r.wav,{i}.1,{i}.2,call,call" for i in range(6)]
+    rows += ["a#6,A/a1/r.wav,6.1,6.2,relabel,flat", "a#7,A/a1/r.wav,7.1,7.2,noise,noise"]
+    rows += ["b#0,B/b1/r.wav,0.1,0.2,noise,noise", "b#1,B/b1/r.wav,1.1,1.2,call,call",
+             "b#1,B/b1/r.wav,1.1,1.2,noise,noise"]  # reviewed twice: the last verdict counts
+    path.write_text("\n".join(rows) + "\n")
+    for args in (["evaluate", str(path)], ["evaluate", "--review", str(path)]):
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code == 0, res.output
+        lines = {ln.split()[0]: ln.split() for ln in res.output.splitlines()[2:] if ln and not ln.startswith("-")}
+        assert lines["A/a1/r.wav"][1:6] == ["8", "6", "1", "1", "0.875"]
+        assert lines["B/b1/r.wav"][1:6] == ["2", "0", "0", "2", "0.000"]
+        assert lines["TOTAL"][1:6] == ["10", "6", "1", "3", "0.700"]
+        assert "[0.397, 0.892]" in res.output  # Wilson 95 % for 7/10
+    res = CliRunner().invoke(main, ["evaluate", str(path), "--json", "--out", str(tmp_path / "p.csv")])
+    total = json.loads(res.output)["total"]
+    assert total["n_reviewed"] == 10 and total["precision"] == pytest.approx(0.7)
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 3
+    path.write_text("id,recording,onset_s,offset_s,review,label\na#0,A/a1/r.wav,0.1,0.2,maybe,\n")
+    res = CliRunner().invoke(main, ["evaluate", "--review", str(path)])
+    assert res.exit_code != 0 and "row 1 (line 2): unknown review 'maybe'" in res.output and "(fix: use one of" in res.output

@@ -168,3 +168,15 @@ def test_a_report_from_uninformative_latents_shows_no_latent_effect_but_the_meas
     assert "No answer from the latent space" in top and 'class="stop"' in top and "train longer" in top
     assert "Effect size" not in top and "duration (ms) (12 [5, 19])" in top
     assert "PCA of the images" in html and "Does the difference hold across representations?" in html
+
+
+def test_the_report_has_a_pdf_twin_with_the_answer_first_and_a_page_per_figure(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    _latents(np.random.default_rng(3), shift=1.5).to_csv(out / "latents.csv", index=False)
+    run_pipeline(_mmd_only_config(out), progress=False, quiet=True)
+    pdf = (out / "report.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
+    n_pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
+    n_figures = len(re.findall(r'<img src="data:image/png', (out / "report.html").read_text()))
+    assert n_figures >= 1 and n_pages == 1 + n_figures

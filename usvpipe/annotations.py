@@ -47,7 +47,8 @@ import pandas as pd
 from .config import check_choice
 from .errors import ConfigError, InputFileError
 
-__all__ = ["read_segments", "write_segments", "READ_FORMATS", "WRITE_FORMATS"]
+__all__ = ["read_segments", "write_segments", "read_review", "is_review_table", "READ_FORMATS", "WRITE_FORMATS",
+           "REVIEW_VALUES"]
 
 READ_FORMATS = ("auto", "csv", "audacity", "raven")
 #: ``csv``: header ``onset_s,offset_s[,label,...]``; ``plain``: two columns, no header
@@ -420,3 +421,88 @@ def write_segments(frame, path, *, fmt: str = "csv") -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(buf.getvalue(), encoding="utf-8")
     return path
+
+
+# --- review.csv: the explorer's verdicts on detections -----------------------------------
+
+#: The verdicts of the explorer's review mode: a true call, a false detection, a true call
+#: with another label (the ``label`` column holds it).
+REVIEW_VALUES = ("call", "noise", "relabel")
+REVIEW_COLUMNS = ("id", "recording", "onset_s", "offset_s", "review", "label")
+_REVIEW_NEEDED = ("recording", "onset_s", "offset_s", "review")
+_REVIEW_FIX_COLUMNS = "export it again from the explorer's review panel (header id,recording,onset_s,offset_s,review,label)"
+
+
+def is_review_table(path) -> bool:
+    """True when ``path`` is a CSV whose header has the review columns (``recording``, ``review``...)."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            header = next(csv.reader(f), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    names = {h.strip() for h in header}
+    return set(_REVIEW_NEEDED) <= names
+
+
+def read_review(path) -> pd.DataFrame:
+    """Read and validate a ``review.csv`` exported by the explorer (``usvpipe umap`` HTML).
+
+    Returns a table with columns :data:`REVIEW_COLUMNS` plus ``line`` (the line in the file,
+    1 = header) in file order. ``review`` is lower-cased; ``label`` is ``""`` except for
+    ``relabel`` rows, which must give one. Every problem raises
+    :class:`~usvpipe.errors.InputFileError` naming the file, the row and the fix: a missing
+    column, an unknown review value, a time that is not a number, an offset before its onset,
+    a relabel without a label.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(path, "review file not found", "export review.csv from the explorer's review panel")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8-sig")
+    except Exception as exc:  # pandas raises several types for malformed CSVs
+        raise InputFileError(path, f"unreadable review CSV ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})",
+                             _REVIEW_FIX_COLUMNS) from None
+    table.columns = [str(c).strip() for c in table.columns]
+    missing = [c for c in _REVIEW_NEEDED if c not in table.columns]
+    if missing:
+        raise InputFileError(path, f"review CSV lacks column(s) {', '.join(missing)} (has {', '.join(table.columns) or 'none'})",
+                             _REVIEW_FIX_COLUMNS)
+    n = len(table)
+    out = pd.DataFrame({
+        "id": table["id"].str.strip() if "id" in table.columns else [""] * n,
+        "recording": table["recording"].str.strip(),
+        "review": table["review"].str.strip().str.lower(),
+        "label": table["label"].str.strip() if "label" in table.columns else [""] * n,
+        "line": np.arange(2, n + 2, dtype=np.int64),
+    })
+    for i, row in enumerate(out.itertuples(index=False)):
+        where = f"row {i + 1} (line {row.line})"
+        if not row.recording:
+            raise InputFileError(path, f"{where}: empty recording", "give the recording each reviewed detection came from")
+        if row.review not in REVIEW_VALUES:
+            raise InputFileError(path, f"{where}: unknown review {table['review'].iloc[i]!r}",
+                                 f"use one of {', '.join(REVIEW_VALUES)}")
+        if row.review == "relabel" and not row.label:
+            raise InputFileError(path, f"{where}: relabel without a label", "put the new label in the label column")
+    on = np.full(n, np.nan)
+    off = np.full(n, np.nan)
+    for name, dest in (("onset_s", on), ("offset_s", off)):
+        for i, text in enumerate(table[name].tolist()):
+            try:
+                dest[i] = float(str(text).strip())
+            except ValueError:
+                dest[i] = np.nan
+            if not math.isfinite(dest[i]) or dest[i] < 0:
+                raise InputFileError(path, f"row {i + 1} (line {i + 2}): {name} {text!r} is not a time in seconds",
+                                     "export the review from an explorer whose table has onset_s and offset_s (the "
+                                     "latents.csv of `usvpipe encode`), or write the times in seconds")
+    bad = np.flatnonzero(off <= on)
+    if bad.size:
+        i = int(bad[0])
+        raise InputFileError(path, f"row {i + 1} (line {i + 2}): offset_s {off[i]:g} is not after onset_s {on[i]:g}",
+                             "fix that row's times (seconds from the start of the recording)")
+    out.insert(2, "onset_s", on)
+    out.insert(3, "offset_s", off)
+    # call and noise rows carry the verdict itself as their label in the explorer's export
+    out.loc[out["review"] != "relabel", "label"] = ""
+    return out[[*REVIEW_COLUMNS, "line"]]

@@ -22,7 +22,7 @@ import numpy as np
 from .errors import InputFileError
 
 # Columns holding names, never numbers: an animal "007" or a group "NA" stays a string.
-TEXT_COLUMNS = ("id", "recording", "animal", "group", "shard")
+TEXT_COLUMNS = ("id", "recording", "animal", "group", "shard", "label")
 # segments.csv: where each syllable is, then its scores
 SEGMENT_COLUMNS = ("recording", "animal", "group", "onset_s", "offset_s")
 SCORE_COLUMNS = ("duration_s", "peak_amplitude", "mean_amplitude", "mean_freq_hz", "min_freq_hz", "max_freq_hz")
@@ -286,8 +286,9 @@ class Segments:
         return cls(frame, source=path)
 
     def write(self, path) -> Path:
-        """Write atomically as CSV: :data:`SEGMENT_COLUMNS` present, then the score columns, times to 1 µs."""
+        """Write atomically as CSV: :data:`SEGMENT_COLUMNS` present, then the score columns (and ``label``), times to 1 µs."""
         from ._io import write_csv_atomic
 
-        cols = [c for c in (*SEGMENT_COLUMNS, *SCORE_COLUMNS) if c in self.frame.columns]
+        # label: a reviewed detection's new label (usvpipe segment --exclude review.csv)
+        cols = [c for c in (*SEGMENT_COLUMNS, *SCORE_COLUMNS, "label") if c in self.frame.columns]
         return write_csv_atomic(Path(path), self.frame[cols], float_format="%.6f")

@@ -36,7 +36,7 @@ import pandas as pd
 from .errors import ConfigError
 
 __all__ = ["SegmentationScores", "evaluate_segments", "match_events", "match_boundaries", "pool_scores",
-           "pair_by_name", "annotation_files", "score_table"]
+           "pair_by_name", "annotation_files", "score_table", "wilson_interval", "reviewed_precision"]
 
 _EPS_S = 1e-9
 
@@ -352,3 +352,54 @@ def score_table(pairs, *, tolerances_s=(0.005, 0.010)) -> pd.DataFrame:
         table[f"boundary_f1@{ms}"] = [s.boundary_f1 for s in per_tol[tol]]
         table[f"n_boundary_matches@{ms}"] = [s.n_boundary_matches for s in per_tol[tol]]
     return table
+
+
+# --- reviewed precision: the explorer's review.csv as ground truth for the detections -------
+
+#: Two-sided 95 % normal quantile, for :func:`wilson_interval`.
+Z_95 = 1.959963984540054
+
+
+def wilson_interval(k: int, n: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion ``k / n`` (``(nan, nan)`` when ``n == 0``).
+
+    Chosen over the normal (Wald) interval because reviews are small samples and precision
+    sits near 1, where the Wald interval collapses to zero width or leaves [0, 1]; the Wilson
+    interval keeps close to its nominal coverage there (Brown, Cai & DasGupta 2001).
+    """
+    if n <= 0:
+        return float("nan"), float("nan")
+    p = k / n
+    z2 = z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def reviewed_precision(review: pd.DataFrame, *, z: float = Z_95) -> pd.DataFrame:
+    """Precision of the detector from reviewed detections, per recording and pooled.
+
+    ``review`` is a table from :func:`usvpipe.annotations.read_review` (several files may be
+    concatenated: a detection reviewed twice counts once, with its last verdict; detections
+    are the same when their ``id`` is, or, without ids, their recording and times). ``call``
+    and ``relabel`` are true detections, ``noise`` false ones. Only the reviewed detections
+    count: the precision of the whole output is estimated by it when the reviewed ones are a
+    fair sample of it (e.g. points clicked at random, not the odd-looking ones).
+
+    Returns columns ``recording, n_reviewed, n_call, n_relabel, n_noise, precision,
+    ci_low, ci_high`` (Wilson interval at ``z``), one row per recording and a last ``TOTAL``.
+    """
+    r = review.copy()
+    key = np.where(r["id"].astype(str) != "", r["id"].astype(str),
+                   r["recording"].astype(str) + "@" + r["onset_s"].map("{:.6f}".format) + "-" + r["offset_s"].map("{:.6f}".format))
+    r = r.assign(_key=key).drop_duplicates("_key", keep="last")
+    rows = []
+    groups = [(str(rec), g) for rec, g in r.groupby("recording", sort=True)] + [("TOTAL", r)]
+    for name, g in groups:
+        counts = {v: int((g["review"] == v).sum()) for v in ("call", "relabel", "noise")}
+        n = sum(counts.values())
+        k = counts["call"] + counts["relabel"]
+        lo, hi = wilson_interval(k, n, z)
+        rows.append({"recording": name, "n_reviewed": n, "n_call": counts["call"], "n_relabel": counts["relabel"],
+                     "n_noise": counts["noise"], "precision": k / n if n else float("nan"), "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows)

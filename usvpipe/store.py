@@ -113,6 +113,8 @@ def write_shard(
     params: Mapping | None = None,
     params_digest: str = "",
     image_shape: tuple[int, int] | None = None,
+    labels: Sequence[str] | None = None,
+    review: Mapping | None = None,
 ) -> Path:
     """Atomically write one recording's syllables as a shard; returns its path.
 
@@ -123,6 +125,8 @@ def write_shard(
     images never need to be in memory at once.
     ``metadata``: the recording's other metadata columns (e.g. sex, age), copied to every one of
     its rows of ``syllables.csv``.
+    ``labels``: one text label per syllable (the ``label`` column, from an exclusion list's
+    relabel rows); ``review``: the counts of the exclusion list applied (a JSON attribute).
     """
     import h5py
 
@@ -158,6 +162,12 @@ def write_shard(
                 if values.shape != (n,):
                     raise ValueError(f"column {name!r} must have {n} values")
                 grp.create_dataset(name, data=values)
+            if labels is not None:
+                if len(labels) != n:
+                    raise ValueError(f"labels must have {n} values")
+                f.create_dataset("label", data=[str(x) for x in labels], dtype=h5py.string_dtype())
+            if review is not None:
+                f.attrs["review_json"] = json.dumps(dict(review))
             f.attrs["recording"] = recording
             f.attrs["animal"] = str(animal)
             f.attrs["group"] = str(group)
@@ -236,6 +246,7 @@ class ShardInfo:
     params: dict = field(compare=False, repr=False)
     spec_shape: tuple = ()
     metadata: dict = field(default_factory=dict, compare=False)
+    review: dict = field(default_factory=dict, compare=False)  # counts of the exclusion list applied
 
 
 def read_shard_info(path) -> ShardInfo:
@@ -258,6 +269,7 @@ def read_shard_info(path) -> ShardInfo:
                 params=json.loads(a.get("params_json", "{}")),
                 spec_shape=tuple(int(s) for s in spec.shape[1:]),
                 metadata=json.loads(a.get("metadata_json", "{}")),
+                review=json.loads(a.get("review_json", "{}")),
             )
     except (OSError, KeyError) as exc:
         raise InputFileError(path, f"unreadable store shard ({exc})", "delete it and re-run `usvpipe segment`") from None
@@ -289,6 +301,7 @@ def _shard_table(info: ShardInfo, store_dir: Path) -> "pd.DataFrame":
         onset = f["onset_s"][()]
         offset = f["offset_s"][()]
         extra = {k: f["columns"][k][()] for k in f["columns"]} if "columns" in f else {}
+        label = [x.decode("utf-8") if isinstance(x, bytes) else str(x) for x in f["label"][()]] if "label" in f else None
     n = info.n_syllables
     rel = info.path.relative_to(store_dir).as_posix()
     table = pd.DataFrame(
@@ -305,6 +318,8 @@ def _shard_table(info: ShardInfo, store_dir: Path) -> "pd.DataFrame":
     )
     for k, v in extra.items():
         table[k] = v
+    if label is not None:  # an exclusion list's relabel rows (usvpipe.segmentation.exclusions)
+        table["label"] = label
     for k, v in info.metadata.items():  # the metadata CSV's other columns, after the scores
         if k not in table.columns:
             table[k] = [v] * n
@@ -359,6 +374,8 @@ def merge_store(store_dir, *, prune: bool = False) -> "pd.DataFrame":
     tables = [_shard_table(i, store_dir) for i in infos]
     if tables:
         table = pd.concat(tables, ignore_index=True)
+        if "label" in table.columns:  # shards without an exclusion list have no labels
+            table["label"] = table["label"].fillna("")
     else:
         table = pd.DataFrame({c: [] for c in BASE_COLUMNS})
     write_csv_atomic(store_dir / TABLE_NAME, table, float_format="%.6f")
@@ -403,6 +420,7 @@ def merge_store(store_dir, *, prune: bool = False) -> "pd.DataFrame":
                 "source_size": i.source_size,
                 "source_mtime_ns": i.source_mtime_ns,
                 **({"metadata": i.metadata} if i.metadata else {}),
+                **({"review": i.review} if i.review else {}),
             }
             for i in infos
         },

@@ -3,6 +3,20 @@
 
     OMP_NUM_THREADS=2 python scripts/bench/demo_timing.py            # the demo, fresh output folder
     OMP_NUM_THREADS=2 python scripts/bench/demo_timing.py --aa       # also an A/A run (no planted difference)
+    OMP_NUM_THREADS=2 python scripts/bench/demo_timing.py --aa-only --seed 1   # only the A/A run, other animals
+
+The A/A run generates the demo's data with the group shift set to 0: both groups' animals come
+from the same generator (each animal keeps its own random offset, as in the planted run), so
+the groups are exchangeable and the animal-level p-value is uniform on its attainable values;
+one A/A run lands below 0.05 in 5 % of seeds by design, so read several seeds, not one.
+
+    OMP_NUM_THREADS=1 python scripts/bench/demo_timing.py --aa-measures-seeds 20   # A/A over many seeds, no VAE
+
+runs only segment + classical measures (seconds per seed, no training) on A/A data for seeds
+0..N-1 and prints how many seeds had a measure that differs after Holm's correction (the
+family-wise false-positive rate; nominal <= 5 %), and, per seed, the animal-level p of the
+generator's own animal offsets in the parameter that is most unbalanced, so an "A/A" draw
+whose animals happen to differ is seen as such.
 
 Prints, for each run: every stage's seconds, the pipeline total (data generation excluded,
 as the issue's "≤ 60 s of pipeline time" counts it), the planted-difference p-value and the
@@ -72,9 +86,56 @@ def run_once(out: Path, *, shift: float, animals: int, duration_s: float, epochs
             "measures_differ": [t["measure"] for t in meas.get("tests") or [] if t.get("reject")]}
 
 
+def aa_measures(seeds: int, *, animals: int, duration_s: float) -> dict:
+    """Segment + classical measures on A/A data for ``seeds`` seeds (no VAE)."""
+    import itertools
+
+    import numpy as np
+
+    from usvpipe.measures import measures_stage
+    from usvpipe.segmentation import SyllableParams, segment_recordings
+    from usvpipe.synth import SHAPE_PARAMS, make_dataset
+
+    rows = []
+    for seed in range(seeds):
+        with tempfile.TemporaryDirectory(prefix="usvpipe-aa-") as tmp:
+            data, store = Path(tmp) / "data", Path(tmp) / "store"
+            make_dataset(data, groups=("A", "B"), animals_per_group=animals, recordings_per_animal=1,
+                         duration_s=duration_s, group_shift=0.0, seed=seed)
+            segment_recordings(data, store, syllables=SyllableParams(shape=(32, 32)), metadata=data / "metadata.csv",
+                               progress=False)
+            res = measures_stage(store, Path(tmp) / "measures", input_root=data, a="A", b="B", figure=False)
+            synth = json.loads((data / "synth.json").read_text())
+        off = np.array([[a["offset_sd"][k] for k in SHAPE_PARAMS] for a in synth["animals"]])
+        grp = np.array([a["group"] == "A" for a in synth["animals"]])
+        # the generator's truth: animal-level permutation p of each shape parameter's offsets
+        splits = list(itertools.combinations(range(len(grp)), int(grp.sum())))
+        truth_p = {}
+        for j, name in enumerate(SHAPE_PARAMS):
+            x = off[:, j]
+            obs = abs(x[grp].mean() - x[~grp].mean())
+            null = np.array([abs(x[list(c)].mean() - np.delete(x, list(c)).mean()) for c in splits])
+            truth_p[name] = float(np.mean(null >= obs - 1e-12))
+        worst = min(truth_p, key=truth_p.get)
+        tests = res.tests
+        rejected = [] if tests is None else list(tests.loc[tests["reject"], "measure"])
+        min_holm = None if tests is None else float(tests["p_holm"].min())
+        rows.append({"seed": seed, "rejected": rejected, "min_p_holm": min_holm,
+                     "most_unbalanced_offset": worst, "its_truth_p": round(truth_p[worst], 4)})
+        print(f"  seed {seed:2d}: measures that differ (Holm): {', '.join(rejected) or 'none'}; smallest Holm p "
+              f"{min_holm:.3g}; generator's animals most unbalanced in {worst} (animal-level p {truth_p[worst]:.3g})",
+              flush=True)
+    k = sum(1 for r in rows if r["rejected"])
+    print(f"A/A classical measures: {k} of {seeds} seeds with a measure that differs after Holm (nominal <= 5 %)")
+    return {"seeds": seeds, "n_seeds_with_a_rejection": k, "per_seed": rows}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--aa", action="store_true", help="also run with no planted difference (expect p > 0.05)")
+    ap.add_argument("--aa-only", action="store_true", help="run only the A/A run (no planted difference)")
+    ap.add_argument("--aa-measures-seeds", type=int, default=0,
+                    help="instead: segment + classical measures (no VAE) on A/A data for this many seeds")
     ap.add_argument("--animals", type=int, default=6)
     ap.add_argument("--duration-s", type=float, default=20.0)
     ap.add_argument("--epochs", type=int, default=None)
@@ -87,9 +148,17 @@ def main() -> None:
 
     print(f"cores: {os.cpu_count()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '(unset)')}, "
           f"load average before: {load()}")
+    if args.aa_measures_seeds:
+        t0 = time.perf_counter()
+        res = aa_measures(args.aa_measures_seeds, animals=args.animals, duration_s=args.duration_s)
+        print(f"{time.perf_counter() - t0:.0f} s; load average now {load()}")
+        if args.json:
+            args.json.write_text(json.dumps(res, indent=2))
+        return
     ref_before = reference_seconds()
     summary = {"cores": os.cpu_count(), "load_before": load(), "reference_before_s": round(ref_before, 3), "runs": {}}
-    runs = [("planted difference", 1.0)] + ([("A/A (no difference)", 0.0)] if args.aa else [])
+    runs = ([] if args.aa_only else [("planted difference", 1.0)]) + (
+        [("A/A (no difference)", 0.0)] if args.aa or args.aa_only else [])
     for label, shift in runs:
         with tempfile.TemporaryDirectory(prefix="usvpipe-demo-timing-") as tmp:
             r = run_once(Path(tmp) / "run", shift=shift, animals=args.animals, duration_s=args.duration_s,
@@ -107,6 +176,9 @@ def main() -> None:
     for label, r in summary["runs"].items():
         r["pipeline_over_reference"] = round(r["pipeline_s"] / ref, 1)
         print(f"{label}: pipeline / reference = {r['pipeline_over_reference']}")
+    if len(summary["runs"]) > 1:
+        print("p-values side by side (seed %d): " % args.seed
+              + "; ".join(f"{label}: p = {r['p_value']}" for label, r in summary["runs"].items()))
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary))

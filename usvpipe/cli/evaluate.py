@@ -111,9 +111,13 @@ def _one_recording(tables: dict, row, pred: Path, gt: Path, pairs_csv: Path, pai
                    "such as segments.csv) listing the files to compare, instead of PRED GT.")
 @click.option("--pred-glob", default=None, help="Pattern selecting prediction files when PRED is a folder (e.g. 'deepsqueak_*.csv').")
 @click.option("--gt-glob", default=None, help="Pattern selecting annotation files when GT is a folder (e.g. 'gt_*.csv').")
+@click.option("--review", "reviews", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="review.csv exported by the explorer (repeatable): the reviewed precision of the detector "
+                   "(call + relabel = true, noise = false), per recording and overall, with a 95 % Wilson interval. "
+                   "`usvpipe evaluate review.csv` alone does the same.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--out", "out_csv", type=click.Path(dir_okay=False, path_type=Path), help="Also write the table as CSV.")
-def evaluate(pred, gt, tolerances, pairs_csv, pred_glob, gt_glob, as_json, out_csv):
+def evaluate(pred, gt, tolerances, pairs_csv, pred_glob, gt_glob, reviews, as_json, out_csv):
     """Score predicted syllables PRED against annotations GT (files or folders).
 
     Event level: greedy one-to-one matching, largest overlap first; a prediction counts
@@ -122,10 +126,25 @@ def evaluate(pred, gt, tolerances, pairs_csv, pred_glob, gt_glob, as_json, out_c
     part that differs between files (deepsqueak_1.csv ~ gt_1.csv ~ rec_1.csv). A PRED
     table with a `recording` column (usvpipe segments.csv) is split by recording.
     Counts are pooled over pairs in the TOTAL row.
+
+    With --review (or a review.csv as the only argument): the precision of the detector on
+    the detections reviewed in the explorer, per recording and pooled, with its 95 % Wilson
+    interval. Given with PRED GT, both tables are printed (--out then holds the scores).
     """
     from .._io import write_csv_atomic
     from .._version import __version__
+    from ..annotations import is_review_table
     from ..evaluate import pair_by_name, score_table
+
+    reviews = list(reviews)
+    if pred is not None and gt is None and pairs_csv is None and pred.is_file() and is_review_table(pred):
+        reviews.insert(0, pred)
+        pred = None
+    if reviews and pred is None and gt is None and pairs_csv is None:
+        _review_precision(reviews, as_json=as_json, out_csv=out_csv)
+        return
+    if reviews:
+        _review_precision(reviews, as_json=as_json, out_csv=None)
 
     tolerances = tuple(tolerances) or (0.005, 0.010)
     if any(not t >= 0 or t == float("inf") for t in tolerances):  # NaN fails every comparison
@@ -192,3 +211,41 @@ def _format(table, tolerances) -> str:
             lines.append("-" * len(lines[0]))
         lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))))
     return "\n".join(lines)
+
+
+def _review_precision(paths, *, as_json: bool, out_csv) -> None:
+    """Print (and optionally write) the reviewed precision of ``review.csv`` files."""
+    import pandas as pd
+
+    from .._io import write_csv_atomic
+    from .._version import __version__
+    from ..annotations import read_review
+    from ..evaluate import reviewed_precision
+
+    table = reviewed_precision(pd.concat([read_review(p) for p in paths], ignore_index=True))
+    if out_csv is not None:
+        write_csv_atomic(out_csv, table)
+    if as_json:
+        click.echo(json.dumps({
+            "usvpipe_version": __version__,
+            "reviews": [str(p) for p in paths],
+            "rule": "precision = (call + relabel) / reviewed; noise = false detection; 95 % Wilson score interval",
+            "recordings": table.iloc[:-1].to_dict(orient="records"),
+            "total": table.iloc[-1].to_dict(),
+        }, indent=2))
+        return
+    click.echo(f"reviewed precision of the detector ({', '.join(map(str, paths))}): call + relabel = true detections, "
+               "noise = false; 95 % Wilson interval")
+    head = ["recording", "reviewed", "call", "relabel", "noise", "precision", "95% CI"]
+    rows = []
+    for _, r in table.iterrows():
+        ci = "-" if r["n_reviewed"] == 0 else f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+        prec = "-" if r["n_reviewed"] == 0 else f"{r['precision']:.3f}"
+        rows.append([str(r["recording"]), *(str(int(r[c])) for c in ("n_reviewed", "n_call", "n_relabel", "n_noise")), prec, ci])
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+    lines = ["  ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(head, widths)))]
+    for k, row in enumerate(rows):
+        if k == len(rows) - 1:
+            lines.append("-" * len(lines[0]))
+        lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))))
+    click.echo("\n".join(lines))

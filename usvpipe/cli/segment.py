@@ -38,9 +38,12 @@ def _channel(value):
 @click.option("--max-dur-s", type=float, help="Longest syllable kept, seconds [0.5].")
 @click.option("--min-gap-s", type=float, help="Merge syllables closer than this, seconds [0.010].")
 @click.option("--time-stretch/--no-time-stretch", default=None, help="Syllable images: AVA sqrt time stretch or a fixed window [stretch].")
+@click.option("--exclude", "exclude", multiple=True, type=click.Path(path_type=Path),
+              help="review.csv exported by the explorer (repeatable): detections reviewed as noise are dropped "
+                   "(matched by time, intersection over union >= 0.5), relabelled ones get a label column.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def segment(in_dir, out_dir, config_path, metadata, jobs, shard, channel, min_freq_hz, max_freq_hz, window_s, hop_s, threshold_mode,
-            high_threshold, low_threshold, smoothing_s, min_dur_s, max_dur_s, min_gap_s, time_stretch, no_progress):
+            high_threshold, low_threshold, smoothing_s, min_dur_s, max_dur_s, min_gap_s, time_stretch, exclude, no_progress):
     """Find syllables in every WAV under IN_DIR and write OUT_DIR.
 
     IN_DIR is a folder (searched recursively), a WAV file, or a .txt file listing WAV
@@ -62,7 +65,8 @@ def segment(in_dir, out_dir, config_path, metadata, jobs, shard, channel, min_fr
                               min_dur_s=min_dur_s, max_dur_s=max_dur_s, min_gap_s=min_gap_s)
     syl = params_from_mapping(SyllableParams, cfg.get("syllables"), section="syllables", time_stretch=time_stretch)
     run = segment_recordings(in_dir, out_dir, spectrogram=sp, segmentation=seg, syllables=syl, metadata=metadata,
-                             jobs=jobs, shard=shard, progress=not no_progress, channel=_channel(channel))
+                             jobs=jobs, shard=shard, progress=not no_progress, channel=_channel(channel),
+                             exclude=list(exclude) or None)
     rt = f", {run.realtime_factor:.0f}x real time" if run.audio_s > 0 else ""
     click.echo(
         f"segment: {run.n_recordings} recording(s): {run.n_done} done, {run.n_skipped} skipped (up to date), "
@@ -72,6 +76,17 @@ def segment(in_dir, out_dir, config_path, metadata, jobs, shard, channel, min_fr
     if run.pruned:
         click.echo(f"segment: removed {len(run.pruned)} recording(s) from the store that are no longer among the "
                    f"inputs (e.g. {run.pruned[0]})", err=True)
+    if run.review_totals:
+        t = run.review_totals
+        click.echo(f"segment: exclusion list ({', '.join(run.review_files)}): {t['n_excluded']} detection(s) "
+                   f"excluded as noise, {t['n_relabelled']} relabelled, {t['n_confirmed']} confirmed as calls; "
+                   f"{t['n_rows_unmatched']} of {t['n_review_rows']} review row(s) matched no detection "
+                   f"(counts per recording in {run.out_dir / 'manifest.json'})")
+        if t["n_rows_unmatched"]:
+            click.echo(f"segment: warning: {t['n_rows_unmatched']} review row(s) overlap no detection with "
+                       "intersection over union >= 0.5 (the parameters moved or removed those detections)", err=True)
+    elif run.review_files and run.merged:
+        click.echo(f"segment: exclusion list ({', '.join(run.review_files)}): no rows for these recordings")
     if run.merged:
         click.echo(f"segment: wrote {run.segments_path} ({run.n_syllables_total} syllables) and the store in {run.out_dir}")
     else:

@@ -37,6 +37,10 @@ class RunParams:
     group_col, group_a, group_b : str
         The comparison: column of the latents table and the two levels compared
         (empty: the two levels present, when there are exactly two).
+    exclude : tuple of str
+        ``review.csv`` files exported by the explorer, applied by the segment stage:
+        detections reviewed as noise are dropped, relabelled ones labelled (as
+        ``usvpipe segment --exclude``). Relative paths are taken relative to the config file.
     """
 
     input: str = ""
@@ -48,6 +52,7 @@ class RunParams:
     group_col: str = "group"
     group_a: str = ""
     group_b: str = ""
+    exclude: tuple[str, ...] = ()
 
     _constraints = {
         "jobs": [Interval(int, 1, None)],
@@ -112,7 +117,8 @@ def config_from_mapping(mapping: Mapping[str, Mapping], *, base_dir: Path | None
                 return p
             q = Path(p).expanduser()
             return str(q if q.is_absolute() else (base_dir / q).resolve())
-        run = dataclasses.replace(run, input=rel(run.input), output=rel(run.output), metadata=rel(run.metadata))
+        run = dataclasses.replace(run, input=rel(run.input), output=rel(run.output), metadata=rel(run.metadata),
+                                  exclude=tuple(rel(p) for p in run.exclude))
     stages = {name: params_from_mapping(cls, mapping.get(name, {}), section=name) for name, cls in classes.items()}
     return PipelineConfig(run=run, stages=stages, source=source)
 

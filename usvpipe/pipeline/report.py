@@ -1,5 +1,7 @@
 """The run's report: one self-contained ``report.html`` (images embedded, opens offline from an
-e-mail attachment) and its Markdown twin ``report.md`` (images linked next to it).
+e-mail attachment), its Markdown twin ``report.md`` (images linked next to it) and a PDF twin
+``report.pdf`` (page 1: the answer in words and the warnings; then one figure per page with
+its caption; written with matplotlib's PdfPages, no other dependency).
 
 Order: the answer in words (with an effect size and its interval) and a warnings box, then
 whether the difference holds across representations, the classical measures, the
@@ -116,6 +118,8 @@ class _Doc:
     def __init__(self):
         self.html: list[str] = []
         self.md: list[str] = []
+        self.figures: list[tuple[Path, str, str]] = []  # (file, caption, relative path), in report order
+        self.front: list[str] = []  # the answer's lines, for the PDF's first page
 
     def h2(self, title: str, anchor: str = ""):
         a = f' id="{anchor}"' if anchor else ""
@@ -138,6 +142,7 @@ class _Doc:
 
     def figure(self, out: Path, path: Path, caption: str, wide: bool):
         rel = path.relative_to(out).as_posix()
+        self.figures.append((path, caption, rel))
         cls = "wide" if wide else "col"
         self.html.append(f'<figure class="{cls}"><img src="{_data_uri(path)}" alt="{html.escape(caption[:120])}">'
                          f"<figcaption>{html.escape(caption)} <span class=\"file\">({html.escape(rel)})</span>"
@@ -246,11 +251,13 @@ def write_report(out: Path, config: PipelineConfig, outcomes: list[StageOutcome]
     doc.html.append(f'<div class="answer {ans.decision.replace(" ", "-")}"><h2>The answer</h2>'
                     f"<p>{html.escape(ans.sentence)}</p>")
     doc.md += ["## The answer", "", f"**{ans.sentence}**", ""]
+    doc.front.append(ans.sentence)
     if ans.effect is not None and ans.decision != "not interpretable":  # no latent effect size from uninformative latents
         e = ans.effect
         line = f"Effect size: {e.method.format(value=_fmt(e.value, 3), lo=_fmt(e.ci95[0], 3), hi=_fmt(e.ci95[1], 3))}."
         doc.html.append(f'<p class="effect">{html.escape(line)}</p>')
         doc.md += [line, ""]
+        doc.front.append(line)
     sig = [t for t in (meas or {}).get("tests") or [] if t.get("reject")]
     if (meas or {}).get("tests") is not None:
         line = ("Classical measures that differ (animal level, Holm-corrected): " +
@@ -258,6 +265,7 @@ def write_report(out: Path, config: PipelineConfig, outcomes: list[StageOutcome]
                            f"{_fmt(t.get('ci95_high'))}])" for t in sig) if sig else "none") + ".")
         doc.html.append(f'<p class="effect">{html.escape(line)}</p>')
         doc.md += [line, ""]
+        doc.front.append(line)
     doc.html.append("</div>")
     _warnings_box(doc, ans.warnings)
 
@@ -315,6 +323,8 @@ def write_report(out: Path, config: PipelineConfig, outcomes: list[StageOutcome]
     doc.md += ["```json", params, "```", ""]
 
     _io.write_text_atomic(out / "report.md", "\n".join(doc.md))
+    write_pdf(out / "report.pdf", doc.front, ans.warnings, doc.figures,
+              subtitle=f"usvpipe {__version__}; config: {config.source or '(built in)'}")
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>usvpipe report</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.4}}
@@ -331,3 +341,72 @@ pre{{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}}
 {''.join(doc.html)}
 </body></html>"""
     return _io.write_text_atomic(out / "report.html", page)
+
+
+#: A4 portrait, inches
+_PAGE_IN = (8.27, 11.69)
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.fill(part, width) for part in str(text).split("\n"))
+
+
+def write_pdf(path: Path, front: list, warnings: list, figures: list, *, subtitle: str = "") -> Path:
+    """The report's PDF twin: page 1 the answer in words and the warnings, then one figure per page.
+
+    ``front``: the answer's lines (sentence, effect size, classical measures); ``warnings``:
+    ``(level, text)`` pairs as in the HTML's box; ``figures``: ``(png, caption, relative path)``
+    in report order. Written atomically with matplotlib's ``PdfPages`` (no display, no pyplot).
+    """
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    path = Path(path)
+    with _io.atomic_path(path) as tmp:
+        with PdfPages(tmp, metadata={"Title": "usvpipe report", "Creator": f"usvpipe {__version__}"}) as pdf:
+            for fig in pdf_pages(front, warnings, figures, subtitle=subtitle):  # Figure objects: no pyplot state
+                pdf.savefig(fig)
+    return path
+
+
+def pdf_pages(front: list, warnings: list, figures: list, *, subtitle: str = ""):
+    """Yield the PDF's pages as matplotlib figures (A4 portrait); :func:`write_pdf` saves them."""
+    import matplotlib.image as mpimg
+    from matplotlib.figure import Figure
+
+    order = {"stop": 0, "warn": 1, "note": 2}
+    label = {"stop": "STOP", "warn": "Warning", "note": "Note"}
+    fig = Figure(figsize=_PAGE_IN)
+    fig.text(0.08, 0.95, "usvpipe report", fontsize=20, weight="bold", va="top")
+    fig.text(0.08, 0.915, subtitle, fontsize=8, color="#666", va="top")
+    fig.text(0.08, 0.88, "The answer", fontsize=14, weight="bold", va="top")
+    body = "\n\n".join(_wrap(line, 88) for line in front) or "(no answer: the run produced no test)"
+    t = fig.text(0.08, 0.85, body, fontsize=10, va="top", linespacing=1.35)
+    if warnings:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        ws = sorted(warnings, key=lambda w: order.get(w[0], 3))
+        box = "\n".join(_wrap(f"{label.get(w[0], w[0])}: {w[1]}", 92) for w in ws)
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        bottom = t.get_window_extent(renderer).transformed(fig.transFigure.inverted()).y0
+        fig.text(0.08, bottom - 0.04, "Warnings", fontsize=12, weight="bold", va="top", color="#a35f00")
+        fig.text(0.08, bottom - 0.075, box, fontsize=9, va="top", linespacing=1.3,
+                 bbox={"boxstyle": "round,pad=0.6", "facecolor": "#fff8e6", "edgecolor": "#E69F00"})
+    yield fig
+    for png, caption, rel in figures:
+        img = mpimg.imread(str(png))
+        fig = Figure(figsize=_PAGE_IN)
+        h, w = img.shape[:2]
+        # the image fills the page's width (at most 70 % of its height), the caption below it
+        width = 0.84
+        height = width * (h / w) * (_PAGE_IN[0] / _PAGE_IN[1])
+        if height > 0.70:
+            height = 0.70
+            width = height * (w / h) * (_PAGE_IN[1] / _PAGE_IN[0])
+        top = 0.95
+        ax = fig.add_axes([(1 - width) / 2, top - height, width, height])
+        ax.imshow(img, interpolation="antialiased")
+        ax.axis("off")
+        fig.text(0.08, top - height - 0.03, _wrap(caption, 95) + f"\n({rel})", fontsize=9.5, va="top", linespacing=1.35)
+        yield fig

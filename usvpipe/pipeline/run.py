@@ -165,7 +165,7 @@ class _Run:
         t0 = time.perf_counter()
         seg = segment_recordings(
             run.input, self.store_dir, spectrogram=p["spectrogram"], segmentation=p["segment"], syllables=p["syllables"],
-            metadata=run.metadata or None, jobs=run.jobs, progress=self.progress,
+            metadata=run.metadata or None, jobs=run.jobs, progress=self.progress, exclude=list(run.exclude) or None,
         )
         self.result.segment_failures = list(seg.failures)
         if seg.n_recordings and seg.n_failed == seg.n_recordings and set(run.stages) - {"segment"}:

@@ -10,7 +10,10 @@ written as its own store shard (atomically), so
   every recording complete or failed merges the store and writes ``segments.csv``
   (idempotent, so several tasks doing it is harmless);
 - a bad file is recorded (``OUT_DIR/errors/`` and ``OUT_DIR/errors.csv``: path, recording and a
-  one-line reason) and the rest of the batch continues.
+  one-line reason) and the rest of the batch continues;
+- an exclusion list (``exclude=``: the explorer's ``review.csv``) drops detections reviewed as
+  noise and labels relabelled ones (:mod:`usvpipe.segmentation.exclusions`); a recording's rows
+  are part of its up-to-date digest, so changing the list redoes the recordings it touches.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from .._process import die_with_parent
 from ..errors import ConfigError
 from . import worker
 from .detection import SCORE_COLUMNS
+from .exclusions import read_exclusions
 from .inputs import Recording, plan_recordings
 from .params import SegmentParams, SyllableParams
 from .spectrogram import SpectrogramParams
@@ -76,6 +80,9 @@ class SegmentRun:
     errors_path: Path | None = None
     n_syllables_total: int | None = None
     pruned: list = field(default_factory=list)
+    n_excluded: int = 0
+    review_files: tuple = ()
+    review_totals: dict | None = None
 
     @property
     def realtime_factor(self) -> float:
@@ -87,6 +94,7 @@ class SegmentRun:
         """Count one recording's result."""
         if result.ok:
             self.n_done += 1
+            self.n_excluded += result.n_excluded
             self.n_syllables += result.n_syllables
             self.audio_s += result.audio_s
         else:
@@ -136,6 +144,7 @@ def segment_recordings(
     shard=None,
     progress: bool = True,
     channel=None,
+    exclude=None,
 ) -> SegmentRun:
     """Segment a batch of recordings into ``OUT_DIR`` (segments.csv + syllable store).
 
@@ -162,6 +171,11 @@ def segment_recordings(
         Show a progress bar (only on a terminal).
     channel : int, "mix" or None
         Channel of multichannel files.
+    exclude : path or list of paths, optional
+        ``review.csv`` files exported by the explorer: detections matching (IoU >= 0.5) a row
+        reviewed ``noise`` in the same recording are dropped, ``relabel`` rows set the
+        ``label`` column (see :mod:`usvpipe.segmentation.exclusions`). A row naming a
+        recording that is not among the inputs is an error.
 
     Returns
     -------
@@ -177,14 +191,15 @@ def segment_recordings(
     syllables.band(spectrogram)  # validate the image band early
     out_dir = ensure_output_dir(out_dir)
     recs, problems = plan_recordings(inputs, metadata)
+    exclusions = read_exclusions(exclude, [r.recording for r in recs]) if exclude else None
     with acquire_writer_lock(out_dir, WHOLE if shard.is_whole else f"shard-{shard.index}-of-{shard.count}"):
         return _segment_locked(recs, problems, shard, Path(out_dir), t0, spectrogram=spectrogram,
                                segmentation=segmentation, syllables=syllables, jobs=jobs, progress=progress,
-                               channel=channel)
+                               channel=channel, exclusions=exclusions)
 
 
 def _segment_locked(recs, problems, shard, out_dir: Path, t0: float, *, spectrogram, segmentation, syllables, jobs,
-                    progress, channel) -> SegmentRun:
+                    progress, channel, exclusions=None) -> SegmentRun:
     """The body of :func:`segment_recordings`, run while holding the store's writer lock."""
     from .. import store
     from ..hpc import select_shard
@@ -194,11 +209,13 @@ def _segment_locked(recs, problems, shard, out_dir: Path, t0: float, *, spectrog
     store.write_inputs(out_dir, [r.recording for r in recs])
     mine = select_shard(recs, shard, key=lambda r: r.recording)
     params = run_params(spectrogram, segmentation, syllables, channel)
-    run = SegmentRun(out_dir=Path(out_dir), n_recordings=len(mine))
+    run = SegmentRun(out_dir=Path(out_dir), n_recordings=len(mine),
+                     review_files=exclusions.files if exclusions is not None else ())
     tasks = []
     for rec in mine:
+        review = exclusions.for_recording(rec.recording) if exclusions is not None else ()
         task = worker.Task(rec, str(out_dir), spectrogram, segmentation, syllables, channel,
-                           params_digest(params, _labels(rec)), params)
+                           params_digest(params, _labels(rec, review)), params, review=review)
         status = _plan_status(task, problems)
         if status == "current":
             run.n_skipped += 1
@@ -216,11 +233,15 @@ def _segment_locked(recs, problems, shard, out_dir: Path, t0: float, *, spectrog
     return run
 
 
-def _labels(rec: Recording) -> dict:
+def _labels(rec: Recording, review=()) -> dict:
     """What a shard records about its recording besides the audio (part of its up-to-date digest)."""
     labels = {"animal": rec.animal, "group": rec.group}
     if rec.extra:  # only then, so shards of stores without extra columns stay current
         labels["extra"] = [list(kv) for kv in rec.extra]
+    if review:
+        # a recording's own exclusion-list rows (not the list's file name) decide: an edit redoes
+        # only the recordings whose rows changed, and recordings without rows stay current
+        labels["review"] = [list(r) for r in review]
     return labels
 
 
@@ -297,9 +318,15 @@ def _finish(run: SegmentRun, recs: Sequence[Recording], params: dict) -> None:
         if not store.shard_path(out_dir, rec.recording).exists() and not store.error_path(out_dir, rec.recording).exists():
             return  # another shard's recordings are still pending
     table = store.merge_store(out_dir, prune=True)
-    cols = ["recording", "animal", "group", "onset_s", "offset_s", *[c for c in SCORE_COLUMNS if c in table.columns]]
+    cols = ["recording", "animal", "group", "onset_s", "offset_s", *[c for c in (*SCORE_COLUMNS, "label") if c in table.columns]]
     segments = table[cols] if len(table) else table.reindex(columns=cols)
     run.segments_path = Segments(segments, source=out_dir / SEGMENTS_NAME).write(out_dir / SEGMENTS_NAME)
     run.merged = True
     run.n_syllables_total = int(len(table))
-    run.pruned = list(read_json(out_dir / store.MANIFEST_NAME).get("pruned", []))
+    manifest = read_json(out_dir / store.MANIFEST_NAME)
+    run.pruned = list(manifest.get("pruned", []))
+    reviews = [r["review"] for r in manifest.get("recordings", {}).values() if r.get("review")]
+    if reviews:
+        run.review_totals = {k: int(sum(r.get(k, 0) for r in reviews))
+                             for k in ("n_detected", "n_excluded", "n_relabelled", "n_confirmed", "n_review_rows",
+                                       "n_rows_unmatched")}

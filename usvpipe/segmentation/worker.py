@@ -30,6 +30,7 @@ class Task:
     channel: object
     digest: str
     params: dict
+    review: tuple = ()  # this recording's exclusion-list rows (usvpipe.segmentation.exclusions)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class TaskResult:
     audio_s: float = 0.0
     time_s: float = 0.0
     error: str = ""
+    n_excluded: int = 0  # detections dropped as noise by an exclusion list
 
     @property
     def ok(self) -> bool:
@@ -66,17 +68,23 @@ def run_task(task: Task) -> TaskResult:
         # 32 at a time as uint8
         segments, trace, source = segment_file_with_trace(rec.path, task.segmentation, task.spectrogram, channel=task.channel,
                                                           keep_trace=False)
+        labels = review = None
+        if task.review:  # the shard then gets a label column and the counts
+            from .exclusions import apply_review
+
+            segments, labels, review = apply_review(segments, task.review)
         images = iter_syllable_images(source, segments, trace, task.spectrogram, task.syllables)
         store.write_shard(
             task.out_dir, rec.recording, images, segments["onset_s"].to_numpy(), segments["offset_s"].to_numpy(),
             image_shape=task.syllables.shape,
             animal=rec.animal, group=rec.group, columns={c: segments[c].to_numpy() for c in SCORE_COLUMNS},
             metadata=dict(rec.extra),
-            source_fingerprint=fp, params=task.params, params_digest=task.digest,
+            source_fingerprint=fp, params=task.params, params_digest=task.digest, labels=labels, review=review,
         )
         store.clear_error(task.out_dir, rec.recording)
         duration = source.n_samples / source.info.sample_rate_hz
-        return TaskResult("done", rec.recording, rec.path, len(segments), duration, time.perf_counter() - t0)
+        return TaskResult("done", rec.recording, rec.path, len(segments), duration, time.perf_counter() - t0,
+                          n_excluded=review["n_excluded"] if review else 0)
     except UsvpipeError as exc:
         reason = str(exc)
     except MemoryError:
