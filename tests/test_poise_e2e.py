@@ -63,3 +63,55 @@ def test_video_and_wav_to_a_model_that_draws_the_bar_from_the_call(tmp_path):
     # ~45 held-out pairs from ~225 training pairs: R^2 was 0.38-0.42 over three settings here;
     # scripts/poise_video_pairs.py (more recordings) measures the R^2 >= 0.7 claim.
     assert r2 > 0.2, r2
+
+
+def test_usvpipe_run_with_videos_pairs_and_trains_poise_and_skips_when_up_to_date(tmp_path):
+    """The [poise] part of `usvpipe run`: [run] videos -> pairs -> POISE model; a recording
+    without a video is reported and the others still pair; an unchanged re-run skips the stage."""
+    import json
+
+    import soundfile as sf
+    from click.testing import CliRunner
+
+    from usvpipe.cli import main
+    from usvpipe.poise.data import bar_video_frames, load_pairs
+    from usvpipe.poise.video import write_video
+    from usvpipe.synth import synth_recording
+
+    data = tmp_path / "data"
+    for k, with_video in enumerate((True, True, False)):
+        audio, truth = synth_recording(12.0, 250_000, call_rate_hz=5.0, min_gap_s=0.08, seed=k, snr_db=25)
+        rec = data / "g" / f"a{k}"
+        rec.mkdir(parents=True)
+        sf.write(rec / "s.wav", audio, 250_000)
+        if with_video:
+            write_video(rec / "s.mp4", bar_video_frames(truth, 12.0, fps=30), fps=30)
+    (tmp_path / "usvpipe.toml").write_text(
+        '[run]\ninput = "data"\noutput = "out"\nvideos = "data"\nstages = ["segment", "poise"]\n'
+        "[syllables]\nshape = [32, 32]\n[poise_pairs]\nsize = [16, 32]\n"
+        "[poise]\nlatent_dim_1 = 2\nlatent_dim_2 = 2\nhidden_units = 16\nepochs = 2\nbatch_size = 32\n")
+    runner = CliRunner()
+    res = runner.invoke(main, ["run", str(tmp_path / "usvpipe.toml"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "out" / "poise"
+    pairs = load_pairs(out / "pairs.npz")
+    assert pairs.x1.shape[1:] == (16, 32) and pairs.x2.shape[1:] == (32, 32)
+    assert set(pairs.extra["recording"]) == {"g/a0/s.wav", "g/a1/s.wav"}  # a2 has no video
+    assert "g/a2/s.wav" in (out / "pairs.errors.csv").read_text()
+    assert (out / "model" / "model.pt").exists()
+    stages = {s["name"]: s for s in json.loads((tmp_path / "out" / "run_manifest.json").read_text())["stages"]}
+    assert stages["poise"]["status"] == "ran" and "1 recording(s) could not pair" in stages["poise"]["detail"]
+
+    res = runner.invoke(main, ["run", str(tmp_path / "usvpipe.toml"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    stages = {s["name"]: s for s in json.loads((tmp_path / "out" / "run_manifest.json").read_text())["stages"]}
+    assert stages["poise"]["status"].startswith("skipped")
+
+
+def test_poise_in_stages_without_videos_is_a_config_error():
+    from usvpipe.errors import ConfigError
+    from usvpipe.pipeline.config import RunParams
+
+    with pytest.raises(ConfigError, match=r"\[run\]\.videos.*stages include poise"):
+        RunParams(input="x", stages=("segment", "poise"))
+    assert RunParams(input="x", videos="v").wants_poise and not RunParams(input="x").wants_poise

@@ -13,6 +13,9 @@ from ..constraints import Interval, OneOf, check_params, config_error
 from ..errors import ConfigError
 
 STAGES = ("segment", "train", "encode", "umap", "mmd")
+#: Stages run only when asked for: ``poise`` (behaviour video + audio pairs, POISE-VAE) runs
+#: when ``[run] videos`` is set or ``stages`` lists it.
+OPTIONAL_STAGES = ("poise",)
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,13 @@ class RunParams:
         ``review.csv`` files exported by the explorer, applied by the segment stage:
         detections reviewed as noise are dropped, relabelled ones labelled (as
         ``usvpipe segment --exclude``). Relative paths are taken relative to the config file.
+    videos : str
+        Folder of behaviour videos (or one video) matched to the recordings as ``usvpipe
+        poise pairs`` matches them; when set, the ``poise`` stage pairs every syllable with
+        its video frame(s) (``[poise_pairs]``) and trains a POISE-VAE on the pairs (``[poise]``).
+    sync, video_metadata : str
+        Optional CSVs for the poise stage: ``recording,offset_s[,drift_ppm]`` per recording,
+        and ``path,animal,group`` for the videos (default: their folder layout).
     """
 
     input: str = ""
@@ -53,6 +63,9 @@ class RunParams:
     group_a: str = ""
     group_b: str = ""
     exclude: tuple[str, ...] = ()
+    videos: str = ""
+    sync: str = ""
+    video_metadata: str = ""
 
     _constraints = {
         "jobs": [Interval(int, 1, None)],
@@ -60,15 +73,25 @@ class RunParams:
     }
 
     def __post_init__(self):
-        unknown = [s for s in self.stages if s not in STAGES]
+        valid = STAGES + OPTIONAL_STAGES
+        unknown = [s for s in self.stages if s not in valid]
         if unknown:
-            raise config_error("run", "stages", f"unknown stage(s) {', '.join(unknown)}", f"use some of {', '.join(STAGES)}")
+            raise config_error("run", "stages", f"unknown stage(s) {', '.join(unknown)}", f"use some of {', '.join(valid)}")
         check_params(self, "run")
+        if "poise" in self.stages and not self.videos:
+            raise config_error("run", "videos", "is empty, but stages include poise",
+                               "set videos to the folder of behaviour videos, or drop poise from stages")
+
+    @property
+    def wants_poise(self) -> bool:
+        """Whether the run includes the poise stage (listed in ``stages``, or ``videos`` set)."""
+        return "poise" in self.stages or bool(self.videos)
 
 
 def _stage_classes() -> dict[str, tuple[str, type]]:
     """TOML section -> (section name, dataclass). Imported lazily: keeps `usvpipe --help` fast."""
     from ..mmd import MMDParams
+    from ..poise.params import PairsParams, PoiseParams
     from ..segmentation.params import SegmentParams, SyllableParams
     from ..segmentation.spectrogram import SpectrogramParams
     from ..vae import TrainParams
@@ -81,6 +104,8 @@ def _stage_classes() -> dict[str, tuple[str, type]]:
         "train": TrainParams,
         "umap": UmapParams,
         "mmd": MMDParams,
+        "poise_pairs": PairsParams,
+        "poise": PoiseParams,
     }
 
 
@@ -106,7 +131,7 @@ def config_from_mapping(mapping: Mapping[str, Mapping], *, base_dir: Path | None
     if base_dir is not None:
         # Paths given on the command line are relative to where the command runs, not to
         # the config file: make them absolute before the config's paths are rebased.
-        for key in ("input", "output", "metadata"):
+        for key in ("input", "output", "metadata", "videos", "sync", "video_metadata"):
             if run_overrides.get(key):
                 run_overrides[key] = str(Path(run_overrides[key]).expanduser().resolve())
     run = params_from_mapping(RunParams, mapping.get("run", {}), section="run", **run_overrides)
@@ -118,7 +143,8 @@ def config_from_mapping(mapping: Mapping[str, Mapping], *, base_dir: Path | None
             q = Path(p).expanduser()
             return str(q if q.is_absolute() else (base_dir / q).resolve())
         run = dataclasses.replace(run, input=rel(run.input), output=rel(run.output), metadata=rel(run.metadata),
-                                  exclude=tuple(rel(p) for p in run.exclude))
+                                  exclude=tuple(rel(p) for p in run.exclude), videos=rel(run.videos),
+                                  sync=rel(run.sync), video_metadata=rel(run.video_metadata))
     stages = {name: params_from_mapping(cls, mapping.get(name, {}), section=name) for name, cls in classes.items()}
     return PipelineConfig(run=run, stages=stages, source=source)
 

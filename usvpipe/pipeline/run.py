@@ -27,7 +27,7 @@ from .report import _describe_mmd, write_report
 log = logging.getLogger(__name__)
 
 STAMP = "stage.json"
-LEAF_STAGES = ("umap", "mmd")  # no other stage reads their outputs
+LEAF_STAGES = ("umap", "mmd", "poise")  # no other stage reads their outputs
 
 
 @dataclass
@@ -89,6 +89,13 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True, force: bool =
     # an up-to-date report from an earlier run (not a stale one when this run's test failed)
     if result.mmd is None and result.stages[-1].status.startswith("skipped") and (r.mmd_dir / "report.json").exists():
         result.mmd = _io.read_json(r.mmd_dir / "report.json")
+    if run.wants_poise:
+        poise_digest = params_digest({"pairs": config.stages["poise_pairs"], "poise": config.stages["poise"]},
+                                     {"store": r.store_digest(), "videos": r.videos_fingerprint(),
+                                      "sync": _fingerprint(Path(run.sync)) if run.sync else {},
+                                      "video_metadata": _fingerprint(Path(run.video_metadata)) if run.video_metadata else {}})
+        r.stage("poise", r.poise_dir, poise_digest, r.poise_model_path.exists, lambda: r.poise(poise_digest),
+                outputs=[r.poise_model_path], requested=True)
     r.measures()
     history = _update_history(r.history, result.stages)
     _write_manifest(r.out, config, result, wall_s=time.time() - started, history=history)
@@ -105,6 +112,8 @@ class _Run:
         self.store_dir, self.model_dir = out / "store", out / "model"
         self.model_path = self.model_dir / "model.pt"
         self.latents_path, self.umap_dir, self.mmd_dir = out / "latents.csv", out / "umap", out / "mmd"
+        self.poise_dir = out / "poise"
+        self.poise_model_path = self.poise_dir / "model" / "model.pt"
         self.result = PipelineResult(output=out, stages=[])
         self.say: Callable[[str], None] = _say
         self.quiet = False
@@ -117,7 +126,7 @@ class _Run:
         self.say(f"usvpipe: {name}: {_what(name, self.config)}{took}")
 
     def stage(self, name: str, stage_dir: Path, digest: str, outputs_exist: Callable[[], bool],
-              body: Callable[[], str], *, outputs: tuple | list = ()) -> None:
+              body: Callable[[], str], *, outputs: tuple | list = (), requested: bool | None = None) -> None:
         """Run ``body`` unless not requested or up to date; a leaf stage's failure is recorded, not raised.
 
         Up to date means: the stamp's digest matches and every output in ``outputs`` is
@@ -125,7 +134,7 @@ class _Run:
         truncated or replaced ``model.pt`` is remade instead of failing every later stage.
         """
         outcomes = self.result.stages
-        if name not in self.run.stages:
+        if not (name in self.run.stages if requested is None else requested):
             outcomes.append(StageOutcome(name, "not requested"))
             return
         stamp = _read_stamp(stage_dir)
@@ -238,6 +247,44 @@ class _Run:
         self.result.mmd = res
         return _describe_mmd(res)
 
+    def videos_fingerprint(self) -> list:
+        """Size and modification time of every behaviour video (a new or edited one redoes the poise stage)."""
+        from ..poise.pairs import discover_videos
+
+        try:
+            files, _ = discover_videos(self.run.videos)
+        except UsvpipeError:
+            return []  # the stage itself reports why
+        return [[str(f), _fingerprint(f)] for f in files]
+
+    def poise(self, digest: str) -> str:
+        """Pair each syllable with its video frame(s) and train a POISE-VAE on the pairs."""
+        from ..poise.api import train_poise
+        from ..poise.pairs import make_pairs
+
+        run, p = self.run, self.p
+        model_dir = self.poise_model_path.parent
+        stamp = _read_stamp(self.poise_dir)
+        if self.force or (stamp is not None and stamp.get("digest") != digest):
+            # a finished model of other pairs or parameters: start over instead of resuming it
+            self.poise_model_path.unlink(missing_ok=True)
+        if self.poise_model_path.exists() and not _readable(self.poise_model_path):
+            self.poise_model_path.unlink()
+        pairs_path = self.poise_dir / "pairs.npz"
+        pairs = make_pairs(self.store_dir, run.videos, pairs_path, p["poise_pairs"],
+                           video_metadata=run.video_metadata or None, audio=self.input_root(), sync=run.sync or None)
+        for rec, path, reason in pairs.problems:
+            log.warning("poise: %s: %s", path or rec, reason)
+        errors = pairs_path.with_suffix(".errors.csv")
+        if pairs.n_pairs == 0:
+            raise UsvpipeError(f"{run.videos}: no syllable could be paired with a video frame "
+                               f"(every recording's reason is in {errors})")
+        res = train_poise(pairs_path, model_dir, p["poise"], device=run.device,
+                          resume=self.poise_model_path.exists(), progress=self.progress)
+        n_rec = pairs.table["recording"].nunique()
+        unpaired = f"; {len(pairs.problems)} recording(s) could not pair (see {errors})" if pairs.problems else ""
+        return f"{pairs.n_pairs} pairs from {n_rec} recording(s){unpaired}; {p['poise'].model} model {res.model_path}"
+
     def input_root(self):
         """The folder the store's recording identifiers are relative to (None when unknown)."""
         from ..segmentation.inputs import discover_inputs
@@ -279,6 +326,7 @@ _WHAT = {
     "umap": "projecting the latents to 2-D and drawing the figures and the explorer (the first use in a "
             "fresh environment compiles UMAP's numba code: up to a minute, once)",
     "mmd": "testing whether the groups differ (kernel MMD, whole animals permuted between groups)",
+    "poise": "pairing each syllable with its behaviour-video frame(s) and training a POISE-VAE on the pairs",
     "measures": "call counts, rates, durations, frequencies and amplitudes per animal, tested between groups",
 }
 
