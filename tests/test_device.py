@@ -33,3 +33,16 @@ def test_an_unknown_or_missing_device_is_one_line_with_a_fix():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match=r"no CUDA GPU.*\(fix:"):
             resolve_device("cuda")
+
+
+def test_poise_auto_never_picks_mps_and_falls_back_to_the_cpu(monkeypatch):
+    torch = pytest.importorskip("torch")
+    import usvpipe._device as D
+    from usvpipe.poise.api import _device
+
+    monkeypatch.setattr(D, "cuda_available", lambda: False)
+    monkeypatch.setattr(D, "mps_available", lambda: True)
+    assert _device("auto") == torch.device("cpu")
+    assert D.resolve_device("auto").type == "mps"  # the VAE's order would take it
+    with pytest.raises(ConfigError, match=r"no CUDA GPU.*\(fix:"):
+        _device("cuda")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._device import resolve_device
 from .._version import __version__
 from ..config import params_from_mapping, params_to_dict
 from ..errors import ConfigError, InputFileError, UsvpipeError
@@ -32,11 +33,12 @@ class PoiseRun:
 
 
 def _device(device):
-    import torch
+    """The torch device for ``device`` ("auto": a CUDA GPU if one is visible, else the CPU).
 
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    MPS is left out of "auto", as it was before POISE used the shared resolver: no POISE run
+    has been tested on it. ``device="mps"`` still asks for it explicitly.
+    """
+    return resolve_device(device, auto_order=("cuda",))
 
 
 def train_poise(data, out_dir=None, params: PoiseParams = PoiseParams(), *, device="auto",

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import check_choice, check_finite
-from ..errors import ConfigError
+from ..constraints import Interval, OneOf, check_params, config_error
 
 MODELS = ("poise", "mvae", "mmvae", "vae")
 LIKELIHOODS = ("auto", "gaussian", "bernoulli")
@@ -126,26 +125,35 @@ class PoiseParams:
     kl_warmup_epochs: int = 0
     seed: int = 0
 
+    _constraints = {
+        "model": [OneOf(*MODELS)],
+        "latent_dim_1": [Interval(int, 1, None)],
+        "latent_dim_2": [Interval(int, 1, None)],
+        "hidden_units": [Interval(int, 1, None)],
+        "epochs": [Interval(int, 1, None)],
+        "batch_size": [Interval(int, 1, None)],
+        "learning_rate": [Interval(float, 0, None, closed="neither")],
+        "prior_lr_factor": [Interval(float, 0, None, closed="neither")],
+        "gibbs_sweeps": [Interval(int, 1, None)],
+        # >= 2: the KL gradient uses the covariance of the posterior chains.
+        "gibbs_samples": [Interval(int, 2, None)],
+        "prior_chains": [Interval(int, 1, None)],
+        "likelihood_1": [OneOf(*LIKELIHOODS)],
+        "likelihood_2": [OneOf(*LIKELIHOODS)],
+        "obs_sd": [Interval(float, 0, None, closed="neither")],
+        "kl_gradient": [OneOf("pathwise", "score")],
+        "prior_init": [OneOf(*PRIOR_INITS)],
+        "pair_coupling": [Interval(float, 0, None)],
+        "pair_quartic": [Interval(float, 0, None)],
+        "prior_warmup_epochs": [Interval(int, 0, None)],
+        "recon_samples": [OneOf("one", "all")],
+        "modality_dropout": [Interval(float, 0, 0.5, closed="left")],
+        "kl_weight": [Interval(float, 0, None)],
+        "kl_warmup_epochs": [Interval(int, 0, None)],
+    }
+
     def __post_init__(self):
-        check_finite(self, "poise")
-        check_choice("PoiseParams.model", self.model, MODELS)
-        check_choice("PoiseParams.kl_gradient", self.kl_gradient, ("pathwise", "score"))
-        check_choice("PoiseParams.prior_init", self.prior_init, PRIOR_INITS)
-        check_choice("PoiseParams.recon_samples", self.recon_samples, ("one", "all"))
-        if not 0.0 <= self.modality_dropout < 0.5:
-            raise ConfigError(f"PoiseParams.modality_dropout must be in [0, 0.5), got {self.modality_dropout!r}")
-        if self.pair_coupling < 0 or self.pair_quartic < 0 or self.prior_warmup_epochs < 0:
-            raise ConfigError("PoiseParams: pair_coupling, pair_quartic and prior_warmup_epochs must be >= 0")
-        for name in ("likelihood_1", "likelihood_2"):
-            check_choice(f"PoiseParams.{name}", getattr(self, name), LIKELIHOODS)
-        for name in ("latent_dim_1", "latent_dim_2", "hidden_units", "epochs", "batch_size",
-                     "gibbs_sweeps", "prior_chains"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"PoiseParams.{name} must be >= 1, got {getattr(self, name)!r}")
-        if self.gibbs_samples < 2:
-            raise ConfigError(f"PoiseParams.gibbs_samples must be >= 2 (the KL gradient needs a covariance), got {self.gibbs_samples}")
-        if not self.learning_rate > 0 or not self.prior_lr_factor > 0 or not self.obs_sd > 0 or self.kl_weight < 0 or self.kl_warmup_epochs < 0:
-            raise ConfigError("PoiseParams: learning_rate and obs_sd must be > 0, kl_weight and kl_warmup_epochs >= 0")
+        check_params(self, "poise")
 
 
 ANCHORS = ("onset", "middle")
@@ -195,17 +203,25 @@ class PairsParams:
     roi: tuple[int, ...] = ()
     fps: float = 0.0
 
+    _constraints = {
+        "drift_ppm": [Interval(float, -1e5, 1e5, closed="neither")],
+        "anchor": [OneOf(*ANCHORS)],
+        "frames": [Interval(int, 1, None)],
+        "frame_step": [Interval(int, 1, None)],
+        "fps": [Interval(float, 0, None)],
+    }
+
     def __post_init__(self):
-        check_finite(self, "poise pairs")
-        check_choice("PairsParams.anchor", self.anchor, ANCHORS)
-        if self.frames < 1 or self.frame_step < 1:
-            raise ConfigError(f"PairsParams: frames and frame_step must be >= 1, got {self.frames}, {self.frame_step}")
-        if len(self.size) != 2 or min(self.size) < 2:
-            raise ConfigError(f"PairsParams.size must be (height, width) >= 2, got {self.size!r}")
-        if self.roi and (len(self.roi) != 4 or min(self.roi[2:]) < 1 or min(self.roi[:2]) < 0):
-            raise ConfigError(f"PairsParams.roi must be (x, y, width, height) with x, y >= 0 and sizes >= 1, got {self.roi!r}")
-        if self.fps < 0 or abs(self.drift_ppm) >= 1e5:
-            raise ConfigError("PairsParams: fps must be >= 0 and |drift_ppm| < 100000")
+        check_params(self, "poise_pairs")
+        if (not isinstance(self.size, (tuple, list)) or len(self.size) != 2
+                or not all(Interval(int, 2, None).accepts(n) for n in self.size)):
+            raise config_error("poise_pairs", "size", f"{self.size!r} is not (height, width) with both >= 2",
+                               "set size to two integers >= 2, e.g. [32, 32]")
+        roi = self.roi
+        if roi and (not isinstance(roi, (tuple, list)) or len(roi) != 4 or not all(Interval(int, 0, None).accepts(n) for n in roi[:2])
+                    or not all(Interval(int, 1, None).accepts(n) for n in roi[2:])):
+            raise config_error("poise_pairs", "roi", f"{roi!r} is not (x, y, width, height) with x, y >= 0 and sizes >= 1",
+                               "give four integers in pixels of the full frame, or [] for the whole frame")
 
     def video_time(self, t_audio, *, offset_s=None, drift_ppm=None):
         """Video time of audio time ``t_audio`` (array), with optional per-recording sync."""

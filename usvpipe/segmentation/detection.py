@@ -72,38 +72,70 @@ def _piece_segments(smooth, amp, freq, flat, cen, k0: int, n_total: int, geom, p
     arrays are the piece's smoothed and raw trace, peak frequency and features.
     """
     high, low = params.thresholds
-    above = np.concatenate(([False], smooth > low, [False]))
-    d = np.diff(above.astype(np.int8))
-    starts = np.flatnonzero(d == 1)
-    stops = np.flatnonzero(d == -1)  # exclusive
-    if starts.size:
-        # keep runs whose maximum exceeds the high threshold
-        # max over each run [start, stop) in one call (noise makes many short runs)
-        bounds = np.empty(2 * starts.size, np.int64)
-        bounds[0::2], bounds[1::2] = starts, stops
-        run_max = np.maximum.reduceat(np.append(smooth, -np.inf), bounds)[0::2]
-        keep = run_max > high
-        starts, stops = starts[keep], stops[keep]
-    if starts.size > 1:
-        # merge runs separated by a gap shorter than min_gap_s (gap measured between
-        # the last frame of one run and the first frame of the next)
-        gap_s = (starts[1:] - stops[:-1] + 1) * geom.hop_s
-        join = gap_s < params.min_gap_s
-        first_of_group = np.concatenate(([True], ~join))
-        group = np.cumsum(first_of_group) - 1
-        new_starts = starts[first_of_group]
-        new_stops = np.zeros_like(new_starts)
-        np.maximum.at(new_stops, group, stops)
-        starts, stops = new_starts, new_stops
+    starts, stops = _hysteresis_runs(smooth, high, low)
+    starts, stops = _merge_close_runs(starts, stops, geom.hop_s, params.min_gap_s)
     on_level = off_level = np.full(starts.shape, low, np.float64)
     if params.valley_db > 0 and params.threshold_mode == "noise" and starts.size:
         from .decisions import split_at_valleys
 
         min_gap_frames = max(1, int(np.ceil(params.min_gap_s / geom.hop_s)))
         starts, stops, on_level, off_level = split_at_valleys(smooth, starts, stops, low, params.valley_db, min_gap_frames)
-    # sub-frame boundaries: where the smoothed trace crosses the low threshold (or, at an
-    # edge made by a valley split, the split level), by linear interpolation between the
-    # frame centres on either side (at the file's edges, half a hop beyond the first/last frame)
+    onset, offset = _boundaries_s(smooth, starts, stops, on_level, off_level, k0, n_total, geom)
+    dur = offset - onset
+    keep = (dur >= params.min_dur_s) & (dur <= params.max_dur_s)
+    if params.noise_check and params.threshold_mode == "noise" and keep.any():
+        _drop_noise_like(keep, flat, cen, amp, starts, stops, dur, low, geom, params)
+    starts, stops, onset, offset, dur = starts[keep], stops[keep], onset[keep], offset[keep], dur[keep]
+    peak, mean, mf, fmin, fmax = _segment_statistics(smooth, freq, starts, stops, low)
+    return {"onset_s": onset, "offset_s": offset, "duration_s": dur, "peak_amplitude": peak, "mean_amplitude": mean,
+            "mean_freq_hz": mf, "min_freq_hz": fmin, "max_freq_hz": fmax}
+
+
+def _run_bounds(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """``[start0, stop0, start1, stop1, ...]``: the indices for one ``reduceat`` over disjoint, sorted runs."""
+    bounds = np.empty(2 * starts.size, np.int64)
+    bounds[0::2], bounds[1::2] = starts, stops
+    return bounds
+
+
+def _hysteresis_runs(smooth: np.ndarray, high: float, low: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(starts, stops)`` (stop exclusive) of the runs above ``low`` whose maximum exceeds ``high``."""
+    above = np.concatenate(([False], smooth > low, [False]))
+    d = np.diff(above.astype(np.int8))
+    starts = np.flatnonzero(d == 1)
+    stops = np.flatnonzero(d == -1)  # exclusive
+    if starts.size:
+        # max over each run [start, stop) in one call (noise makes many short runs)
+        run_max = np.maximum.reduceat(np.append(smooth, -np.inf), _run_bounds(starts, stops))[0::2]
+        keep = run_max > high
+        starts, stops = starts[keep], stops[keep]
+    return starts, stops
+
+
+def _merge_close_runs(starts: np.ndarray, stops: np.ndarray, hop_s: float, min_gap_s: float):
+    """Merge runs separated by a gap shorter than ``min_gap_s``.
+
+    The gap is measured between the last frame of one run and the first frame of the next.
+    """
+    if starts.size <= 1:
+        return starts, stops
+    gap_s = (starts[1:] - stops[:-1] + 1) * hop_s
+    join = gap_s < min_gap_s
+    first_of_group = np.concatenate(([True], ~join))
+    group = np.cumsum(first_of_group) - 1
+    new_starts = starts[first_of_group]
+    new_stops = np.zeros_like(new_starts)
+    np.maximum.at(new_stops, group, stops)
+    return new_starts, new_stops
+
+
+def _boundaries_s(smooth, starts, stops, on_level, off_level, k0: int, n_total: int, geom):
+    """Sub-frame ``(onset_s, offset_s)`` of each run.
+
+    Where the smoothed trace crosses the low threshold (or, at an edge made by a valley
+    split, the split level), by linear interpolation between the frame centres on either
+    side; at the file's edges, half a hop beyond the first/last frame.
+    """
     onset = geom.frame_times_s(k0 + starts) - 0.5 * geom.hop_s
     offset = geom.frame_times_s(k0 + stops - 1) + 0.5 * geom.hop_s
     inner = k0 + starts > 0
@@ -114,42 +146,46 @@ def _piece_segments(smooth, amp, freq, flat, cen, k0: int, n_total: int, geom, p
     e1 = stops[inner]
     frac = (smooth[e1 - 1] - off_level[inner]) / np.maximum(smooth[e1 - 1] - smooth[e1], 1e-12)
     offset[inner] = geom.frame_times_s(k0 + e1 - 1) + np.clip(frac, 0.0, 1.0) * geom.hop_s
-    dur = offset - onset
-    keep = (dur >= params.min_dur_s) & (dur <= params.max_dur_s)
-    if params.noise_check and params.threshold_mode == "noise" and keep.any():
-        if flat is None:
-            raise ConfigError("noise_check needs a trace computed with noise_check=True (it carries the spectral features)")
-        from .decisions import noise_like
+    return onset, offset
 
-        k = np.flatnonzero(keep)
-        noisy = noise_like(flat, cen, amp, starts[k], stops[k], low, float(geom.freqs_hz[0]),
-                           params.noise_max_fraction, params.noise_low_edge_hz, dur[k], params.noise_click_max_dur_s)
-        keep[k[noisy]] = False
-    starts, stops, onset, offset, dur = starts[keep], stops[keep], onset[keep], offset[keep], dur[keep]
-    # per-segment statistics with one reduceat per column instead of a Python loop
-    # (noise-mode recordings have hundreds of segments per minute)
-    if starts.size:
-        bounds = np.empty(2 * starts.size, np.int64)
-        bounds[0::2], bounds[1::2] = starts, stops  # segments are disjoint and sorted
-        counts = (stops - starts).astype(np.float64)
-        peak = np.maximum.reduceat(np.append(smooth, -np.inf), bounds)[0::2]
-        mean = np.add.reduceat(np.append(smooth, 0.0), bounds)[0::2] / counts
-        # frequency statistics over the frames where the call is clearly present
-        # (all of a segment's frames if none is)
-        strong = np.append(smooth > low, False)
-        n_strong = np.add.reduceat(strong.astype(np.int64), bounds)[0::2]
-        for s, e in zip(starts[n_strong == 0], stops[n_strong == 0]):
-            strong[s:e] = True
-        n_used = np.where(n_strong > 0, n_strong, stops - starts).astype(np.float64)
-        f = np.append(freq.astype(np.float64), 0.0)
-        # float64 sums of bin frequencies: exact, unlike a float32 mean
-        mf = np.add.reduceat(np.where(strong, f, 0.0), bounds)[0::2] / n_used
-        fmin = np.minimum.reduceat(np.where(strong, f, np.inf), bounds)[0::2]
-        fmax = np.maximum.reduceat(np.where(strong, f, -np.inf), bounds)[0::2]
-    else:
-        peak = mean = mf = fmin = fmax = np.zeros(0)
-    return {"onset_s": onset, "offset_s": offset, "duration_s": dur, "peak_amplitude": peak, "mean_amplitude": mean,
-            "mean_freq_hz": mf, "min_freq_hz": fmin, "max_freq_hz": fmax}
+
+def _drop_noise_like(keep, flat, cen, amp, starts, stops, dur, low: float, geom, params: SegmentParams) -> None:
+    """Clear ``keep`` (in place) for the kept detections whose spectrum looks like a click or low-frequency noise."""
+    if flat is None:
+        raise ConfigError("noise_check needs a trace computed with noise_check=True (it carries the spectral features)")
+    from .decisions import noise_like
+
+    k = np.flatnonzero(keep)
+    noisy = noise_like(flat, cen, amp, starts[k], stops[k], low, float(geom.freqs_hz[0]),
+                       params.noise_max_fraction, params.noise_low_edge_hz, dur[k], params.noise_click_max_dur_s)
+    keep[k[noisy]] = False
+
+
+def _segment_statistics(smooth, freq, starts, stops, low: float):
+    """``(peak, mean, mean_freq_hz, min_freq_hz, max_freq_hz)`` of each segment ``[start, stop)``.
+
+    One ``reduceat`` per column instead of a Python loop (noise-mode recordings have
+    hundreds of segments per minute). The frequency statistics use the frames where the
+    call is clearly present (smoothed trace above ``low``), or all of a segment's frames if
+    none is.
+    """
+    if not starts.size:
+        return tuple(np.zeros(0) for _ in range(5))
+    bounds = _run_bounds(starts, stops)  # segments are disjoint and sorted
+    counts = (stops - starts).astype(np.float64)
+    peak = np.maximum.reduceat(np.append(smooth, -np.inf), bounds)[0::2]
+    mean = np.add.reduceat(np.append(smooth, 0.0), bounds)[0::2] / counts
+    strong = np.append(smooth > low, False)
+    n_strong = np.add.reduceat(strong.astype(np.int64), bounds)[0::2]
+    for s, e in zip(starts[n_strong == 0], stops[n_strong == 0]):
+        strong[s:e] = True
+    n_used = np.where(n_strong > 0, n_strong, stops - starts).astype(np.float64)
+    f = np.append(freq.astype(np.float64), 0.0)
+    # float64 sums of bin frequencies: exact, unlike a float32 mean
+    mf = np.add.reduceat(np.where(strong, f, 0.0), bounds)[0::2] / n_used
+    fmin = np.minimum.reduceat(np.where(strong, f, np.inf), bounds)[0::2]
+    fmax = np.maximum.reduceat(np.where(strong, f, -np.inf), bounds)[0::2]
+    return peak, mean, mf, fmin, fmax
 
 
 def _frame(parts: list) -> "pd.DataFrame":

@@ -9,12 +9,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import check_choice, check_finite
-from ..errors import ConfigError
+from ..constraints import Interval, OneOf, check_params, config_error
 from .spectrogram import SpectrogramParams
 
 _THRESHOLD_MODES = ("noise", "absolute")
 _NORMALIZATIONS = ("noise", "fixed")
+_NUMBER = Interval(float)
+_NON_NEGATIVE = Interval(float, 0, None)
+_POSITIVE = Interval(float, 0, None, closed="neither")
 
 
 @dataclass(frozen=True)
@@ -101,25 +103,37 @@ class SegmentParams:
     noise_low_edge_hz: float = 15_000.0
     noise_click_max_dur_s: float = 0.030
 
+    _constraints = {
+        "threshold_mode": [OneOf(*_THRESHOLD_MODES)],
+        "high_threshold": [_NUMBER],
+        "low_threshold": [_NUMBER],
+        "abs_high_threshold": [_NUMBER],
+        "abs_low_threshold": [_NUMBER],
+        "smoothing_s": [_NON_NEGATIVE],
+        "min_dur_s": [_NON_NEGATIVE],
+        "max_dur_s": [_POSITIVE],
+        "min_gap_s": [_NON_NEGATIVE],
+        "noise_window_s": [_POSITIVE],
+        "noise_max_frames": [Interval(int, 16, None)],
+        "valley_db": [_NON_NEGATIVE],
+        "noise_max_fraction": [Interval(float, 0, 1, closed="right")],
+        "noise_low_edge_hz": [_NON_NEGATIVE],
+        "noise_click_max_dur_s": [_NON_NEGATIVE],
+    }
+
     def __post_init__(self):
-        check_finite(self, "[segment]")
-        check_choice("[segment] threshold_mode", self.threshold_mode, _THRESHOLD_MODES)
+        check_params(self, "segment")
         if self.low_threshold > self.high_threshold:
-            raise ConfigError(f"[segment] need low_threshold <= high_threshold, got {self.low_threshold} > {self.high_threshold}")
+            raise config_error("segment", "low_threshold",
+                               f"{self.low_threshold!r} is above high_threshold {self.high_threshold!r}",
+                               "set low_threshold <= high_threshold")
         if self.abs_low_threshold > self.abs_high_threshold:
-            raise ConfigError("[segment] need abs_low_threshold <= abs_high_threshold")
-        if self.smoothing_s < 0:
-            raise ConfigError(f"[segment] smoothing_s must be >= 0, got {self.smoothing_s}")
-        if not (0 <= self.min_dur_s < self.max_dur_s):
-            raise ConfigError(f"[segment] need 0 <= min_dur_s < max_dur_s, got {self.min_dur_s}, {self.max_dur_s}")
-        if self.min_gap_s < 0:
-            raise ConfigError(f"[segment] min_gap_s must be >= 0, got {self.min_gap_s}")
-        if self.noise_window_s <= 0 or self.noise_max_frames < 16:
-            raise ConfigError("[segment] need noise_window_s > 0 and noise_max_frames >= 16")
-        if self.valley_db < 0:
-            raise ConfigError(f"[segment] valley_db must be >= 0 (0 = no splitting), got {self.valley_db}")
-        if not 0 < self.noise_max_fraction <= 1 or self.noise_low_edge_hz < 0 or self.noise_click_max_dur_s < 0:
-            raise ConfigError("[segment] need 0 < noise_max_fraction <= 1, noise_low_edge_hz >= 0 and noise_click_max_dur_s >= 0")
+            raise config_error("segment", "abs_low_threshold",
+                               f"{self.abs_low_threshold!r} is above abs_high_threshold {self.abs_high_threshold!r}",
+                               "set abs_low_threshold <= abs_high_threshold")
+        if not self.min_dur_s < self.max_dur_s:
+            raise config_error("segment", "min_dur_s", f"{self.min_dur_s!r} is not below max_dur_s {self.max_dur_s!r}",
+                               "set min_dur_s < max_dur_s")
 
     @property
     def thresholds(self) -> tuple[float, float]:
@@ -166,28 +180,36 @@ class SyllableParams:
     normalization: str = "noise"
     dynamic_range_db: float = 40.0
 
+    _constraints = {
+        "max_dur_s": [_POSITIVE],
+        "time_stretch": [OneOf(True, False)],
+        "min_freq_hz": [_NON_NEGATIVE],
+        "max_freq_hz": [_NON_NEGATIVE],
+        "normalization": [OneOf(*_NORMALIZATIONS)],
+        "dynamic_range_db": [_POSITIVE],
+    }
+
     def __post_init__(self):
-        check_finite(self, "[syllables]")
-        if len(self.shape) != 2 or min(self.shape) < 4:
-            raise ConfigError(f"[syllables] shape must be two integers >= 4, got {self.shape}")
-        object.__setattr__(self, "shape", (int(self.shape[0]), int(self.shape[1])))
-        if self.max_dur_s <= 0:
-            raise ConfigError(f"[syllables] max_dur_s must be > 0, got {self.max_dur_s}")
-        check_choice("[syllables] normalization", self.normalization, _NORMALIZATIONS)
-        if self.dynamic_range_db <= 0:
-            raise ConfigError(f"[syllables] dynamic_range_db must be > 0, got {self.dynamic_range_db}")
-        if self.min_freq_hz < 0 or self.max_freq_hz < 0:
-            raise ConfigError("[syllables] min_freq_hz/max_freq_hz must be >= 0 (0 = the spectrogram band)")
+        shape = self.shape
+        if (not isinstance(shape, (tuple, list)) or len(shape) != 2
+                or not all(Interval(int, 4, None).accepts(n) for n in shape)):
+            raise config_error("syllables", "shape", f"{shape!r} is not two integers >= 4",
+                               "set shape to (n_freq, n_time), e.g. [128, 128]")
+        object.__setattr__(self, "shape", (int(shape[0]), int(shape[1])))
+        check_params(self, "syllables")
         if self.min_freq_hz and self.max_freq_hz and not self.min_freq_hz < self.max_freq_hz:
-            raise ConfigError("[syllables] need min_freq_hz < max_freq_hz")
+            raise config_error("syllables", "min_freq_hz", f"{self.min_freq_hz!r} is not below max_freq_hz {self.max_freq_hz!r}",
+                               "set min_freq_hz < max_freq_hz, or 0 for the spectrogram band's edge")
 
     def band(self, sp: SpectrogramParams) -> tuple[float, float]:
         lo = self.min_freq_hz or sp.min_freq_hz
         hi = self.max_freq_hz or sp.max_freq_hz
         if lo < sp.min_freq_hz - 1e-9 or hi > sp.max_freq_hz + 1e-9:
-            raise ConfigError(
-                f"[syllables] band {lo:.0f}-{hi:.0f} Hz must lie inside the spectrogram band {sp.min_freq_hz:.0f}-{sp.max_freq_hz:.0f} Hz"
-            )
+            name = "min_freq_hz" if lo < sp.min_freq_hz - 1e-9 else "max_freq_hz"
+            raise config_error("syllables", name,
+                               f"the band {lo:.0f}-{hi:.0f} Hz is not inside the spectrogram band "
+                               f"{sp.min_freq_hz:.0f}-{sp.max_freq_hz:.0f} Hz",
+                               "choose min_freq_hz/max_freq_hz inside [spectrogram]'s band, or 0 for its edge")
         return lo, hi
 
     def span_s(self, duration_s: np.ndarray) -> np.ndarray:

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..config import check_finite
+from ..constraints import Interval, check_params, config_error
 
 # Frames per FFT call: the windowed frames, the FFT output and the squared band
 # (~0.5 MB each at 512 samples) stay in a core's L2 cache between the steps.
@@ -65,20 +64,31 @@ class SpectrogramParams:
     spec_min_db: float = -75.0
     spec_max_db: float = -35.0
 
+    _constraints = {
+        "window_s": [Interval(float, 0, None, closed="neither")],
+        "hop_s": [Interval(float, 0, None, closed="neither")],
+        "min_freq_hz": [Interval(float, 0, None)],
+        "max_freq_hz": [Interval(float, 0, None, closed="neither")],
+        "spec_min_db": [Interval(float)],
+        "spec_max_db": [Interval(float)],
+    }
+
     def __post_init__(self):
-        check_finite(self, "[spectrogram]")
-        if not self.window_s > 0:
-            raise ConfigError(f"[spectrogram] window_s must be > 0, got {self.window_s}")
-        if not (0 < self.hop_s <= self.window_s):
-            raise ConfigError(f"[spectrogram] hop_s must be in (0, window_s], got {self.hop_s}")
-        if not (0 <= self.min_freq_hz < self.max_freq_hz):
-            raise ConfigError(f"[spectrogram] need 0 <= min_freq_hz < max_freq_hz, got {self.min_freq_hz}, {self.max_freq_hz}")
+        check_params(self, "spectrogram")
+        if self.hop_s > self.window_s:
+            raise config_error("spectrogram", "hop_s", f"{self.hop_s!r} is longer than window_s {self.window_s!r}",
+                               "set hop_s <= window_s, so that every sample lies in some frame")
+        if not self.min_freq_hz < self.max_freq_hz:
+            raise config_error("spectrogram", "min_freq_hz", f"{self.min_freq_hz!r} is not below max_freq_hz {self.max_freq_hz!r}",
+                               "set min_freq_hz < max_freq_hz")
         if not self.spec_min_db < self.spec_max_db:
-            raise ConfigError(f"[spectrogram] need spec_min_db < spec_max_db, got {self.spec_min_db}, {self.spec_max_db}")
+            raise config_error("spectrogram", "spec_min_db", f"{self.spec_min_db!r} is not below spec_max_db {self.spec_max_db!r}",
+                               "set spec_min_db < spec_max_db")
         try:
             _window(self.window, 8)
-        except ValueError:
-            raise ConfigError(f"[spectrogram] unknown window {self.window!r} (e.g. 'hann', 'hamming', 'blackman')") from None
+        except (TypeError, ValueError):
+            raise config_error("spectrogram", "window", f"unknown window {self.window!r}",
+                               "use hann, hamming, blackman, boxcar or another scipy.signal.get_window name") from None
 
     def geometry(self, sample_rate_hz: float) -> "FrameGeometry":
         """Frame geometry at a sample rate (cached)."""
@@ -153,10 +163,10 @@ def _geometry(params: SpectrogramParams, sample_rate_hz: int) -> FrameGeometry:
     lo = int(np.searchsorted(freqs, params.min_freq_hz, side="left"))
     hi = int(np.searchsorted(freqs, params.max_freq_hz, side="right"))
     if hi - lo < 1:
-        raise ConfigError(
-            f"[spectrogram] band {params.min_freq_hz:.0f}-{params.max_freq_hz:.0f} Hz holds no FFT bin at {sample_rate_hz} Hz "
-            f"(Nyquist {sample_rate_hz / 2:.0f} Hz); widen the band or lengthen window_s"
-        )
+        raise config_error(
+            "spectrogram", "min_freq_hz",
+            f"the band {params.min_freq_hz:.0f}-{params.max_freq_hz:.0f} Hz holds no FFT bin at {sample_rate_hz} Hz "
+            f"(Nyquist {sample_rate_hz / 2:.0f} Hz)", "widen the band below Nyquist or lengthen window_s")
     win = _window(params.window, nperseg)
     db_offset = float(20.0 * np.log10(2.0 / float(win.sum())))
     return FrameGeometry(sample_rate_hz, nperseg, hop, n_fft, lo, hi, freqs[lo:hi].copy(), win, db_offset)
