@@ -74,23 +74,11 @@ def _coerce(value: Any, annotation: Any, where: str):
     return value
 
 
-def check_finite(obj, section: str = "") -> None:
-    """Raise :class:`ConfigError` if a float field of ``obj`` (or a float in a tuple field) is NaN or ±inf.
-
-    For parameter classes that do not declare ``_constraints`` yet (``section`` as
-    ``"[segment]"`` or ``"segment"``); :func:`usvpipe.constraints.check_params` does the
-    same for the others.
-    """
-    from .constraints import check_all_finite
-
-    check_all_finite(obj, section.strip("[]:") or type(obj).__name__)
-
-
 def check_choice(label: str, value, choices) -> None:
     """Raise ``ConfigError(label, "'x' is not one of a, b, c", fix)`` unless ``value`` is in ``choices``.
 
-    New parameter classes declare ``_constraints`` and call
-    :func:`usvpipe.constraints.check_params` instead.
+    For a function argument (e.g. an annotation format); parameter classes declare
+    ``_constraints`` and call :func:`usvpipe.constraints.check_params` instead.
     """
     if value not in choices:
         raise ConfigError(label, f"{value!r} is not one of {', '.join(choices)}", f"use one of {', '.join(choices)}")
@@ -117,7 +105,7 @@ def params_from_mapping(cls, mapping: Mapping[str, Any] | None = None, *, sectio
     except Exception:  # pragma: no cover - exotic annotations
         hints = {}
     kwargs = {k: _coerce(v, hints.get(k, fields[k].type), f"{where}.{k}") for k, v in data.items()}
-    for k, v in kwargs.items():  # also for classes whose __post_init__ does not call check_finite
+    for k, v in kwargs.items():  # also for classes whose __post_init__ does not call check_params
         for x in (v if isinstance(v, (tuple, list)) else (v,)):
             if isinstance(x, float) and not math.isfinite(x):
                 raise ConfigError(f"{where}.{k}", f"{v!r} is not a finite number", f"set {k} to a finite number")
