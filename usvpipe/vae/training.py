@@ -324,32 +324,47 @@ class _Trainer:
 
     def __init__(self, store_dir, out_dir, params: TrainParams, ctx: _Context, *, resume: bool, progress: bool,
                  verbose: bool = True):
-        import torch
-
-        from ..store import open_store
-        from .data import choose_data_on_device, epoch_batches, split_rows
-
         self.params, self.ctx, self.progress = params, ctx, progress
         self.verbose = verbose and ctx.is_main
         self.out_dir = Path(out_dir)
         if ctx.is_main:
             ensure_output_dir(self.out_dir)
-        # rank 0 merges the store if needed, the others read it afterwards
-        store = open_store(store_dir) if ctx.is_main else None
-        ctx.barrier()
+        ckpt = self._open_store(store_dir, resume)
+        _configure_backends(params, ctx.device)
+        self._resolve_data(store_dir)
+        self._build_model()
+        self._build_optimiser()
+        self.start_epoch = 0
+        self.history: list[dict] = []
+        self.best = {"epoch": 0, "loss": math.inf, "bad_epochs": 0, "state": None}
+        if ckpt is not None:
+            self._restore(ckpt)
+        self._wrap_model()
+        fig_rows = self.val_rows if len(self.val_rows) else self.train_rows
+        self.fig_rows = fig_rows[np.unique(np.linspace(0, len(fig_rows) - 1, min(8, len(fig_rows))).astype(int))]
+
+    # -- set-up pieces ---------------------------------------------------------------------------
+    def _open_store(self, store_dir, resume: bool):
+        """Open the store (rank 0 merges it first if needed); returns the checkpoint to resume, or None."""
+        from ..store import open_store
+
+        store = open_store(store_dir) if self.ctx.is_main else None
+        self.ctx.barrier()
         self.store = store if store is not None else open_store(store_dir)
         if len(self.store) == 0:
             raise UsvpipeError(f"{store_dir}: the syllable store is empty (fix: check the segmentation output)")
         self.ckpt_path, self.model_path = self.out_dir / CHECKPOINT_NAME, self.out_dir / MODEL_NAME
-        ckpt = None
-        if self.ckpt_path.exists():
-            if not resume:
-                raise UsvpipeError(f"{self.ckpt_path} exists (fix: pass --resume to continue that run, or choose a new OUT_DIR)")
-            ckpt = load_checkpoint(self.ckpt_path)
-        dev = ctx.device
-        _configure_backends(params, dev)
+        if not self.ckpt_path.exists():
+            return None
+        if not resume:
+            raise UsvpipeError(f"{self.ckpt_path} exists (fix: pass --resume to continue that run, or choose a new OUT_DIR)")
+        return load_checkpoint(self.ckpt_path)
 
-        # -- split, profile, data ---------------------------------------------------------------
+    def _resolve_data(self, store_dir) -> None:
+        """The split, and every "auto" choice that depends on the store: profile, batch, jitter, keep, precision."""
+        from .data import choose_data_on_device, split_rows
+
+        params, dev = self.params, self.ctx.device
         self.train_rows, self.val_rows, self.split_info = split_rows(
             self.store.table, by=params.split_by, val_fraction=params.val_fraction, seed=params.seed)
         if len(self.train_rows) < 2:
@@ -373,18 +388,30 @@ class _Trainer:
         self.obs_precision = (auto_obs_precision(_pooled(self.store.read(sample), self.pool), params.obs_noise_fraction)
                               if params.obs_precision == "auto" else float(params.obs_precision))
 
-        # -- model, optimiser, schedule ------------------------------------------------------------
+    def _build_model(self) -> None:
+        """The VAE with identical initial weights on every process, then the per-process random streams."""
+        import torch
+
         from .model import VAE
 
+        params, ctx = self.params, self.ctx
         torch.manual_seed(params.seed)  # identical initial weights on every process
         config = params.model_config(self.store.spec_shape, obs_precision=self.obs_precision, pool=self.pool)
-        self.model = VAE(**config).to(dev)
+        self.model = VAE(**config).to(ctx.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         torch.manual_seed(params.seed + 7919 * ctx.rank)  # independent sampling noise per process
         np.random.seed(params.seed)
         random.seed(params.seed)
         self.data_rng = np.random.default_rng(params.seed)  # the data order: same on every process
+
+    def _build_optimiser(self) -> None:
+        """Adam, the planned length in epochs, the learning-rate schedule and the mixed-precision scaler."""
+        import torch
+
+        from .data import epoch_batches
+
+        params, ctx, dev = self.params, self.ctx, self.ctx.device
         opt_kwargs = {"fused": True} if dev.type == "cuda" else {}
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=params.lr, weight_decay=params.weight_decay,
                                           **opt_kwargs)
@@ -404,21 +431,18 @@ class _Trainer:
         self.amp_dtype = resolve_amp(params.amp, dev)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
 
-        self.start_epoch = 0
-        self.history: list[dict] = []
-        self.best = {"epoch": 0, "loss": math.inf, "bad_epochs": 0, "state": None}
-        if ckpt is not None:
-            self._restore(ckpt)
+    def _wrap_model(self) -> None:
+        """``self.net``: the model as the training steps call it (DDP across processes, compiled on CUDA)."""
+        import torch
+
+        dev = self.ctx.device
         self.net = self.model
-        if ctx.dist is not None:
+        if self.ctx.dist is not None:
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[dev.index] if dev.type == "cuda" else None)
-        if params.compile and dev.type == "cuda":
+        if self.params.compile and dev.type == "cuda":
             self.net = torch.compile(self.net)
-        fig_rows = self.val_rows if len(self.val_rows) else self.train_rows
-        self.fig_rows = fig_rows[np.unique(np.linspace(0, len(fig_rows) - 1, min(8, len(fig_rows))).astype(int))]
 
-    # -- set-up pieces ---------------------------------------------------------------------------
     def _open_source(self):
         from .data import DeviceSource, StreamSource
 
