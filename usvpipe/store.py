@@ -326,6 +326,107 @@ def _shard_table(info: ShardInfo, store_dir: Path) -> "pd.DataFrame":
     return table
 
 
+def _check_store_dir(store_dir: Path) -> None:
+    """Refuse a folder that is not a syllable store, before anything is written into it."""
+    if not store_dir.is_dir():
+        raise UsvpipeError(store_dir, "not a directory", "pass the OUT_DIR of `usvpipe segment`")
+    if (not (store_dir / SHARD_DIR).is_dir() and not (store_dir / ERROR_DIR).is_dir()
+            and not (store_dir / MANIFEST_NAME).exists()):
+        # never write a table and manifest into, say, the folder of recordings by mistake
+        raise UsvpipeError(store_dir, f"not a syllable store (no {SHARD_DIR}/ or {ERROR_DIR}/ folder)",
+                           "pass the OUT_DIR of `usvpipe segment`")
+
+
+def _drop_outside_inputs(store_dir: Path, outside: list, prune: bool) -> None:
+    """Delete (``prune``) or warn about the shards of recordings that are not among the inputs."""
+    if prune:
+        for rec in outside:
+            shard_path(store_dir, rec).unlink(missing_ok=True)
+            clear_error(store_dir, rec)
+        log.warning("%s: removed the shards of %d recording(s) that are no longer among the inputs, e.g. %s",
+                    store_dir, len(outside), outside[0])
+    else:
+        log.warning("%s: %d shard(s) belong to recordings that are not among the inputs of the last "
+                    "`usvpipe segment` run (e.g. %s) and are left out (fix: re-run `usvpipe segment` to "
+                    "remove them, or with the inputs that include them)", store_dir, len(outside), outside[0])
+
+
+def _merged_table(infos: list, store_dir: Path) -> "pd.DataFrame":
+    """The shards' syllable tables, concatenated in the order of ``infos`` (by recording)."""
+    import pandas as pd
+
+    tables = [_shard_table(i, store_dir) for i in infos]
+    if not tables:
+        return pd.DataFrame({c: [] for c in BASE_COLUMNS})
+    table = pd.concat(tables, ignore_index=True)
+    if "label" in table.columns:  # shards without an exclusion list have no labels
+        table["label"] = table["label"].fillna("")
+    return table
+
+
+def _failed_recordings(store_dir: Path, inputs) -> dict:
+    """``{recording: {path, error}}`` from the error files of the recordings among the inputs."""
+    failed = {}
+    for p in sorted((store_dir / ERROR_DIR).glob("*.json")) if (store_dir / ERROR_DIR).is_dir() else []:
+        try:
+            rec = read_json(p)
+            if inputs is not None and rec["recording"] not in inputs:
+                continue
+            failed[rec["recording"]] = {"path": rec.get("path", ""), "error": rec.get("error", "")}
+        except (OSError, ValueError, KeyError):
+            continue
+    return failed
+
+
+def _parameter_sets(store_dir: Path, infos: list) -> set:
+    """The distinct segmentation parameter sets of the shards; warns when there is more than one."""
+    # Shards made with different segmentation parameters (e.g. a re-run into the same
+    # store with new thresholds, for some recordings only) would be compared as if alike.
+    param_sets = {json.dumps(i.params, sort_keys=True, default=str) for i in infos}
+    if len(param_sets) > 1:
+        log.warning("%s: shards were made with %d different parameter sets (re-segment into a fresh "
+                    "OUT_DIR or re-run `usvpipe segment` with one set)", store_dir, len(param_sets))
+    return param_sets
+
+
+def _recording_entry(i, store_dir: Path) -> dict:
+    """One complete recording's entry in the manifest."""
+    return {
+        "status": "complete",
+        "shard": i.path.relative_to(store_dir).as_posix(),
+        "n_syllables": i.n_syllables,
+        "animal": i.animal,
+        "group": i.group,
+        "source_size": i.source_size,
+        "source_mtime_ns": i.source_mtime_ns,
+        **({"metadata": i.metadata} if i.metadata else {}),
+        **({"review": i.review} if i.review else {}),
+    }
+
+
+def _store_manifest(store_dir: Path, infos: list, *, n_on_disk: int, outside: list, prune: bool, n_syllables: int,
+                    failed: dict, mixed: bool) -> dict:
+    """The store's ``manifest.json`` content (pure)."""
+    shapes = sorted({i.spec_shape for i in infos if i.spec_shape})
+    return {
+        "format": STORE_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "usvpipe_version": __version__,
+        "n_recordings": len(infos),
+        "n_shards_on_disk": n_on_disk - (len(outside) if prune else 0),
+        "not_in_inputs": [] if prune else outside,
+        "pruned": outside if prune else [],
+        "n_syllables": n_syllables,
+        "n_failed": len(failed),
+        "spec_shape": list(shapes[0]) if len(shapes) == 1 else [list(s) for s in shapes],
+        "params_digests": sorted({i.params_digest for i in infos}),
+        "mixed_parameters": mixed,
+        "params": infos[0].params if infos else {},
+        "recordings": {i.recording: _recording_entry(i, store_dir) for i in infos},
+        "failed": failed,
+    }
+
+
 def merge_store(store_dir, *, prune: bool = False) -> "pd.DataFrame":
     """(Re)build ``syllables.csv`` and ``manifest.json`` from the shards present.
 
@@ -339,93 +440,27 @@ def merge_store(store_dir, *, prune: bool = False) -> "pd.DataFrame":
     identical content). Rows are ordered by recording, then onset, so the table does not
     depend on which task finished first. Returns the merged table.
     """
-    import pandas as pd
-
     from ._lock import live_writers
 
     store_dir = Path(store_dir)
-    if not store_dir.is_dir():
-        raise UsvpipeError(store_dir, "not a directory", "pass the OUT_DIR of `usvpipe segment`")
-    shard_dir = store_dir / SHARD_DIR
-    if not shard_dir.is_dir() and not (store_dir / ERROR_DIR).is_dir() and not (store_dir / MANIFEST_NAME).exists():
-        # never write a table and manifest into, say, the folder of recordings by mistake
-        raise UsvpipeError(store_dir, f"not a syllable store (no {SHARD_DIR}/ or {ERROR_DIR}/ folder)",
-                           "pass the OUT_DIR of `usvpipe segment`")
-    writers = live_writers(store_dir)
-    if not writers:
+    _check_store_dir(store_dir)
+    if not live_writers(store_dir):
         # a running writer's temporary shard is its work in progress, not debris
-        remove_stale_temporaries(shard_dir)
+        remove_stale_temporaries(store_dir / SHARD_DIR)
     on_disk = shard_files(store_dir)
     infos = sorted((read_shard_info(p) for p in on_disk), key=lambda s: s.recording)
     inputs = read_inputs(store_dir)
     outside = sorted(i.recording for i in infos if inputs is not None and i.recording not in inputs)
     if outside:
         infos = [i for i in infos if i.recording in inputs]
-        if prune:
-            for rec in outside:
-                shard_path(store_dir, rec).unlink(missing_ok=True)
-                clear_error(store_dir, rec)
-            log.warning("%s: removed the shards of %d recording(s) that are no longer among the inputs, e.g. %s",
-                        store_dir, len(outside), outside[0])
-        else:
-            log.warning("%s: %d shard(s) belong to recordings that are not among the inputs of the last "
-                        "`usvpipe segment` run (e.g. %s) and are left out (fix: re-run `usvpipe segment` to "
-                        "remove them, or with the inputs that include them)", store_dir, len(outside), outside[0])
-    tables = [_shard_table(i, store_dir) for i in infos]
-    if tables:
-        table = pd.concat(tables, ignore_index=True)
-        if "label" in table.columns:  # shards without an exclusion list have no labels
-            table["label"] = table["label"].fillna("")
-    else:
-        table = pd.DataFrame({c: [] for c in BASE_COLUMNS})
+        _drop_outside_inputs(store_dir, outside, prune)
+
+    table = _merged_table(infos, store_dir)
     write_csv_atomic(store_dir / TABLE_NAME, table, float_format="%.6f")
-    failed = {}
-    for p in sorted((store_dir / ERROR_DIR).glob("*.json")) if (store_dir / ERROR_DIR).is_dir() else []:
-        try:
-            rec = read_json(p)
-            if inputs is not None and rec["recording"] not in inputs:
-                continue
-            failed[rec["recording"]] = {"path": rec.get("path", ""), "error": rec.get("error", "")}
-        except (OSError, ValueError, KeyError):
-            continue
-    digests = sorted({i.params_digest for i in infos})
-    # Shards made with different segmentation parameters (e.g. a re-run into the same
-    # store with new thresholds, for some recordings only) would be compared as if alike.
-    param_sets = {json.dumps(i.params, sort_keys=True, default=str) for i in infos}
-    if len(param_sets) > 1:
-        log.warning("%s: shards were made with %d different parameter sets (re-segment into a fresh "
-                    "OUT_DIR or re-run `usvpipe segment` with one set)", store_dir, len(param_sets))
-    shapes = sorted({i.spec_shape for i in infos if i.spec_shape})
-    manifest = {
-        "format": STORE_FORMAT,
-        "format_version": FORMAT_VERSION,
-        "usvpipe_version": __version__,
-        "n_recordings": len(infos),
-        "n_shards_on_disk": len(on_disk) - (len(outside) if prune else 0),
-        "not_in_inputs": [] if prune else outside,
-        "pruned": outside if prune else [],
-        "n_syllables": int(len(table)),
-        "n_failed": len(failed),
-        "spec_shape": list(shapes[0]) if len(shapes) == 1 else [list(s) for s in shapes],
-        "params_digests": digests,
-        "mixed_parameters": len(param_sets) > 1,
-        "params": infos[0].params if infos else {},
-        "recordings": {
-            i.recording: {
-                "status": "complete",
-                "shard": i.path.relative_to(store_dir).as_posix(),
-                "n_syllables": i.n_syllables,
-                "animal": i.animal,
-                "group": i.group,
-                "source_size": i.source_size,
-                "source_mtime_ns": i.source_mtime_ns,
-                **({"metadata": i.metadata} if i.metadata else {}),
-                **({"review": i.review} if i.review else {}),
-            }
-            for i in infos
-        },
-        "failed": failed,
-    }
+    failed = _failed_recordings(store_dir, inputs)
+    mixed = len(_parameter_sets(store_dir, infos)) > 1
+    manifest = _store_manifest(store_dir, infos, n_on_disk=len(on_disk), outside=outside, prune=prune,
+                               n_syllables=int(len(table)), failed=failed, mixed=mixed)
     write_json_atomic(store_dir / MANIFEST_NAME, manifest)
     return table
 

@@ -219,32 +219,52 @@ def _stage_rows(outcomes) -> list:
     return [[s.name, s.status, f"{s.seconds:.1f}", s.detail] for s in outcomes]
 
 
-def write_report(out: Path, config: PipelineConfig, outcomes: list[StageOutcome], result: PipelineResult) -> Path:
-    """Write ``report.html`` (self-contained) and ``report.md``; returns the HTML path."""
-    out = Path(out)
+def _merged_mmd(out: Path, result: PipelineResult) -> Optional[dict]:
+    """The run's MMD result as a dict, with the health fields filled in from the run manifest."""
     mmd = _as_dict(result.mmd)
     manifest = _read_json(out / "run_manifest.json") or {}
     if mmd is not None:
         for k in HEALTH_FIELDS:
             if k not in mmd and k in manifest:
                 mmd[k] = manifest[k]
+    return mmd
+
+
+def _effect(mmd: Optional[dict], pairwise, per_animal):
+    """The two-group animal-level effect size, or None when the test is not of that design or the tables lack it."""
+    if mmd is None or mmd.get("unit") != "animal" or len(mmd.get("groups") or []) != 2:
+        return None
+    try:
+        return group_effect(pairwise, per_animal, *[str(g) for g in mmd["groups"]])
+    except (KeyError, ValueError):
+        return None
+
+
+def _load_inputs(out: Path, outcomes: list[StageOutcome], result: PipelineResult):
+    """Everything the report reads from the run folder: ``(mmd, measures, per_group, answer)``."""
+    mmd = _merged_mmd(out, result)
     per_animal = _read_csv(out / "mmd" / "per_animal.csv") if mmd is not None else None
     pairwise = _read_csv(out / "mmd" / "pairwise_mmd2.csv", index_col=0) if mmd is not None else None
     if pairwise is not None:
         pairwise.index = pairwise.index.astype(str)
-    effect = None
-    if mmd is not None and mmd.get("unit") == "animal" and len(mmd.get("groups") or []) == 2:
-        try:
-            effect = group_effect(pairwise, per_animal, *[str(g) for g in mmd["groups"]])
-        except (KeyError, ValueError):
-            effect = None
+    effect = _effect(mmd, pairwise, per_animal)
     meas = _read_json(out / "measures" / "measures.json")
     per_group = _read_csv(out / "measures" / "measures_per_group.csv")
     failed = [(s.name, s.detail) for s in outcomes if s.status == "failed"]
     ans = answer(mmd, effect=effect, measures=meas, per_animal=per_animal, failed_stages=failed,
                  segment_failures=result.segment_failures)
+    return mmd, meas, per_group, ans
 
-    doc = _Doc()
+
+def _front_line(doc: _Doc, line: str):
+    """One line of the answer box, in all three twins."""
+    doc.html.append(f'<p class="effect">{html.escape(line)}</p>')
+    doc.md += [line, ""]
+    doc.front.append(line)
+
+
+def _answer_box(doc: _Doc, config: PipelineConfig, ans, meas: Optional[dict]):
+    """Title, the answer in words, its effect size, the classical measures that differ, the warnings."""
     doc.md += ["# usvpipe report", "", f"usvpipe {__version__}; config: {config.source or '(built in)'}", ""]
     doc.html.append(f"<h1>usvpipe report</h1><p class=\"small\">usvpipe {__version__} &middot; config: "
                     f"{html.escape(config.source or '(built in)')}</p>")
@@ -254,36 +274,37 @@ def write_report(out: Path, config: PipelineConfig, outcomes: list[StageOutcome]
     doc.front.append(ans.sentence)
     if ans.effect is not None and ans.decision != "not interpretable":  # no latent effect size from uninformative latents
         e = ans.effect
-        line = f"Effect size: {e.method.format(value=_fmt(e.value, 3), lo=_fmt(e.ci95[0], 3), hi=_fmt(e.ci95[1], 3))}."
-        doc.html.append(f'<p class="effect">{html.escape(line)}</p>')
-        doc.md += [line, ""]
-        doc.front.append(line)
+        _front_line(doc, f"Effect size: {e.method.format(value=_fmt(e.value, 3), lo=_fmt(e.ci95[0], 3), hi=_fmt(e.ci95[1], 3))}.")
     sig = [t for t in (meas or {}).get("tests") or [] if t.get("reject")]
     if (meas or {}).get("tests") is not None:
-        line = ("Classical measures that differ (animal level, Holm-corrected): " +
-                (", ".join(f"{t['label']} ({_fmt(t.get('difference'))} [{_fmt(t.get('ci95_low'))}, "
-                           f"{_fmt(t.get('ci95_high'))}])" for t in sig) if sig else "none") + ".")
-        doc.html.append(f'<p class="effect">{html.escape(line)}</p>')
-        doc.md += [line, ""]
-        doc.front.append(line)
+        _front_line(doc, "Classical measures that differ (animal level, Holm-corrected): " +
+                    (", ".join(f"{t['label']} ({_fmt(t.get('difference'))} [{_fmt(t.get('ci95_low'))}, "
+                               f"{_fmt(t.get('ci95_high'))}])" for t in sig) if sig else "none") + ".")
     doc.html.append("</div>")
     _warnings_box(doc, ans.warnings)
 
-    so = second_opinion_rows(mmd)
-    if so:
-        doc.h2("Does the difference hold across representations?", "second-opinion")
-        agree = len({r["decision"] for r in so}) == 1
-        doc.p("The same animal-level test on other descriptions of the syllables. " +
-              ("They agree." if agree else "They disagree: the answer depends on the representation; report it with care."))
-        doc.table(["representation", "statistic", "p", "unit", "decision", "features"],
-                  [[r["representation"], r["statistic"], r["p"], r["unit"], r["decision"], r["features"]] for r in so], "num")
 
-    explorer = out / "umap" / "explorer.html"
-    if explorer.exists():
+def _second_opinion_section(doc: _Doc, mmd: Optional[dict]):
+    so = second_opinion_rows(mmd)
+    if not so:
+        return
+    doc.h2("Does the difference hold across representations?", "second-opinion")
+    agree = len({r["decision"] for r in so}) == 1
+    doc.p("The same animal-level test on other descriptions of the syllables. " +
+          ("They agree." if agree else "They disagree: the answer depends on the representation; report it with care."))
+    doc.table(["representation", "statistic", "p", "unit", "decision", "features"],
+              [[r["representation"], r["statistic"], r["p"], r["unit"], r["decision"], r["features"]] for r in so], "num")
+
+
+def _explorer_link(doc: _Doc, out: Path):
+    if (out / "umap" / "explorer.html").exists():
         doc.html.append('<p><a href="umap/explorer.html">Open the interactive latent-space explorer</a> '
                         "(umap/explorer.html: send it along with this file; it is self-contained too).</p>")
         doc.md += ["[Interactive latent-space explorer](umap/explorer.html)", ""]
 
+
+def _collect_figures(out: Path) -> dict:
+    """The run's PNG figures by report section: ``{section: [(file, caption, wide), ...]}``, in file order."""
     figures = {}
     for sub in ("measures", "mmd", "model", "umap"):
         d = out / sub
@@ -291,7 +312,11 @@ def write_report(out: Path, config: PipelineConfig, outcomes: list[StageOutcome]
             rel = f.relative_to(out).as_posix()
             section, caption, wide = CAPTIONS.get(rel, ("other", f"{rel}", False))
             figures.setdefault(section, []).append((f, caption, wide))
+    return figures
 
+
+def _evidence_sections(doc: _Doc, out: Path, mmd: Optional[dict], meas: Optional[dict], per_group, figures: dict):
+    """Measures, the MMD test, the VAE's health, then UMAP and any other figures, each with its figures."""
     _measures_section(doc, out, meas, per_group)
     for f, cap, wide in figures.pop("measures", []):
         doc.figure(out, f, cap, wide)
@@ -311,6 +336,9 @@ def write_report(out: Path, config: PipelineConfig, outcomes: list[StageOutcome]
             for f, cap, wide in figures[section]:
                 doc.figure(out, f, cap, wide)
 
+
+def _run_sections(doc: _Doc, config: PipelineConfig, outcomes: list[StageOutcome], result: PipelineResult):
+    """The stages, the recordings that failed, the parameters."""
     doc.h2("Stages", "stages")
     doc.table(["stage", "status", "seconds", "detail"], _stage_rows(outcomes))
     if result.segment_failures:
@@ -322,10 +350,10 @@ def write_report(out: Path, config: PipelineConfig, outcomes: list[StageOutcome]
     doc.html.append(f"<pre>{html.escape(params)}</pre>")
     doc.md += ["```json", params, "```", ""]
 
-    _io.write_text_atomic(out / "report.md", "\n".join(doc.md))
-    write_pdf(out / "report.pdf", doc.front, ans.warnings, doc.figures,
-              subtitle=f"usvpipe {__version__}; config: {config.source or '(built in)'}")
-    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>usvpipe report</title>
+
+def _html_page(body: str) -> str:
+    """The self-contained HTML page around the report's body."""
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>usvpipe report</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.4}}
 table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}}
@@ -338,9 +366,26 @@ figcaption{{font-size:.92em;color:#333;max-width:900px}}.file,.small{{color:#777
 .warnings li.stop{{color:#a33c00;font-weight:600;font-size:1.1em}}.health{{font-weight:600}}
 pre{{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}}
 @media print{{figure.col img{{width:60%}}body{{max-width:none}}}}</style></head><body>
-{''.join(doc.html)}
+{body}
 </body></html>"""
-    return _io.write_text_atomic(out / "report.html", page)
+
+
+def write_report(out: Path, config: PipelineConfig, outcomes: list[StageOutcome], result: PipelineResult) -> Path:
+    """Write ``report.html`` (self-contained) and ``report.md``; returns the HTML path."""
+    out = Path(out)
+    mmd, meas, per_group, ans = _load_inputs(out, outcomes, result)
+
+    doc = _Doc()
+    _answer_box(doc, config, ans, meas)
+    _second_opinion_section(doc, mmd)
+    _explorer_link(doc, out)
+    _evidence_sections(doc, out, mmd, meas, per_group, _collect_figures(out))
+    _run_sections(doc, config, outcomes, result)
+
+    _io.write_text_atomic(out / "report.md", "\n".join(doc.md))
+    write_pdf(out / "report.pdf", doc.front, ans.warnings, doc.figures,
+              subtitle=f"usvpipe {__version__}; config: {config.source or '(built in)'}")
+    return _io.write_text_atomic(out / "report.html", _html_page("".join(doc.html)))
 
 
 #: A4 portrait, inches

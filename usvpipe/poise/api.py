@@ -41,6 +41,117 @@ def _device(device):
     return resolve_device(device, auto_order=("cuda",))
 
 
+def _model_for(data: PairedData, params: PoiseParams, dev, model=None):
+    """``model`` (or a fresh one built for ``params`` and the data's shapes and ranges), on ``dev``."""
+    lik1 = resolve_likelihood(params.likelihood_1, data.x1.shape[1:], float(data.x1.min()), float(data.x1.max()))
+    lik2 = resolve_likelihood(params.likelihood_2, data.x2.shape[1:], float(data.x2.min()), float(data.x2.max()))
+    if model is None:
+        model = build_model(params, data.x1.shape[1:], data.x2.shape[1:], lik1, lik2)
+    return model.to(dev)
+
+
+def _optimizer(model, params: PoiseParams):
+    """Adam over the trainable parameters, and the trainable prior parameters (their own, larger step)."""
+    import torch
+
+    # The prior has a handful of parameters that must travel far (e.g. G22 from ~0 to O(1));
+    # a larger step for them lets the couplings keep pace with the networks.
+    prior_ids = {id(p) for n_, p in model.named_parameters() if n_.startswith("prior.")}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in prior_ids and p.requires_grad],
+               "lr": params.learning_rate}]
+    prior_train = [p for p in model.parameters() if id(p) in prior_ids and p.requires_grad]
+    if prior_train:
+        groups.append({"params": prior_train, "lr": params.learning_rate * params.prior_lr_factor})
+    return torch.optim.Adam(groups), prior_train
+
+
+def _resume_from(model_path: Path, model, opt, params: PoiseParams, dev) -> tuple[int, list]:
+    """Load the checkpoint's weights and optimiser state; returns ``(epochs done, history rows)``."""
+    ck = _read_checkpoint(model_path, dev)
+    # Everything but the number of epochs must match (resume = train for longer).
+    # (a checkpoint from before a parameter existed counts as that parameter's default).
+    same = {k: v for k, v in params_to_dict(params).items() if k != "epochs"}
+    theirs = params_to_dict(_checkpoint_params(ck, model_path))
+    if {k: v for k, v in theirs.items() if k != "epochs"} != same:
+        raise InputFileError(model_path, "was trained with different parameters", "use a new OUT_DIR or the same parameters")
+    model.load_state_dict(ck["state_dict"])
+    opt.load_state_dict(ck["optimizer"])
+    return int(ck["epoch"]), list(ck["history"])
+
+
+def _kl_weight(params: PoiseParams, epoch: int) -> float:
+    """The KL term's weight in ``epoch`` (0-based): ramped linearly over ``kl_warmup_epochs``."""
+    return params.kl_weight * (min(1.0, (epoch + 1) / params.kl_warmup_epochs) if params.kl_warmup_epochs else 1.0)
+
+
+def _train_epoch(model, opt, x1, x2, perm, *, batch_size: int, steps: int, kl_weight: float, dev) -> dict:
+    """One pass of ``steps`` mini-batches in the order ``perm``; returns the mean of each loss term."""
+    import torch
+
+    sums = {}
+    for s in range(steps):
+        idx = torch.as_tensor(perm[s * batch_size:(s + 1) * batch_size])
+        loss, info = model.loss(x1[idx].to(dev), x2[idx].to(dev), kl_weight=kl_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 100.0)
+        opt.step()
+        info["loss"] = loss.item()
+        for k, v in info.items():
+            sums[k] = sums.get(k, 0.0) + v
+    return {k: v / steps for k, v in sums.items()}
+
+
+def _check_finite(row: dict, epoch: int) -> None:
+    if not all(math.isfinite(v) for v in row.values()):
+        raise UsvpipeError(f"training diverged at epoch {epoch + 1} (loss {row.get('loss')}) "
+                           "(fix: lower learning_rate, or raise obs_sd)")
+
+
+def _run_epochs(model, opt, prior_train: list, data: PairedData, params: PoiseParams, rng, dev, *,
+                start_epoch: int, rows: list, model_path, progress: bool) -> list:
+    """Epochs ``start_epoch`` .. ``params.epochs``: appends one history row each to ``rows`` and
+    checkpoints after each (when ``model_path`` is set); returns ``rows``."""
+    import torch
+
+    x1 = torch.as_tensor(data.x1)
+    x2 = torch.as_tensor(data.x2)
+    n = len(data)
+    bs = min(params.batch_size, n)
+    steps = max(1, n // bs)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=params.epochs, initial=start_epoch, desc="poise", unit="epoch")
+    try:
+        for epoch in range(start_epoch, params.epochs):
+            model.train()
+            perm = rng.permutation(n)
+            beta = _kl_weight(params, epoch)
+            # Prior warm-up: the prior holds its (paired) start while the networks settle on its
+            # axes. Without gradients it neither moves nor enters the clipping norm or Adam's
+            # moments; the switch depends on the epoch only, so a resumed run does the same.
+            for p in prior_train:
+                p.requires_grad_(epoch >= params.prior_warmup_epochs)
+            t0 = time.perf_counter()
+            means = _train_epoch(model, opt, x1, x2, perm, batch_size=bs, steps=steps, kl_weight=beta, dev=dev)
+            row = {"epoch": epoch + 1, **means, "seconds": time.perf_counter() - t0}
+            _check_finite(row, epoch)
+            rows.append(row)
+            if progress:
+                log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
+                bar.update(1)
+            if model_path is not None:
+                save_poise(model, model_path, optimizer=opt, epoch=epoch + 1, history=rows)
+    finally:
+        if bar is not None:
+            bar.close()
+        for p in prior_train:  # the returned (or failed) model is left trainable as usual
+            p.requires_grad_(True)
+    return rows
+
+
 def train_poise(data, out_dir=None, params: PoiseParams = PoiseParams(), *, device="auto",
                 resume: bool = False, progress: bool = False, model=None) -> PoiseRun:
     """Train a POISE-VAE (or a baseline, ``params.model``) on paired data.
@@ -74,82 +185,19 @@ def train_poise(data, out_dir=None, params: PoiseParams = PoiseParams(), *, devi
     dev = _device(device)
     torch.manual_seed(params.seed)
     rng = np.random.default_rng(params.seed)
-    lik1 = resolve_likelihood(params.likelihood_1, data.x1.shape[1:], float(data.x1.min()), float(data.x1.max()))
-    lik2 = resolve_likelihood(params.likelihood_2, data.x2.shape[1:], float(data.x2.min()), float(data.x2.max()))
-    if model is None:
-        model = build_model(params, data.x1.shape[1:], data.x2.shape[1:], lik1, lik2)
-    model = model.to(dev)
-    # The prior has a handful of parameters that must travel far (e.g. G22 from ~0 to O(1));
-    # a larger step for them lets the couplings keep pace with the networks.
-    prior_ids = {id(p) for n_, p in model.named_parameters() if n_.startswith("prior.")}
-    groups = [{"params": [p for p in model.parameters() if id(p) not in prior_ids and p.requires_grad],
-               "lr": params.learning_rate}]
-    prior_train = [p for p in model.parameters() if id(p) in prior_ids and p.requires_grad]
-    if prior_train:
-        groups.append({"params": prior_train, "lr": params.learning_rate * params.prior_lr_factor})
-    opt = torch.optim.Adam(groups)
+    model = _model_for(data, params, dev, model)
+    opt, prior_train = _optimizer(model, params)
     start_epoch, rows = 0, []
     model_path = None
     if out_dir is not None:
         out_dir = ensure_output_dir(out_dir)
         model_path = out_dir / MODEL_FILE
         if resume and model_path.is_file():
-            ck = _read_checkpoint(model_path, dev)
-            # Everything but the number of epochs must match (resume = train for longer).
-            # (a checkpoint from before a parameter existed counts as that parameter's default).
-            same = {k: v for k, v in params_to_dict(params).items() if k != "epochs"}
-            theirs = params_to_dict(_checkpoint_params(ck, model_path))
-            if {k: v for k, v in theirs.items() if k != "epochs"} != same:
-                raise InputFileError(model_path, "was trained with different parameters", "use a new OUT_DIR or the same parameters")
-            model.load_state_dict(ck["state_dict"])
-            opt.load_state_dict(ck["optimizer"])
-            start_epoch, rows = int(ck["epoch"]), list(ck["history"])
-    x1 = torch.as_tensor(data.x1)
-    x2 = torch.as_tensor(data.x2)
-    n = len(data)
-    bs = min(params.batch_size, n)
-    steps = max(1, n // bs)
-    bar = None
-    if progress:
-        from tqdm import tqdm
+            start_epoch, rows = _resume_from(model_path, model, opt, params, dev)
 
-        bar = tqdm(total=params.epochs, initial=start_epoch, desc="poise", unit="epoch")
-    try:
-        for epoch in range(start_epoch, params.epochs):
-            model.train()
-            perm = rng.permutation(n)
-            beta = params.kl_weight * (min(1.0, (epoch + 1) / params.kl_warmup_epochs) if params.kl_warmup_epochs else 1.0)
-            # Prior warm-up: the prior holds its (paired) start while the networks settle on its
-            # axes. Without gradients it neither moves nor enters the clipping norm or Adam's
-            # moments; the switch depends on the epoch only, so a resumed run does the same.
-            for p in prior_train:
-                p.requires_grad_(epoch >= params.prior_warmup_epochs)
-            sums, t0 = {}, time.perf_counter()
-            for s in range(steps):
-                idx = torch.as_tensor(perm[s * bs:(s + 1) * bs])
-                loss, info = model.loss(x1[idx].to(dev), x2[idx].to(dev), kl_weight=beta)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 100.0)
-                opt.step()
-                info["loss"] = loss.item()
-                for k, v in info.items():
-                    sums[k] = sums.get(k, 0.0) + v
-            row = {"epoch": epoch + 1, **{k: v / steps for k, v in sums.items()}, "seconds": time.perf_counter() - t0}
-            if not all(math.isfinite(v) for v in row.values()):
-                raise UsvpipeError(f"training diverged at epoch {epoch + 1} (loss {row.get('loss')}) "
-                                   "(fix: lower learning_rate, or raise obs_sd)")
-            rows.append(row)
-            if progress:
-                log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
-                bar.update(1)
-            if model_path is not None:
-                save_poise(model, model_path, optimizer=opt, epoch=epoch + 1, history=rows)
-    finally:
-        if bar is not None:
-            bar.close()
-        for p in prior_train:  # the returned (or failed) model is left trainable as usual
-            p.requires_grad_(True)
+    rows = _run_epochs(model, opt, prior_train, data, params, rng, dev, start_epoch=start_epoch, rows=rows,
+                       model_path=model_path, progress=progress)
+
     history = pd.DataFrame(rows)
     if out_dir is not None:
         write_csv_atomic(out_dir / HISTORY_FILE, history)

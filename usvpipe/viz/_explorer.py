@@ -110,6 +110,51 @@ def _magma_lut() -> list[int]:
     return rgb.ravel().tolist()
 
 
+def _quantise(v: np.ndarray) -> tuple[list, list]:
+    """Coordinates as integers 0..COORD_SCALE over their range, and that range ``[lo, hi]``."""
+    lo, hi = float(v.min()), float(v.max())
+    span = hi - lo or 1.0
+    return np.rint((v - lo) / span * COORD_SCALE).astype(int).tolist(), [lo, hi]
+
+
+def _category_columns(emb, color_by: str, colors: Mapping[str, Mapping[str, str]]) -> dict:
+    """``{column: {levels, codes, colors}}`` for group, animal, recording and a categorical ``color_by``."""
+    from ._figures import category_colors, is_categorical
+
+    cat_cols = [c for c in ("group", "animal", "recording") if c in emb.columns]
+    if color_by not in cat_cols and color_by in emb.columns and is_categorical(emb[color_by]):
+        cat_cols.append(color_by)
+    cats = {}
+    for c in cat_cols:
+        levels, codes = _codes(emb[c])
+        cmap = colors.get(c)
+        if cmap is None:
+            cmap = category_colors(levels)
+        cats[c] = {"levels": levels, "codes": codes, "colors": [cmap.get(v, "#888888") for v in levels]}
+    return cats
+
+
+def _numeric_column(emb, color_by: str, cats: dict) -> dict:
+    """``{color_by: values}`` when colouring by a numeric column (5 significant digits, None for NaN), else ``{}``."""
+    import pandas as pd
+
+    if color_by not in emb.columns or color_by in cats:
+        return {}
+    v = pd.to_numeric(emb[color_by], errors="coerce").to_numpy(dtype=float)
+    return {color_by: [None if not np.isfinite(a) else float(f"{a:.5g}") for a in v]}  # JSON has no NaN
+
+
+def _syllable_ids(emb) -> tuple[np.ndarray, str | None]:
+    """The points' ids, and ``"recording#index"`` when the page can rebuild them from those columns."""
+    ids = emb["id"].astype(str).to_numpy() if "id" in emb.columns else np.arange(len(emb)).astype(str)
+    # ids written by the store are "<recording>#<index>": rebuild them in the page instead of storing them twice
+    if "recording" in emb.columns and "index" in emb.columns:
+        rebuilt = emb["recording"].astype(str).to_numpy().astype(object) + "#" + emb["index"].astype(str).to_numpy().astype(object)
+        if np.array_equal(rebuilt.astype(str), ids):
+            return ids, "recording#index"
+    return ids, None
+
+
 def explorer_payload(
     emb,
     *,
@@ -125,49 +170,17 @@ def explorer_payload(
     time_expansion: int = 16,
 ) -> dict:
     """The JSON object the page reads (all points; see the module docstring)."""
-    import pandas as pd
-
-    n = len(emb)
-    x = emb["emb_x"].to_numpy(dtype=np.float64)
-    y = emb["emb_y"].to_numpy(dtype=np.float64)
-
-    def q(v):
-        lo, hi = float(v.min()), float(v.max())
-        span = hi - lo or 1.0
-        return np.rint((v - lo) / span * COORD_SCALE).astype(int).tolist(), [lo, hi]
-
-    qx, rx = q(x)
-    qy, ry = q(y)
-    cats = {}
-    cat_cols = [c for c in ("group", "animal", "recording") if c in emb.columns]
-    from ._figures import is_categorical
-
-    if color_by not in cat_cols and color_by in emb.columns and is_categorical(emb[color_by]):
-        cat_cols.append(color_by)
-    for c in cat_cols:
-        levels, codes = _codes(emb[c])
-        cmap = colors.get(c)
-        if cmap is None:
-            from ._figures import category_colors
-
-            cmap = category_colors(levels)
-        cats[c] = {"levels": levels, "codes": codes, "colors": [cmap.get(v, "#888888") for v in levels]}
-    nums = {}
-    if color_by in emb.columns and color_by not in cats:
-        v = pd.to_numeric(emb[color_by], errors="coerce").to_numpy(dtype=float)
-        nums[color_by] = [None if not np.isfinite(a) else float(f"{a:.5g}") for a in v]  # JSON has no NaN
-    ids = emb["id"].astype(str).to_numpy() if "id" in emb.columns else np.arange(n).astype(str)
-    # ids written by the store are "<recording>#<index>": rebuild them in the page instead of storing them twice
-    id_rule = None
-    if "recording" in emb.columns and "index" in emb.columns:
-        rebuilt = emb["recording"].astype(str).to_numpy().astype(object) + "#" + emb["index"].astype(str).to_numpy().astype(object)
-        if np.array_equal(rebuilt.astype(str), ids):
-            id_rule = "recording#index"
-    data = {
+    qx, rx = _quantise(emb["emb_x"].to_numpy(dtype=np.float64))
+    qy, ry = _quantise(emb["emb_y"].to_numpy(dtype=np.float64))
+    cats = _category_columns(emb, color_by, colors)
+    nums = _numeric_column(emb, color_by, cats)
+    ids, id_rule = _syllable_ids(emb)
+    times = "onset_s" in emb and "offset_s" in emb
+    return {
         "format": "usvpipe-explorer",
         "version": __version__,
         "title": title,
-        "n": n,
+        "n": len(emb),
         "x": qx,
         "y": qy,
         "xrange": rx,
@@ -178,8 +191,8 @@ def explorer_payload(
         "id_rule": id_rule,
         "ids": None if id_rule else ids.tolist(),
         "index": emb["index"].astype(int).tolist() if id_rule else None,
-        "onset_s": _floats(emb["onset_s"]) if "onset_s" in emb and "offset_s" in emb else None,
-        "offset_s": _floats(emb["offset_s"]) if "onset_s" in emb and "offset_s" in emb else None,
+        "onset_s": _floats(emb["onset_s"]) if times else None,
+        "offset_s": _floats(emb["offset_s"]) if times else None,
         "drawn": None if drawn_rows is None else np.asarray(drawn_rows, dtype=int).tolist(),
         "thumb_rows": [int(r) for r in thumbnails],
         "thumbs": list(thumbnails.values()),
@@ -191,7 +204,6 @@ def explorer_payload(
         "time_expansion": int(time_expansion),
         "params": dict(params),
     }
-    return data
 
 
 def render_html(payload: dict) -> str:
