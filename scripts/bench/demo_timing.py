@@ -80,7 +80,13 @@ def run_once(out: Path, *, shift: float, animals: int, duration_s: float, epochs
     except (OSError, ValueError):
         pass
     mmd = res.mmd.to_dict() if hasattr(res.mmd, "to_dict") else (res.mmd or {})
+    health = {}
+    try:
+        health = json.loads((out / "model" / "train.json").read_text()).get("health", {})
+    except (OSError, ValueError):
+        pass
     return {"data_generation_s": round(gen_s, 2), "pipeline_s": round(total, 2),
+            "health_passed": health.get("passed"), "recon_r2": health.get("recon_r2"), "pca_r2": health.get("pca_r2"),
             "stages_s": {s.name: round(s.seconds, 2) for s in res.stages},
             "p_value": mmd.get("p_value"), "reject": mmd.get("reject"),
             "measures_differ": [t["measure"] for t in meas.get("tests") or [] if t.get("reject")]}
@@ -169,6 +175,9 @@ def main() -> None:
         for name, s in r["stages_s"].items():
             print(f"  {name:<9}{s:8.1f} s")
         print(f"  p = {r['p_value']}, reject = {r['reject']}; measures that differ: {', '.join(r['measures_differ']) or 'none'}")
+        if r.get("health_passed") is not None:
+            print(f"  VAE health: {'passed' if r['health_passed'] else 'FAILED'} (held-out reconstruction R² "
+                  f"{r['recon_r2']:.2f}, PCA {r['pca_r2']:.2f})")
     ref_after = reference_seconds()
     ref = min(ref_before, ref_after)
     summary.update({"reference_after_s": round(ref_after, 3), "load_after": load()})
