@@ -239,6 +239,10 @@ def silent_error(info: AudioInfo) -> InputFileError:
     return InputFileError(info.path, "all samples are zero (silent recording)", "check the microphone channel or remove the file from the input")
 
 
+#: 16-bit PCM to float: ``x / 32768`` (libsndfile's convention); a power of two, so scaling is exact.
+PCM16_SCALE = 2.0 ** -15
+
+
 def pcm16_to_float32(data: np.ndarray) -> np.ndarray:
     """16-bit PCM samples as float32 in [-1, 1): ``x / 32768``.
 
@@ -248,7 +252,7 @@ def pcm16_to_float32(data: np.ndarray) -> np.ndarray:
     # astype + in-place multiply: 1.5x faster than np.multiply(..., dtype=float32), whose
     # mixed int16/float32 loop casts in small buffered chunks; the values are identical
     out = data.astype(np.float32)
-    out *= np.float32(1.0 / 32768.0)
+    out *= np.float32(PCM16_SCALE)
     return out
 
 
@@ -278,17 +282,14 @@ def read_block(fh, info: AudioInfo, pos: int, n: int, channel, *, keep_pcm16: bo
     otherwise, and for every other sample format or a mix of channels, float32 in [-1, 1].
     """
     fh.seek(pos)
-    if info.subtype == "PCM_16":
-        raw = fh.read(n, dtype="int16", always_2d=True)
-        if keep_pcm16 and (channel != "mix" or raw.shape[1] == 1):
-            if raw.shape[0] < n:
-                raise truncated_error(info, pos + raw.shape[0])
-            return np.ascontiguousarray(raw[:, 0 if channel == "mix" else channel])
-        data = pcm16_to_float32(raw)
-    else:
-        data = fh.read(n, dtype="float32", always_2d=True)
+    pcm16 = info.subtype == "PCM_16"
+    data = fh.read(n, dtype="int16" if pcm16 else "float32", always_2d=True)
     if data.shape[0] < n:
         raise truncated_error(info, pos + data.shape[0])
+    if pcm16:
+        if keep_pcm16 and (channel != "mix" or data.shape[1] == 1):
+            return np.ascontiguousarray(data[:, 0 if channel == "mix" else channel])
+        data = pcm16_to_float32(data)
     block = select_channel(data, channel)
     _check_block(info, block, pos)
     return block

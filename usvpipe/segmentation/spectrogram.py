@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..audio import PCM16_SCALE
 from ..constraints import Interval, check_params, config_error
 
 # Frames per FFT call: the windowed frames, the FFT output and the squared band
@@ -184,10 +185,6 @@ def frame_view(audio: np.ndarray, geom: FrameGeometry) -> np.ndarray:
     return np.lib.stride_tricks.as_strided(
         audio, shape=(n, geom.nperseg), strides=(geom.hop * audio.strides[0], audio.strides[0]), writeable=False
     )
-
-
-#: 16-bit PCM to float: ``x / 32768`` (libsndfile's convention, :func:`usvpipe.audio.pcm16_to_float32`).
-PCM16_SCALE = 2.0 ** -15
 
 
 def band_power(frames: np.ndarray, geom: FrameGeometry, out: np.ndarray | None = None, *, workspace: dict | None = None) -> np.ndarray:
