@@ -23,6 +23,23 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+_TRUE_WORDS = frozenset({"true", "yes", "1", "on"})
+_FALSE_WORDS = frozenset({"false", "no", "0", "off"})
+
+
+def bool_from_text(value) -> bool | None:
+    """A bool as it is, or the text of one (true/yes/1/on, false/no/0/off, any case); None for anything else."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        low = value.lower()
+        if low in _TRUE_WORDS:
+            return True
+        if low in _FALSE_WORDS:
+            return False
+    return None
+
+
 def _coerce(value: Any, annotation: Any, where: str):
     """Convert a TOML/CLI value to the field's annotated type (best effort, strict on nonsense)."""
     if isinstance(annotation, str):
@@ -48,10 +65,9 @@ def _coerce(value: Any, annotation: Any, where: str):
         seq = [_coerce(v, inner, where) for v in value]
         return tuple(seq) if origin is tuple else seq
     if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in {"true", "yes", "1", "on", "false", "no", "0", "off"}:
-            return value.lower() in {"true", "yes", "1", "on"}
+        flag = bool_from_text(value)
+        if flag is not None:
+            return flag
         raise ConfigError(f"{where}: expected true/false, got {value!r}")
     if annotation is int:
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
+from ..config import bool_from_text
 from ..constraints import Interval, OneOf, check_params, config_error
 
 _POSTERIORS = ("lowrank", "diagonal")
@@ -290,14 +291,10 @@ def _auto_or_number(value, kind, name):
 
 def _auto_or_bool(value, name):
     """``"auto"``, a bool, or its text (true/yes/on/1, false/no/off/0) becomes ``"auto"`` or a bool."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        low = value.strip().lower()
-        if low in ("true", "yes", "on", "1"):
-            return True
-        if low in ("false", "no", "off", "0"):
-            return False
-        if low == "auto":
-            return "auto"
-    raise config_error("train", name, f"{value!r} is not auto, true or false", f"set {name} to auto, true or false")
+    text = value.strip() if isinstance(value, str) else value
+    if isinstance(text, str) and text.lower() == "auto":
+        return "auto"
+    flag = bool_from_text(text)
+    if flag is None:
+        raise config_error("train", name, f"{value!r} is not auto, true or false", f"set {name} to auto, true or false")
+    return flag
