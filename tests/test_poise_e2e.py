@@ -114,4 +114,4 @@ def test_poise_in_stages_without_videos_is_a_config_error():
 
     with pytest.raises(ConfigError, match=r"\[run\]\.videos.*stages include poise"):
         RunParams(input="x", stages=("segment", "poise"))
-    assert RunParams(input="x", videos="v").wants_poise and not RunParams(input="x").wants_poise
+    assert RunParams(input="x", videos="v").requests("poise") and not RunParams(input="x").requests("poise")

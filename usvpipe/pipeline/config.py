@@ -82,10 +82,9 @@ class RunParams:
             raise config_error("run", "videos", "is empty, but stages include poise",
                                "set videos to the folder of behaviour videos, or drop poise from stages")
 
-    @property
-    def wants_poise(self) -> bool:
-        """Whether the run includes the poise stage (listed in ``stages``, or ``videos`` set)."""
-        return "poise" in self.stages or bool(self.videos)
+    def requests(self, stage: str) -> bool:
+        """Whether the run includes ``stage``: listed in ``stages``, or ``poise`` with ``videos`` set."""
+        return stage in self.stages or (stage == "poise" and bool(self.videos))
 
 
 def _stage_classes() -> dict[str, tuple[str, type]]:

@@ -89,13 +89,13 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True, force: bool =
     # an up-to-date report from an earlier run (not a stale one when this run's test failed)
     if result.mmd is None and result.stages[-1].status.startswith("skipped") and (r.mmd_dir / "report.json").exists():
         result.mmd = _io.read_json(r.mmd_dir / "report.json")
-    if run.wants_poise:
+    if run.requests("poise"):
         poise_digest = params_digest({"pairs": config.stages["poise_pairs"], "poise": config.stages["poise"]},
-                                     {"store": r.store_digest(), "videos": r.videos_fingerprint(),
+                                     {"store": sd or r.store_digest(), "videos": r.videos_fingerprint(),
                                       "sync": _fingerprint(Path(run.sync)) if run.sync else {},
                                       "video_metadata": _fingerprint(Path(run.video_metadata)) if run.video_metadata else {}})
         r.stage("poise", r.poise_dir, poise_digest, r.poise_model_path.exists, lambda: r.poise(poise_digest),
-                outputs=[r.poise_model_path], requested=True)
+                outputs=[r.poise_model_path])
     r.measures()
     history = _update_history(r.history, result.stages)
     _write_manifest(r.out, config, result, wall_s=time.time() - started, history=history)
@@ -126,7 +126,7 @@ class _Run:
         self.say(f"usvpipe: {name}: {_what(name, self.config)}{took}")
 
     def stage(self, name: str, stage_dir: Path, digest: str, outputs_exist: Callable[[], bool],
-              body: Callable[[], str], *, outputs: tuple | list = (), requested: bool | None = None) -> None:
+              body: Callable[[], str], *, outputs: tuple | list = ()) -> None:
         """Run ``body`` unless not requested or up to date; a leaf stage's failure is recorded, not raised.
 
         Up to date means: the stamp's digest matches and every output in ``outputs`` is
@@ -134,7 +134,7 @@ class _Run:
         truncated or replaced ``model.pt`` is remade instead of failing every later stage.
         """
         outcomes = self.result.stages
-        if not (name in self.run.stages if requested is None else requested):
+        if not self.run.requests(name):
             outcomes.append(StageOutcome(name, "not requested"))
             return
         stamp = _read_stamp(stage_dir)

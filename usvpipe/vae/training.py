@@ -509,6 +509,7 @@ class _Trainer:
         import torch
         from tqdm.auto import tqdm
 
+        from .augment import jitter_batch
         from .data import epoch_batches
 
         dev = self.ctx.device
@@ -519,8 +520,6 @@ class _Trainer:
                    disable=not (self.progress and self.ctx.is_main))
         for x in self.source.batches(batches):
             if self.jitter is not None:
-                from .augment import jitter_batch
-
                 x = jitter_batch(self.model.prepare(x), self.jitter)
             with self._autocast():
                 loss, recon, kl = self.net(x)
