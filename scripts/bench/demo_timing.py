@@ -61,7 +61,25 @@ def reference_seconds(repeats: int = 3) -> float:
     return best
 
 
-def run_once(out: Path, *, shift: float, animals: int, duration_s: float, epochs, seed: int) -> dict:
+def with_overrides(cfg, sets: dict):
+    """The demo config with ``section.key=value`` overrides (e.g. ``train.min_steps=600``,
+    ``syllables.shape=64,64``), parsed as the config file's values are."""
+    from usvpipe.config import params_from_mapping, params_to_dict
+
+    by_section: dict = {}
+    for key, value in sets.items():
+        section, _, name = key.partition(".")
+        if section not in cfg.stages or not name:
+            raise SystemExit(f"--set {key}: use SECTION.KEY with a section of {', '.join(cfg.stages)}")
+        by_section.setdefault(section, {})[name] = [v.strip() for v in value.split(",")] if "," in value else value
+    for section, values in by_section.items():
+        old = cfg.stages[section]
+        current = {k: v for k, v in params_to_dict(old).items() if v is not None}  # TOML has no null
+        cfg.stages[section] = params_from_mapping(type(old), {**current, **values}, section=section)
+    return cfg
+
+
+def run_once(out: Path, *, shift: float, animals: int, duration_s: float, epochs, seed: int, sets=None) -> dict:
     from usvpipe.pipeline import demo_config, run_pipeline
     from usvpipe.synth import make_dataset
 
@@ -69,7 +87,8 @@ def run_once(out: Path, *, shift: float, animals: int, duration_s: float, epochs
     if shift != 1.0:  # the demo's data generator with another planted shift (0 = A/A)
         make_dataset(out / "demo_data", groups=("A", "B"), animals_per_group=animals, recordings_per_animal=1,
                      duration_s=duration_s, group_shift=shift, seed=seed)
-    cfg = demo_config(out, animals_per_group=animals, duration_s=duration_s, epochs=epochs, seed=seed)
+    cfg = with_overrides(demo_config(out, animals_per_group=animals, duration_s=duration_s, epochs=epochs, seed=seed),
+                         sets or {})
     gen_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     res = run_pipeline(cfg, progress=False, quiet=True)
@@ -147,7 +166,11 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None, help="also write the summary here")
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="override a demo setting, e.g. --set syllables.shape=64,64 --set train.min_steps=600 "
+                         "(how the demo's settings were chosen: see usvpipe/pipeline/demo.py)")
     args = ap.parse_args()
+    sets = dict(item.split("=", 1) for item in args.set)
 
     def load() -> str:
         return " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -168,7 +191,7 @@ def main() -> None:
     for label, shift in runs:
         with tempfile.TemporaryDirectory(prefix="usvpipe-demo-timing-") as tmp:
             r = run_once(Path(tmp) / "run", shift=shift, animals=args.animals, duration_s=args.duration_s,
-                         epochs=args.epochs, seed=args.seed)
+                         epochs=args.epochs, seed=args.seed, sets=sets)
         summary["runs"][label] = r
         print(f"\n{label}: pipeline {r['pipeline_s']:.1f} s (data generation {r['data_generation_s']:.1f} s, not counted); "
               f"load average now {load()}")

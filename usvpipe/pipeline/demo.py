@@ -31,7 +31,8 @@ def demo_config(out_dir, *, real: bool = False, animals_per_group: int = 6, dura
     # 3e-3, failed the check (held-out reconstruction R² -0.02 to 0.00, PCA-32 0.20);
     # 32x32 at 1500 steps passed with lr 2e-3 (R² 0.13) and was at the threshold with 1e-3
     # (0.10); 32x32 at 3000 steps passed (0.22) but took twice as long. Batch size, the
-    # likelihood scale and the jitter are the defaults ("auto", from the store).
+    # likelihood scale and the jitter are the defaults ("auto", from the store). Each variant:
+    # scripts/bench/demo_timing.py --set syllables.shape=64,64 --set train.min_steps=600 ...
     sections["syllables"] = {"shape": [32, 32]}
     sections["train"] = {"epochs": epochs if epochs is not None else 1, "min_steps": 1500, "lr": 2e-3, "seed": seed}
     if real:
