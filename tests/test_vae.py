@@ -158,7 +158,7 @@ def _state(path):
 
 
 def test_resume_reproduces_uninterrupted_run_exactly(store_dir, tmp_path):
-    params = TrainParams(epochs=4, checkpoint_every=2, **TINY)
+    params = TrainParams(epochs=4, checkpoint_every=2, checkpoint_min_interval_s=0, **TINY)
     full = train(store_dir, tmp_path / "full", params, device="cpu", progress=False)
 
     class Killed(Exception):
@@ -179,6 +179,18 @@ def test_resume_reproduces_uninterrupted_run_exactly(store_dir, tmp_path):
         for key, tensor in a["model_state"].items():
             assert torch.equal(tensor, b["model_state"][key]), (name, key)
     assert np.array_equal(full.history["train_loss"].to_numpy(), resumed.history["train_loss"].to_numpy())
+
+
+def test_checkpoints_are_rate_limited_but_the_last_epoch_is_always_written(store_dir, tmp_path):
+    params = TrainParams(epochs=3, checkpoint_min_interval_s=1e6, **TINY)
+    seen = []
+
+    def record(epoch, row):
+        seen.append((tmp_path / "run" / "checkpoint.pt").exists())
+
+    train(store_dir, tmp_path / "run", params, device="cpu", progress=False, on_epoch_end=record)
+    assert seen == [False, False, True]  # nothing before the interval has passed, then the final state
+    assert _state(tmp_path / "run" / "checkpoint.pt")["epoch"] == 3
 
 
 def test_streaming_path_gives_the_same_model_as_data_on_device(store_dir, tmp_path):

@@ -254,7 +254,8 @@ def test_cli_train_prints_the_health_and_mmd_refuses_to_state_an_answer(tmp_path
 
 def test_a_run_stopped_mid_training_leaves_an_encodable_model(tmp_path, caplog):
     _random_call_store(tmp_path / "store", n_recordings=4, per_recording=30)
-    params = TrainParams(min_steps=0, epochs=5, latent_dim=4, channels=(4, 8), hidden=(16,), figure_every=0)
+    params = TrainParams(min_steps=0, epochs=5, latent_dim=4, channels=(4, 8), hidden=(16,), figure_every=0,
+                         checkpoint_min_interval_s=0)
 
     def stop_after_two(epoch, row):
         if epoch == 2:

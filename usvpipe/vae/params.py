@@ -109,6 +109,11 @@ class TrainParams:
         Seeds weights, the split, the data order and the sampling noise.
     checkpoint_every : int
         Write ``checkpoint.pt`` (resumable state) every this many epochs (and at the end).
+    checkpoint_min_interval_s : float
+        … but no more often than once per this many seconds of training (0: every
+        ``checkpoint_every`` epochs). A run killed in between resumes from the last
+        checkpoint, exactly, so it loses at most this long plus one epoch; the unfinished
+        ``model.pt`` is written with each checkpoint.
     figure_every : int
         Redraw ``reconstructions.png`` and ``loss.png`` every this many epochs (0: only at the end).
     amp : {"auto", "bf16", "fp16", "off"}
@@ -159,6 +164,7 @@ class TrainParams:
     split_by: str = "recording"
     seed: int = 0
     checkpoint_every: int = 1
+    checkpoint_min_interval_s: float = 30.0
     figure_every: int = 10
     amp: str = "auto"
     channels_last: Union[str, bool] = "auto"
@@ -192,6 +198,7 @@ class TrainParams:
         "val_fraction": [Interval(float, 0, 1, closed="left")],
         "split_by": [OneOf(*_SPLITS)],
         "checkpoint_every": [Interval(int, 1, None)],
+        "checkpoint_min_interval_s": [Interval(float, 0, None)],
         "figure_every": [Interval(int, 0, None)],
         "amp": [OneOf(*_AMP)],
         "data_on_device": [OneOf("auto", True, False)],
