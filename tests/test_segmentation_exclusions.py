@@ -145,3 +145,16 @@ def test_run_config_exclude_paths_are_relative_to_the_config_file(tmp_path):
     cfg.write_text('[run]\ninput = "rec"\nexclude = ["review.csv", "/abs/other.csv"]\n')
     run = read_pipeline_config(cfg).run
     assert run.exclude == (str((tmp_path / "cfg" / "review.csv").resolve()), "/abs/other.csv")
+
+
+def test_usvpipe_run_reports_what_the_exclusion_list_removed(dataset, segmented, tmp_path):
+    from usvpipe.pipeline.config import config_from_mapping
+    from usvpipe.pipeline.run import run_pipeline
+
+    before = pd.read_csv(segmented / "syllables.csv", dtype={"recording": str})
+    review = _review(tmp_path / "review.csv", [_row(before, 0, "noise"), _row(before, 2, "noise")])
+    cfg = config_from_mapping({"run": {"input": str(dataset), "output": str(tmp_path / "out"), "stages": ["segment"],
+                                       "exclude": [str(review)]}, "syllables": {"shape": [32, 32]}})
+    segment = run_pipeline(cfg, progress=False, quiet=True).stages[0]
+    assert segment.status == "ran" and "exclusion list: 2 excluded as noise" in segment.detail, segment.detail
+    assert len(open_store(tmp_path / "out" / "store")) == len(before) - 2
