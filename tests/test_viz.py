@@ -140,6 +140,25 @@ def test_umap_small_with_subsample_separates_groups():
     assert agree.mean() > 0.95 and agree[~emb["fitted"].to_numpy()].mean() > 0.9
 
 
+def test_small_fully_fitted_umap_uses_exact_neighbours_and_keeps_the_structure():
+    from usvpipe.viz._projection import embed_array, exact_knn
+
+    rng = np.random.default_rng(1)
+    g = np.repeat([0, 1, 2], 40)
+    z = rng.normal(size=(120, 6)) + 5.0 * np.eye(6)[g]
+    idx, dist, _ = exact_knn(z, 10, "euclidean")
+    brute = np.sqrt(((z[:, None] - z[None]) ** 2).sum(-1))
+    assert (idx[:, 0] == np.arange(120)).all()  # each point is its own first neighbour, as umap-learn expects
+    assert np.allclose(dist, np.sort(brute, axis=1)[:, :10], atol=1e-5)
+    xy, fitted, timings = embed_array(z, UmapParams(n_neighbors=10, seed=0))
+    assert timings["exact_knn"] and fitted.all()
+    d = ((xy[:, None] - xy[None]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    assert (g[d.argmin(1)] == g).mean() > 0.95
+    # with points left to transform, umap-learn's own search index is needed
+    assert not embed_array(z, UmapParams(n_neighbors=10, seed=0, fit_subsample=80))[2]["exact_knn"]
+
+
 def test_params_validation():
     with pytest.raises(UsvpipeError, match="method"):
         UmapParams(method="tsne")

@@ -160,6 +160,24 @@ def _fit_indices(n: int, params: UmapParams) -> np.ndarray:
     return np.sort(rng.choice(n, size=params.fit_subsample, replace=False))
 
 
+#: Below this many syllables, all fitted, the neighbour graph is computed exactly with
+#: scikit-learn and handed to UMAP (``precomputed_knn``). umap-learn also searches exactly
+#: below 4096 points, but through numba kernels that a fresh process compiles first (7 s of
+#: the demo's 12 s UMAP stage, load average ~5); the layout keeps the same quality
+#: (trustworthiness at k = 15 on the demo's 481 latents: 0.9946 vs 0.9944).
+EXACT_KNN_BELOW = 4096
+#: Metrics whose neighbours scikit-learn computes with the meaning umap-learn gives them.
+EXACT_KNN_METRICS = ("euclidean", "manhattan", "chebyshev", "cosine")
+
+
+def exact_knn(z: np.ndarray, n_neighbors: int, metric: str) -> tuple[np.ndarray, np.ndarray, None]:
+    """``(indices, distances, None)`` of each row's ``n_neighbors`` nearest rows, itself first."""
+    from sklearn.neighbors import NearestNeighbors
+
+    dist, idx = NearestNeighbors(n_neighbors=n_neighbors, metric=metric).fit(z).kneighbors(z)
+    return idx.astype(np.int32), dist.astype(np.float32), None
+
+
 def embed_array(z: np.ndarray, params: UmapParams = UmapParams(), *, progress=None) -> tuple[np.ndarray, np.ndarray, dict]:
     """Project ``(n, d)`` latents to ``(n, 2)``.
 
@@ -203,6 +221,9 @@ def embed_array(z: np.ndarray, params: UmapParams = UmapParams(), *, progress=No
     import warnings
 
     n_neighbors = min(params.n_neighbors, len(fit_idx) - 1)
+    knn = None
+    if len(fit_idx) == n and n < EXACT_KNN_BELOW and params.metric in EXACT_KNN_METRICS:
+        knn = exact_knn(z, n_neighbors, params.metric)
     reducer = umap.UMAP(
         n_components=2,
         n_neighbors=n_neighbors,
@@ -211,11 +232,15 @@ def embed_array(z: np.ndarray, params: UmapParams = UmapParams(), *, progress=No
         random_state=params.seed,
         # tiny tables: the spectral initialisation fails on < n_neighbors points
         init="spectral" if len(fit_idx) > n_neighbors + 2 else "random",
+        **({"precomputed_knn": knn} if knn is not None else {}),
     )
+    timings["exact_knn"] = knn is not None
     with warnings.catch_warnings():
         # "n_jobs overridden to 1 by setting random_state" is the documented trade-off of a seed
         warnings.filterwarnings("ignore", message=".*n_jobs.*")
         warnings.filterwarnings("ignore", message=".*gradient function is not yet implemented.*")
+        # with precomputed neighbours there is no search index; nothing is transformed then
+        warnings.filterwarnings("ignore", message=".*precomputed_knn.*")
         emb_fit = reducer.fit_transform(z[fit_idx])
         out[fit_idx] = emb_fit
         timings["fit_s"] = time.perf_counter() - t0
