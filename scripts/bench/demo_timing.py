@@ -13,8 +13,10 @@ one A/A run lands below 0.05 in 5 % of seeds by design, so read several seeds, n
     OMP_NUM_THREADS=1 python scripts/bench/demo_timing.py --aa-measures-seeds 20   # A/A over many seeds, no VAE
 
 runs only segment + classical measures (seconds per seed, no training) on A/A data for seeds
-0..N-1 and prints how many seeds had a measure that differs after Holm's correction (the
-family-wise false-positive rate; nominal <= 5 %), and, per seed, the animal-level p of the
+S..S+N-1 (``--seed S``, default 0) and prints how many seeds had a measure that differs after Holm's correction (the
+family-wise false-positive rate; nominal <= 5 %), how many had the animal-level MMD of the
+report's second opinion (classical measures; PCA-32 of the images) at p <= 0.05 (nominal
+5 %), and, per seed, the animal-level p of the
 generator's own animal offsets in the parameter that is most unbalanced, so an "A/A" draw
 whose animals happen to differ is seen as such.
 
@@ -111,18 +113,24 @@ def run_once(out: Path, *, shift: float, animals: int, duration_s: float, epochs
             "measures_differ": [t["measure"] for t in meas.get("tests") or [] if t.get("reject")]}
 
 
-def aa_measures(seeds: int, *, animals: int, duration_s: float) -> dict:
-    """Segment + classical measures on A/A data for ``seeds`` seeds (no VAE)."""
+def aa_measures(seeds: int, *, animals: int, duration_s: float, first_seed: int = 0) -> dict:
+    """Segment + classical measures on A/A data for ``seeds`` seeds from ``first_seed`` on (no VAE)."""
     import itertools
 
     import numpy as np
 
+    import dataclasses
+
     from usvpipe.measures import measures_stage
+    from usvpipe.mmd import MMDParams
+    from usvpipe.mmd.stage import mmd_test
+    from usvpipe.mmd.trust import classical_features, pca_features
     from usvpipe.segmentation import SyllableParams, segment_recordings
+    from usvpipe.store import open_store
     from usvpipe.synth import SHAPE_PARAMS, make_dataset
 
     rows = []
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         with tempfile.TemporaryDirectory(prefix="usvpipe-aa-") as tmp:
             data, store = Path(tmp) / "data", Path(tmp) / "store"
             make_dataset(data, groups=("A", "B"), animals_per_group=animals, recordings_per_animal=1,
@@ -131,6 +139,12 @@ def aa_measures(seeds: int, *, animals: int, duration_s: float) -> dict:
                                progress=False)
             res = measures_stage(store, Path(tmp) / "measures", input_root=data, a="A", b="B", figure=False)
             synth = json.loads((data / "synth.json").read_text())
+            # the report's second opinion, animal-level MMD on two representations that need no training
+            table = open_store(store).table
+            mmd_p = {}
+            for name, (frame, cols) in (("classical", classical_features(table)), ("pca32", pca_features(table, store, 32))):
+                params = dataclasses.replace(MMDParams(), features=",".join(cols), syllable_view=False)
+                mmd_p[name] = float(mmd_test(frame, group_col="group", a="A", b="B", params=params, health=None).p_value)
         off = np.array([[a["offset_sd"][k] for k in SHAPE_PARAMS] for a in synth["animals"]])
         grp = np.array([a["group"] == "A" for a in synth["animals"]])
         # the generator's truth: animal-level permutation p of each shape parameter's offsets
@@ -145,14 +159,19 @@ def aa_measures(seeds: int, *, animals: int, duration_s: float) -> dict:
         tests = res.tests
         rejected = [] if tests is None else list(tests.loc[tests["reject"], "measure"])
         min_holm = None if tests is None else float(tests["p_holm"].min())
-        rows.append({"seed": seed, "rejected": rejected, "min_p_holm": min_holm,
+        rows.append({"seed": seed, "rejected": rejected, "min_p_holm": min_holm, "mmd_p": mmd_p,
                      "most_unbalanced_offset": worst, "its_truth_p": round(truth_p[worst], 4)})
         print(f"  seed {seed:2d}: measures that differ (Holm): {', '.join(rejected) or 'none'}; smallest Holm p "
-              f"{min_holm:.3g}; generator's animals most unbalanced in {worst} (animal-level p {truth_p[worst]:.3g})",
-              flush=True)
+              f"{min_holm:.3g}; animal-level MMD p: classical measures {mmd_p['classical']:.3g}, PCA-32 of the images "
+              f"{mmd_p['pca32']:.3g}; generator's animals most unbalanced in {worst} (animal-level p "
+              f"{truth_p[worst]:.3g})", flush=True)
     k = sum(1 for r in rows if r["rejected"])
     print(f"A/A classical measures: {k} of {seeds} seeds with a measure that differs after Holm (nominal <= 5 %)")
-    return {"seeds": seeds, "n_seeds_with_a_rejection": k, "per_seed": rows}
+    mmd_rejections = {}
+    for name in ("classical", "pca32"):
+        mmd_rejections[name] = sum(1 for r in rows if r["mmd_p"][name] <= 0.05)
+        print(f"A/A animal-level MMD on {name}: {mmd_rejections[name]} of {seeds} seeds at p <= 0.05 (nominal 5 %)")
+    return {"seeds": seeds, "n_seeds_with_a_rejection": k, "mmd_rejections": mmd_rejections, "per_seed": rows}
 
 
 def main() -> None:
@@ -179,7 +198,7 @@ def main() -> None:
           f"load average before: {load()}")
     if args.aa_measures_seeds:
         t0 = time.perf_counter()
-        res = aa_measures(args.aa_measures_seeds, animals=args.animals, duration_s=args.duration_s)
+        res = aa_measures(args.aa_measures_seeds, animals=args.animals, duration_s=args.duration_s, first_seed=args.seed)
         print(f"{time.perf_counter() - t0:.0f} s; load average now {load()}")
         if args.json:
             args.json.write_text(json.dumps(res, indent=2))
