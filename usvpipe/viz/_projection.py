@@ -191,27 +191,38 @@ def embed_array(z: np.ndarray, params: UmapParams = UmapParams(), *, progress=No
     fitted[fit_idx] = True
     out = np.empty((n, 2), dtype=np.float32)
     timings = {"n": n, "n_fit": int(len(fit_idx)), "fit_s": 0.0, "transform_s": 0.0}
-    t0, c0 = time.perf_counter(), time.process_time()
     if params.method == "pca":
-        # exact PCA via the d x d covariance: O(n d^2), no randomness, any n
-        mean = z[fit_idx].astype(np.float64).mean(axis=0)
-        zc = z[fit_idx].astype(np.float64) - mean
-        cov = zc.T @ zc / max(len(fit_idx) - 1, 1)
-        evals, evecs = np.linalg.eigh(cov)
-        comps = evecs[:, ::-1][:, :2]
-        if comps.shape[1] < 2:  # d == 1: second axis is zero
-            comps = np.pad(comps, ((0, 0), (0, 2 - comps.shape[1])))
-        # deterministic sign: largest-magnitude loading positive
-        signs = np.sign(comps[np.abs(comps).argmax(axis=0), range(2)])
-        comps = comps * np.where(signs == 0, 1, signs)
-        timings["fit_s"] = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        mean32, comps32 = mean.astype(np.float32), comps.astype(np.float32)  # float32: half the memory traffic
-        for s in range(0, n, params.transform_batch):
-            out[s : s + params.transform_batch] = (z[s : s + params.transform_batch] - mean32) @ comps32
-        timings["transform_s"] = time.perf_counter() - t1
-        timings["explained_variance_ratio"] = [float(v) for v in (evals[::-1][:2] / max(evals.sum(), 1e-300))]
-        return out, fitted, timings
+        _embed_pca(z, fit_idx, out, params, timings)
+    else:
+        _embed_umap(z, fit_idx, fitted, out, params, timings, progress)
+    return out, fitted, timings
+
+
+def _embed_pca(z, fit_idx, out, params: UmapParams, timings: dict) -> None:
+    """Exact PCA via the d x d covariance: O(n d^2), no randomness, any n; fills ``out``."""
+    t0 = time.perf_counter()
+    mean = z[fit_idx].astype(np.float64).mean(axis=0)
+    zc = z[fit_idx].astype(np.float64) - mean
+    cov = zc.T @ zc / max(len(fit_idx) - 1, 1)
+    evals, evecs = np.linalg.eigh(cov)
+    comps = evecs[:, ::-1][:, :2]
+    if comps.shape[1] < 2:  # d == 1: second axis is zero
+        comps = np.pad(comps, ((0, 0), (0, 2 - comps.shape[1])))
+    # deterministic sign: largest-magnitude loading positive
+    signs = np.sign(comps[np.abs(comps).argmax(axis=0), range(2)])
+    comps = comps * np.where(signs == 0, 1, signs)
+    timings["fit_s"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    mean32, comps32 = mean.astype(np.float32), comps.astype(np.float32)  # float32: half the memory traffic
+    for s in range(0, len(z), params.transform_batch):
+        out[s : s + params.transform_batch] = (z[s : s + params.transform_batch] - mean32) @ comps32
+    timings["transform_s"] = time.perf_counter() - t1
+    timings["explained_variance_ratio"] = [float(v) for v in (evals[::-1][:2] / max(evals.sum(), 1e-300))]
+
+
+def _embed_umap(z, fit_idx, fitted, out, params: UmapParams, timings: dict, progress) -> None:
+    """UMAP fitted on ``fit_idx``, the other rows transformed in batches; fills ``out``."""
+    n = len(z)
     if n < 4:
         raise UsvpipeError("[umap].method", f"UMAP needs at least 4 syllables, got {n}", "use --method pca")
     try:
@@ -220,6 +231,7 @@ def embed_array(z: np.ndarray, params: UmapParams = UmapParams(), *, progress=No
         raise UsvpipeError("[umap].method", "umap-learn is not installed", "pip install umap-learn, or use --method pca") from None
     import warnings
 
+    t0, c0 = time.perf_counter(), time.process_time()
     n_neighbors = min(params.n_neighbors, len(fit_idx) - 1)
     knn = None
     if len(fit_idx) == n and n < EXACT_KNN_BELOW and params.metric in EXACT_KNN_METRICS:
@@ -241,8 +253,7 @@ def embed_array(z: np.ndarray, params: UmapParams = UmapParams(), *, progress=No
         warnings.filterwarnings("ignore", message=".*gradient function is not yet implemented.*")
         # with precomputed neighbours there is no search index; nothing is transformed then
         warnings.filterwarnings("ignore", message=".*precomputed_knn.*")
-        emb_fit = reducer.fit_transform(z[fit_idx])
-        out[fit_idx] = emb_fit
+        out[fit_idx] = reducer.fit_transform(z[fit_idx])
         timings["fit_s"] = time.perf_counter() - t0
         timings["fit_cpu_s"] = time.process_time() - c0
         rest = np.flatnonzero(~fitted)
@@ -259,7 +270,6 @@ def embed_array(z: np.ndarray, params: UmapParams = UmapParams(), *, progress=No
                 progress(len(rows))
         timings["transform_s"] = time.perf_counter() - t1
         timings["transform_batches"] = batches
-    return out, fitted, timings
 
 
 def embed_latents(latents, params: UmapParams = UmapParams()):
