@@ -498,6 +498,25 @@ def synth_recording(
     return audio.astype(np.float32), truth
 
 
+def _check_dataset_args(groups, animals_per_group: int, recordings_per_animal: int, **numbers) -> list[str]:
+    """Validate :func:`make_dataset`'s arguments (a ConfigError naming the bad one); returns the group names."""
+    import math
+
+    for name, v in numbers.items():
+        if v is not None and not math.isfinite(float(v)):
+            raise ConfigError(f"{name} must be a finite number, got {v!r}")
+    if not (numbers["duration_s"] > 0 and numbers["sample_rate_hz"] > 0 and numbers["call_rate_hz"] >= 0):
+        raise ConfigError("duration_s and sample_rate_hz must be > 0 and call_rate_hz >= 0")
+    groups = [str(g) for g in groups]
+    if len(groups) < 1 or len(set(groups)) != len(groups) or any(not g or "/" in g for g in groups):
+        raise ConfigError(f"groups must be distinct non-empty names without '/', got {groups}")
+    if animals_per_group < 1 or recordings_per_animal < 1:
+        raise ConfigError("animals_per_group and recordings_per_animal must be >= 1")
+    if numbers["animal_sd"] < 0:
+        raise ConfigError(f"animal_sd must be >= 0, got {numbers['animal_sd']}")
+    return groups
+
+
 def make_dataset(
     out_dir,
     *,
@@ -540,22 +559,10 @@ def make_dataset(
     from ._io import atomic_path, ensure_output_dir, write_csv_atomic, write_json_atomic
     from ._version import __version__
 
-    import math
-
-    numbers = {"duration_s": duration_s, "group_shift": group_shift, "animal_sd": animal_sd, "snr_db": snr_db,
-               "sample_rate_hz": sample_rate_hz, "call_rate_hz": call_rate_hz, "low_freq_noise_db": low_freq_noise_db}
-    for name, v in numbers.items():
-        if v is not None and not math.isfinite(float(v)):
-            raise ConfigError(f"{name} must be a finite number, got {v!r}")
-    if not (duration_s > 0 and sample_rate_hz > 0 and call_rate_hz >= 0):
-        raise ConfigError("duration_s and sample_rate_hz must be > 0 and call_rate_hz >= 0")
-    groups = [str(g) for g in groups]
-    if len(groups) < 1 or len(set(groups)) != len(groups) or any(not g or "/" in g for g in groups):
-        raise ConfigError(f"groups must be distinct non-empty names without '/', got {groups}")
-    if animals_per_group < 1 or recordings_per_animal < 1:
-        raise ConfigError("animals_per_group and recordings_per_animal must be >= 1")
-    if animal_sd < 0:
-        raise ConfigError(f"animal_sd must be >= 0, got {animal_sd}")
+    groups = _check_dataset_args(groups, animals_per_group, recordings_per_animal, duration_s=duration_s,
+                                 group_shift=group_shift, animal_sd=animal_sd, snr_db=snr_db,
+                                 sample_rate_hz=sample_rate_hz, call_rate_hz=call_rate_hz,
+                                 low_freq_noise_db=low_freq_noise_db)
     out = ensure_output_dir(out_dir)
     root = np.random.SeedSequence(int(seed))
     animal_seqs = root.spawn(len(groups) * animals_per_group)
