@@ -30,7 +30,7 @@ A model is ``poise``, ``mvae`` or ``mmvae``, optionally with ``+``-separated var
 ``subset`` (POISE's one-modality ELBO terms), ``indep`` / ``paired`` (POISE prior started
 nearly independent, the default / with z_i coupled to z'_i), ``pw<N>`` (hold the POISE prior for N epochs), ``kw<N>`` (KL annealing over N
 epochs), ``b<x>`` (KL weight x), and the reference-code variants ``full`` (all four G blocks),
-``rall`` (reconstruction averaged over every chain state), ``rand`` (dense random prior start),
+``fwd`` (`recon_sweep="forward"`, the reconstruction sweep before issue 12), ``rall`` (reconstruction averaged over every chain state), ``rand`` (dense random prior start),
 ``md<x>`` (mask a batch's modality with probability x), ``ref`` (= ``full+rall+rand+md0.15``), e.g. ``--models poise poise+paired+subset+pw7 mvae+kw10 mmvae``.
 """
 from __future__ import annotations
@@ -183,6 +183,8 @@ def model_params(spec: str, **common):
             extra["kl_warmup_epochs"] = int(v[2:])
         elif v == "full":
             extra["full_coupling"] = True
+        elif v == "fwd":
+            extra["recon_sweep"] = "forward"  # the reconstruction sweep used before issue 12
         elif v == "rall":
             extra["recon_samples"] = "all"
         elif v == "rand":

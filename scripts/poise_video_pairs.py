@@ -14,7 +14,8 @@ the other 20 %:
 * ``ceiling``: the same read-outs on the real held-out images (ridge from the spectrogram to the
   bar; the spectrogram read-out on real spectrograms).
 
-Models: POISE with subset ELBOs (``--subset-elbos``, the setting docs/poise.md recommends for
+Models: POISE with subset ELBOs (``poise``; ``poise+forward`` adds ``--recon-sweep forward``, the
+reconstruction sweep used before issue 12) (``--subset-elbos``, the setting docs/poise.md recommends for
 cross-generation) and the MMVAE / MVAE baselines on the same pairs, networks and epochs; the
 ratio POISE / baseline is printed next to each, and the load average next to the times.
 
@@ -120,7 +121,10 @@ def main(argv=None):
         out = work / f"model-{name}"
         opts = ["--latent-dim-1", 4, "--latent-dim-2", 4, "--hidden-units", 64, "--epochs", args.epochs,
                 "--batch-size", 64, "--seed", args.seed]
-        opts += ["--subset-elbos"] if name == "poise" else ["--model", name]
+        kind, *variants = name.split("+")
+        opts += ["--subset-elbos"] if kind == "poise" else ["--model", kind]
+        for v in variants:  # e.g. poise+forward: the reconstruction sweep used before issue 12
+            opts += {"forward": ["--recon-sweep", "forward"], "symmetric": ["--recon-sweep", "symmetric"]}[v]
         t1 = time.perf_counter()
         run_cli(["poise", "train", work / "train.npz", out, *opts])
         train_s = time.perf_counter() - t1

@@ -60,9 +60,10 @@ def test_video_and_wav_to_a_model_that_draws_the_bar_from_the_call(tmp_path):
     frames, _ = cross_generate(model, x2=pairs.x2[test], mean=True)  # video <- audio, held-out pairs
     got, want = bar_position(frames[:, 0]), pos[test]
     r2 = 1 - ((got - want) ** 2).sum() / ((want - want.mean()) ** 2).sum()
-    # ~45 held-out pairs from ~225 training pairs: R^2 was 0.38-0.42 over three settings here;
+    # ~45 held-out pairs from ~225 training pairs: R^2 0.81 here; 0.39 with --recon-sweep forward
+    # (the one-sided reconstruction sweep before issue 12, 0.38-0.42 over three settings then).
     # scripts/poise_video_pairs.py (more recordings) measures the R^2 >= 0.7 claim.
-    assert r2 > 0.2, r2
+    assert r2 > 0.6, r2
 
 
 def test_usvpipe_run_with_videos_pairs_and_trains_poise_and_skips_when_up_to_date(tmp_path):

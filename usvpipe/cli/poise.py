@@ -91,6 +91,9 @@ def pairs_cmd(store, videos, out_npz, sync, video_metadata, audio, config, **opt
               help="POISE: all four blocks of G (also z.z'^2 and z^2.z', bounded); default off.")
 @click.option("--recon-samples", type=click.Choice(["one", "all"]), default=None,
               help="POISE reconstruction from one chain sample (default) or averaged over every chain state.")
+@click.option("--recon-sweep", type=click.Choice(["symmetric", "forward"]), default=None,
+              help="POISE: decode each modality from the sweep half drawn last (symmetric, default) "
+                   "or both from one z-then-z' sweep (forward, the behaviour before issue 12).")
 @click.option("--modality-dropout", type=float, default=None,
               help="POISE: per-batch probability of masking each modality (0-0.5; default 0).")
 @click.option("--prior-warmup-epochs", type=int, default=None,

@@ -108,7 +108,12 @@ class PoiseVAE(_Base):
             ll1 = self._ll(x1.unsqueeze(1), self.dec1(zs), 1).mean(1)
             ll2 = self._ll(x2.unsqueeze(1), self.dec2(zps), 2).mean(1)
         else:
-            ll1 = self._ll(x1, self.dec1(z[:, 0]), 1)
+            # Each modality is decoded from the half of a sweep drawn *last*: z' after z
+            # (above) for x2, and z after z' for x1. A z drawn first, from the detached chain
+            # state, has no path to modality 2's encoder: with recon_sweep="forward" the frame's
+            # reconstruction (and cross-generation x1 <- x2) never trains encoder 2 (issue 12).
+            z1 = z if prm.recon_sweep == "forward" else P.reparam_sample_reverse(q, zq[:, :1])[0]
+            ll1 = self._ll(x1, self.dec1(z1[:, 0]), 1)
             ll2 = self._ll(x2, self.dec2(zp[:, 0]), 2)
         return -(ll1 + ll2) + kl_weight * kl, ll1, ll2, kl
 

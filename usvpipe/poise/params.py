@@ -84,6 +84,15 @@ class PoiseParams:
         chain (``one``), or averaged over every state of every posterior chain,
         differentiated through the whole chain (``all``, the reference code's choice; costs
         ``gibbs_samples * gibbs_sweeps`` decoder passes per pair).
+    recon_sweep : {"symmetric", "forward"}
+        POISE only, with ``recon_samples="one"``: which re-parameterised sweep from the chains'
+        state each modality is decoded from. ``symmetric`` (default): ``x'`` from ``z'`` drawn
+        after ``z`` (``z | z'`` then ``z' | z``) and ``x`` from ``z`` drawn after ``z'``
+        (``z' | z`` then ``z | z'``), so each reconstruction is differentiable w.r.t. *both*
+        encoders through the coupling. ``forward``: both from one ``z | z'``, ``z' | z`` sweep
+        (the behaviour before issue 12): the frame's reconstruction then has no gradient into
+        the other modality's encoder, and cross-generation of modality 1 from modality 2 alone
+        is not trained (docs/poise.md, *Why audio -> video failed*).
     modality_dropout : float
         POISE only: the probability, per batch, that modality 1 is masked (its expert
         contributes ``Delta = 0``; both are still reconstructed), and the same for modality
@@ -120,6 +129,7 @@ class PoiseParams:
     prior_warmup_epochs: int = 0
     full_coupling: bool = False
     recon_samples: str = "one"
+    recon_sweep: str = "symmetric"
     modality_dropout: float = 0.0
     kl_weight: float = 1.0
     kl_warmup_epochs: int = 0
@@ -147,6 +157,7 @@ class PoiseParams:
         "pair_quartic": [Interval(float, 0, None)],
         "prior_warmup_epochs": [Interval(int, 0, None)],
         "recon_samples": [OneOf("one", "all")],
+        "recon_sweep": [OneOf("symmetric", "forward")],
         "modality_dropout": [Interval(float, 0, 0.5, closed="left")],
         "kl_weight": [Interval(float, 0, None)],
         "kl_warmup_epochs": [Interval(int, 0, None)],

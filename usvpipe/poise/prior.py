@@ -267,6 +267,20 @@ def reparam_sample(p: NatParams, zp_prev: torch.Tensor):
     return z, zp
 
 
+def reparam_sample_reverse(p: NatParams, z_prev: torch.Tensor):
+    """:func:`reparam_sample` in the other order, from a (detached) ``z``: ``z' | z``, then ``z | z'``.
+
+    The ``z`` it returns depends on the parameters of both halves (e.g. both encoders'
+    increments), so decoding modality 1 from it gives that modality's reconstruction a path-wise
+    gradient through the coupling into the other modality's encoder, which the ``z`` of
+    :func:`reparam_sample` (drawn first, from a detached ``z'``) cannot have.
+    """
+    z_prev = z_prev.detach()
+    zp = _draw(*cond_zp(p, z_prev, z_prev * z_prev))
+    z = _draw(*cond_z(p, zp, zp * zp))
+    return z, zp
+
+
 # ------------------------------------------------------------------------------------- statistics
 def energy(p: NatParams, z, u1, u2) -> torch.Tensor:
     """Unnormalised log density ``eta . S`` with ``T(z')`` replaced by ``(u1, u2)`` (linear in it).
