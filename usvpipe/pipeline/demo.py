@@ -30,7 +30,9 @@ def demo_config(out_dir, *, real: bool = False, animals_per_group: int = 6, dura
     # short run. Measured on the demo data (seed 0): 64x64 at 400-600 steps, with lr 1e-3 or
     # 3e-3, failed the check (held-out reconstruction R² -0.02 to 0.00, PCA-32 0.20);
     # 32x32 at 1500 steps passed with lr 2e-3 (R² 0.13) and was at the threshold with 1e-3
-    # (0.10); 32x32 at 3000 steps passed (0.22) but took twice as long. Batch size, the
+    # (0.10); 32x32 at 3000 steps passed (0.22) but took twice as long. With the fused CPU
+    # Adam, 1500 steps pass with R² 0.15 (A/A data 0.11), and 1250 steps, 3 s faster, fall to
+    # 0.11 (A/A data 0.07: failed), so the demo keeps 1500. Batch size, the
     # likelihood scale and the jitter are the defaults ("auto", from the store). Each variant:
     # scripts/bench/demo_timing.py --set syllables.shape=64,64 --set train.min_steps=600 ...
     sections["syllables"] = {"shape": [32, 32]}
