@@ -15,9 +15,10 @@ the other 20 %:
   bar; the spectrogram read-out on real spectrograms).
 
 Models: POISE with subset ELBOs (``poise``; ``poise+forward`` adds ``--recon-sweep forward``, the
-reconstruction sweep used before issue 12) (``--subset-elbos``, the setting docs/poise.md recommends for
-cross-generation) and the MMVAE / MVAE baselines on the same pairs, networks and epochs; the
-ratio POISE / baseline is printed next to each, and the load average next to the times.
+reconstruction sweep used before issue 12; ``poise+full`` adds ``--full-coupling``)
+(``--subset-elbos``, the setting docs/poise.md recommends for cross-generation) and the MMVAE / MVAE
+baselines on the same pairs, networks and epochs; the ratio POISE / baseline is printed next to each,
+and the load average next to the times.
 
     OMP_NUM_THREADS=1 python scripts/poise_video_pairs.py            # ~10 min on a quiet core
 """
@@ -124,7 +125,8 @@ def main(argv=None):
         kind, *variants = name.split("+")
         opts += ["--subset-elbos"] if kind == "poise" else ["--model", kind]
         for v in variants:  # e.g. poise+forward: the reconstruction sweep used before issue 12
-            opts += {"forward": ["--recon-sweep", "forward"], "symmetric": ["--recon-sweep", "symmetric"]}[v]
+            opts += {"forward": ["--recon-sweep", "forward"], "symmetric": ["--recon-sweep", "symmetric"],
+                     "full": ["--full-coupling"]}[v]
         t1 = time.perf_counter()
         run_cli(["poise", "train", work / "train.npz", out, *opts])
         train_s = time.perf_counter() - t1
