@@ -361,3 +361,14 @@ def test_cli_bad_inputs_give_one_line_errors(tmp_path):
     assert r.exit_code == 2 and "not a syllable store" in r.output and "Traceback" not in r.output
     r = CliRunner().invoke(main, ["train", str(tmp_path), str(tmp_path / "out"), "--set", "wings=2"])
     assert r.exit_code == 2 and "unknown parameter" in r.output
+
+
+def test_fused_adam_only_where_torch_has_it(monkeypatch):
+    from usvpipe.vae.training import _has_fused_adam
+
+    cpu = torch.device("cpu")
+    assert _has_fused_adam(torch.device("cuda", 0))
+    monkeypatch.setattr(torch, "__version__", "2.3.1+cpu")  # the project allows torch >= 2.1
+    assert not _has_fused_adam(cpu)
+    monkeypatch.setattr(torch, "__version__", "2.4.0")
+    assert _has_fused_adam(cpu) and not _has_fused_adam(torch.device("mps"))
