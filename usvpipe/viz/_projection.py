@@ -162,9 +162,10 @@ def _fit_indices(n: int, params: UmapParams) -> np.ndarray:
 
 #: Below this many syllables, all fitted, the neighbour graph is computed exactly with
 #: scikit-learn and handed to UMAP (``precomputed_knn``). umap-learn also searches exactly
-#: below 4096 points, but through numba kernels that a fresh process compiles first (7 s of
-#: the demo's 12 s UMAP stage, load average ~5); the layout keeps the same quality
-#: (trustworthiness at k = 15 on the demo's 481 latents: 0.9946 vs 0.9944).
+#: below 4096 points, but through numba kernels that a fresh process compiles first (a fresh
+#: process's fit of 500 x 32 took 9.1-9.4 s instead of 15.8-17.7 s at load average ~5); the
+#: layout keeps the same quality (trustworthiness at k = 15 on the demo's 481 latents: 0.9946
+#: vs 0.9944).
 EXACT_KNN_BELOW = 4096
 #: Metrics whose neighbours scikit-learn computes with the meaning umap-learn gives them.
 EXACT_KNN_METRICS = ("euclidean", "manhattan", "chebyshev", "cosine")
@@ -223,6 +224,7 @@ def _embed_pca(z, fit_idx, out, params: UmapParams, timings: dict) -> None:
 def _embed_umap(z, fit_idx, fitted, out, params: UmapParams, timings: dict, progress) -> None:
     """UMAP fitted on ``fit_idx``, the other rows transformed in batches; fills ``out``."""
     n = len(z)
+    t0, c0 = time.perf_counter(), time.process_time()  # fit_s includes importing umap-learn, as before
     if n < 4:
         raise UsvpipeError("[umap].method", f"UMAP needs at least 4 syllables, got {n}", "use --method pca")
     try:
@@ -231,7 +233,6 @@ def _embed_umap(z, fit_idx, fitted, out, params: UmapParams, timings: dict, prog
         raise UsvpipeError("[umap].method", "umap-learn is not installed", "pip install umap-learn, or use --method pca") from None
     import warnings
 
-    t0, c0 = time.perf_counter(), time.process_time()
     n_neighbors = min(params.n_neighbors, len(fit_idx) - 1)
     knn = None
     if len(fit_idx) == n and n < EXACT_KNN_BELOW and params.metric in EXACT_KNN_METRICS:
