@@ -77,6 +77,28 @@ def contour_features(images: np.ndarray, *, on_level: float = 0.25) -> np.ndarra
     return np.c_[np.nanmean(masked, 1), np.nanmin(masked, 1), np.nanmax(masked, 1), width, np.sqrt(width)]
 
 
+def real_store(store_dir: Path, data: Path = DATA) -> Path:
+    """Every WAV under ``data`` segmented with the default parameters into ``store_dir`` (once)."""
+    if not (store_dir / "syllables.csv").exists():
+        if not data.is_dir():
+            raise SystemExit(f"{data}: not found (the real recordings live in ../shared/data)")
+        from usvpipe.pipeline_segment import segment_recordings
+
+        segment_recordings(sorted(data.rglob("*.wav")), store_dir, progress=False)
+    return store_dir
+
+
+def synthetic_store(store_dir: Path, wav_dir: Path, *, seconds_per_animal: float, seed: int) -> Path:
+    """A synthetic dataset (2 groups x 4 animals) written to ``wav_dir``, segmented with the defaults (once)."""
+    if not (store_dir / "syllables.csv").exists():
+        from usvpipe.pipeline_segment import segment_recordings
+        from usvpipe.synth import make_dataset
+
+        make_dataset(wav_dir, animals_per_group=4, duration_s=seconds_per_animal, seed=seed)
+        segment_recordings(wav_dir, store_dir, metadata=wav_dir / "metadata.csv", progress=False)
+    return store_dir
+
+
 def parse_sets(pairs):
     out = {}
     for item in pairs or []:
@@ -106,20 +128,11 @@ def main(argv=None):
     work = args.work or Path(tmp.name)
     store_dir = work / "store"
     t0 = time.perf_counter()
-    if not (store_dir / "syllables.csv").exists():
-        if args.synthetic:
-            from usvpipe.pipeline_segment import segment_recordings
-            from usvpipe.synth import make_dataset
-
-            # 2 groups x 4 animals at 2 calls/s: N syllables need N / 16 s per animal
-            make_dataset(work / "wavs", animals_per_group=4, duration_s=max(2.0, args.synthetic / 16), seed=1)
-            segment_recordings(work / "wavs", store_dir, metadata=work / "wavs" / "metadata.csv", progress=False)
-        else:
-            if not args.data.is_dir():
-                raise SystemExit(f"{args.data}: not found (the real recordings live in ../shared/data)")
-            from usvpipe.pipeline_segment import segment_recordings
-
-            segment_recordings(sorted(args.data.rglob("*.wav")), store_dir, progress=False)
+    if args.synthetic:
+        # 2 groups x 4 animals at 2 calls/s: N syllables need N / 16 s per animal
+        synthetic_store(store_dir, work / "wavs", seconds_per_animal=max(2.0, args.synthetic / 16), seed=1)
+    else:
+        real_store(store_dir, args.data)
     store = open_store(store_dir)
     print(f"# store: {len(store)} syllables from {store.table['recording'].nunique()} recordings "
           f"({time.perf_counter() - t0:.1f} s)")

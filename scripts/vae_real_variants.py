@@ -31,26 +31,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
-from vae_real_benchmark import DATA, MEASURES, cv_ridge_r2  # noqa: E402
+from vae_real_benchmark import MEASURES, cv_ridge_r2, real_store, synthetic_store  # noqa: E402
 
 
-def real_store(work: Path) -> Path:
-    from usvpipe.pipeline_segment import segment_recordings
-
-    out = work / "real"
-    if not (out / "syllables.csv").exists():
-        segment_recordings(sorted(DATA.rglob("*.wav")), out, progress=False)
-    return out
-
-
-def synthetic_store(work: Path, seconds_per_animal: float) -> Path:
-    from usvpipe.pipeline_segment import segment_recordings
-    from usvpipe.synth import make_dataset
-
+def synthetic_store_in(work: Path, seconds_per_animal: float) -> Path:
+    """The synthetic store of these variants (seed 7; its WAVs are deleted once segmented)."""
     out = work / f"synthetic_{seconds_per_animal:g}s"
     if not (out / "syllables.csv").exists():
-        make_dataset(work / "synthetic_wavs", animals_per_group=4, duration_s=seconds_per_animal, seed=7)
-        segment_recordings(work / "synthetic_wavs", out, metadata=work / "synthetic_wavs" / "metadata.csv", progress=False)
+        synthetic_store(out, work / "synthetic_wavs", seconds_per_animal=seconds_per_animal, seed=7)
         shutil.rmtree(work / "synthetic_wavs")
     return out
 
@@ -86,6 +74,7 @@ def reconstruction_r2(model_path: Path, store_dir: Path) -> float:
 
     from usvpipe.store import open_store
     from usvpipe.vae.encoding import load_model
+    from usvpipe.vae.health import r2_against
 
     model = load_model(model_path, device="cpu")
     store = open_store(store_dir)
@@ -93,7 +82,7 @@ def reconstruction_r2(model_path: Path, store_dir: Path) -> float:
         x = model.prepare(torch.from_numpy(store.read(np.arange(len(store)))[:, None]))
         recon = model.decode(model.encode(x)[0]).clamp(0, 1)
     x, recon = x.flatten(1).numpy(), recon.flatten(1).numpy()
-    return float(1 - ((x - recon) ** 2).sum() / ((x - x.mean(0)) ** 2).sum())
+    return r2_against(float(((x - x.mean(0)) ** 2).sum()), float(((x - recon) ** 2).sum()))
 
 
 def main(argv=None):
@@ -111,11 +100,11 @@ def main(argv=None):
     from usvpipe.vae import training
 
     args.work.mkdir(parents=True, exist_ok=True)
-    real = real_store(args.work)
+    real = real_store(args.work / "real")
     params = TrainParams(seed=args.seed)
     train_on = real
     if args.variant in ("synthetic-only", "finetune", "mixed"):
-        synthetic = synthetic_store(args.work, args.synthetic_s)
+        synthetic = synthetic_store_in(args.work, args.synthetic_s)
         if args.variant == "mixed":
             train_on = union_store(args.work, real, synthetic)
             params = TrainParams(seed=args.seed, batch_size=16, epochs=1)  # the real store's batch; min_steps decides
