@@ -156,5 +156,5 @@ def test_usvpipe_run_reports_what_the_exclusion_list_removed(dataset, segmented,
     cfg = config_from_mapping({"run": {"input": str(dataset), "output": str(tmp_path / "out"), "stages": ["segment"],
                                        "exclude": [str(review)]}, "syllables": {"shape": [32, 32]}})
     segment = run_pipeline(cfg, progress=False, quiet=True).stages[0]
-    assert segment.status == "ran" and "exclusion list: 2 excluded as noise" in segment.detail, segment.detail
+    assert segment.status == "ran" and "exclusion list: 2 detection(s) excluded as noise, 0 relabelled" in segment.detail, segment.detail
     assert len(open_store(tmp_path / "out" / "store")) == len(before) - 2

@@ -54,6 +54,7 @@ def segment(in_dir, out_dir, config_path, metadata, jobs, shard, channel, min_fr
     """
     from ..config import load_config, params_from_mapping
     from ..segmentation.batch import segment_recordings
+    from ..segmentation.exclusions import describe_review_totals
     from ..segmentation.params import SegmentParams, SyllableParams
     from ..segmentation.spectrogram import SpectrogramParams
 
@@ -78,9 +79,7 @@ def segment(in_dir, out_dir, config_path, metadata, jobs, shard, channel, min_fr
                    f"inputs (e.g. {run.pruned[0]})", err=True)
     if run.review_totals:
         t = run.review_totals
-        click.echo(f"segment: exclusion list ({', '.join(run.review_files)}): {t['n_excluded']} detection(s) "
-                   f"excluded as noise, {t['n_relabelled']} relabelled, {t['n_confirmed']} confirmed as calls; "
-                   f"{t['n_rows_unmatched']} of {t['n_review_rows']} review row(s) matched no detection "
+        click.echo(f"segment: exclusion list ({', '.join(run.review_files)}): {describe_review_totals(t)} "
                    f"(counts per recording in {run.out_dir / 'manifest.json'})")
         if t["n_rows_unmatched"]:
             click.echo(f"segment: warning: {t['n_rows_unmatched']} review row(s) overlap no detection with "

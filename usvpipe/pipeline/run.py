@@ -184,9 +184,9 @@ class _Run:
                                f"(every reason is in {seg.errors_path})")
         detail = f"done={seg.n_done}, skipped={seg.n_skipped}, failed={seg.n_failed}, syllables={seg.n_syllables}"
         if seg.review_totals:  # the whole store's counts, as `usvpipe segment` prints them
-            t = seg.review_totals
-            detail += (f"; exclusion list: {t['n_excluded']} excluded as noise, {t['n_relabelled']} relabelled, "
-                       f"{t['n_rows_unmatched']} of {t['n_review_rows']} review row(s) unmatched")
+            from ..segmentation.exclusions import describe_review_totals
+
+            detail += f"; exclusion list: {describe_review_totals(seg.review_totals)}"
         if seg.pruned:  # the later stages see a new store digest and are redone
             detail += f", removed {len(seg.pruned)} recording(s) no longer among the inputs (e.g. {seg.pruned[0]})"
         elif seg.n_done == 0 and seg.n_failed == 0 and seg.n_skipped:

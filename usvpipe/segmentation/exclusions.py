@@ -136,3 +136,11 @@ def apply_review(segments, rows: Sequence[ReviewRow], min_iou: float = MIN_IOU):
     }
     kept = segments.loc[keep].reset_index(drop=True)
     return kept, [str(x) for x in label[keep]], counts
+
+
+def describe_review_totals(totals: dict) -> str:
+    """One line of a store's exclusion-list counts (``SegmentRun.review_totals``), for the CLI and ``usvpipe run``."""
+    t = totals
+    return (f"{t['n_excluded']} detection(s) excluded as noise, {t['n_relabelled']} relabelled, "
+            f"{t['n_confirmed']} confirmed as calls; {t['n_rows_unmatched']} of {t['n_review_rows']} review row(s) "
+            "matched no detection")
