@@ -13,12 +13,12 @@ one A/A run lands below 0.05 in 5 % of seeds by design, so read several seeds, n
     OMP_NUM_THREADS=1 python scripts/bench/demo_timing.py --aa-measures-seeds 20   # A/A over many seeds, no VAE
 
 runs only segment + classical measures (seconds per seed, no training) on A/A data for seeds
-S..S+N-1 (``--seed S``, default 0) and prints how many seeds had a measure that differs after Holm's correction (the
-family-wise false-positive rate; nominal <= 5 %), how many had the animal-level MMD of the
-report's second opinion (classical measures; PCA-32 of the images) at p <= 0.05 (nominal
-5 %), and, per seed, the animal-level p of the
-generator's own animal offsets in the parameter that is most unbalanced, so an "A/A" draw
-whose animals happen to differ is seen as such.
+S..S+N-1 (``--seed S``, default 0) and prints how many seeds had a measure that differs after
+Holm's correction (the family-wise false-positive rate; nominal <= 5 %), how many had the
+animal-level MMD of the report's second opinion (classical measures; PCA-32 of the images) at
+p <= 0.05 (nominal 5 %), and, per seed, the animal-level p of the generator's own animal
+offsets in the parameter that is most unbalanced, so an "A/A" draw whose animals happen to
+differ is seen as such.
 
 Prints, for each run: every stage's seconds, the pipeline total (data generation excluded,
 as the issue's "≤ 60 s of pipeline time" counts it), the planted-difference p-value and the
@@ -115,11 +115,10 @@ def run_once(out: Path, *, shift: float, animals: int, duration_s: float, epochs
 
 def aa_measures(seeds: int, *, animals: int, duration_s: float, first_seed: int = 0) -> dict:
     """Segment + classical measures on A/A data for ``seeds`` seeds from ``first_seed`` on (no VAE)."""
+    import dataclasses
     import itertools
 
     import numpy as np
-
-    import dataclasses
 
     from usvpipe.measures import measures_stage
     from usvpipe.mmd import MMDParams
