@@ -161,8 +161,9 @@ def _has_fused_adam(device) -> bool:
     """Whether torch's fused Adam runs on ``device``: CUDA, and CPUs from torch 2.4 on.
 
     One fused kernel per step instead of a Python loop over the parameters; on a CPU that is
-    6x less time in Adam (0.6 vs 3.7 ms per step for the demo's model, ~9 % of a demo run in
-    py-spy). The project allows torch >= 2.1, whose CPU Adam refuses ``fused=True``.
+    about 5x less time in Adam (0.89 vs 4.78 ms per step for the demo's model,
+    scripts/bench/cpu_overheads.py; the loop was ~9 % of a demo run in py-spy). The project
+    allows torch >= 2.1, whose CPU Adam refuses ``fused=True``.
     """
     import torch
 
@@ -709,8 +710,8 @@ class _Trainer:
 
     def _checkpoint_due(self, epoch: int, last: bool) -> bool:
         """Write ``checkpoint.pt`` now? Every ``checkpoint_every`` epochs, at most once per
-        ``checkpoint_min_interval_s`` (the demo wrote ~0.06 s of checkpoints after each of ~90
-        sub-second epochs), and always after the last epoch."""
+        ``checkpoint_min_interval_s`` (the demo wrote 0.045 s of checkpoints after each of ~90
+        sub-second epochs, scripts/bench/cpu_overheads.py), and always after the last epoch."""
         p = self.params
         if last:
             return True

@@ -162,10 +162,10 @@ def _fit_indices(n: int, params: UmapParams) -> np.ndarray:
 
 #: Below this many syllables, all fitted, the neighbour graph is computed exactly with
 #: scikit-learn and handed to UMAP (``precomputed_knn``). umap-learn also searches exactly
-#: below 4096 points, but through numba kernels that a fresh process compiles first (a fresh
-#: process's fit of 500 x 32 took 9.1-9.4 s instead of 15.8-17.7 s at load average ~5); the
-#: layout keeps the same quality (trustworthiness at k = 15 on the demo's 481 latents: 0.9946
-#: vs 0.9944).
+#: below 4096 points, but through numba kernels that a fresh process compiles first: a fresh
+#: process's fit of 481 x 32 takes 8.6 s instead of 14.3 s, with the same layout quality
+#: (trustworthiness at k = 15: 0.9090 vs 0.9104; scripts/bench/cpu_overheads.py; on the demo's
+#: own latents 0.9946 vs 0.9944).
 EXACT_KNN_BELOW = 4096
 #: Metrics whose neighbours scikit-learn computes with the meaning umap-learn gives them.
 EXACT_KNN_METRICS = ("euclidean", "manhattan", "chebyshev", "cosine")
