@@ -193,6 +193,18 @@ def test_checkpoints_are_rate_limited_but_the_last_epoch_is_always_written(store
     assert _state(tmp_path / "run" / "checkpoint.pt")["epoch"] == 3
 
 
+@pytest.mark.parametrize("interval, expected", [(1e6, [False, False, True]), (0.0, [True, True, True])])
+def test_figures_are_rate_limited_but_the_last_epoch_is_always_drawn(store_dir, tmp_path, interval, expected):
+    params = TrainParams(epochs=3, **dict(TINY, figure_every=1), figure_min_interval_s=interval)
+    seen = []
+
+    def record(epoch, row):
+        seen.append((tmp_path / "run" / "reconstructions.png").exists())
+
+    train(store_dir, tmp_path / "run", params, device="cpu", progress=False, on_epoch_end=record)
+    assert seen == expected
+
+
 def test_streaming_path_gives_the_same_model_as_data_on_device(store_dir, tmp_path):
     kw = dict(epochs=1, val_fraction=0.25, **TINY)
     a = train(store_dir, tmp_path / "dev", TrainParams(data_on_device=True, **kw), device="cpu", progress=False)

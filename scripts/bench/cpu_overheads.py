@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Three CPU overheads the trainer and the UMAP stage avoid, each against its old way, same run.
+"""Four CPU overheads the trainer and the UMAP stage avoid, each against its old way, same run.
 
     OMP_NUM_THREADS=2 python scripts/bench/cpu_overheads.py
 
@@ -9,6 +9,9 @@
 3. UMAP fit of a demo-sized table (481 x 32 by default, or ``--latents latents.csv``) in a
    *fresh* process, with umap-learn's own neighbour search vs the exact scikit-learn
    neighbours that ``embed_array`` hands it, and the trustworthiness (k = 15) of both layouts.
+4. Redrawing loss.png + reconstructions.png (what every ``figure_every`` epochs cost before
+   ``figure_min_interval_s``), against one training epoch of the demo's model (16 steps of
+   batch 25 at 32x32, its size).
 
 Prints ratios beside the load average; absolute times on a shared machine mean little.
 """
@@ -89,6 +92,46 @@ def checkpoint_s(repeats: int = 20) -> float:
         return (time.perf_counter() - t) / repeats
 
 
+def figures_s(repeats: int = 5) -> float:
+    import numpy as np
+    import pandas as pd
+
+    from usvpipe.vae.plots import plot_losses, plot_reconstructions
+
+    epochs = 90  # the demo's run
+    rng = np.random.default_rng(0)
+    history = pd.DataFrame({f"{split}_{term}": rng.random(epochs) for split in ("train", "val")
+                            for term in ("loss", "recon", "kl")})
+    history["epoch"] = np.arange(1, epochs + 1)
+    images, recons = rng.random((8, 32, 32)), rng.random((8, 32, 32))
+    with tempfile.TemporaryDirectory() as tmp:
+        plot_losses(history, Path(tmp) / "warm.png")  # matplotlib's first figure pays its font cache
+        t = time.perf_counter()
+        for _ in range(repeats):
+            plot_losses(history, Path(tmp) / "loss.png")
+            plot_reconstructions(images, recons, Path(tmp) / "reconstructions.png", title="epoch 90")
+        return (time.perf_counter() - t) / repeats
+
+
+def demo_epoch_s(steps: int = 16, batch: int = 25) -> float:
+    import torch
+
+    from usvpipe.vae.model import VAE
+    from usvpipe.vae.training import _has_fused_adam
+
+    torch.manual_seed(0)
+    model = VAE((32, 32), obs_precision=1000.0)
+    opt = torch.optim.Adam(model.parameters(), **({"fused": True} if _has_fused_adam(torch.device("cpu")) else {}))
+    x = torch.rand(batch, 1, 32, 32)
+    t = time.perf_counter()
+    for _ in range(steps):
+        loss = model(x)[0]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return time.perf_counter() - t
+
+
 def umap_fresh(mode: str, n: int, d: int, latents: str = "") -> tuple[float, float]:
     out = subprocess.run([sys.executable, "-c", _UMAP_CHILD, mode, str(n), str(d), str(ROOT), latents],
                          capture_output=True, text=True, check=True).stdout.split()
@@ -110,6 +153,9 @@ def main() -> None:
         print(f"Adam step, {side}x{side} VAE: loop {loop:.2f} ms, fused {fused:.2f} ms, loop / fused = {loop / fused:.1f}")
     print(f"checkpoint.pt + model.pt of the demo's model: {checkpoint_s():.3f} s per epoch when written every epoch "
           f"(load {load()})")
+    fig, epoch = figures_s(), min(demo_epoch_s() for _ in range(args.rounds))
+    print(f"loss.png + reconstructions.png redrawn: {fig:.3f} s; one demo epoch: {epoch:.3f} s; redraw / epoch = "
+          f"{fig / epoch:.2f} (load {load()})")
     plain, exact = [], []
     for _ in range(args.rounds):
         plain.append(umap_fresh("plain", args.umap_n, args.umap_d, args.latents))

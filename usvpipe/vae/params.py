@@ -116,6 +116,10 @@ class TrainParams:
         ``model.pt`` is written with each checkpoint.
     figure_every : int
         Redraw ``reconstructions.png`` and ``loss.png`` every this many epochs (0: only at the end).
+    figure_min_interval_s : float
+        … but no more often than once per this many seconds (0: every ``figure_every``
+        epochs); the last epoch is always drawn. A redraw costs about half a second, which
+        for a store of a few hundred syllables is as long as an epoch.
     amp : {"auto", "bf16", "fp16", "off"}
         Mixed precision. ``"auto"``: bf16 autocast on CUDA GPUs that support it (else fp16
         with a gradient scaler), off on CPU/MPS.
@@ -166,6 +170,7 @@ class TrainParams:
     checkpoint_every: int = 1
     checkpoint_min_interval_s: float = 30.0
     figure_every: int = 10
+    figure_min_interval_s: float = 30.0
     amp: str = "auto"
     channels_last: Union[str, bool] = "auto"
     data_on_device: Union[str, bool] = "auto"
@@ -200,6 +205,7 @@ class TrainParams:
         "checkpoint_every": [Interval(int, 1, None)],
         "checkpoint_min_interval_s": [Interval(float, 0, None)],
         "figure_every": [Interval(int, 0, None)],
+        "figure_min_interval_s": [Interval(float, 0, None)],
         "amp": [OneOf(*_AMP)],
         "data_on_device": [OneOf("auto", True, False)],
         "channels_last": [OneOf("auto", True, False)],

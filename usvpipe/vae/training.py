@@ -666,7 +666,7 @@ class _Trainer:
                         "scripts/vae_real_benchmark.py): check the training health at the end before reading the latents",
                         self.store.path, len(self.store), MIN_SYLLABLES_SHOWN_TO_LEARN)
         self.model.train()
-        self._last_checkpoint_t = time.monotonic()
+        self._last_checkpoint_t = self._last_figure_t = time.monotonic()
         stop = self._should_stop()
         for epoch in range(self.start_epoch + 1, self.n_epochs + 1):
             if stop:
@@ -739,8 +739,10 @@ class _Trainer:
         p = self.params
         hist_df = pd.DataFrame(self.history)
         write_csv_atomic(self.out_dir / "loss.csv", hist_df, float_format="%.6g")
-        if (p.figure_every and epoch % p.figure_every == 0) or last:
+        if last or (p.figure_every and epoch % p.figure_every == 0
+                    and time.monotonic() - self._last_figure_t >= p.figure_min_interval_s):
             self._draw_figures(hist_df)
+            self._last_figure_t = time.monotonic()
         if self.verbose:
             val_txt = f" val {row['val_loss']:.2f}" if len(self.val_rows) else ""
             tqdm.write(f"epoch {epoch}/{self.n_epochs}: train {row['train_loss']:.2f}{val_txt} "
