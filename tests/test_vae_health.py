@@ -161,6 +161,22 @@ def test_health_counts_active_units_from_the_per_dimension_kl():
     assert "more syllables" in dead.fix and "12" in dead.fix and "FAILED" in dead.summary()
 
 
+@pytest.mark.parametrize("side, advice", [(128, "pools them to 64×64"), (64, "[32, 32]"), (32, None)])
+def test_the_fix_for_uninformative_latents_suggests_smaller_images_only_when_they_can_shrink(side, advice):
+    from usvpipe.vae.health import assess
+
+    rng = np.random.default_rng(1)
+    images = rng.uniform(0, 1, (20, side, side))
+    h = assess(mu=np.zeros((20, 4)), var=np.ones((20, 4)), test_images=images,
+               reconstructions=np.broadcast_to(images.mean(0), images.shape), train_images=images,
+               held_out=True, n_store=500, steps=2000)
+    assert not h.passed
+    if advice is None:
+        assert "smaller images" not in h.fix
+    else:
+        assert f"sees {side}×{side}" in h.fix and advice in h.fix
+
+
 def test_a_small_store_learns_duration_and_frequency_with_the_defaults(tmp_path):
     """~300 syllables, default parameters (only the step floor lowered for the test budget)."""
     truth = _random_call_store(tmp_path / "store")

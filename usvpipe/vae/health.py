@@ -128,7 +128,12 @@ def assess(*, mu: np.ndarray, var: np.ndarray, test_images: np.ndarray, reconstr
             fixes.append(f"more syllables (this store has {n_store}; the defaults were shown to learn from "
                          f"{MIN_SYLLABLES_SHOWN_TO_LEARN})")
         fixes.append(f"more optimiser steps (this run made {steps}; raise min_steps)")
-        fixes.append("smaller images (profile = \"cpu\" or syllables shape = [64, 64])")
+        height, width = test_images.shape[1:3]
+        if min(height, width) > 64:
+            fixes.append(f"smaller images (the network sees {height}×{width}: profile = \"cpu\" pools them to 64×64, "
+                         "or set the syllables shape to [64, 64])")
+        elif min(height, width) > 32:
+            fixes.append(f"smaller images (the network sees {height}×{width}: a syllables shape of [32, 32], as the demo)")
         fixes.append("obs_precision = \"auto\"")
         fix = "; ".join(fixes)
     return TrainingHealth(passed=passed, collapsed=bool(collapsed), active_units=active, latent_dim=int(mu.shape[1]),
