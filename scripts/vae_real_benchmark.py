@@ -17,10 +17,11 @@ these recordings: the script uses the package defaults unless an option says oth
     python scripts/vae_real_benchmark.py --set profile=full           # the 128x128 AVA-sized model
     python scripts/vae_real_benchmark.py --synthetic 300              # the same protocol on a synthetic store
     python scripts/vae_real_benchmark.py --seeds 3                    # mean and s.d. over three training seeds
-    python scripts/vae_real_benchmark.py --score WORK/latents_seed0.csv   # read-outs of latents already encoded
+    python scripts/vae_real_benchmark.py --score WORK/latents_seed0.csv --work WORK   # latents already encoded
 
 ``--score`` trains nothing: it prints the ridge R² and, beside it, the 10-nearest-neighbour
-R² of the same measures from each latents file. A measure the neighbours read out much better
+R² of the same measures from each latents file (and, with ``--work``, from PCA-32 of that
+store's images). A measure the neighbours read out much better
 than the ridge is in the latents but not along a straight direction.
 
 Goal (latents issue): VAE >= PCA + 0.1 on each measure, and >= 0.8 on duration and mean
@@ -115,17 +116,27 @@ def synthetic_store(store_dir: Path, wav_dir: Path, *, seconds_per_animal: float
     return store_dir
 
 
-def score_latents(paths) -> None:
-    """Ridge and 10-NN read-outs of the measures from latents files that ``encode`` wrote."""
+def score_latents(paths, store_dir: Path | None = None) -> None:
+    """Ridge and 10-NN read-outs of the measures from latents files that ``encode`` wrote, and
+    (with a store) from PCA-32 of its images at the store's size and pooled 2x."""
     import pandas as pd
 
-    print("latents,measure,ridge_r2,knn10_r2")
-    for path in paths:
-        table = pd.read_csv(path)
-        z = table[[c for c in table.columns if c.startswith("z") and c[1:].isdigit()]].to_numpy()
+    def rows(name, features, table):
         for m in MEASURES:
             y = table[m].to_numpy(dtype=float)
-            print(f"{path},{m},{cv_ridge_r2(z, y):.3f},{cv_ridge_r2(z, y, knn=10):.3f}")
+            print(f"{name},{m},{cv_ridge_r2(features, y):.3f},{cv_ridge_r2(features, y, knn=10):.3f}")
+
+    print("features,measure,ridge_r2,knn10_r2")
+    for path in paths:
+        table = pd.read_csv(path)
+        rows(path, table[[c for c in table.columns if c.startswith("z") and c[1:].isdigit()]].to_numpy(), table)
+    if store_dir is not None and (store_dir / "syllables.csv").exists():
+        from usvpipe.store import open_store
+
+        store = open_store(store_dir)
+        images = store.read(np.arange(len(store)))
+        rows("pca32 (store images)", pca_features(images, 32), store.table)
+        rows("pca32 (pooled 2x)", pca_features(pooled(images, 2), 32), store.table)
 
 
 def parse_sets(pairs):
@@ -151,7 +162,7 @@ def main(argv=None):
                     help="train nothing: print ridge and 10-NN read-outs from these latents files")
     args = ap.parse_args(argv)
     if args.score:
-        return score_latents(args.score)
+        return score_latents(args.score, (args.work / "store") if args.work else None)
 
     from usvpipe.config import params_from_mapping
     from usvpipe.store import open_store
