@@ -45,6 +45,10 @@ class MMDResult:
     second_opinion : list of dict
         The same test on other representations (classical measures, PCA of the images),
         see :mod:`usvpipe.mmd.trust`.
+    latent_readout : list of dict
+        How well the latents carry the syllables' duration and frequencies against a PCA of
+        the same images, as ``usvpipe encode`` measured it (:mod:`usvpipe.vae.readout`);
+        empty when unknown.
     """
 
     statistic: float
@@ -85,6 +89,7 @@ class MMDResult:
     interpretable: bool = True
     do_not_interpret: str = ""
     second_opinion: list = field(default_factory=list)
+    latent_readout: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """JSON-ready report (without the large arrays)."""
@@ -93,7 +98,7 @@ class MMDResult:
                 "p_values_per_bandwidth", "exact", "n_permutations", "n_splits", "min_attainable_p",
                 "p_value_mc_se", "p_value_ci95", "z_score", "groups", "group_col", "n_syllables", "n_animals",
                 "features", "syllable_view", "params", "source", "backend", "version", "notes",
-                "latent_health", "interpretable", "do_not_interpret", "second_opinion"]
+                "latent_health", "interpretable", "do_not_interpret", "second_opinion", "latent_readout"]
         out = {k: getattr(self, k) for k in keys}
         out["groups"] = list(self.groups)
         out["p_value_ci95"] = list(self.p_value_ci95)

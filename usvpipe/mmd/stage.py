@@ -59,10 +59,13 @@ def mmd_test(latents, *, group_col: str = "group", a: Optional[str] = None, b: O
         Missing columns, fewer than two groups, unknown ``a``/``b``, NaNs, animals in
         both groups, or too few animals to reach ``params.alpha`` with the animal unit.
     """
-    from .trust import latent_health_of
+    from .trust import latent_health_of, latent_readout_of
 
     health_dict, complete = latent_health_of(latents) if health == "auto" else (health, True)
-    return _mmd_test(latents, group_col, a, b, params, health_dict, complete)
+    result = _mmd_test(latents, group_col, a, b, params, health_dict, complete)
+    if health == "auto":
+        result.latent_readout = latent_readout_of(latents)
+    return result
 
 
 def _mmd_test(latents, group_col, a, b, params, health_dict, complete) -> MMDResult:

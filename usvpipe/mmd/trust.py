@@ -39,6 +39,16 @@ def latent_health_of(latents) -> tuple[dict | None, bool | None]:
     return (health if isinstance(health, dict) else None), meta.get("model_complete")
 
 
+def latent_readout_of(latents) -> list:
+    """The acoustic read-out check ``usvpipe encode`` recorded beside a latents file (``[]`` if unknown)."""
+    if not isinstance(latents, (str, Path)):
+        return []
+    from ..artifacts import Latents
+
+    rows = Latents.read_meta(latents).get("readout")
+    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+
+
 def apply_latent_health(result, health: dict | None, model_complete: bool | None = None):
     """Attach the health to an :class:`~usvpipe.mmd.result.MMDResult`; mark it uninterpretable when it failed."""
     result.latent_health = health

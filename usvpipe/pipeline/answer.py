@@ -154,6 +154,12 @@ def answer(mmd: Optional[Mapping], *, effect: Optional[Effect] = None, measures:
         sentence += ". (No evidence of a difference is not evidence of no difference.)"
         decision = "no evidence"
     _design_warnings(mmd, a, b, warnings, per_animal)
+    if interpretable and health.get("passed") is not False:
+        from ..vae.readout import readout_warning
+
+        weak = readout_warning(mmd.get("latent_readout"))
+        if weak:
+            warnings.append(("warn", weak))
     _measure_warnings(measures, warnings)
     for note in mmd.get("notes") or []:
         warnings.append(("note", str(note)))
@@ -217,6 +223,21 @@ def second_opinion_rows(mmd: Optional[Mapping]) -> list[dict]:
                      "p": _fmt(r.get("p_value")), "unit": str(r.get("unit", "")),
                      "decision": "differ" if r.get("reject") else "no evidence",
                      "features": _fmt_int(r.get("n_features"))})
+    return rows
+
+
+def readout_rows(mmd: Optional[Mapping]) -> list[dict]:
+    """The latents' acoustic read-out beside PCA's, formatted for the report's table."""
+    rows = []
+    for r in (mmd or {}).get("latent_readout") or []:
+        try:
+            rows.append({"measure": str(r["measure"]),
+                         "latents": f"{_fmt(r['latent_ridge_r2'], 2)} / {_fmt(r['latent_knn_r2'], 2)}",
+                         "pca": f"{_fmt(r['pca_ridge_r2'], 2)} / {_fmt(r['pca_knn_r2'], 2)}",
+                         "verdict": "latents carry less" if r.get("weaker_than_pca") else "",
+                         "syllables": _fmt_int(r.get("n_syllables"))})
+        except (KeyError, TypeError):
+            continue
     return rows
 
 

@@ -24,6 +24,11 @@ def describe_directory(path) -> list[str]:
         answer = m.get("answer") or {}
         if answer.get("interpretable") is False:
             lines.append(f"  answer: {answer.get('do_not_interpret')}")
+        else:
+            from ..vae.readout import readout_warning
+
+            if readout_warning(answer.get("latent_readout")):
+                lines.append(f"  warning: {readout_warning(answer.get('latent_readout'))}")
         if m.get("segment_failures"):
             lines.append(f"  {len(m['segment_failures'])} recording(s) failed; see store/errors.csv")
         for sub in ("store", "model"):

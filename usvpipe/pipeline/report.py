@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Mapping, Optional
 
 from .. import _io
 from .._version import __version__
-from .answer import _fmt, _fmt_int, answer, group_effect, health_line, second_opinion_rows
+from .answer import _fmt, _fmt_int, answer, group_effect, health_line, readout_rows, second_opinion_rows
 
 if TYPE_CHECKING:
     from .config import PipelineConfig
     from .run import PipelineResult, StageOutcome
 
 #: fields of the run manifest that the report reads when the MMD dict lacks them (lead's contract)
-HEALTH_FIELDS = ("latent_health", "interpretable", "do_not_interpret", "second_opinion")
+HEALTH_FIELDS = ("latent_health", "interpretable", "do_not_interpret", "second_opinion", "latent_readout")
 
 #: figure (relative path) -> (section, caption, wide). Wide figures span the page.
 CAPTIONS = {
@@ -323,11 +323,17 @@ def _evidence_sections(doc: _Doc, out: Path, mmd: Optional[dict], meas: Optional
     _mmd_section(doc, mmd)
     for f, cap, wide in figures.pop("mmd", []):
         doc.figure(out, f, cap, wide)
-    hl = health_line(mmd)
-    if hl or figures.get("vae"):
+    hl, readout = health_line(mmd), readout_rows(mmd)
+    if hl or readout or figures.get("vae"):
         doc.h2(SECTION_TITLES["vae"], "vae")
         if hl:
             doc.p(hl, "health")
+        if readout:
+            doc.p("Do the latents carry what an analyst reads? 5-fold cross-validated R² of each measure "
+                  "(ridge / 10 nearest neighbours) from the latents and from a PCA of the same images with as many "
+                  "components; UMAP and the kernel MMD use what the neighbours see.")
+            doc.table(["measure", "latents (ridge / 10-NN)", "PCA (ridge / 10-NN)", "note", "syllables"],
+                      [[r["measure"], r["latents"], r["pca"], r["verdict"], r["syllables"]] for r in readout])
         for f, cap, wide in figures.pop("vae", []):
             doc.figure(out, f, cap, wide)
     for section in ("umap", "other"):

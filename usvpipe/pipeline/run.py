@@ -458,7 +458,7 @@ def _answer_record(mmd) -> dict | None:
         return None
     d = mmd if isinstance(mmd, dict) else mmd.to_dict()
     keys = ("statistic", "p_value", "reject", "alpha", "unit", "groups", "min_attainable_p", "interpretable",
-            "do_not_interpret", "second_opinion")
+            "do_not_interpret", "second_opinion", "latent_readout")
     return {k: d.get(k) for k in keys}
 
 

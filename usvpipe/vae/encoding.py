@@ -67,8 +67,20 @@ def decode(model, z, *, batch_size: int = 512) -> np.ndarray:
     return torch.cat(out).cpu().numpy() if out else np.empty((0, *model.output_shape), np.float32)
 
 
+def _readout(z: np.ndarray, store, pool: int) -> list[dict]:
+    """:func:`~usvpipe.vae.readout.measure_readout` on a sample of the store (as dicts for the sidecar)."""
+    from .readout import MAX_READOUT_SYLLABLES, measure_readout
+    from .training import _pooled
+
+    rows = np.arange(len(store))
+    if len(rows) > MAX_READOUT_SYLLABLES:
+        rows = np.sort(np.random.default_rng(0).choice(rows, MAX_READOUT_SYLLABLES, replace=False))
+    images = _pooled(store.read(rows), pool)
+    return [r.to_dict() for r in measure_readout(z[rows], store.table.iloc[rows], images)]
+
+
 def encode(model_path, store_dir, out_path, *, device: str = "auto", batch_size: int = 512, variances: bool = False,
-           progress: bool = False):
+           progress: bool = False, readout: bool = True):
     """Posterior means (and optionally variances) of every syllable in a store.
 
     Parameters
@@ -86,6 +98,11 @@ def encode(model_path, store_dir, out_path, *, device: str = "auto", batch_size:
     batch_size : int
     variances : bool
         Also write the marginal posterior variances ``var_z0 …``.
+    readout : bool
+        Check how well the latents carry the store's duration and frequencies against a PCA
+        of the same images (:mod:`usvpipe.vae.readout`; ≤ 4096 syllables sampled); the result
+        goes to the sidecar (``readout``, ``readout_warning``) and is logged as a warning when
+        the latents carry clearly less than the PCA.
 
     Returns
     -------
@@ -145,11 +162,18 @@ def encode(model_path, store_dir, out_path, *, device: str = "auto", batch_size:
     latents = table.assign(**{f"z{i}": z[:, i] for i in range(k)})
     if variances:
         latents = latents.assign(**{f"var_z{i}": v[:, i] for i in range(k)})
+    readout_rows = _readout(z, store, model.pool) if readout else []
+    from .readout import readout_warning
+
+    warning = readout_warning(readout_rows)
+    if warning:
+        log.warning("%s: %s", out_path, warning)
     meta = {
         "usvpipe_version": __version__, "model": model.checkpoint_info["path"], "model_epoch": model.checkpoint_info["epoch"],
         "model_params": model.checkpoint_info["params"], "store": str(store.path), "n_syllables": n,
         "latent_dim": k, "variances": bool(variances), "columns": list(latents.columns),
         "model_complete": info["complete"], "model_health": info["health"],
+        "readout": readout_rows, "readout_warning": warning,
     }
     Latents(latents, source=out_path).write(out_path, meta)
     log.info("wrote %d latents to %s", n, out_path)

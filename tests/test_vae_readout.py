@@ -1,0 +1,127 @@
+"""The acoustic read-out check: do the latents carry duration and frequency, compared with PCA?"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from usvpipe.pipeline.answer import answer, readout_rows
+from usvpipe.vae.readout import READOUT_MEASURES, measure_readout, readout_warning
+
+
+def _measures_and_images(n=240, seed=0):
+    """Measures, and images whose pixels are linear in them (so a PCA of the images carries them)."""
+    rng = np.random.default_rng(seed)
+    y = pd.DataFrame({"duration_s": rng.uniform(0.01, 0.1, n), "mean_freq_hz": rng.uniform(40e3, 90e3, n),
+                      "max_freq_hz": rng.uniform(50e3, 100e3, n)})
+    standard = ((y - y.mean()) / y.std()).to_numpy()
+    images = standard @ rng.normal(size=(3, 64)) + 0.05 * rng.normal(size=(n, 64))
+    return y, standard, images.reshape(n, 8, 8)
+
+
+def test_latents_that_hold_the_measures_pass_and_noise_latents_are_flagged():
+    y, standard, images = _measures_and_images()
+    rng = np.random.default_rng(1)
+    good = np.hstack([standard, rng.normal(size=(len(y), 5))]) + 0.05 * rng.normal(size=(len(y), 8))
+    rows = measure_readout(good, y, images)
+    assert [r.measure for r in rows] == list(READOUT_MEASURES)
+    assert all(r.latent_ridge_r2 > 0.9 and r.pca_ridge_r2 > 0.9 and not r.weaker_than_pca for r in rows)
+    assert readout_warning(rows) == ""
+
+    noise = rng.normal(size=(len(y), 8))
+    weak = measure_readout(noise, y, images)
+    assert all(r.weaker_than_pca and r.latent_best < 0.2 for r in weak)
+    text = readout_warning([r.to_dict() for r in weak])  # the sidecar's form reads the same
+    assert text == readout_warning(weak)
+    assert all(m in text for m in READOUT_MEASURES) and "than a PCA of the same images" in text
+
+
+def test_a_curved_measure_counts_through_the_neighbours():
+    """A measure laid out along a circle: the ridge cannot read it, the neighbours can, and no warning."""
+    y, standard, images = _measures_and_images(n=400)
+    angle = 1.8 * np.pi * (standard[:, 1] - standard[:, 1].min()) / np.ptp(standard[:, 1])  # most of a turn
+    z = np.column_stack([standard[:, 0], np.cos(angle), np.sin(angle), standard[:, 2]])
+    row = {r.measure: r for r in measure_readout(z, y, images)}["mean_freq_hz"]
+    assert row.latent_knn_r2 > 0.9 and row.latent_knn_r2 > row.latent_ridge_r2 + 0.05
+    assert not row.weaker_than_pca
+
+
+def test_too_few_syllables_or_missing_measures_give_no_check():
+    y, standard, images = _measures_and_images(n=30)
+    assert measure_readout(standard, y, images) == []
+    y, standard, images = _measures_and_images()
+    rows = measure_readout(standard, y[["duration_s"]].assign(max_freq_hz=1.0), images)  # constant: skipped
+    assert [r.measure for r in rows] == ["duration_s"]
+
+
+def _mmd(**kw):
+    d = {"statistic": 0.0123, "p_value": 0.002, "reject": True, "alpha": 0.05, "unit": "animal", "exact": True,
+         "n_permutations": 924, "n_splits": 924, "min_attainable_p": 2 / 924, "groups": ["deaf", "hearing"],
+         "n_animals": {"deaf": 6, "hearing": 6}, "n_syllables": {"deaf": 1200, "hearing": 1100}}
+    d.update(kw)
+    return d
+
+
+WEAK = {"measure": "mean_freq_hz", "latent_ridge_r2": 0.14, "latent_knn_r2": 0.2, "pca_ridge_r2": 0.45,
+        "pca_knn_r2": 0.3, "n_syllables": 250, "weaker_than_pca": True}
+FINE = dict(WEAK, measure="duration_s", latent_ridge_r2=0.75, weaker_than_pca=False)
+
+
+def test_the_answer_warns_when_the_latents_carry_less_than_pca_and_the_report_tabulates_it():
+    a = answer(_mmd(latent_readout=[FINE, WEAK]))
+    assert a.decision == "differ"
+    warned = [t for sev, t in a.warnings if sev == "warn" and "carry less of mean_freq_hz (R² 0.20 vs 0.45)" in t]
+    assert len(warned) == 1 and "duration_s" not in warned[0]
+    assert not any("carry less" in t for _, t in answer(_mmd(latent_readout=[FINE])).warnings)
+    # a failed health check already stops the answer: no second warning about the same latents
+    stopped = answer(_mmd(latent_health={"passed": False, "fix": "more steps"}, latent_readout=[WEAK]))
+    assert not any("carry less" in t for _, t in stopped.warnings)
+    rows = readout_rows(_mmd(latent_readout=[FINE, WEAK]))
+    assert rows[1] == {"measure": "mean_freq_hz", "latents": "0.14 / 0.2", "pca": "0.45 / 0.3",
+                       "verdict": "latents carry less", "syllables": "250"}
+
+
+def test_encode_records_the_readout_and_the_mmd_result_carries_it(tmp_path):
+    pytest.importorskip("torch")
+    from usvpipe.mmd import MMDParams, mmd_test
+    from usvpipe.store import merge_store, write_shard
+    from usvpipe.synth import render_call_images, sample_calls
+    from usvpipe.vae import TrainParams, encode, train
+
+    for r in range(6):  # 6 animals, 3 per group, 40 calls each
+        calls = sample_calls(40, seed=r)
+        onset = calls["duration_s"].cumsum().to_numpy()
+        measures = {"duration_s": calls["duration_s"].to_numpy(),
+                    "mean_freq_hz": ((calls["start_freq_hz"] + calls["end_freq_hz"]) / 2).to_numpy(),
+                    "max_freq_hz": np.maximum(calls["start_freq_hz"], calls["end_freq_hz"]).to_numpy()}
+        write_shard(tmp_path / "store", f"rec{r}.wav", render_call_images(calls, shape=(32, 32)), onset,
+                    onset + calls["duration_s"].to_numpy(), animal=f"m{r}", group="AB"[r % 2], columns=measures)
+    merge_store(tmp_path / "store")
+    params = TrainParams(epochs=2, min_steps=0, latent_dim=4, channels=(4, 8), hidden=(16,), figure_every=0)
+    res = train(tmp_path / "store", tmp_path / "vae", params, device="cpu", progress=False)
+    encode(res.model_path, tmp_path / "store", tmp_path / "latents.csv", device="cpu")
+    meta = json.loads((tmp_path / "latents.json").read_text())
+    assert [r["measure"] for r in meta["readout"]] == list(READOUT_MEASURES)
+    assert all(r["n_syllables"] == 240 and np.isfinite(r["pca_ridge_r2"]) for r in meta["readout"])
+    # 26 optimiser steps learn little: the check says the latents carry less than PCA (0.2 vs 0.8)
+    assert meta["readout_warning"] == readout_warning(meta["readout"]) and "carry less of duration_s" in meta["readout_warning"]
+    result = mmd_test(tmp_path / "latents.csv", group_col="group", params=MMDParams(unit="syllable", permutations=99))
+    assert result.latent_readout == meta["readout"]
+    assert result.to_dict()["latent_readout"] == meta["readout"]
+    none = encode(res.model_path, tmp_path / "store", tmp_path / "plain.csv", device="cpu", readout=False)
+    assert len(none) == 240 and json.loads((tmp_path / "plain.json").read_text())["readout"] == []
+
+
+def test_usvpipe_info_repeats_the_readout_warning_of_a_run(tmp_path):
+    from usvpipe.pipeline.info import describe_directory
+
+    manifest = {"usvpipe_version": "x", "wall_s": 1.0, "stages": [],
+                "answer": {"interpretable": True, "latent_readout": [FINE, WEAK]}}
+    (tmp_path / "run_manifest.json").write_text(json.dumps(manifest))
+    warned = [line for line in describe_directory(tmp_path) if line.startswith("  warning:")]
+    assert len(warned) == 1 and "carry less of mean_freq_hz" in warned[0]
+    manifest["answer"]["latent_readout"] = [FINE]
+    (tmp_path / "run_manifest.json").write_text(json.dumps(manifest))
+    assert not any("warning" in line for line in describe_directory(tmp_path))

@@ -1,0 +1,132 @@
+"""Do the latents carry the acoustic measures an analyst reads? Checked on every encoded store.
+
+The training health (:mod:`usvpipe.vae.health`) says whether the latents describe the
+images at all. It does not say whether they carry what a USV analyst reads first: a VAE can
+reconstruct the background of four recording set-ups well and still place calls of
+different pitch side by side. Every store already has the classical measures of each
+syllable (``syllables.csv``: duration, frequencies), so ``encode`` checks the latents
+against them:
+
+- the 5-fold cross-validated R² of each measure from the latents, with a ridge regression
+  and with a 10-nearest-neighbour regression (UMAP and the kernel MMD are local and
+  nonlinear, so a measure laid out along a curve counts; on the real recordings of
+  ``../shared/data`` the neighbours read mean frequency at 0.67 where the ridge reads 0.47,
+  docs/vae.md);
+- the same for a PCA of the same images with as many components, the linear summary the
+  VAE should beat.
+
+A measure that the latents carry clearly less of than the PCA (best of the two read-outs,
+by more than ``READOUT_TOLERANCE``) gets a warning that travels to the MMD result and the
+report: a group difference in that latent space may not be about that measure.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+#: The measures checked (``syllables.csv`` columns): what the latents issue reads out.
+READOUT_MEASURES = ("duration_s", "mean_freq_hz", "max_freq_hz")
+#: Syllables sampled for the check (the read-outs are stable well below this; bounded cost on 10⁶).
+MAX_READOUT_SYLLABLES = 4096
+#: Fewer syllables than this give no check: 5 folds of a handful of points say nothing.
+MIN_READOUT_SYLLABLES = 40
+#: How far (in R²) the latents' best read-out may fall below the PCA's before a warning. On
+#: 170 real syllables one training seed moves a read-out by about 0.05-0.1 (docs/vae.md), so
+#: a smaller gap is not evidence that the latents carry less.
+READOUT_TOLERANCE = 0.1
+FOLDS = 5
+NEIGHBOURS = 10
+
+
+@dataclass(frozen=True)
+class MeasureReadout:
+    """Cross-validated R² of one measure from the latents and from PCA of the same images."""
+
+    measure: str
+    latent_ridge_r2: float
+    latent_knn_r2: float
+    pca_ridge_r2: float
+    pca_knn_r2: float
+    n_syllables: int
+
+    @property
+    def latent_best(self) -> float:
+        return max(self.latent_ridge_r2, self.latent_knn_r2)
+
+    @property
+    def pca_best(self) -> float:
+        return max(self.pca_ridge_r2, self.pca_knn_r2)
+
+    @property
+    def weaker_than_pca(self) -> bool:
+        return self.latent_best < self.pca_best - READOUT_TOLERANCE
+
+    def to_dict(self) -> dict:
+        return dict(asdict(self), weaker_than_pca=self.weaker_than_pca)
+
+
+def cv_r2(features: np.ndarray, target: np.ndarray, *, neighbours: int = 0, seed: int = 0) -> float:
+    """5-fold cross-validated R² of a ridge regression (``neighbours=0``, alpha by inner CV) or of a
+    distance-weighted k-nearest-neighbour regression, on standardised features."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import KFold, cross_val_predict
+    from sklearn.neighbors import KNeighborsRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    regressor = (KNeighborsRegressor(neighbours, weights="distance") if neighbours
+                 else RidgeCV(alphas=np.logspace(-3, 3, 13)))
+    pred = cross_val_predict(make_pipeline(StandardScaler(), regressor), features, target,
+                             cv=KFold(FOLDS, shuffle=True, random_state=seed))
+    ss_tot = float(((target - target.mean()) ** 2).sum())
+    return float(1.0 - ((target - pred) ** 2).sum() / ss_tot) if ss_tot > 0 else float("nan")
+
+
+def measure_readout(z: np.ndarray, measures, images: np.ndarray) -> list[MeasureReadout]:
+    """Read-outs of :data:`READOUT_MEASURES` from latents ``z`` ``(n, k)`` and from a ``k``-component PCA
+    of ``images`` ``(n, ...)`` (the same syllables, as the network sees them).
+
+    ``measures`` is a DataFrame with the measure columns, row-aligned with ``z``. Measures that
+    are absent, non-finite or constant are skipped; fewer than :data:`MIN_READOUT_SYLLABLES`
+    rows give an empty list.
+    """
+    from sklearn.decomposition import PCA
+
+    n = len(z)
+    if n < MIN_READOUT_SYLLABLES:
+        return []
+    flat = images.reshape(n, -1).astype(np.float32)
+    k = int(min(z.shape[1], n - 1, flat.shape[1]))
+    pca = PCA(n_components=k, svd_solver="randomized" if k < min(flat.shape) // 2 else "full",
+              random_state=0).fit_transform(flat)
+    out = []
+    for name in READOUT_MEASURES:
+        if name not in measures.columns:
+            continue
+        y = measures[name].to_numpy(dtype=float)
+        if not np.isfinite(y).all() or np.std(y) == 0:
+            continue
+        out.append(MeasureReadout(
+            measure=name, latent_ridge_r2=cv_r2(z, y), latent_knn_r2=cv_r2(z, y, neighbours=NEIGHBOURS),
+            pca_ridge_r2=cv_r2(pca, y), pca_knn_r2=cv_r2(pca, y, neighbours=NEIGHBOURS), n_syllables=n))
+    return out
+
+
+def readout_warning(rows) -> str:
+    """One sentence naming the measures the latents carry clearly less of than PCA ("" if none).
+
+    ``rows`` are :class:`MeasureReadout` or their ``to_dict()`` (as stored in a sidecar).
+    """
+    weak = []
+    for r in rows or []:
+        r = r.to_dict() if isinstance(r, MeasureReadout) else r
+        if r.get("weaker_than_pca"):
+            latent = max(r["latent_ridge_r2"], r["latent_knn_r2"])
+            pca = max(r["pca_ridge_r2"], r["pca_knn_r2"])
+            weak.append(f"{r['measure']} (R² {latent:.2f} vs {pca:.2f})")
+    if not weak:
+        return ""
+    return ("the latents carry less of " + ", ".join(weak) + " than a PCA of the same images: a difference "
+            "in this latent space may not be about these measures; read the classical-measure and PCA rows of "
+            "the second opinion (fix: more syllables or steps, or compare on the classical measures)")
