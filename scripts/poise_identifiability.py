@@ -109,6 +109,8 @@ def main(argv=None):
     ap.add_argument("--floors", action="store_true",
                     help="also print the MCC of random orthogonal rotations of the true latents (per modality) "
                          "and of PCA / FastICA of x, x' (what needs no identifiability at all)")
+    ap.add_argument("--recon-sweep", choices=["symmetric", "forward"], default="symmetric",
+                    help="POISE's reconstruction sweep (forward: the sweep before issue 12's fix)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args(argv)
@@ -135,6 +137,7 @@ def main(argv=None):
                                  epochs=args.epochs, batch_size=128, obs_sd=args.obs_sd, seed=seed,
                                  kl_gradient=args.kl_gradient, kl_weight=args.kl_weight,
                                  kl_warmup_epochs=args.kl_warmup_epochs, prior_init=args.prior_init,
+                                 recon_sweep=args.recon_sweep,
                                  prior_warmup_epochs=warmup)
             t0 = time.perf_counter()
             init = _oracle(params, data) if model == "poise-oracle" else None
