@@ -19,9 +19,9 @@ these recordings: the script uses the package defaults unless an option says oth
     python scripts/vae_real_benchmark.py --seeds 3                    # mean and s.d. over three training seeds
     python scripts/vae_real_benchmark.py --score WORK/latents_seed0.csv --work WORK   # latents already encoded
 
-``--score`` trains nothing: it prints the ridge R² and, beside it, the 10-nearest-neighbour
-R² of the same measures from each latents file (and, with ``--work``, from PCA-32 of that
-store's images). A measure the neighbours read out much better
+``--score`` trains nothing: it prints what ``usvpipe encode``'s read-out check gives (ridge and
+10-nearest-neighbour R² from the latents and from PCA of the images as the network saw them)
+for each latents file, on the store of ``--work`` (default: the store recorded beside the file). A measure the neighbours read out much better
 than the ridge is in the latents but not along a straight direction.
 
 Goal (latents issue): VAE >= PCA + 0.1 on each measure, and >= 0.8 on duration and mean
@@ -45,21 +45,12 @@ DATA = ROOT.parent / "shared" / "data"
 MEASURES = ("duration_s", "mean_freq_hz", "max_freq_hz")
 
 
-def cv_ridge_r2(features: np.ndarray, target: np.ndarray, *, folds: int = 5, seed: int = 0, knn: int = 0) -> float:
-    """5-fold cross-validated R² of a ridge regression (standardised features, alpha by inner CV),
-    or with ``knn > 0`` of a distance-weighted ``knn``-nearest-neighbour regression on the same folds."""
-    from sklearn.linear_model import RidgeCV
-    from sklearn.model_selection import KFold, cross_val_predict
-    from sklearn.neighbors import KNeighborsRegressor
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+def cv_ridge_r2(features: np.ndarray, target: np.ndarray, *, knn: int = 0) -> float:
+    """5-fold cross-validated R² of a ridge (or, ``knn > 0``, a k-nearest-neighbour) regression:
+    the same read-out that ``usvpipe encode`` records (:func:`usvpipe.vae.readout.cv_r2`)."""
+    from usvpipe.vae.readout import cv_r2
 
-    regressor = KNeighborsRegressor(knn, weights="distance") if knn else RidgeCV(alphas=np.logspace(-3, 3, 13))
-    model = make_pipeline(StandardScaler(), regressor)
-    pred = cross_val_predict(model, features, target, cv=KFold(folds, shuffle=True, random_state=seed))
-    ss_res = float(((target - pred) ** 2).sum())
-    ss_tot = float(((target - target.mean()) ** 2).sum())
-    return 1.0 - ss_res / ss_tot
+    return cv_r2(features, target, neighbours=knn)
 
 
 def pca_features(images: np.ndarray, n_components: int) -> np.ndarray:
@@ -71,8 +62,9 @@ def pca_features(images: np.ndarray, n_components: int) -> np.ndarray:
 
 def pooled(images: np.ndarray, factor: int) -> np.ndarray:
     """``(n, H, W)`` images average-pooled by ``factor`` (what the CPU profile's network sees)."""
-    n, h, w = images.shape
-    return images.reshape(n, h // factor, factor, w // factor, factor).mean(axis=(2, 4))
+    from usvpipe.vae.training import _pooled
+
+    return _pooled(images, factor)
 
 
 def contour_features(images: np.ndarray, *, on_level: float = 0.25) -> np.ndarray:
@@ -117,26 +109,27 @@ def synthetic_store(store_dir: Path, wav_dir: Path, *, seconds_per_animal: float
 
 
 def score_latents(paths, store_dir: Path | None = None) -> None:
-    """Ridge and 10-NN read-outs of the measures from latents files that ``encode`` wrote, and
-    (with a store) from PCA-32 of its images at the store's size and pooled 2x."""
-    import pandas as pd
+    """What ``usvpipe encode``'s read-out check (:func:`usvpipe.vae.readout.measure_readout`) gives
+    for latents files already encoded, on every syllable of ``store_dir``: ridge and 10-NN R²
+    from the latents and from PCA of the images as the network saw them (the pooling and the
+    number of components from each file's model)."""
+    from usvpipe.artifacts import Latents
+    from usvpipe.store import open_store
+    from usvpipe.vae import read_latents
+    from usvpipe.vae.readout import measure_readout
 
-    def rows(name, features, table):
-        for m in MEASURES:
-            y = table[m].to_numpy(dtype=float)
-            print(f"{name},{m},{cv_ridge_r2(features, y):.3f},{cv_ridge_r2(features, y, knn=10):.3f}")
-
-    print("features,measure,ridge_r2,knn10_r2")
+    print("latents,measure,latent_ridge_r2,latent_knn10_r2,pca_ridge_r2,pca_knn10_r2")
     for path in paths:
-        table = pd.read_csv(path)
-        rows(path, table[[c for c in table.columns if c.startswith("z") and c[1:].isdigit()]].to_numpy(), table)
-    if store_dir is not None and (store_dir / "syllables.csv").exists():
-        from usvpipe.store import open_store
-
-        store = open_store(store_dir)
-        images = store.read(np.arange(len(store)))
-        rows("pca32 (store images)", pca_features(images, 32), store.table)
-        rows("pca32 (pooled 2x)", pca_features(pooled(images, 2), 32), store.table)
+        table = read_latents(path)
+        meta = Latents.read_meta(path)
+        store = open_store(store_dir or meta["store"])
+        train_json = Path(meta.get("model", "")).parent / "train.json"
+        pool = int(json.loads(train_json.read_text()).get("pool", 1)) if train_json.is_file() else 1
+        z = table[[c for c in table.columns if c.startswith("z") and c[1:].isdigit()]].to_numpy()
+        images = pooled(store.read(np.arange(len(store))), pool)
+        for r in measure_readout(z, store.table, images):
+            print(f"{path},{r.measure},{r.latent_ridge_r2:.3f},{r.latent_knn_r2:.3f},{r.pca_ridge_r2:.3f},"
+                  f"{r.pca_knn_r2:.3f}")
 
 
 def parse_sets(pairs):

@@ -10,13 +10,7 @@ import pytest
 from usvpipe.pipeline import config_from_mapping, run_pipeline
 from usvpipe.pipeline.answer import answer, group_effect, health_line, second_opinion_rows
 
-
-def _mmd(**kw):
-    d = {"statistic": 0.0123, "p_value": 0.002, "reject": True, "alpha": 0.05, "unit": "animal", "exact": True,
-         "n_permutations": 924, "n_splits": 924, "min_attainable_p": 2 / 924, "groups": ["deaf", "hearing"],
-         "n_animals": {"deaf": 6, "hearing": 6}, "n_syllables": {"deaf": 12034, "hearing": 11210}}
-    d.update(kw)
-    return d
+from report_helpers import _mmd
 
 
 def test_the_answer_names_groups_animals_syllables_design_and_decision():

@@ -161,7 +161,8 @@ def test_health_counts_active_units_from_the_per_dimension_kl():
     assert "more syllables" in dead.fix and "12" in dead.fix and "FAILED" in dead.summary()
 
 
-@pytest.mark.parametrize("side, advice", [(128, "pools them to 64×64"), (64, "[32, 32]"), (32, None)])
+@pytest.mark.parametrize("side, advice", [(128, "pools them by 2"), (96, "set the syllables shape to [64, 64]"),
+                                          (64, "[32, 32]"), (32, None)])
 def test_the_fix_for_uninformative_latents_suggests_smaller_images_only_when_they_can_shrink(side, advice):
     from usvpipe.vae.health import assess
 
@@ -175,6 +176,7 @@ def test_the_fix_for_uninformative_latents_suggests_smaller_images_only_when_the
         assert "smaller images" not in h.fix
     else:
         assert f"sees {side}×{side}" in h.fix and advice in h.fix
+        assert ("profile" in h.fix) == (side == 128)  # only where the CPU profile would shrink them
 
 
 def test_a_small_store_learns_duration_and_frequency_with_the_defaults(tmp_path):

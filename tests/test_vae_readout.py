@@ -10,6 +10,8 @@ import pytest
 from usvpipe.pipeline.answer import answer, readout_rows
 from usvpipe.vae.readout import READOUT_MEASURES, measure_readout, readout_warning
 
+from report_helpers import _mmd
+
 
 def _measures_and_images(n=240, seed=0):
     """Measures, and images whose pixels are linear in them (so a PCA of the images carries them)."""
@@ -33,9 +35,32 @@ def test_latents_that_hold_the_measures_pass_and_noise_latents_are_flagged():
     noise = rng.normal(size=(len(y), 8))
     weak = measure_readout(noise, y, images)
     assert all(r.weaker_than_pca and r.latent_best < 0.2 for r in weak)
-    text = readout_warning([r.to_dict() for r in weak])  # the sidecar's form reads the same
-    assert text == readout_warning(weak)
+    text = readout_warning([r.to_dict() for r in weak])  # the sidecar's form
     assert all(m in text for m in READOUT_MEASURES) and "than a PCA of the same images" in text
+    # a malformed stored row is skipped, not a crash of the report
+    assert readout_warning([{"measure": "duration_s"}, weak[0].to_dict()]).count("R²") == 1
+
+
+def test_neighbours_use_raw_distances_so_dead_dimensions_do_not_drown_them():
+    """UMAP and the MMD see raw Euclidean latents: 13 almost constant dimensions must not weigh like 3 live ones."""
+    y, standard, images = _measures_and_images(n=300)
+    rng = np.random.default_rng(2)
+    z = np.hstack([standard, 0.01 * rng.normal(size=(len(y), 13))])
+    rows = {r.measure: r for r in measure_readout(z, y, images)}
+    assert all(r.latent_knn_r2 > 0.9 for r in rows.values())
+
+
+def test_missing_values_drop_rows_not_the_measure_and_bad_latents_give_no_check():
+    y, standard, images = _measures_and_images()
+    y.loc[:9, "max_freq_hz"] = np.nan
+    y["mean_freq_hz"] = y["mean_freq_hz"].astype(object)
+    y.loc[3, "mean_freq_hz"] = "n/a"  # a text cell: read as missing
+    rows = {r.measure: r for r in measure_readout(standard, y, images)}
+    assert rows["max_freq_hz"].n_syllables == len(y) - 10 and rows["mean_freq_hz"].n_syllables == len(y) - 1
+    assert rows["duration_s"].n_syllables == len(y)
+    bad = standard.copy()
+    bad[0, 0] = np.nan  # a diverged model: no read-out, and no exception
+    assert measure_readout(bad, y, images) == []
 
 
 def test_a_curved_measure_counts_through_the_neighbours():
@@ -56,14 +81,6 @@ def test_too_few_syllables_or_missing_measures_give_no_check():
     assert [r.measure for r in rows] == ["duration_s"]
 
 
-def _mmd(**kw):
-    d = {"statistic": 0.0123, "p_value": 0.002, "reject": True, "alpha": 0.05, "unit": "animal", "exact": True,
-         "n_permutations": 924, "n_splits": 924, "min_attainable_p": 2 / 924, "groups": ["deaf", "hearing"],
-         "n_animals": {"deaf": 6, "hearing": 6}, "n_syllables": {"deaf": 1200, "hearing": 1100}}
-    d.update(kw)
-    return d
-
-
 WEAK = {"measure": "mean_freq_hz", "latent_ridge_r2": 0.14, "latent_knn_r2": 0.2, "pca_ridge_r2": 0.45,
         "pca_knn_r2": 0.3, "n_syllables": 250, "weaker_than_pca": True}
 FINE = dict(WEAK, measure="duration_s", latent_ridge_r2=0.75, weaker_than_pca=False)
@@ -79,7 +96,7 @@ def test_the_answer_warns_when_the_latents_carry_less_than_pca_and_the_report_ta
     stopped = answer(_mmd(latent_health={"passed": False, "fix": "more steps"}, latent_readout=[WEAK]))
     assert not any("carry less" in t for _, t in stopped.warnings)
     rows = readout_rows(_mmd(latent_readout=[FINE, WEAK]))
-    assert rows[1] == {"measure": "mean_freq_hz", "latents": "0.14 / 0.2", "pca": "0.45 / 0.3",
+    assert rows[1] == {"measure": "mean_freq_hz", "latents": "0.14 / 0.20", "pca": "0.45 / 0.30",
                        "verdict": "latents carry less", "syllables": "250"}
 
 
@@ -106,12 +123,21 @@ def test_encode_records_the_readout_and_the_mmd_result_carries_it(tmp_path):
     assert [r["measure"] for r in meta["readout"]] == list(READOUT_MEASURES)
     assert all(r["n_syllables"] == 240 and np.isfinite(r["pca_ridge_r2"]) for r in meta["readout"])
     # 26 optimiser steps learn little: the check says the latents carry less than PCA (0.2 vs 0.8)
-    assert meta["readout_warning"] == readout_warning(meta["readout"]) and "carry less of duration_s" in meta["readout_warning"]
+    assert "carry less of duration_s" in meta["readout_warning"]
     result = mmd_test(tmp_path / "latents.csv", group_col="group", params=MMDParams(unit="syllable", permutations=99))
     assert result.latent_readout == meta["readout"]
     assert result.to_dict()["latent_readout"] == meta["readout"]
     none = encode(res.model_path, tmp_path / "store", tmp_path / "plain.csv", device="cpu", readout=False)
     assert len(none) == 240 and json.loads((tmp_path / "plain.json").read_text())["readout"] == []
+    # the CPU profile's pooled images: the PCA sees them as the network does
+    from usvpipe.store import open_store
+    from usvpipe.vae.encoding import _readout
+
+    z = none.filter(regex=r"^z\d+$").to_numpy()
+    seen = _readout(z, open_store(tmp_path / "store"), 2, tmp_path / "x.csv")
+    assert [r["measure"] for r in seen] == list(READOUT_MEASURES)
+    assert [r["latent_ridge_r2"] for r in seen] == [r["latent_ridge_r2"] for r in meta["readout"]]  # same latents
+    assert [r["pca_ridge_r2"] for r in seen] != [r["pca_ridge_r2"] for r in meta["readout"]]  # other images
 
 
 def test_usvpipe_info_repeats_the_readout_warning_of_a_run(tmp_path):
@@ -125,3 +151,21 @@ def test_usvpipe_info_repeats_the_readout_warning_of_a_run(tmp_path):
     manifest["answer"]["latent_readout"] = [FINE]
     (tmp_path / "run_manifest.json").write_text(json.dumps(manifest))
     assert not any("warning" in line for line in describe_directory(tmp_path))
+
+
+def test_the_report_tabulates_the_readout_and_boxes_its_warning(tmp_path):
+    from usvpipe.pipeline import config_from_mapping
+    from usvpipe.pipeline.report import write_report
+    from usvpipe.pipeline.run import PipelineResult, StageOutcome
+
+    out = tmp_path / "run"
+    out.mkdir()
+    stages = [StageOutcome("mmd", "ran", 1.0, "")]
+    res = PipelineResult(output=out, stages=stages, mmd=_mmd(latent_readout=[FINE, WEAK]))
+    write_report(out, config_from_mapping({"run": {"output": str(out)}}), stages, res)
+    html, md = (out / "report.html").read_text(), (out / "report.md").read_text()
+    start = html.index('class="warnings"')
+    box = html[start: html.index("</ul>", start)]
+    assert "carry less of mean_freq_hz (R² 0.20 vs 0.45)" in box
+    assert "<td>mean_freq_hz</td><td>0.14 / 0.20</td><td>0.45 / 0.30</td><td>latents carry less</td>" in html
+    assert "| duration_s | 0.75 / 0.20 | 0.45 / 0.30 |  | 250 |" in md

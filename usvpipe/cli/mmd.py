@@ -105,14 +105,15 @@ def mmd(latents, group_col, group_a, group_b, unit, animal_col, weighting, permu
         h = result.latent_health
         click.echo(f"latent health: {'passed' if h.get('passed') else 'FAILED'} ({h.get('active_units')}/"
                    f"{h.get('latent_dim')} active dimensions, reconstruction R² {h.get('recon_r2', float('nan')):.2f})")
-    if result.latent_readout:
-        from ..vae.readout import readout_warning
+    if result.latent_readout and result.interpretable:
+        from ..vae.readout import readout_warning, readouts_from
 
         click.echo("latent read-out, 5-fold R² (ridge / 10-NN), latents vs PCA of the same images: " + "; ".join(
-            f"{r['measure']} {r['latent_ridge_r2']:.2f} / {r['latent_knn_r2']:.2f} vs {r['pca_ridge_r2']:.2f} / "
-            f"{r['pca_knn_r2']:.2f}" for r in result.latent_readout))
-        if readout_warning(result.latent_readout):
-            click.echo(f"warning: {readout_warning(result.latent_readout)}")
+            f"{r.measure} {r.latent_ridge_r2:.2f} / {r.latent_knn_r2:.2f} vs {r.pca_ridge_r2:.2f} / "
+            f"{r.pca_knn_r2:.2f}" for r in readouts_from(result.latent_readout)))
+        weak = readout_warning(result.latent_readout)
+        if weak:
+            click.echo(f"warning: {weak}")
     click.echo(f"wrote {paths['report'].parent}")
     if not result.interpretable:
         # the numbers are written for the record; the answer must not be read from them

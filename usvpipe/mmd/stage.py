@@ -47,7 +47,8 @@ def mmd_test(latents, *, group_col: str = "group", a: Optional[str] = None, b: O
     health : "auto", dict or None
         The training health of the latents' model: ``"auto"`` reads it from the sidecar
         ``usvpipe encode`` wrote beside a latents file; a failed health marks the result
-        ``interpretable=False`` (see :mod:`usvpipe.mmd.trust`).
+        ``interpretable=False`` (see :mod:`usvpipe.mmd.trust`). Only ``"auto"`` also reads the
+        sidecar's acoustic read-out check into ``latent_readout``.
 
     Returns
     -------

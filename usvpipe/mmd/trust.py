@@ -45,8 +45,9 @@ def latent_readout_of(latents) -> list:
         return []
     from ..artifacts import Latents
 
-    rows = Latents.read_meta(latents).get("readout")
-    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+    from ..vae.readout import readouts_from
+
+    return [r.to_dict() for r in readouts_from(Latents.read_meta(latents).get("readout"))]
 
 
 def apply_latent_health(result, health: dict | None, model_complete: bool | None = None):

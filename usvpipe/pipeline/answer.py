@@ -228,17 +228,12 @@ def second_opinion_rows(mmd: Optional[Mapping]) -> list[dict]:
 
 def readout_rows(mmd: Optional[Mapping]) -> list[dict]:
     """The latents' acoustic read-out beside PCA's, formatted for the report's table."""
-    rows = []
-    for r in (mmd or {}).get("latent_readout") or []:
-        try:
-            rows.append({"measure": str(r["measure"]),
-                         "latents": f"{_fmt(r['latent_ridge_r2'], 2)} / {_fmt(r['latent_knn_r2'], 2)}",
-                         "pca": f"{_fmt(r['pca_ridge_r2'], 2)} / {_fmt(r['pca_knn_r2'], 2)}",
-                         "verdict": "latents carry less" if r.get("weaker_than_pca") else "",
-                         "syllables": _fmt_int(r.get("n_syllables"))})
-        except (KeyError, TypeError):
-            continue
-    return rows
+    from ..vae.readout import readouts_from
+
+    return [{"measure": r.measure, "latents": f"{r.latent_ridge_r2:.2f} / {r.latent_knn_r2:.2f}",
+             "pca": f"{r.pca_ridge_r2:.2f} / {r.pca_knn_r2:.2f}",
+             "verdict": "latents carry less" if r.weaker_than_pca else "", "syllables": _fmt_int(r.n_syllables)}
+            for r in readouts_from((mmd or {}).get("latent_readout"))]
 
 
 def health_line(mmd: Optional[Mapping]) -> str:

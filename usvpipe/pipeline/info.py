@@ -27,8 +27,9 @@ def describe_directory(path) -> list[str]:
         else:
             from ..vae.readout import readout_warning
 
-            if readout_warning(answer.get("latent_readout")):
-                lines.append(f"  warning: {readout_warning(answer.get('latent_readout'))}")
+            weak = readout_warning(answer.get("latent_readout"))
+            if weak:
+                lines.append(f"  warning: {weak}")
         if m.get("segment_failures"):
             lines.append(f"  {len(m['segment_failures'])} recording(s) failed; see store/errors.csv")
         for sub in ("store", "model"):
@@ -101,7 +102,11 @@ def _describe_file(path: Path) -> str:
         except Exception as exc:  # noqa: BLE001 - describing, not validating
             raise UsvpipeError(f"{path}: not a latents table ({exc})") from None
         zcols = [c for c in table.columns if c.startswith("z") and c[1:].isdigit()]
-        return f"{path}: latents table, {len(table)} syllables, {len(zcols)}-d latents"
+        from ..artifacts import Latents
+        from ..vae.readout import readout_warning
+
+        weak = readout_warning(Latents.read_meta(path).get("readout"))
+        return f"{path}: latents table, {len(table)} syllables, {len(zcols)}-d latents" + (f"; warning: {weak}" if weak else "")
     if suffix in (".csv", ".tsv", ".txt"):
         return _describe_table(path)
     if suffix == ".pt":

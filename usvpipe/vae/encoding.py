@@ -67,16 +67,23 @@ def decode(model, z, *, batch_size: int = 512) -> np.ndarray:
     return torch.cat(out).cpu().numpy() if out else np.empty((0, *model.output_shape), np.float32)
 
 
-def _readout(z: np.ndarray, store, pool: int) -> list[dict]:
-    """:func:`~usvpipe.vae.readout.measure_readout` on a sample of the store (as dicts for the sidecar)."""
-    from .readout import MAX_READOUT_SYLLABLES, measure_readout
-    from .training import _pooled
+def _readout(z: np.ndarray, store, pool: int, out_path) -> list[dict]:
+    """:func:`~usvpipe.vae.readout.measure_readout` on a sample of the store (as dicts for the sidecar).
 
-    rows = np.arange(len(store))
-    if len(rows) > MAX_READOUT_SYLLABLES:
-        rows = np.sort(np.random.default_rng(0).choice(rows, MAX_READOUT_SYLLABLES, replace=False))
-    images = _pooled(store.read(rows), pool)
-    return [r.to_dict() for r in measure_readout(z[rows], store.table.iloc[rows], images)]
+    A check that cannot run (latents or measures it cannot use) is logged and gives ``[]``:
+    it must never cost the user the latents themselves.
+    """
+    from .readout import MAX_READOUT_SYLLABLES, measure_readout
+    from .training import _pooled, _sample_rows
+
+    rows = np.sort(_sample_rows(np.arange(len(store)), MAX_READOUT_SYLLABLES, 0))
+    try:
+        images = _pooled(store.read(rows), pool)
+        return [r.to_dict() for r in measure_readout(z[rows], store.table.iloc[rows], images)]
+    except (ValueError, OSError) as exc:
+        log.warning("%s: the acoustic read-out check could not run (%s); the latents are written without it",
+                    out_path, str(exc).splitlines()[0])
+        return []
 
 
 def encode(model_path, store_dir, out_path, *, device: str = "auto", batch_size: int = 512, variances: bool = False,
@@ -162,7 +169,7 @@ def encode(model_path, store_dir, out_path, *, device: str = "auto", batch_size:
     latents = table.assign(**{f"z{i}": z[:, i] for i in range(k)})
     if variances:
         latents = latents.assign(**{f"var_z{i}": v[:, i] for i in range(k)})
-    readout_rows = _readout(z, store, model.pool) if readout else []
+    readout_rows = _readout(z, store, model.pool, out_path) if readout else []
     from .readout import readout_warning
 
     warning = readout_warning(readout_rows)

@@ -36,6 +36,8 @@ MAX_PCA_SYLLABLES = 4096
 #: --seeds 3: the 170 syllables of the ../shared/data recordings pass the check with every seed).
 #: Below it the report warns.
 MIN_SYLLABLES_SHOWN_TO_LEARN = 170
+#: The smallest syllable images the fix suggests: the demo's, whose latents pass this check.
+SMALLEST_SUGGESTED_SIDE = 32
 
 
 @dataclass(frozen=True)
@@ -128,17 +130,28 @@ def assess(*, mu: np.ndarray, var: np.ndarray, test_images: np.ndarray, reconstr
             fixes.append(f"more syllables (this store has {n_store}; the defaults were shown to learn from "
                          f"{MIN_SYLLABLES_SHOWN_TO_LEARN})")
         fixes.append(f"more optimiser steps (this run made {steps}; raise min_steps)")
-        height, width = test_images.shape[1:3]
-        if min(height, width) > 64:
-            fixes.append(f"smaller images (the network sees {height}×{width}: profile = \"cpu\" pools them to 64×64, "
-                         "or set the syllables shape to [64, 64])")
-        elif min(height, width) > 32:
-            fixes.append(f"smaller images (the network sees {height}×{width}: a syllables shape of [32, 32], as the demo)")
+        fixes.extend(_smaller_images_fix(*test_images.shape[1:3]))
         fixes.append("obs_precision = \"auto\"")
         fix = "; ".join(fixes)
     return TrainingHealth(passed=passed, collapsed=bool(collapsed), active_units=active, latent_dim=int(mu.shape[1]),
                           recon_r2=float(recon_r2), pca_r2=float(pca_r2), mean_kl_nats=float(kl.sum()),
                           n_syllables=int(len(test_images)), held_out=bool(held_out), reason=reason, fix=fix)
+
+
+def _smaller_images_fix(height: int, width: int) -> list[str]:
+    """The "smaller images" advice for a network that sees ``height × width`` images (none when already small)."""
+    from .params import CPU_PROFILE_SIDE
+
+    side, seen = min(height, width), f"the network sees {height}×{width}"
+    if side >= 2 * CPU_PROFILE_SIDE:  # the CPU profile can pool these by a whole factor
+        return [f"smaller images ({seen}: profile = \"cpu\" pools them by {side // CPU_PROFILE_SIDE}, "
+                f"or set the syllables shape to [{CPU_PROFILE_SIDE}, {CPU_PROFILE_SIDE}])"]
+    if side > CPU_PROFILE_SIDE:
+        return [f"smaller images ({seen}: set the syllables shape to [{CPU_PROFILE_SIDE}, {CPU_PROFILE_SIDE}])"]
+    if side > SMALLEST_SUGGESTED_SIDE:
+        return [f"smaller images ({seen}: a syllables shape of [{SMALLEST_SUGGESTED_SIDE}, {SMALLEST_SUGGESTED_SIDE}], "
+                "as the demo)"]
+    return []
 
 
 def measure_health(model, batches, train_images: np.ndarray, *, held_out: bool, n_store: int,

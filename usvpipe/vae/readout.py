@@ -8,10 +8,9 @@ syllable (``syllables.csv``: duration, frequencies), so ``encode`` checks the la
 against them:
 
 - the 5-fold cross-validated R² of each measure from the latents, with a ridge regression
-  and with a 10-nearest-neighbour regression (UMAP and the kernel MMD are local and
-  nonlinear, so a measure laid out along a curve counts; on the real recordings of
-  ``../shared/data`` the neighbours read mean frequency at 0.67 where the ridge reads 0.47,
-  docs/vae.md);
+  and with a 10-nearest-neighbour regression on the raw latents (UMAP and the kernel MMD are
+  local, nonlinear and Euclidean, so a measure laid out along a curve counts; docs/vae.md
+  has the figures on the real recordings of ``../shared/data``);
 - the same for a PCA of the same images with as many components, the linear summary the
   VAE should beat.
 
@@ -37,6 +36,8 @@ MIN_READOUT_SYLLABLES = 40
 READOUT_TOLERANCE = 0.1
 FOLDS = 5
 NEIGHBOURS = 10
+#: Ridge penalties searched by the inner cross-validation (features standardised first).
+RIDGE_ALPHAS = np.logspace(-3, 3, 13)
 
 
 @dataclass(frozen=True)
@@ -65,20 +66,38 @@ class MeasureReadout:
     def to_dict(self) -> dict:
         return dict(asdict(self), weaker_than_pca=self.weaker_than_pca)
 
+    @classmethod
+    def from_dict(cls, data) -> "MeasureReadout | None":
+        """The row a sidecar or ``report.json`` stored (``None`` when it is not one)."""
+        if isinstance(data, cls):
+            return data
+        try:
+            return cls(measure=str(data["measure"]), n_syllables=int(data["n_syllables"]),
+                       **{k: float(data[k]) for k in ("latent_ridge_r2", "latent_knn_r2", "pca_ridge_r2", "pca_knn_r2")})
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+def readouts_from(rows) -> list[MeasureReadout]:
+    """The valid :class:`MeasureReadout` rows of a stored list (anything else is skipped)."""
+    out = [MeasureReadout.from_dict(r) for r in rows] if isinstance(rows, (list, tuple)) else []
+    return [r for r in out if r is not None]
+
 
 def cv_r2(features: np.ndarray, target: np.ndarray, *, neighbours: int = 0, seed: int = 0) -> float:
-    """5-fold cross-validated R² of a ridge regression (``neighbours=0``, alpha by inner CV) or of a
-    distance-weighted k-nearest-neighbour regression, on standardised features."""
+    """5-fold cross-validated R² of a ridge regression (``neighbours=0``; standardised features,
+    alpha by inner CV over :data:`RIDGE_ALPHAS`) or of a distance-weighted k-nearest-neighbour
+    regression on the features as they are: UMAP and the kernel MMD measure raw Euclidean
+    distances, and standardising would blow nearly dead dimensions up to full weight."""
     from sklearn.linear_model import RidgeCV
     from sklearn.model_selection import KFold, cross_val_predict
     from sklearn.neighbors import KNeighborsRegressor
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    regressor = (KNeighborsRegressor(neighbours, weights="distance") if neighbours
-                 else RidgeCV(alphas=np.logspace(-3, 3, 13)))
-    pred = cross_val_predict(make_pipeline(StandardScaler(), regressor), features, target,
-                             cv=KFold(FOLDS, shuffle=True, random_state=seed))
+    model = (KNeighborsRegressor(neighbours, weights="distance") if neighbours
+             else make_pipeline(StandardScaler(), RidgeCV(alphas=RIDGE_ALPHAS)))
+    pred = cross_val_predict(model, features, target, cv=KFold(FOLDS, shuffle=True, random_state=seed))
     ss_tot = float(((target - target.mean()) ** 2).sum())
     return float(1.0 - ((target - pred) ** 2).sum() / ss_tot) if ss_tot > 0 else float("nan")
 
@@ -87,14 +106,16 @@ def measure_readout(z: np.ndarray, measures, images: np.ndarray) -> list[Measure
     """Read-outs of :data:`READOUT_MEASURES` from latents ``z`` ``(n, k)`` and from a ``k``-component PCA
     of ``images`` ``(n, ...)`` (the same syllables, as the network sees them).
 
-    ``measures`` is a DataFrame with the measure columns, row-aligned with ``z``. Measures that
-    are absent, non-finite or constant are skipped; fewer than :data:`MIN_READOUT_SYLLABLES`
-    rows give an empty list.
+    ``measures`` is a DataFrame with the measure columns, row-aligned with ``z``. Each measure
+    is read out on the syllables where it is finite; a measure that is absent, not numeric,
+    constant or finite on fewer than :data:`MIN_READOUT_SYLLABLES` syllables is skipped, and
+    latents that are not all finite give an empty list (nothing to read out from).
     """
+    import pandas as pd
     from sklearn.decomposition import PCA
 
     n = len(z)
-    if n < MIN_READOUT_SYLLABLES:
+    if n < MIN_READOUT_SYLLABLES or not np.isfinite(z).all():
         return []
     flat = images.reshape(n, -1).astype(np.float32)
     k = int(min(z.shape[1], n - 1, flat.shape[1]))
@@ -104,12 +125,14 @@ def measure_readout(z: np.ndarray, measures, images: np.ndarray) -> list[Measure
     for name in READOUT_MEASURES:
         if name not in measures.columns:
             continue
-        y = measures[name].to_numpy(dtype=float)
-        if not np.isfinite(y).all() or np.std(y) == 0:
+        y = pd.to_numeric(measures[name], errors="coerce").to_numpy(dtype=float)
+        ok = np.isfinite(y)
+        if ok.sum() < MIN_READOUT_SYLLABLES or np.std(y[ok]) == 0:
             continue
+        y, zz, pp = y[ok], z[ok], pca[ok]
         out.append(MeasureReadout(
-            measure=name, latent_ridge_r2=cv_r2(z, y), latent_knn_r2=cv_r2(z, y, neighbours=NEIGHBOURS),
-            pca_ridge_r2=cv_r2(pca, y), pca_knn_r2=cv_r2(pca, y, neighbours=NEIGHBOURS), n_syllables=n))
+            measure=name, latent_ridge_r2=cv_r2(zz, y), latent_knn_r2=cv_r2(zz, y, neighbours=NEIGHBOURS),
+            pca_ridge_r2=cv_r2(pp, y), pca_knn_r2=cv_r2(pp, y, neighbours=NEIGHBOURS), n_syllables=int(ok.sum())))
     return out
 
 
@@ -118,15 +141,9 @@ def readout_warning(rows) -> str:
 
     ``rows`` are :class:`MeasureReadout` or their ``to_dict()`` (as stored in a sidecar).
     """
-    weak = []
-    for r in rows or []:
-        r = r.to_dict() if isinstance(r, MeasureReadout) else r
-        if r.get("weaker_than_pca"):
-            latent = max(r["latent_ridge_r2"], r["latent_knn_r2"])
-            pca = max(r["pca_ridge_r2"], r["pca_knn_r2"])
-            weak.append(f"{r['measure']} (R² {latent:.2f} vs {pca:.2f})")
+    weak = [f"{r.measure} (R² {r.latent_best:.2f} vs {r.pca_best:.2f})" for r in readouts_from(rows) if r.weaker_than_pca]
     if not weak:
         return ""
     return ("the latents carry less of " + ", ".join(weak) + " than a PCA of the same images: a difference "
-            "in this latent space may not be about these measures; read the classical-measure and PCA rows of "
-            "the second opinion (fix: more syllables or steps, or compare on the classical measures)")
+            "in this latent space may not be about these measures (fix: more syllables or steps; compare the "
+            "groups on the classical measures, `usvpipe mmd --second-opinion` or the report's second-opinion table)")
