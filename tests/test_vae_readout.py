@@ -169,3 +169,23 @@ def test_the_report_tabulates_the_readout_and_boxes_its_warning(tmp_path):
     assert "carry less of mean_freq_hz (R² 0.20 vs 0.45)" in box
     assert "<td>mean_freq_hz</td><td>0.14 / 0.20</td><td>0.45 / 0.30</td><td>latents carry less</td>" in html
     assert "| duration_s | 0.75 / 0.20 | 0.45 / 0.30 |  | 250 |" in md
+
+
+def test_usvpipe_mmd_prints_the_readout_and_its_warning(tmp_path):
+    from click.testing import CliRunner
+
+    from usvpipe.artifacts import Latents
+    from usvpipe.cli import main
+
+    rng = np.random.default_rng(4)
+    table = pd.DataFrame({"id": [f"s{i}" for i in range(80)], "group": ["A"] * 40 + ["B"] * 40,
+                          **{f"z{d}": rng.normal(size=80) for d in range(3)}})
+    passed = {"passed": True, "active_units": 3, "latent_dim": 3, "recon_r2": 0.5, "pca_r2": 0.5}
+    Latents(table).write(tmp_path / "latents.csv", {"model_health": passed, "model_complete": True,
+                                                    "readout": [FINE, WEAK]})
+    out = CliRunner().invoke(main, ["mmd", str(tmp_path / "latents.csv"), "--unit", "syllable", "--permutations", "99",
+                                    "--no-figures", "--no-second-opinion", "--out", str(tmp_path / "mmd")])
+    assert out.exit_code == 0, out.output
+    assert "latent read-out" in out.output and "mean_freq_hz 0.14 / 0.20 vs 0.45 / 0.30" in out.output
+    assert "warning: the latents carry less of mean_freq_hz" in out.output
+    assert json.loads((tmp_path / "mmd" / "report.json").read_text())["latent_readout"][1]["measure"] == "mean_freq_hz"
