@@ -15,37 +15,17 @@ def describe_directory(path) -> list[str]:
     path = Path(path)
     if not path.exists():
         raise UsvpipeError(f"{path}: does not exist")
-    lines = []
     if (path / "run_manifest.json").exists():
-        m = _io.read_json(path / "run_manifest.json")
-        lines.append(f"{path}: usvpipe run (usvpipe {m.get('usvpipe_version')}, {m.get('wall_s', '?')} s)")
-        for s in m.get("stages", []):
-            lines.append(f"  {s['name']:<8} {s['status']:<22} {s.get('detail', '')}")
-        answer = m.get("answer") or {}
-        if answer.get("interpretable") is False:
-            lines.append(f"  answer: {answer.get('do_not_interpret')}")
-        else:
-            from ..vae.readout import readout_warning
-
-            weak = readout_warning(answer.get("latent_readout"))
-            if weak:
-                lines.append(f"  warning: {weak}")
-        if m.get("segment_failures"):
-            lines.append(f"  {len(m['segment_failures'])} recording(s) failed; see store/errors.csv")
-        for sub in ("store", "model"):
-            if (path / sub).exists():
-                lines += ["  " + x for x in describe_directory(path / sub)]
-        return lines
+        return _describe_run(path)
     if (path / "manifest.json").exists() and ((path / "shards").is_dir() or (path / "errors").is_dir()):
         m = _io.read_json(path / "manifest.json")
         n_shards = len(shard_files(path))
         merged = m.get("n_shards_on_disk", m.get("n_recordings")) == n_shards
-        lines.append(
+        return [
             f"{path}: syllable store, {m.get('n_recordings')} recordings complete, {m.get('n_syllables')} syllables, "
             f"{m.get('n_failed', 0)} failed, spectrograms {m.get('spec_shape')}; "
             + ("merged" if merged else f"NOT merged ({n_shards} shards on disk): run `usvpipe merge {path}`")
-        )
-        return lines
+        ]
     if (path / "shards").is_dir():
         n = len(shard_files(path))
         return [f"{path}: syllable store with {n} shard(s), not merged yet (run `usvpipe merge {path}`)"]
@@ -87,6 +67,27 @@ def describe_directory(path) -> list[str]:
     if wavs:
         return [f"{path}: input folder with {len(wavs)} WAV file(s); segment it with `usvpipe segment {path} OUT_DIR`"]
     return [f"{path}: not a usvpipe output directory ({sum(1 for _ in path.iterdir())} entries)"]
+
+
+def _describe_run(path: Path) -> list[str]:
+    """``usvpipe run``'s output: the stages, what the answer must not be read as, and its store and model."""
+    from ..vae.readout import readout_warning
+
+    m = _io.read_json(path / "run_manifest.json")
+    lines = [f"{path}: usvpipe run (usvpipe {m.get('usvpipe_version')}, {m.get('wall_s', '?')} s)"]
+    for s in m.get("stages", []):
+        lines.append(f"  {s['name']:<8} {s['status']:<22} {s.get('detail', '')}")
+    answer = m.get("answer") or {}
+    if answer.get("interpretable") is False:
+        lines.append(f"  answer: {answer.get('do_not_interpret')}")
+    elif readout_warning(answer.get("latent_readout")):
+        lines.append(f"  warning: {readout_warning(answer.get('latent_readout'))}")
+    if m.get("segment_failures"):
+        lines.append(f"  {len(m['segment_failures'])} recording(s) failed; see store/errors.csv")
+    for sub in ("store", "model"):
+        if (path / sub).exists():
+            lines += ["  " + x for x in describe_directory(path / sub)]
+    return lines
 
 
 def _describe_file(path: Path) -> str:
