@@ -189,3 +189,12 @@ def test_usvpipe_mmd_prints_the_readout_and_its_warning(tmp_path):
     assert "latent read-out" in out.output and "mean_freq_hz 0.14 / 0.20 vs 0.45 / 0.30" in out.output
     assert "warning: the latents carry less of mean_freq_hz" in out.output
     assert json.loads((tmp_path / "mmd" / "report.json").read_text())["latent_readout"][1]["measure"] == "mean_freq_hz"
+
+
+def test_the_run_table_line_names_each_measure_and_shouts_when_the_latents_carry_less():
+    from usvpipe.vae.readout import describe_readout
+
+    assert describe_readout([]) == "" and describe_readout(None) == ""
+    fine = describe_readout([FINE])
+    assert fine == "read-out R² (latents vs PCA): duration_s 0.75 vs 0.45"
+    assert describe_readout([FINE, WEAK]).endswith("mean_freq_hz 0.20 vs 0.45; LATENTS CARRY LESS: see the report")

@@ -227,8 +227,12 @@ class _Run:
     def encode(self) -> str:
         from ..vae import encode
 
+        from ..artifacts import Latents
+        from ..vae.readout import describe_readout
+
         table = encode(self.model_path, self.store_dir, self.latents_path, device=self.run.device)
-        return f"{len(table)} syllables encoded"
+        readout = describe_readout(Latents.read_meta(self.latents_path).get("readout"))
+        return f"{len(table)} syllables encoded" + (f"; {readout}" if readout else "")
 
     def umap(self) -> str:
         from ..viz import run_umap

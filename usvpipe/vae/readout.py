@@ -136,6 +136,16 @@ def measure_readout(z: np.ndarray, measures, images: np.ndarray) -> list[Measure
     return out
 
 
+def describe_readout(rows) -> str:
+    """One line: each measure's better read-out from the latents beside the PCA's ("" without rows)."""
+    rows = readouts_from(rows)
+    if not rows:
+        return ""
+    return ("read-out R² (latents vs PCA): " + ", ".join(f"{r.measure} {r.latent_best:.2f} vs {r.pca_best:.2f}"
+                                                        for r in rows)
+            + ("; LATENTS CARRY LESS: see the report" if any(r.weaker_than_pca for r in rows) else ""))
+
+
 def readout_warning(rows) -> str:
     """One sentence naming the measures the latents carry clearly less of than PCA ("" if none).
 
