@@ -198,3 +198,24 @@ def test_the_run_table_line_names_each_measure_and_shouts_when_the_latents_carry
     fine = describe_readout([FINE])
     assert fine == "read-out R² (latents vs PCA): duration_s 0.75 vs 0.45"
     assert describe_readout([FINE, WEAK]).endswith("mean_freq_hz 0.20 vs 0.45; LATENTS CARRY LESS: see the report")
+
+
+def test_a_run_without_the_mmd_stage_still_reports_the_latents_health_and_readout(tmp_path):
+    from usvpipe.artifacts import Latents
+    from usvpipe.pipeline import config_from_mapping
+    from usvpipe.pipeline.report import write_report
+    from usvpipe.pipeline.run import PipelineResult, StageOutcome
+
+    out = tmp_path / "run"
+    out.mkdir()
+    health = {"passed": True, "active_units": 3, "latent_dim": 3, "recon_r2": 0.5, "pca_r2": 0.4, "n_syllables": 20,
+              "held_out": True}
+    (out / "run_manifest.json").write_text(json.dumps({"latent_health": health}))
+    table = pd.DataFrame({"id": ["a", "b"], "z0": [0.0, 1.0]})
+    Latents(table).write(out / "latents.csv", {"readout": [FINE, WEAK]})
+    stages = [StageOutcome("encode", "ran", 1.0, "")]
+    write_report(out, config_from_mapping({"run": {"output": str(out)}}), stages, PipelineResult(output=out, stages=stages))
+    html = (out / "report.html").read_text()
+    assert "VAE health check passed" in html and "<td>mean_freq_hz</td><td>0.14 / 0.20</td>" in html
+    start = html.index('class="warnings"')
+    assert "carry less of mean_freq_hz" in html[start: html.index("</ul>", start)]

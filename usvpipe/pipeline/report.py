@@ -240,6 +240,18 @@ def _effect(mmd: Optional[dict], pairwise, per_animal):
         return None
 
 
+def _latent_trust(out: Path, mmd: Optional[dict]) -> Optional[dict]:
+    """What the VAE section shows: the MMD result's health fields, or, for a run without the mmd
+    stage, the training health from the manifest and the read-out from the latents' sidecar."""
+    if mmd is not None:
+        return mmd
+    from ..artifacts import Latents
+
+    health = (_read_json(out / "run_manifest.json") or {}).get("latent_health")
+    readout = Latents.read_meta(out / "latents.csv").get("readout") if (out / "latents.csv").exists() else None
+    return {"latent_health": health, "latent_readout": readout} if (health or readout) else None
+
+
 def _load_inputs(out: Path, outcomes: list[StageOutcome], result: PipelineResult):
     """Everything the report reads from the run folder: ``(mmd, measures, per_group, answer)``."""
     mmd = _merged_mmd(out, result)
@@ -253,6 +265,12 @@ def _load_inputs(out: Path, outcomes: list[StageOutcome], result: PipelineResult
     failed = [(s.name, s.detail) for s in outcomes if s.status == "failed"]
     ans = answer(mmd, effect=effect, measures=meas, per_animal=per_animal, failed_stages=failed,
                  segment_failures=result.segment_failures)
+    if mmd is None:  # answer() warns from the MMD result; without one, the latents' read-out still counts
+        from ..vae.readout import readout_warning
+
+        weak = readout_warning((_latent_trust(out, None) or {}).get("latent_readout"))
+        if weak:
+            ans.warnings.append(("warn", weak))
     return mmd, meas, per_group, ans
 
 
@@ -323,7 +341,8 @@ def _evidence_sections(doc: _Doc, out: Path, mmd: Optional[dict], meas: Optional
     _mmd_section(doc, mmd)
     for f, cap, wide in figures.pop("mmd", []):
         doc.figure(out, f, cap, wide)
-    hl, readout = health_line(mmd), readout_rows(mmd)
+    trust = _latent_trust(out, mmd)
+    hl, readout = health_line(trust), readout_rows(trust)
     if hl or readout or figures.get("vae"):
         doc.h2(SECTION_TITLES["vae"], "vae")
         if hl:
