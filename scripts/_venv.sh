@@ -57,3 +57,10 @@ case "$choice" in
 esac
 "$VENV/bin/python" -m pip install -q -e ".${1:+[$1]}"
 export MPLBACKEND=Agg
+# UMAP's numba kernels compile on first use (13 s of the demo's first run on 2 cores); do it once
+# here, where it is part of installing, and numba keeps the result on disk for every later run.
+if [ ! -e "$VENV/.usvpipe-umap-warm" ]; then
+    echo "usvpipe install: compiling UMAP's numba code once (about 15 s on 2 cores; later runs reuse it)" >&2
+    "$VENV/bin/python" -c "from usvpipe.viz import warm_up; warm_up()" 2>/dev/null && touch "$VENV/.usvpipe-umap-warm" \
+        || echo "usvpipe install: UMAP warm-up failed; the first UMAP run will compile instead" >&2
+fi

@@ -159,6 +159,21 @@ def test_small_fully_fitted_umap_uses_exact_neighbours_and_keeps_the_structure()
     assert not embed_array(z, UmapParams(n_neighbors=10, seed=0, fit_subsample=80))[2]["exact_knn"]
 
 
+def test_warm_up_compiles_the_signatures_a_run_needs():
+    """What scripts/_venv.sh runs after installing: a later run of another size compiles nothing new."""
+    from umap import layouts, umap_
+
+    from usvpipe.viz import warm_up
+    from usvpipe.viz._projection import embed_array
+
+    assert warm_up(n=120, d=8) > 0
+    kernels = [layouts._nb_optimize_layout_euclidean_single_epoch, umap_.smooth_knn_dist]
+    compiled = [len(k.signatures) for k in kernels]
+    assert all(compiled)
+    embed_array(np.random.default_rng(5).normal(size=(90, 5)), UmapParams(n_neighbors=10, seed=0))
+    assert [len(k.signatures) for k in kernels] == compiled
+
+
 def test_params_validation():
     with pytest.raises(UsvpipeError, match="method"):
         UmapParams(method="tsne")

@@ -41,10 +41,11 @@ from ._figures import (
     spectrogram_grid_figure,
     traversal_strip,
 )
-from ._projection import UmapParams, embed_latents, latent_columns, read_latents, validate_latents
+from ._projection import UmapParams, embed_latents, latent_columns, read_latents, validate_latents, warm_up
 
 __all__ = [
     "UmapParams",
+    "warm_up",
     "UmapRun",
     "embed_latents",
     "run_umap",
