@@ -78,10 +78,11 @@ def _describe_run(path: Path) -> list[str]:
     for s in m.get("stages", []):
         lines.append(f"  {s['name']:<8} {s['status']:<22} {s.get('detail', '')}")
     answer = m.get("answer") or {}
+    weak = readout_warning(answer.get("latent_readout"))
     if answer.get("interpretable") is False:
         lines.append(f"  answer: {answer.get('do_not_interpret')}")
-    elif readout_warning(answer.get("latent_readout")):
-        lines.append(f"  warning: {readout_warning(answer.get('latent_readout'))}")
+    elif weak:
+        lines.append(f"  warning: {weak}")
     if m.get("segment_failures"):
         lines.append(f"  {len(m['segment_failures'])} recording(s) failed; see store/errors.csv")
     for sub in ("store", "model"):

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .run import PipelineResult, StageOutcome
 
 #: fields of the run manifest that the report reads when the MMD dict lacks them (lead's contract)
-HEALTH_FIELDS = ("latent_health", "interpretable", "do_not_interpret", "second_opinion", "latent_readout")
+HEALTH_FIELDS = ("latent_health", "interpretable", "do_not_interpret", "second_opinion")
 
 #: figure (relative path) -> (section, caption, wide). Wide figures span the page.
 CAPTIONS = {
@@ -253,7 +253,8 @@ def _latent_trust(out: Path, mmd: Optional[dict]) -> Optional[dict]:
 
 
 def _load_inputs(out: Path, outcomes: list[StageOutcome], result: PipelineResult):
-    """Everything the report reads from the run folder: ``(mmd, measures, per_group, answer)``."""
+    """Everything the report reads from the run folder: ``(mmd, trust, measures, per_group, answer)``,
+    ``trust`` being what the VAE section shows (:func:`_latent_trust`)."""
     mmd = _merged_mmd(out, result)
     per_animal = _read_csv(out / "mmd" / "per_animal.csv") if mmd is not None else None
     pairwise = _read_csv(out / "mmd" / "pairwise_mmd2.csv", index_col=0) if mmd is not None else None
@@ -265,13 +266,14 @@ def _load_inputs(out: Path, outcomes: list[StageOutcome], result: PipelineResult
     failed = [(s.name, s.detail) for s in outcomes if s.status == "failed"]
     ans = answer(mmd, effect=effect, measures=meas, per_animal=per_animal, failed_stages=failed,
                  segment_failures=result.segment_failures)
+    trust = _latent_trust(out, mmd)
     if mmd is None:  # answer() warns from the MMD result; without one, the latents' read-out still counts
         from ..vae.readout import readout_warning
 
-        weak = readout_warning((_latent_trust(out, None) or {}).get("latent_readout"))
+        weak = readout_warning((trust or {}).get("latent_readout"))
         if weak:
             ans.warnings.append(("warn", weak))
-    return mmd, meas, per_group, ans
+    return mmd, trust, meas, per_group, ans
 
 
 def _front_line(doc: _Doc, line: str):
@@ -333,7 +335,8 @@ def _collect_figures(out: Path) -> dict:
     return figures
 
 
-def _evidence_sections(doc: _Doc, out: Path, mmd: Optional[dict], meas: Optional[dict], per_group, figures: dict):
+def _evidence_sections(doc: _Doc, out: Path, mmd: Optional[dict], trust: Optional[dict], meas: Optional[dict], per_group,
+                       figures: dict):
     """Measures, the MMD test, the VAE's health, then UMAP and any other figures, each with its figures."""
     _measures_section(doc, out, meas, per_group)
     for f, cap, wide in figures.pop("measures", []):
@@ -341,7 +344,6 @@ def _evidence_sections(doc: _Doc, out: Path, mmd: Optional[dict], meas: Optional
     _mmd_section(doc, mmd)
     for f, cap, wide in figures.pop("mmd", []):
         doc.figure(out, f, cap, wide)
-    trust = _latent_trust(out, mmd)
     hl, readout = health_line(trust), readout_rows(trust)
     if hl or readout or figures.get("vae"):
         doc.h2(SECTION_TITLES["vae"], "vae")
@@ -398,13 +400,13 @@ pre{{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}}
 def write_report(out: Path, config: PipelineConfig, outcomes: list[StageOutcome], result: PipelineResult) -> Path:
     """Write ``report.html`` (self-contained) and ``report.md``; returns the HTML path."""
     out = Path(out)
-    mmd, meas, per_group, ans = _load_inputs(out, outcomes, result)
+    mmd, trust, meas, per_group, ans = _load_inputs(out, outcomes, result)
 
     doc = _Doc()
     _answer_box(doc, config, ans, meas)
     _second_opinion_section(doc, mmd)
     _explorer_link(doc, out)
-    _evidence_sections(doc, out, mmd, meas, per_group, _collect_figures(out))
+    _evidence_sections(doc, out, mmd, trust, meas, per_group, _collect_figures(out))
     _run_sections(doc, config, outcomes, result)
 
     _io.write_text_atomic(out / "report.md", "\n".join(doc.md))
