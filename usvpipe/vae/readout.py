@@ -26,8 +26,8 @@ import numpy as np
 
 #: The measures checked (``syllables.csv`` columns): what the latents issue reads out.
 READOUT_MEASURES = ("duration_s", "mean_freq_hz", "max_freq_hz")
-#: Syllables sampled for the check: a bounded cost on any store (3.8 s for 4096 syllables of 64×64
-#: on one shared core, two other processes running).
+#: Syllables sampled for the check, so that its cost (a PCA and 5-fold regressions) is bounded
+#: whatever the store's size.
 MAX_READOUT_SYLLABLES = 4096
 #: Fewer syllables than this give no check: 5 folds of a handful of points say nothing.
 MIN_READOUT_SYLLABLES = 40
