@@ -514,7 +514,47 @@ def _check_dataset_args(groups, animals_per_group: int, recordings_per_animal: i
         raise ConfigError("animals_per_group and recordings_per_animal must be >= 1")
     if numbers["animal_sd"] < 0:
         raise ConfigError(f"animal_sd must be >= 0, got {numbers['animal_sd']}")
+    balance = numbers.get("balance_se")
+    if balance is not None and (balance <= 0 or len(groups) < 2):
+        raise ConfigError(f"balance_se must be > 0 and needs at least two groups, got {balance} with {len(groups)} group(s)")
     return groups
+
+
+#: How many random assignments :func:`balanced_assignment` tries before it gives up. At
+#: ``max_se = 1`` with six shape parameters and two groups about one in ten is accepted.
+MAX_BALANCE_TRIES = 10_000
+
+
+def offset_imbalance_se(offsets: np.ndarray, n_groups: int, animal_sd: float) -> float:
+    """Largest difference between two groups' mean animal offsets, over shape parameters, in standard errors.
+
+    ``offsets`` has one row per animal, in group order (``n_groups`` equal blocks). Under the
+    generator (offsets ~ N(0, animal_sd)) each group-pair difference of means has standard
+    error ``animal_sd * sqrt(2 / animals_per_group)``, so the value is a |z| statistic.
+    """
+    per_group = offsets.shape[0] // n_groups
+    if animal_sd <= 0 or per_group < 1:
+        return 0.0
+    means = offsets.reshape(n_groups, per_group, -1).mean(axis=1)
+    diffs = np.abs(means[:, None, :] - means[None, :, :])
+    return float(diffs.max() / (animal_sd * math.sqrt(2.0 / per_group)))
+
+
+def balanced_assignment(offsets: np.ndarray, n_groups: int, animal_sd: float, max_se: float, rng) -> np.ndarray:
+    """An order of the animals whose groups differ by at most ``max_se`` standard errors in every offset.
+
+    Rerandomisation (Morgan & Rubin 2012, Ann. Stat. 40:1263): the identity order is kept when
+    it is balanced already; otherwise random orders are drawn until one is. It makes a planted
+    group shift the only systematic difference between the groups, and it makes a test over
+    all splits of the animals conservative on such data, which is why it is an option.
+    """
+    order = np.arange(offsets.shape[0])
+    for _ in range(MAX_BALANCE_TRIES):
+        if offset_imbalance_se(offsets[order], n_groups, animal_sd) <= max_se:
+            return order
+        order = rng.permutation(offsets.shape[0])
+    raise ConfigError("balance_se", f"no assignment of the animals to groups within {max_se} standard errors in "
+                      f"{MAX_BALANCE_TRIES} tries", "use a larger balance_se (1.0 accepts about one in ten) or more animals")
 
 
 def make_dataset(
@@ -531,12 +571,17 @@ def make_dataset(
     seed: int = 0,
     call_rate_hz: float = 2.0,
     low_freq_noise_db: float | None = 10.0,
+    balance_se: float | None = None,
 ) -> pd.DataFrame:
     """Write a synthetic multi-group, multi-animal dataset with ground truth.
 
     Group ``k`` (0-based, in the order given) has a latent shift of ``k * group_shift``
     SDs on every shape parameter; each animal adds its own fixed offset drawn from
-    ``N(0, animal_sd)`` per shape parameter.
+    ``N(0, animal_sd)`` per shape parameter. With ``balance_se``, the drawn animals are
+    assigned to groups by rerandomisation (:func:`balanced_assignment`): every shape
+    parameter's group means of the offsets then differ by at most that many standard errors,
+    so with ``group_shift = 0`` the groups have no difference to find and with a shift the
+    shift is the only one. ``synth.json`` records the assignment and its imbalance.
 
     Layout::
 
@@ -562,17 +607,22 @@ def make_dataset(
     groups = _check_dataset_args(groups, animals_per_group, recordings_per_animal, duration_s=duration_s,
                                  group_shift=group_shift, animal_sd=animal_sd, snr_db=snr_db,
                                  sample_rate_hz=sample_rate_hz, call_rate_hz=call_rate_hz,
-                                 low_freq_noise_db=low_freq_noise_db)
+                                 low_freq_noise_db=low_freq_noise_db, balance_se=balance_se)
     out = ensure_output_dir(out_dir)
     root = np.random.SeedSequence(int(seed))
     animal_seqs = root.spawn(len(groups) * animals_per_group)
+    offsets = np.array([np.random.default_rng(seq).normal(0.0, animal_sd, len(SHAPE_PARAMS)) if animal_sd > 0
+                        else np.zeros(len(SHAPE_PARAMS)) for seq in animal_seqs])
+    order = np.arange(len(animal_seqs))
+    if balance_se is not None:
+        # spawned after the animals' streams, so each animal's calls stay what they were
+        order = balanced_assignment(offsets, len(groups), animal_sd, balance_se, np.random.default_rng(root.spawn(1)[0]))
     rows, animals_meta = [], []
     for gi, group in enumerate(groups):
         for ai in range(animals_per_group):
             animal = f"{group}{ai + 1:02d}"
-            seq = animal_seqs[gi * animals_per_group + ai]
-            a_rng = np.random.default_rng(seq)
-            offset = a_rng.normal(0.0, animal_sd, len(SHAPE_PARAMS)) if animal_sd > 0 else np.zeros(len(SHAPE_PARAMS))
+            drawn = int(order[gi * animals_per_group + ai])
+            seq, offset = animal_seqs[drawn], offsets[drawn]
             animals_meta.append({"animal": animal, "group": group, "group_shift_sd": gi * group_shift,
                                  "offset_sd": dict(zip(SHAPE_PARAMS, offset.tolist()))})
             for ri, rec_seq in enumerate(seq.spawn(recordings_per_animal)):
@@ -599,7 +649,9 @@ def make_dataset(
                    "recordings_per_animal": recordings_per_animal, "duration_s": duration_s,
                    "group_shift": group_shift, "animal_sd": animal_sd, "snr_db": snr_db,
                    "sample_rate_hz": sample_rate_hz, "seed": seed, "call_rate_hz": call_rate_hz,
-                   "low_freq_noise_db": low_freq_noise_db},
+                   "low_freq_noise_db": low_freq_noise_db, "balance_se": balance_se},
+        "offset_imbalance_se": offset_imbalance_se(offsets[order], len(groups), animal_sd),
+        "assignment": "rerandomised (balance_se)" if balance_se is not None else "in drawing order",
         "snr_definition": "per call: call mean square over [onset, offset] / noise power in 30-110 kHz, "
                           "snr_db + 20 log10(amplitude)",
         "animals": animals_meta,

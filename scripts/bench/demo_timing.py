@@ -6,9 +6,13 @@
     OMP_NUM_THREADS=2 python scripts/bench/demo_timing.py --aa-only --seed 1   # only the A/A run, other animals
 
 The A/A run generates the demo's data with the group shift set to 0: both groups' animals come
-from the same generator (each animal keeps its own random offset, as in the planted run), so
-the groups are exchangeable and the animal-level p-value is uniform on its attainable values;
-one A/A run lands below 0.05 in 5 % of seeds by design, so read several seeds, not one.
+from the same generator (each animal keeps its own random offset, as in the planted run). The
+demo assigns the animals to groups by rerandomisation (``--balance-se``, default the demo's
+``DEMO_BALANCE_SE``: every shape parameter's group means of the offsets within one standard
+error), so an A/A run has no difference to find and the planted run only the planted one; the
+test over all splits is then conservative on such data. With ``--balance-se none`` the groups
+are drawn in order, exchangeable, and the animal-level p-value is uniform on its attainable
+values: one A/A run lands below 0.05 in 5 % of seeds by design, so read several seeds, not one.
 
     OMP_NUM_THREADS=1 python scripts/bench/demo_timing.py --aa-measures-seeds 20   # A/A over many seeds, no VAE
 
@@ -43,6 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 #: The generator's shape parameters a 32x32 demo image shows (FM depth and rate fall under one
 #: frequency row and harmonics mostly outside the band: docs/vae.md).
 VISIBLE_AT_32 = ("start_freq_hz", "end_freq_hz", "duration_s")
+
+from usvpipe.pipeline.demo import DEMO_BALANCE_SE, DEMO_SNR_DB  # noqa: E402  (after the sys.path line above)
 
 
 def reference_seconds(repeats: int = 3) -> float:
@@ -85,14 +91,15 @@ def with_overrides(cfg, sets: dict):
     return cfg
 
 
-def run_once(out: Path, *, shift: float, animals: int, duration_s: float, epochs, seed: int, sets=None) -> dict:
+def run_once(out: Path, *, shift: float, animals: int, duration_s: float, epochs, seed: int, sets=None,
+             balance_se: float | None = None, snr_db: float = DEMO_SNR_DB) -> dict:
     from usvpipe.pipeline import demo_config, run_pipeline
     from usvpipe.synth import make_dataset
 
     t0 = time.perf_counter()
-    if shift != 1.0:  # the demo's data generator with another planted shift (0 = A/A)
-        make_dataset(out / "demo_data", groups=("A", "B"), animals_per_group=animals, recordings_per_animal=1,
-                     duration_s=duration_s, group_shift=shift, seed=seed)
+    # the demo's data generator, here with this run's planted shift (0 = A/A) and balance
+    make_dataset(out / "demo_data", groups=("A", "B"), animals_per_group=animals, recordings_per_animal=1,
+                 duration_s=duration_s, group_shift=shift, seed=seed, balance_se=balance_se, snr_db=snr_db)
     cfg = with_overrides(demo_config(out, animals_per_group=animals, duration_s=duration_s, epochs=epochs, seed=seed),
                          sets or {})
     gen_s = time.perf_counter() - t0
@@ -117,7 +124,8 @@ def run_once(out: Path, *, shift: float, animals: int, duration_s: float, epochs
             "measures_differ": [t["measure"] for t in meas.get("tests") or [] if t.get("reject")]}
 
 
-def aa_measures(seeds: int, *, animals: int, duration_s: float, first_seed: int = 0) -> dict:
+def aa_measures(seeds: int, *, animals: int, duration_s: float, first_seed: int = 0,
+                balance_se: float | None = None, snr_db: float = DEMO_SNR_DB) -> dict:
     """Segment + classical measures on A/A data for ``seeds`` seeds from ``first_seed`` on (no VAE)."""
     import dataclasses
     import itertools
@@ -137,7 +145,8 @@ def aa_measures(seeds: int, *, animals: int, duration_s: float, first_seed: int 
         with tempfile.TemporaryDirectory(prefix="usvpipe-aa-") as tmp:
             data, store = Path(tmp) / "data", Path(tmp) / "store"
             make_dataset(data, groups=("A", "B"), animals_per_group=animals, recordings_per_animal=1,
-                         duration_s=duration_s, group_shift=0.0, seed=seed)
+                         duration_s=duration_s, group_shift=0.0, seed=seed, balance_se=balance_se,
+                         snr_db=snr_db)
             segment_recordings(data, store, syllables=SyllableParams(shape=(32, 32)), metadata=data / "metadata.csv",
                                progress=False)
             res = measures_stage(store, Path(tmp) / "measures", input_root=data, a="A", b="B", figure=False)
@@ -199,11 +208,17 @@ def main() -> None:
     ap.add_argument("--duration-s", type=float, default=20.0)
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--balance-se", default=str(DEMO_BALANCE_SE),
+                    help="the generator's rerandomisation of animals to groups (make_dataset(balance_se)); 'none' "
+                         "draws the groups in order, as the test's own calibration needs (default: the demo's)")
     ap.add_argument("--json", type=Path, default=None, help="also write the summary here")
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="override a demo setting, e.g. --set syllables.shape=64,64 --set train.min_steps=600 "
                          "(how the demo's settings were chosen: see usvpipe/pipeline/demo.py)")
+    ap.add_argument("--snr-db", type=float, default=DEMO_SNR_DB, help="per-call SNR of the generated calls "
+                    "(default: the demo's)")
     args = ap.parse_args()
+    balance_se = None if args.balance_se.lower() == "none" else float(args.balance_se)
     sets = dict(item.split("=", 1) for item in args.set)
 
     def load() -> str:
@@ -213,7 +228,8 @@ def main() -> None:
           f"load average before: {load()}")
     if args.aa_measures_seeds:
         t0 = time.perf_counter()
-        res = aa_measures(args.aa_measures_seeds, animals=args.animals, duration_s=args.duration_s, first_seed=args.seed)
+        res = aa_measures(args.aa_measures_seeds, animals=args.animals, duration_s=args.duration_s, first_seed=args.seed,
+                          balance_se=balance_se, snr_db=args.snr_db)
         print(f"{time.perf_counter() - t0:.0f} s; load average now {load()}")
         if args.json:
             args.json.write_text(json.dumps(res, indent=2))
@@ -225,7 +241,8 @@ def main() -> None:
     for label, shift in runs:
         with tempfile.TemporaryDirectory(prefix="usvpipe-demo-timing-") as tmp:
             r = run_once(Path(tmp) / "run", shift=shift, animals=args.animals, duration_s=args.duration_s,
-                         epochs=args.epochs, seed=args.seed, sets=sets)
+                         epochs=args.epochs, seed=args.seed, sets=sets,
+                         balance_se=balance_se, snr_db=args.snr_db)
         summary["runs"][label] = r
         print(f"\n{label}: pipeline {r['pipeline_s']:.1f} s (data generation {r['data_generation_s']:.1f} s, not counted); "
               f"load average now {load()}")

@@ -23,10 +23,14 @@ from ..errors import ConfigError
 @click.option("--low-freq-noise-db", default=10.0, show_default=True, type=float,
               help="Room noise below 20 kHz relative to in-band noise (dB).")
 @click.option("--no-low-freq-noise", is_flag=True, help="Disable the low-frequency room noise.")
+@click.option("--balance-se", default=None, type=float,
+              help="Assign the animals to groups by rerandomisation so that every shape parameter's group means of "
+                   "the animal offsets differ by at most this many standard errors (1.0 accepts about one draw in ten); "
+                   "the planted shift is then the only systematic difference.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--force", is_flag=True, help="Write into a folder that already holds WAV files.")
 def synth(out_dir, groups, animals_per_group, recordings_per_animal, duration_s, group_shift, animal_sd, snr_db,
-          call_rate_hz, sample_rate_hz, low_freq_noise_db, no_low_freq_noise, seed, force):
+          call_rate_hz, sample_rate_hz, low_freq_noise_db, no_low_freq_noise, balance_se, seed, force):
     """Generate OUT_DIR/<group>/<animal>/*.wav with *.truth.csv and metadata.csv.
 
     Calls are frequency-modulated sweeps in 30-110 kHz with harmonics; onsets/offsets in
@@ -47,7 +51,7 @@ def synth(out_dir, groups, animals_per_group, recordings_per_animal, duration_s,
         out_dir, groups=names, animals_per_group=animals_per_group, recordings_per_animal=recordings_per_animal,
         duration_s=duration_s, group_shift=group_shift, animal_sd=animal_sd, snr_db=snr_db,
         sample_rate_hz=sample_rate_hz, seed=seed, call_rate_hz=call_rate_hz,
-        low_freq_noise_db=None if no_low_freq_noise else low_freq_noise_db,
+        low_freq_noise_db=None if no_low_freq_noise else low_freq_noise_db, balance_se=balance_se,
     )
     click.echo(f"wrote {len(meta)} recordings ({meta['animal'].nunique()} animals, {len(names)} groups) to {out_dir}")
     click.echo(f"metadata: {out_dir.rstrip('/')}/metadata.csv; truth: <wav stem>.truth.csv next to each WAV")
