@@ -64,7 +64,9 @@ def demo_config(out_dir, *, real: bool = False, animals_per_group: int = 6, dura
     # (0.10); 32x32 at 3000 steps passed (0.22) but took twice as long. With the fused CPU
     # Adam, 1500 steps pass with R² 0.15 (A/A data 0.11), and 1250 steps, 3 s faster, fall to
     # 0.11 (A/A data 0.07: failed), so the demo keeps 1500; redrawing the figures at most every
-    # 30 s (figure_min_interval_s) instead of every 10 of its ~90 epochs saved ~3 s. Batch size, the
+    # 30 s (figure_min_interval_s) instead of every 10 of its ~90 epochs saved ~3 s. (These
+    # figures are from the earlier demo data, 20 dB calls and groups drawn in order; on today's
+    # data, DEMO_SNR_DB above, 1500 steps give 0.18, A/A 0.20.) Batch size, the
     # likelihood scale and the jitter are the defaults ("auto", from the store). Each variant:
     # scripts/bench/demo_timing.py --set syllables.shape=64,64 --set train.min_steps=600 ...
     sections["syllables"] = {"shape": [32, 32]}
