@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -336,6 +337,20 @@ def test_latents_linearly_recover_generating_parameters(tmp_path):
     assert r2_score(y[held], LinearRegression().fit(z0[~held], y[~held]).predict(z0[held])) < min(r2.values())
 
 
+def test_seconds_left_reads_the_recent_pace_without_the_first_epoch():
+    from usvpipe.vae.training import PACE_EPOCHS, describe_seconds, seconds_left
+
+    assert seconds_left([], 5) is None
+    assert seconds_left([3.0], 4) == 12.0  # one epoch timed: it is all there is
+    assert seconds_left([9.0, 1.0, 1.0], 10) == 10.0  # the first epoch's one-time costs are left out
+    assert seconds_left([1.0, 2.0], 0) == 0.0
+    # the machine got busy: the estimate follows the last PACE_EPOCHS epochs, and one slow epoch does not move it
+    pace = [1.0] * 30 + [2.0] * PACE_EPOCHS
+    assert seconds_left(pace, 5) == 10.0
+    assert seconds_left(pace + [50.0], 5) == 10.0
+    assert [describe_seconds(x) for x in (48.4, 119.0, 720.0, 7560.0)] == ["48 s", "119 s", "12 min", "2.1 h"]
+
+
 # -- CLI ------------------------------------------------------------------------------------------------
 def test_cli_train_then_encode(store_dir, tmp_path):
     from click.testing import CliRunner
@@ -345,13 +360,16 @@ def test_cli_train_then_encode(store_dir, tmp_path):
     cfg = tmp_path / "usvpipe.toml"
     cfg.write_text("[train]\nbatch_size = 48\nepochs = 5\nlatent_dim = 6\nmin_steps = 0\n")
     out = tmp_path / "vae"
-    args = ["train", str(store_dir), str(out), "--config", str(cfg), "--epochs", "1", "--device", "cpu", "--no-progress",
+    args = ["train", str(store_dir), str(out), "--config", str(cfg), "--epochs", "2", "--device", "cpu", "--no-progress",
             "--set", "channels=4,8", "--set", "hidden=16", "--seed", "2"]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
+    # each epoch line but the last says how long the rest should take
+    lines = [ln for ln in r.output.splitlines() if ln.startswith("epoch ")]
+    assert len(lines) == 2 and re.search(r"syll/s; ~\d+ s left\)$", lines[0]) and "left" not in lines[1], lines
     summary = json.loads((out / "train.json").read_text())
     assert summary["params"]["batch_size"] == 48  # from the config file
-    assert summary["params"]["epochs"] == 1  # option overrides the config
+    assert summary["params"]["epochs"] == 2  # option overrides the config
     assert summary["params"]["latent_dim"] == 6 and summary["params"]["channels"] == [4, 8]
     assert summary["params"]["deterministic"] is False
     r = CliRunner().invoke(main, args)  # same OUT_DIR again without --resume

@@ -237,6 +237,34 @@ def planned_epochs(params: TrainParams, steps_per_epoch: int) -> int:
     return max(params.epochs, need)
 
 
+#: Epochs whose times :func:`seconds_left` reads: recent enough to follow a change of pace
+#: (a machine that became busy), enough for one slow epoch (a checkpoint) not to move it.
+PACE_EPOCHS = 10
+
+
+def seconds_left(epoch_seconds, epochs_left: int) -> float | None:
+    """Expected seconds for the ``epochs_left`` remaining epochs, from the recent epochs' median time.
+
+    The first epoch timed in this process is left out when there are others (it carries
+    one-time costs: allocator warm-up, thread-pool start). ``None`` until one epoch is timed.
+    """
+    times = [float(t) for t in epoch_seconds]
+    if len(times) > 1:
+        times = times[1:]
+    if not times or epochs_left <= 0:
+        return None if not times else 0.0
+    return float(np.median(times[-PACE_EPOCHS:])) * epochs_left
+
+
+def describe_seconds(seconds: float) -> str:
+    """``48 s``, ``12 min``, ``2.1 h``: a duration as a person reads a countdown."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def _lr_lambda(warmup_steps: float, total_steps: int, floor: float):
     """Linear warm-up over ``warmup_steps``, then cosine decay to ``floor`` at ``total_steps``."""
     total = max(total_steps, 1)
@@ -667,6 +695,7 @@ class _Trainer:
                         self.store.path, len(self.store), MIN_SYLLABLES_SHOWN_TO_LEARN)
         self.model.train()
         self._last_checkpoint_t = self._last_figure_t = time.monotonic()
+        self._first_epoch_row = len(self.history)
         stop = self._should_stop()
         for epoch in range(self.start_epoch + 1, self.n_epochs + 1):
             if stop:
@@ -745,8 +774,12 @@ class _Trainer:
             self._last_figure_t = time.monotonic()
         if self.verbose:
             val_txt = f" val {row['val_loss']:.2f}" if len(self.val_rows) else ""
+            # this process's epochs only: a resumed run's earlier epochs ran elsewhere, at another pace
+            left = None if last else seconds_left([r["epoch_s"] for r in self.history[self._first_epoch_row:]],
+                                                  self.n_epochs - epoch)
+            left_txt = f"; ~{describe_seconds(left)} left" if left is not None else ""
             tqdm.write(f"epoch {epoch}/{self.n_epochs}: train {row['train_loss']:.2f}{val_txt} "
-                       f"({row['n_syllables'] / max(dt, 1e-9):.0f} syll/s)")
+                       f"({row['n_syllables'] / max(dt, 1e-9):.0f} syll/s{left_txt})")
 
     def _finish(self, stop: bool) -> TrainResult:
         import pandas as pd
