@@ -6,6 +6,7 @@ re-run the same command, and check the outputs equal those of an uninterrupted r
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -248,11 +249,25 @@ def test_demo_finds_the_planted_group_difference(demo_run):
         assert "do not interpret" in (result.output / "report.html").read_text()
     assert [r["representation"] for r in report.second_opinion][:2] == ["VAE latents", "classical measures"]
     out = result.output
+    # the demo's groups differ only by the planted shift: the animals were balanced, the calls are louder
+    synth = json.loads((out / "demo_data" / "synth.json").read_text())
+    assert synth["params"]["balance_se"] == 1.0 and synth["offset_imbalance_se"] <= 1.0
+    assert synth["params"]["snr_db"] == 30.0
     for rel in ("report.html", "report.md", "run_manifest.json", "latents.csv", "mmd/report.json", "store/syllables.csv"):
         assert (out / rel).exists(), rel
     html = (out / "report.html").read_text()
     assert "MMD" in html and "<img" in html
     assert any("usvpipe run" in line for line in describe_directory(out))
+
+
+def test_demo_with_too_few_animals_to_balance_says_so_and_draws_in_order(tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="usvpipe.pipeline.demo"):
+        demo_config(tmp_path / "run", animals_per_group=1, duration_s=0.3, seed=0)
+    assert "the groups are drawn in order instead" in caplog.text and "balance_se" in caplog.text
+    synth = json.loads((tmp_path / "run" / "demo_data" / "synth.json").read_text())
+    assert synth["params"]["balance_se"] is None and synth["assignment"] == "in drawing order"
 
 
 def test_rerun_skips_up_to_date_stages_and_redoes_changed_ones(demo_run):
