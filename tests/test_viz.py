@@ -174,6 +174,29 @@ def test_warm_up_compiles_the_signatures_a_run_needs():
     assert [len(k.signatures) for k in kernels] == compiled
 
 
+def test_a_fresh_process_loads_umaps_layout_kernels_from_disk():
+    """umap-learn does not cache its layout optimiser itself; cache_umap_kernels makes numba keep it."""
+    import subprocess
+    import sys
+
+    from usvpipe.viz._projection import embed_array
+
+    embed_array(np.random.default_rng(5).normal(size=(90, 5)), UmapParams(n_neighbors=10, seed=0))  # writes the cache
+    child = (
+        "import numpy as np\n"
+        "from umap import layouts\n"
+        "from usvpipe.viz._projection import UmapParams, cache_umap_kernels, embed_array\n"
+        "embed_array(np.random.default_rng(6).normal(size=(80, 5)), UmapParams(n_neighbors=10, seed=0))\n"
+        "k = layouts._nb_optimize_layout_euclidean_single_epoch\n"
+        "print(type(k._cache).__name__, sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values()),"
+        " cache_umap_kernels())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=300, check=True)
+    kind, hits, misses, again = out.stdout.split()[-4:]
+    assert kind == "FunctionCache" and int(hits) >= 1 and int(misses) == 0, out.stdout
+    assert again == "0"  # a second call does nothing
+
+
 def test_params_validation():
     with pytest.raises(UsvpipeError, match="method"):
         UmapParams(method="tsne")

@@ -199,12 +199,54 @@ def embed_array(z: np.ndarray, params: UmapParams = UmapParams(), *, progress=No
     return out, fitted, timings
 
 
+#: Packages whose numba kernels :func:`cache_umap_kernels` lets numba keep on disk.
+KERNEL_PACKAGES = ("umap", "pynndescent")
+_kernels_cached = False
+
+
+def cache_umap_kernels() -> int:
+    """Turn on numba's on-disk cache for every umap-learn and pynndescent kernel not already cached.
+
+    umap-learn caches only some of its kernels (0.5.12: 227 of 514 dispatchers, the layout
+    optimiser not among them), so every fresh process compiled the rest again: the first
+    fit of 483 x 32 latents took 7.6-9.2 s, the second 0.8 s. With this, the first fit of a
+    process after the one that wrote the cache took 0.8 s (2-core machine). numba keys each
+    entry on the kernel's source file, so a new umap-learn recompiles instead of loading
+    stale code. Call it before the first fit; later calls do nothing. Returns how many
+    kernels it turned caching on for.
+    """
+    global _kernels_cached
+    if _kernels_cached:
+        return 0
+    import sys
+
+    from numba.core.dispatcher import Dispatcher
+
+    seen, count = set(), 0
+    for name, module in list(sys.modules.items()):
+        if module is None or name.split(".")[0] not in KERNEL_PACKAGES:
+            continue
+        for kernel in list(vars(module).values()):
+            if not isinstance(kernel, Dispatcher) or id(kernel) in seen:
+                continue
+            seen.add(id(kernel))
+            if type(kernel._cache).__name__ == "NullCache":
+                try:
+                    kernel.enable_caching()
+                    count += 1
+                except Exception:  # a kernel numba cannot cache stays compiled per process, as before
+                    pass
+    _kernels_cached = True
+    return count
+
+
 def warm_up(n: int = 300, d: int = 32) -> float:
     """Fit UMAP once on a small random table so numba compiles umap-learn's kernels and caches
     them on disk; returns the seconds it took.
 
     The first UMAP fit in a fresh environment spends most of its time compiling: the demo's
-    UMAP stage took 21.2 s on a fresh install and 7.9 s on the next run (2-core machine).
+    UMAP stage took 21.2 s on a fresh install and 7.9 s on the next run (2-core machine), and
+    with every kernel on numba's disk cache (:func:`cache_umap_kernels`) 3.1 s.
     ``scripts/_venv.sh`` calls this once after installing, so that cost is paid at install
     time, announced, instead of inside a user's first run. The table goes through
     :func:`embed_array`, the path every run takes (float32, exact neighbours below
@@ -249,6 +291,8 @@ def _embed_umap(z, fit_idx, fitted, out, params: UmapParams, timings: dict, prog
         raise UsvpipeError("[umap].method", "umap-learn is not installed", "pip install umap-learn, or use --method pca") from None
     import warnings
 
+    cache_umap_kernels()
+
     n_neighbors = min(params.n_neighbors, len(fit_idx) - 1)
     knn = None
     if len(fit_idx) == n and n < EXACT_KNN_BELOW and params.metric in EXACT_KNN_METRICS:
@@ -267,6 +311,8 @@ def _embed_umap(z, fit_idx, fitted, out, params: UmapParams, timings: dict, prog
     with warnings.catch_warnings():
         # "n_jobs overridden to 1 by setting random_state" is the documented trade-off of a seed
         warnings.filterwarnings("ignore", message=".*n_jobs.*")
+        # a kernel numba cannot keep on disk (cache_umap_kernels) is compiled per process, as before
+        warnings.filterwarnings("ignore", message=".*[Cc]annot cache compiled function.*")
         warnings.filterwarnings("ignore", message=".*gradient function is not yet implemented.*")
         # with precomputed neighbours there is no search index; nothing is transformed then
         warnings.filterwarnings("ignore", message=".*precomputed_knn.*")
