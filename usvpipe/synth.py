@@ -557,6 +557,33 @@ def balanced_assignment(offsets: np.ndarray, n_groups: int, animal_sd: float, ma
                       f"{MAX_BALANCE_TRIES} tries", "use a larger balance_se (1.0 accepts about one in ten) or more animals")
 
 
+def _draw_animals(seed: int, n_animals: int, n_groups: int, animal_sd: float, balance_se):
+    """Each animal's random stream and offset, and the order in which they fill the groups' slots."""
+    root = np.random.SeedSequence(int(seed))
+    seqs = root.spawn(n_animals)
+    offsets = np.array([np.random.default_rng(seq).normal(0.0, animal_sd, len(SHAPE_PARAMS)) if animal_sd > 0
+                        else np.zeros(len(SHAPE_PARAMS)) for seq in seqs])
+    order = np.arange(n_animals)
+    if balance_se is not None:
+        # spawned after the animals' streams, so each animal's calls stay what they were
+        order = balanced_assignment(offsets, n_groups, animal_sd, balance_se, np.random.default_rng(root.spawn(1)[0]))
+    return seqs, offsets, order
+
+
+def _write_recording(wav: Path, audio: np.ndarray, truth: pd.DataFrame, sample_rate_hz: float) -> None:
+    """A 16-bit WAV (peak-normalised to 0.9 only if it would clip) and its truth table, each atomically."""
+    import soundfile as sf
+
+    from ._io import atomic_path, write_csv_atomic
+
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if peak > 0.9:
+        audio = audio * (0.9 / peak)
+    with atomic_path(wav) as tmp:
+        sf.write(tmp, audio, int(sample_rate_hz), subtype="PCM_16", format="WAV")
+    write_csv_atomic(wav.with_suffix(".truth.csv"), truth)
+
+
 def make_dataset(
     out_dir,
     *,
@@ -599,9 +626,7 @@ def make_dataset(
     pandas.DataFrame
         ``path`` (absolute), ``animal``, ``group`` — one row per WAV.
     """
-    import soundfile as sf
-
-    from ._io import atomic_path, ensure_output_dir, write_csv_atomic, write_json_atomic
+    from ._io import ensure_output_dir, write_csv_atomic, write_json_atomic
     from ._version import __version__
 
     groups = _check_dataset_args(groups, animals_per_group, recordings_per_animal, duration_s=duration_s,
@@ -609,14 +634,7 @@ def make_dataset(
                                  sample_rate_hz=sample_rate_hz, call_rate_hz=call_rate_hz,
                                  low_freq_noise_db=low_freq_noise_db, balance_se=balance_se)
     out = ensure_output_dir(out_dir)
-    root = np.random.SeedSequence(int(seed))
-    animal_seqs = root.spawn(len(groups) * animals_per_group)
-    offsets = np.array([np.random.default_rng(seq).normal(0.0, animal_sd, len(SHAPE_PARAMS)) if animal_sd > 0
-                        else np.zeros(len(SHAPE_PARAMS)) for seq in animal_seqs])
-    order = np.arange(len(animal_seqs))
-    if balance_se is not None:
-        # spawned after the animals' streams, so each animal's calls stay what they were
-        order = balanced_assignment(offsets, len(groups), animal_sd, balance_se, np.random.default_rng(root.spawn(1)[0]))
+    animal_seqs, offsets, order = _draw_animals(seed, len(groups) * animals_per_group, len(groups), animal_sd, balance_se)
     rows, animals_meta = [], []
     for gi, group in enumerate(groups):
         for ai in range(animals_per_group):
@@ -631,14 +649,8 @@ def make_dataset(
                     group_shift=gi * group_shift, animal_offset=offset,
                     seed=np.random.default_rng(rec_seq), low_freq_noise_db=low_freq_noise_db,
                 )
-                peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-                if peak > 0.9:
-                    audio = audio * (0.9 / peak)
                 rel = Path(group) / animal / f"{animal}_rec{ri + 1}.wav"
-                wav = out / rel
-                with atomic_path(wav) as tmp:
-                    sf.write(tmp, audio, int(sample_rate_hz), subtype="PCM_16", format="WAV")
-                write_csv_atomic(wav.with_suffix(".truth.csv"), truth)
+                _write_recording(out / rel, audio, truth, sample_rate_hz)
                 rows.append({"path": rel.as_posix(), "animal": animal, "group": group})
     meta = pd.DataFrame(rows, columns=["path", "animal", "group"])
     write_csv_atomic(out / "metadata.csv", meta)
