@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 #: frequency row and harmonics mostly outside the band: docs/vae.md).
 VISIBLE_AT_32 = ("start_freq_hz", "end_freq_hz", "duration_s")
 
-from usvpipe.pipeline.demo import DEMO_BALANCE_SE, DEMO_SNR_DB  # noqa: E402  (after the sys.path line above)
+from usvpipe.pipeline.demo import DEMO_BALANCE_SE, DEMO_SNR_DB, make_demo_data  # noqa: E402  (after the sys.path line above)
 
 
 def reference_seconds(repeats: int = 3) -> float:
@@ -94,12 +94,11 @@ def with_overrides(cfg, sets: dict):
 def run_once(out: Path, *, shift: float, animals: int, duration_s: float, epochs, seed: int, sets=None,
              balance_se: float | None = None, snr_db: float = DEMO_SNR_DB) -> dict:
     from usvpipe.pipeline import demo_config, run_pipeline
-    from usvpipe.synth import make_dataset
 
     t0 = time.perf_counter()
     # the demo's data generator, here with this run's planted shift (0 = A/A) and balance
-    make_dataset(out / "demo_data", groups=("A", "B"), animals_per_group=animals, recordings_per_animal=1,
-                 duration_s=duration_s, group_shift=shift, seed=seed, balance_se=balance_se, snr_db=snr_db)
+    make_demo_data(out / "demo_data", animals_per_group=animals, duration_s=duration_s, seed=seed, group_shift=shift,
+                   balance_se=balance_se, snr_db=snr_db)
     cfg = with_overrides(demo_config(out, animals_per_group=animals, duration_s=duration_s, epochs=epochs, seed=seed),
                          sets or {})
     gen_s = time.perf_counter() - t0
@@ -138,15 +137,14 @@ def aa_measures(seeds: int, *, animals: int, duration_s: float, first_seed: int 
     from usvpipe.mmd.trust import classical_features, pca_features
     from usvpipe.segmentation import SyllableParams, segment_recordings
     from usvpipe.store import open_store
-    from usvpipe.synth import SHAPE_PARAMS, make_dataset
+    from usvpipe.synth import SHAPE_PARAMS
 
     rows = []
     for seed in range(first_seed, first_seed + seeds):
         with tempfile.TemporaryDirectory(prefix="usvpipe-aa-") as tmp:
             data, store = Path(tmp) / "data", Path(tmp) / "store"
-            make_dataset(data, groups=("A", "B"), animals_per_group=animals, recordings_per_animal=1,
-                         duration_s=duration_s, group_shift=0.0, seed=seed, balance_se=balance_se,
-                         snr_db=snr_db)
+            make_demo_data(data, animals_per_group=animals, duration_s=duration_s, seed=seed, group_shift=0.0,
+                           balance_se=balance_se, snr_db=snr_db)
             segment_recordings(data, store, syllables=SyllableParams(shape=(32, 32)), metadata=data / "metadata.csv",
                                progress=False)
             res = measures_stage(store, Path(tmp) / "measures", input_root=data, a="A", b="B", figure=False)

@@ -34,15 +34,24 @@ DEMO_BALANCE_SE = 1.0
 DEMO_SNR_DB = 30.0
 
 
-def _make_demo_data(data_dir: Path, *, animals_per_group: int, duration_s: float, seed: int) -> None:
+def make_demo_data(data_dir, *, animals_per_group: int = 6, duration_s: float = 20.0, seed: int = 0,
+                   group_shift: float = 1.0, balance_se: float | None = DEMO_BALANCE_SE,
+                   snr_db: float = DEMO_SNR_DB) -> None:
+    """The demo's two groups A and B, one recording per animal (``group_shift = 0``: an A/A dataset).
+
+    When the animals cannot be balanced within ``balance_se`` (a few animals per group have few
+    splits, maybe none balanced), it says so and draws the groups in order.
+    """
     from ..errors import ConfigError
     from ..synth import make_dataset
 
     kwargs = dict(groups=("A", "B"), animals_per_group=animals_per_group, recordings_per_animal=1,
-                  duration_s=duration_s, group_shift=1.0, seed=seed, snr_db=DEMO_SNR_DB)
+                  duration_s=duration_s, group_shift=group_shift, seed=seed, snr_db=snr_db)
     try:
-        make_dataset(data_dir, **kwargs, balance_se=DEMO_BALANCE_SE)
-    except ConfigError as exc:  # a few animals per group have few splits, maybe none balanced
+        make_dataset(data_dir, **kwargs, balance_se=balance_se)
+    except ConfigError as exc:
+        if balance_se is None or exc.path != "balance_se":  # any other bad argument is the caller's error
+            raise
         log.warning("demo data: %s; the groups are drawn in order instead", exc)
         make_dataset(data_dir, **kwargs)
 
@@ -79,6 +88,6 @@ def demo_config(out_dir, *, real: bool = False, animals_per_group: int = 6, dura
     else:
         data_dir = out_dir / "demo_data"
         if not (data_dir / "metadata.csv").exists():
-            _make_demo_data(data_dir, animals_per_group=animals_per_group, duration_s=duration_s, seed=seed)
+            make_demo_data(data_dir, animals_per_group=animals_per_group, duration_s=duration_s, seed=seed)
         sections["run"].update({"input": str(data_dir), "metadata": str(data_dir / "metadata.csv"), "group_a": "A", "group_b": "B"})
     return config_from_mapping(sections, source="usvpipe demo" + (" --real" if real else ""))
