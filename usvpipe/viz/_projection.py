@@ -201,7 +201,6 @@ def embed_array(z: np.ndarray, params: UmapParams = UmapParams(), *, progress=No
 
 #: Packages whose numba kernels :func:`cache_umap_kernels` lets numba keep on disk.
 KERNEL_PACKAGES = ("umap", "pynndescent")
-_kernels_cached = False
 
 
 def cache_umap_kernels() -> int:
@@ -212,12 +211,9 @@ def cache_umap_kernels() -> int:
     fit of 483 x 32 latents took 7.6-9.2 s, the second 0.8 s. With this, the first fit of a
     process after the one that wrote the cache took 0.8 s (2-core machine). numba keys each
     entry on the kernel's source file, so a new umap-learn recompiles instead of loading
-    stale code. Call it before the first fit; later calls do nothing. Returns how many
-    kernels it turned caching on for.
+    stale code. Call it before a fit; a kernel already on the cache is left alone, so a later
+    call only reaches modules imported since. Returns how many kernels it turned caching on for.
     """
-    global _kernels_cached
-    if _kernels_cached:
-        return 0
     import sys
 
     from numba.core.dispatcher import Dispatcher
@@ -236,7 +232,6 @@ def cache_umap_kernels() -> int:
                     count += 1
                 except Exception:  # a kernel numba cannot cache stays compiled per process, as before
                     pass
-    _kernels_cached = True
     return count
 
 
