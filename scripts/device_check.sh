@@ -13,7 +13,7 @@
 #   there (the `run` tool):     command="bash scripts/device_check.sh", carry=[".device_carry"], timeout_s=590
 #       writes every log and JSON under $OUT (device_check.log, real.json, synth100k.txt, ...).
 #   here, to try the plumbing:  bash scripts/device_check.sh --smoke
-#       the same steps, tiny and on the CPU (no GPU needed; about 3 minutes on 2 cores).
+#       the same steps, tiny and on the CPU (no GPU needed; about a minute on 2 cores).
 #
 # Each step has its own time limit, so one slow step cannot cost the others their results; the
 # limits add up to 540 s, inside one 600 s call.
@@ -48,7 +48,7 @@ LOG="$OUT/device_check.log"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" MPLBACKEND=Agg
 if [ "$MODE" = "--smoke" ]; then
     PY=${PYTHON:-.venv/bin/python}; DEV=cpu
-    REAL_ARGS=(--seeds 1 --set min_steps=30 --set profile=cpu); SYN_ARGS=(--size 32 --n 600 --epochs 2 --latent-dim 8)
+    REAL_ARGS=(--seeds 1 --set min_steps=30 --set epochs=3 --set profile=cpu); SYN_ARGS=(--size 32 --n 600 --epochs 2 --latent-dim 8)
     TRAIN_ARGS=(--n 512 --size 32 --epochs 2 --rounds 1 --variants usvpipe,plain); MMD_ARGS=(--n 300 --permutations 200 --peers "" --agree-n 100)
     TESTS=(tests/test_device.py)
     WORK=$(mktemp -d); cp -r "$CARRY/real/store" "$WORK/store" 2>/dev/null || true

@@ -225,9 +225,8 @@ class _Run:
         return f"model {res.model_path}; {res.health.summary()}" if res.health is not None else f"model {res.model_path}"
 
     def encode(self) -> str:
-        from ..vae import encode
-
         from ..artifacts import Latents
+        from ..vae import encode
         from ..vae.readout import describe_readout
 
         table = encode(self.model_path, self.store_dir, self.latents_path, device=self.run.device)
