@@ -19,6 +19,10 @@ these recordings: the script uses the package defaults unless an option says oth
     python scripts/vae_real_benchmark.py --seeds 3                    # mean and s.d. over three training seeds
     python scripts/vae_real_benchmark.py --score WORK/latents_seed0.csv --work WORK   # latents already encoded
 
+With ``--work`` the store, every run (``vae_seed0``; ``vae_min_steps=6000_seed0`` with
+``--set min_steps=6000``) and its latents stay there: a re-run segments nothing again,
+continues a run that was killed and reuses a finished one.
+
 ``--score`` trains nothing: it prints what ``usvpipe encode``'s read-out check gives (ridge and
 10-nearest-neighbour R² from the latents and from PCA of the images as the network saw them)
 for each latents file, on the store of ``--work`` (default: the store recorded beside the file). A measure the neighbours read out much better
@@ -140,6 +144,17 @@ def parse_sets(pairs):
     return out
 
 
+def run_suffix(sets: dict, seed: int) -> str:
+    """``seed0`` for the defaults, ``min_steps=32_seed0`` with ``--set min_steps=32``.
+
+    Each parameter set gets its own run folder, so a re-run on the same ``--work`` continues
+    or reuses only a run made with the same parameters (resuming with other training
+    parameters would extend the earlier run instead of making a new one).
+    """
+    changed = "_".join(f"{k}={v}" for k, v in sorted(sets.items()) if k != "seed")
+    return "".join(c if c.isalnum() or c in "=._-" else "-" for c in changed + "_") * bool(changed) + f"seed{seed}"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=DATA, help="folder of WAV files (default ../shared/data)")
@@ -183,10 +198,16 @@ def main(argv=None):
         seed_sets = dict(sets, seed=str(int(sets.get("seed", 0)) + k))
         params = params_from_mapping(TrainParams, seed_sets, section="train")
         t1, c1 = time.perf_counter(), time.process_time()
-        res = train(store_dir, work / f"vae_seed{params.seed}", params, device=args.device, progress=False)
+        suffix = run_suffix(sets, params.seed)
+        run_dir = work / f"vae_{suffix}"
+        if (run_dir / "checkpoint.pt").exists():
+            # a re-run on the same --work continues a killed run, or reuses a finished one (its
+            # times below are then this call's, not the training's); other parameters are refused
+            print(f"# seed {params.seed}: continuing the run in {run_dir} (a finished one is reused as it is)")
+        res = train(store_dir, run_dir, params, device=args.device, progress=False, resume=True)
         train_s, train_cpu_s = time.perf_counter() - t1, time.process_time() - c1
         load = os.getloadavg()
-        latents = encode(res.model_path, store_dir, work / f"latents_seed{params.seed}.csv", device=args.device)
+        latents = encode(res.model_path, store_dir, work / f"latents_{suffix}.csv", device=args.device)
         health = json.loads((res.out_dir / "train.json").read_text()).get("health", {})
         z = latents[[c for c in latents.columns if c.startswith("z") and c[1:].isdigit()]].to_numpy()
         # CPU seconds beside the wall time: on a shared machine the wall time measures the neighbours too
