@@ -14,6 +14,7 @@ samples). If the estimates agree and the spread is wide, the posterior itself is
 
     OMP_NUM_THREADS=1 python scripts/poise_coherence2_diag.py --model poise+subset+full --radius 2 --seed 0
     OMP_NUM_THREADS=1 python scripts/poise_coherence2_diag.py --model mmvae
+    OMP_NUM_THREADS=1 python scripts/poise_coherence2_diag.py --latent-dims 4 2   # a wider digit latent
 """
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ def main() -> None:
     ap.add_argument("--radius", type=float, default=2.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--samples", type=int, default=32)
+    ap.add_argument("--latent-dims", type=int, nargs=2, default=(2, 2), metavar=("D1", "D2"),
+                    help="POISE's digit and point latent sizes (the reference: 2 2; MMVAE gets D1 + D2)")
     args = ap.parse_args()
 
     import torch
@@ -45,7 +48,7 @@ def main() -> None:
     from usvpipe.poise import cross_generate, train_poise
 
     torch.set_num_threads(1)
-    sizes = dict(latent_dim_1=2, latent_dim_2=2, hidden_units=256, batch_size=256, learning_rate=8e-4,
+    sizes = dict(latent_dim_1=args.latent_dims[0], latent_dim_2=args.latent_dims[1], hidden_units=256, batch_size=256, learning_rate=8e-4,
                  likelihood_1="bernoulli")
     data = make_mnist_gaussians(args.radius, seed=args.seed)
     data.x1 = data.x1.reshape(len(data.x1), -1)
@@ -60,6 +63,12 @@ def main() -> None:
         plug_in = model.decode2(model.conditional_mean_other(mz, 1)).numpy()
         _, zp = model.posterior_samples(digits, None, args.samples)
         points = model.decode2(zp).numpy()
+    prior_scale = {}
+    if hasattr(model, "prior"):
+        # how sharp the learnt prior's conditionals can be: |a2|, |b2| (variance 1 / (2|.|) at 0)
+        nat = model.prior.natural()
+        prior_scale = {k: [round(float(getattr(nat, k).abs().min()), 3), round(float(getattr(nat, k).abs().max()), 3)]
+                       for k in ("a2", "b2", "g11", "g22")}
     modes = mode_of(points.reshape(-1, points.shape[-1])).reshape(len(labels), -1)
     majority = np.array([np.bincount(row, minlength=8).argmax() for row in modes])
     print(json.dumps({
@@ -68,7 +77,7 @@ def main() -> None:
         "plug_in": round(float(np.mean(mode_of(plug_in) == labels)), 3),
         "per_sample": round(float(np.mean(modes == labels[:, None])), 3),
         "majority": round(float(np.mean(majority == labels)), 3),
-        "sd_zp_given_digit": round(float(zp.std(1).mean()), 3),
+        "sd_zp_given_digit": round(float(zp.std(1).mean()), 3), "prior_abs_range": prior_scale,
         "train_s": round(train_s, 1), "load1": round(os.getloadavg()[0], 2)}))
 
 

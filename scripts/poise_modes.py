@@ -7,7 +7,7 @@ model (POISE, MVAE, MMVAE with the same networks) it prints
 
 * ``knn``: 5-NN accuracy (5-fold CV) of the mode label from the model's whole latent given
   both modalities (POISE: (z, z'); MVAE/MMVAE: the shared latent, of the same total size);
-  ``knn_private`` (POISE only): the same from the 2-D modality's private z' -- did that
+  ``knn_private``, ``ari_private`` (POISE only): the same from the 2-D modality's private z' -- did that
   space learn the 8 clusters?
 * ``ari``: adjusted Rand index of k-means (k=8) on that latent vs the labels;
 * ``coherence``: digits cross-generated from the 2-D points alone, classified by a logistic
@@ -114,6 +114,14 @@ def knn_accuracy(latent, labels) -> float:
     return round(float(cross_val_score(KNeighborsClassifier(5), latent, labels, cv=5).mean()), 3)
 
 
+def cluster_ari(latent, labels) -> float:
+    """Adjusted Rand index of k-means (k = 8) on a latent against the labels."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import adjusted_rand_score
+
+    return round(float(adjusted_rand_score(labels, KMeans(8, n_init=4, random_state=0).fit_predict(latent))), 3)
+
+
 def mode_metrics(latent_both, digits_from_points, labels, judge, latent_alone=None) -> dict:
     """``knn``, ``ari`` of the latent given both modalities, ``coherence`` of generated digits.
 
@@ -122,11 +130,8 @@ def mode_metrics(latent_both, digits_from_points, labels, judge, latent_alone=No
     ``M`` 2-D points alone; ``labels`` (N,) the pairs' digits. ``latent_alone`` (N, d), if
     given: the same latent inferred from the 2-D point alone (``knn_alone``, bounded by ``bayes``).
     """
-    from sklearn.cluster import KMeans
-    from sklearn.metrics import adjusted_rand_score
-
     knn = knn_accuracy(latent_both, labels)
-    ari = adjusted_rand_score(labels, KMeans(8, n_init=4, random_state=0).fit_predict(latent_both))
+    ari = cluster_ari(latent_both, labels)
     m = len(digits_from_points)
     coherence = float(np.mean(judge.predict(np.asarray(digits_from_points).reshape(m, -1)) == labels[:m]))
     out = {"knn": round(float(knn), 3), "ari": round(float(ari), 3), "coherence": round(coherence, 3)}
@@ -141,7 +146,7 @@ def mean_rows(rows):
     for key in dict.fromkeys((r["radius"], r["model"]) for r in rows):
         group = [r for r in rows if (r["radius"], r["model"]) == key]
         row = {"radius": key[0], "model": key[1]}
-        for metric in ("knn", "ari", "coherence", "coherence_2", "bayes", "knn_alone", "knn_private", "train_s"):
+        for metric in ("knn", "ari", "coherence", "coherence_2", "bayes", "knn_alone", "knn_private", "ari_private", "train_s"):
             if metric not in group[0]:
                 continue
             vals = np.array([r[metric] for r in group])
@@ -244,7 +249,7 @@ def plot_latents(latents, radii, models, path):
 def print_markdown(paths):
     """Markdown table of per-seed rows (JSON lines): each metric's mean ± s.d. over seeds."""
     rows = [json.loads(line) for p in paths for line in open(p) if line.strip()]
-    metrics = [m for m in ("knn", "ari", "coherence", "coherence_2", "knn_private") if any(m in r for r in rows)]
+    metrics = [m for m in ("knn", "ari", "coherence", "coherence_2", "knn_private", "ari_private") if any(m in r for r in rows)]
     keys = sorted(dict.fromkeys((r["radius"], r["model"]) for r in rows), key=lambda k: k[0])
     print("| radius | model | seeds | " + " | ".join(metrics) + " | bayes | train s (load) |")
     print("|" + "---|" * (len(metrics) + 5))
@@ -326,6 +331,9 @@ def main(argv=None):
                     help="only draw --figure from latents saved by earlier runs (--save-latents), then exit")
     ap.add_argument("--summarize", nargs="+", default=None, metavar="JSONL",
                     help="only print a markdown table (mean ± s.d. over seeds) of rows written by --json, then exit")
+    ap.add_argument("--latent-dims", type=int, nargs=2, default=None, metavar=("D1", "D2"),
+                    help="POISE's digit and point latent sizes (default 2 2 on mnist, 8 2 on sklearn); "
+                         "MVAE/MMVAE get one shared latent of D1 + D2")
     ap.add_argument("--judge-cv", action="store_true", help="mnist: print the digit judge's 5-fold accuracy")
     ap.add_argument("--json", default="", help="also write every per-seed row to this JSON-lines file")
     args = ap.parse_args(argv)
@@ -366,6 +374,8 @@ def main(argv=None):
     else:
         judge = digit_judge()
         sizes = dict(latent_dim_1=8, latent_dim_2=2, hidden_units=128, batch_size=128)
+    if args.latent_dims:
+        sizes.update(latent_dim_1=args.latent_dims[0], latent_dim_2=args.latent_dims[1])
     if args.json:
         open(args.json, "w").close()
     rows, latents = [], {}
@@ -395,6 +405,8 @@ def main(argv=None):
                 metrics["coherence_2"] = round(float(np.mean(mode_of(gen2[:, 0]) == labels[:N_COHERENCE])), 3)
                 if private:
                     metrics["knn_private"] = knn_accuracy(lat2, labels)
+                    # k-means on the whole (z, z') also has to see past the digits' style in z
+                    metrics["ari_private"] = cluster_ari(lat2, labels)
                 row = {"seed": seed, "radius": radius, "model": model, **metrics,
                        "bayes": round(bayes, 3), "train_s": round(time.perf_counter() - t0, 1),
                        "load1": round(os.getloadavg()[0], 2)}
