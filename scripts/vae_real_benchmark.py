@@ -26,7 +26,9 @@ continues a run that was killed and reuses a finished one.
 ``--score`` trains nothing: it prints what ``usvpipe encode``'s read-out check gives (ridge and
 10-nearest-neighbour R² from the latents and from PCA of the images as the network saw them)
 for each latents file, on the store of ``--work`` (default: the store recorded beside the file). A measure the neighbours read out much better
-than the ridge is in the latents but not along a straight direction.
+than the ridge is in the latents but not along a straight direction. It also prints the same four
+read-outs with folds that keep each recording whole (``by_recording``): scored on recordings the
+regression never saw.
 
 Goal (latents issue): VAE >= PCA + 0.1 on each measure, and >= 0.8 on duration and mean
 frequency, training within 10 minutes wall on 2 CPU cores.
@@ -120,9 +122,10 @@ def score_latents(paths, store_dir: Path | None = None) -> None:
     from usvpipe.artifacts import Latents
     from usvpipe.store import open_store
     from usvpipe.vae import read_latents
-    from usvpipe.vae.readout import measure_readout
+    from usvpipe.vae.readout import NEIGHBOURS, cv_r2, measure_readout
 
-    print("latents,measure,latent_ridge_r2,latent_knn10_r2,pca_ridge_r2,pca_knn10_r2")
+    print("latents,measure,latent_ridge_r2,latent_knn10_r2,pca_ridge_r2,pca_knn10_r2,"
+          "by_recording:latent_ridge_r2,latent_knn10_r2,pca_ridge_r2,pca_knn10_r2")
     for path in paths:
         table = read_latents(path)
         meta = Latents.read_meta(path)
@@ -131,9 +134,17 @@ def score_latents(paths, store_dir: Path | None = None) -> None:
         pool = int(json.loads(train_json.read_text()).get("pool", 1)) if train_json.is_file() else 1
         z = table[[c for c in table.columns if c.startswith("z") and c[1:].isdigit()]].to_numpy()
         images = pooled(store.read(np.arange(len(store))), pool)
+        pca = pca_features(images, z.shape[1])
+        recordings = store.table["recording"].to_numpy()
         for r in measure_readout(z, store.table, images):
+            # the same read-outs with whole recordings held out: nothing learnt from telling the
+            # recordings (four sources, 1-44 syllables each) apart can help there
+            y = store.table[r.measure].to_numpy(dtype=float)
+            ok = np.isfinite(y)
+            by_rec = [cv_r2(f[ok], y[ok], neighbours=k, groups=recordings[ok])
+                      for f in (z, pca) for k in (0, NEIGHBOURS)]
             print(f"{path},{r.measure},{r.latent_ridge_r2:.3f},{r.latent_knn_r2:.3f},{r.pca_ridge_r2:.3f},"
-                  f"{r.pca_knn_r2:.3f}")
+                  f"{r.pca_knn_r2:.3f}," + ",".join(f"{v:.3f}" for v in by_rec))
 
 
 def parse_sets(pairs):

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from usvpipe.pipeline.answer import answer, readout_rows
-from usvpipe.vae.readout import READOUT_MEASURES, measure_readout, readout_warning
+from usvpipe.vae.readout import READOUT_MEASURES, MeasureReadout, folds_phrase, measure_readout, readout_warning
 
 from report_helpers import _mmd
 
@@ -73,6 +73,28 @@ def test_a_curved_measure_counts_through_the_neighbours():
     assert not row.weaker_than_pca
 
 
+def test_with_enough_recordings_the_folds_hold_out_whole_recordings():
+    """Latents that only tell the recordings apart read a measure well from random folds, not from held-out recordings."""
+    rng = np.random.default_rng(3)
+    n_rec, per = 12, 25
+    recording = np.repeat([f"r{i}" for i in range(n_rec)], per)
+    offset = rng.normal(size=n_rec)  # each recording's own level of the measure (its set-up, its animal)
+    y = pd.DataFrame({"mean_freq_hz": 60e3 + 10e3 * (np.repeat(offset, per) + 0.3 * rng.normal(size=n_rec * per))})
+    codes = np.repeat(rng.normal(size=(n_rec, 6)), per, axis=0)  # a code per recording, nothing within it
+    images = (np.repeat(offset, per)[:, None] * rng.normal(size=(1, 64)) + 0.5 * rng.normal(size=(len(y), 64)))
+    random = {r.measure: r for r in measure_readout(codes, y, images.reshape(-1, 8, 8))}["mean_freq_hz"]
+    held_out = {r.measure: r for r in measure_readout(codes, y, images.reshape(-1, 8, 8),
+                                                      groups=recording)}["mean_freq_hz"]
+    assert random.folds == "random" and held_out.folds == "recording"
+    assert random.latent_knn_r2 > 0.8  # neighbours within the same recording know its level
+    assert held_out.latent_knn_r2 < 0.3 and held_out.latent_ridge_r2 < 0.3
+    assert MeasureReadout.from_dict(held_out.to_dict()).folds == "recording"
+    assert folds_phrase([held_out.to_dict()]) == "5-fold, recordings held out" and folds_phrase([random]) == "5-fold"
+    # fewer recordings than folds: random folds, and the rows say so
+    few = measure_readout(codes[:100], y.iloc[:100], images[:100].reshape(-1, 8, 8), groups=recording[:100])
+    assert [r.folds for r in few] == ["random"]
+
+
 def test_too_few_syllables_or_missing_measures_give_no_check():
     y, standard, images = _measures_and_images(n=30)
     assert measure_readout(standard, y, images) == []
@@ -122,7 +144,8 @@ def test_encode_records_the_readout_and_the_mmd_result_carries_it(tmp_path):
     meta = json.loads((tmp_path / "latents.json").read_text())
     assert [r["measure"] for r in meta["readout"]] == list(READOUT_MEASURES)
     assert all(r["n_syllables"] == 240 and np.isfinite(r["pca_ridge_r2"]) for r in meta["readout"])
-    # 26 optimiser steps learn little: the check says the latents carry less than PCA (0.2 vs 0.8)
+    assert all(r["folds"] == "recording" for r in meta["readout"])  # 6 recordings: each fold holds some out
+    # 26 optimiser steps learn little: the check says the latents carry less than PCA
     assert "carry less of duration_s" in meta["readout_warning"]
     result = mmd_test(tmp_path / "latents.csv", group_col="group", params=MMDParams(unit="syllable", permutations=99))
     assert result.latent_readout == meta["readout"]

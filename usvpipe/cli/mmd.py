@@ -106,9 +106,10 @@ def mmd(latents, group_col, group_a, group_b, unit, animal_col, weighting, permu
         click.echo(f"latent health: {'passed' if h.get('passed') else 'FAILED'} ({h.get('active_units')}/"
                    f"{h.get('latent_dim')} active dimensions, reconstruction R² {h.get('recon_r2', float('nan')):.2f})")
     if result.latent_readout and result.interpretable:
-        from ..vae.readout import readout_warning, readouts_from
+        from ..vae.readout import folds_phrase, readout_warning, readouts_from
 
-        click.echo("latent read-out, 5-fold R² (ridge / 10-NN), latents vs PCA of the same images: " + "; ".join(
+        click.echo(f"latent read-out, {folds_phrase(result.latent_readout)} R² (ridge / 10-NN), latents vs PCA of "
+                   "the same images: " + "; ".join(
             f"{r.measure} {r.latent_ridge_r2:.2f} / {r.latent_knn_r2:.2f} vs {r.pca_ridge_r2:.2f} / "
             f"{r.pca_knn_r2:.2f}" for r in readouts_from(result.latent_readout)))
         weak = readout_warning(result.latent_readout)

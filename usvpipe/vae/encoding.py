@@ -79,7 +79,10 @@ def _readout(z: np.ndarray, store, pool: int, out_path) -> list[dict]:
     rows = np.sort(_sample_rows(np.arange(len(store)), MAX_READOUT_SYLLABLES, 0))
     try:
         images = _pooled(store.read(rows), pool)
-        return [r.to_dict() for r in measure_readout(z[rows], store.table.iloc[rows], images)]
+        table = store.table.iloc[rows]
+        # whole recordings held out when there are enough of them (see usvpipe.vae.readout)
+        groups = table["recording"].to_numpy() if "recording" in table.columns else None
+        return [r.to_dict() for r in measure_readout(z[rows], table, images, groups=groups)]
     except (ValueError, OSError) as exc:
         log.warning("%s: the acoustic read-out check could not run (%s); the latents are written without it",
                     out_path, str(exc).splitlines()[0])
