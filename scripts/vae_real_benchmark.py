@@ -183,9 +183,11 @@ def main(argv=None):
     if args.score:
         return score_latents(args.score, (args.work / "store") if args.work else None)
 
+    from usvpipe.artifacts import Latents
     from usvpipe.config import params_from_mapping
     from usvpipe.store import open_store
     from usvpipe.vae import TrainParams, encode, train
+    from usvpipe.vae.readout import folds_phrase, readouts_from
 
     tmp = tempfile.TemporaryDirectory()
     work = args.work or Path(tmp.name)
@@ -231,6 +233,12 @@ def main(argv=None):
                      "steps": res.steps, "health": health,
                      "vae_r2": {m: cv_ridge_r2(z, table[m].to_numpy(dtype=float)) for m in MEASURES}})
         print(f"# seed {params.seed} R²: " + ", ".join(f"{m} {v:.3f}" for m, v in runs[-1]["vae_r2"].items()))
+        check = Latents.read_meta(work / f"latents_{suffix}.csv").get("readout")
+        if check:  # encode's own check: recordings held out when there are >= 5 of them
+            print(f"# seed {params.seed} encode's read-out ({folds_phrase(check)}; ridge / 10-NN, latents vs PCA "
+                  "as the network sees the images): " + ", ".join(
+                      f"{r.measure} {r.latent_ridge_r2:.3f} / {r.latent_knn_r2:.3f} vs {r.pca_ridge_r2:.3f} / "
+                      f"{r.pca_knn_r2:.3f}" for r in readouts_from(check)))
         if k == 0:
             pca = pca_features(images, z.shape[1])
             # the stricter baseline: PCA of the images as the network sees them (the CPU profile pools them)
