@@ -221,6 +221,8 @@ def test_the_run_table_line_names_each_measure_and_shouts_when_the_latents_carry
     fine = describe_readout([FINE])
     assert fine == "read-out R² (latents vs PCA): duration_s 0.75 vs 0.45"
     assert describe_readout([FINE, WEAK]).endswith("mean_freq_hz 0.20 vs 0.45; LATENTS CARRY LESS: see the report")
+    held_out = describe_readout([dict(FINE, folds="recording")])
+    assert held_out == "read-out R² (latents vs PCA, recordings held out): duration_s 0.75 vs 0.45"
 
 
 def test_a_run_without_the_mmd_stage_still_reports_the_latents_health_and_readout(tmp_path):

@@ -174,7 +174,8 @@ def describe_readout(rows) -> str:
     rows = readouts_from(rows)
     if not rows:
         return ""
-    return ("read-out R² (latents vs PCA): " + ", ".join(f"{r.measure} {r.latent_best:.2f} vs {r.pca_best:.2f}"
+    held_out = ", recordings held out" if folds_phrase(rows) != "5-fold" else ""
+    return (f"read-out R² (latents vs PCA{held_out}): " + ", ".join(f"{r.measure} {r.latent_best:.2f} vs {r.pca_best:.2f}"
                                                         for r in rows)
             + ("; LATENTS CARRY LESS: see the report" if any(r.weaker_than_pca for r in rows) else ""))
 
