@@ -384,3 +384,18 @@ def test_run_whose_mmd_cannot_be_done_still_reports_the_rest(tmp_path):
     assert (out / "umap" / "embedding.csv").exists() and (out / "report.html").exists()
     report = (out / "report.md").read_text()
     assert "| mmd | failed |" in report and "p=0.001" not in report
+
+
+def test_the_real_demo_trains_with_the_package_defaults_and_the_synthetic_one_with_its_short_recipe(tmp_path):
+    from usvpipe.pipeline.demo import demo_config, shared_data_dir
+    from usvpipe.segmentation import SyllableParams
+    from usvpipe.vae import TrainParams
+
+    synthetic = demo_config(tmp_path / "syn", animals_per_group=2, duration_s=2.0)
+    assert synthetic.stages["syllables"].shape == (32, 32) and synthetic.stages["train"].min_steps == 1500
+    if shared_data_dir() is None:
+        pytest.skip("../shared/data absent: the real demo needs the shared recordings")
+    real = demo_config(tmp_path / "real", real=True, seed=3)
+    # the recipe benchmarked on the real recordings, not the one chosen on the synthetic demo data
+    assert real.stages["syllables"] == SyllableParams()
+    assert real.stages["train"] == TrainParams(seed=3)

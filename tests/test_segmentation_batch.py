@@ -281,3 +281,37 @@ def test_a_killed_worker_is_reported_and_the_rerun_finishes(tmp_path, monkeypatc
     assert again.n_failed == 0 and again.n_done == run.n_failed
     assert len(open_store(tmp_path / "out").table["recording"].unique()) == 3
     assert not (tmp_path / "out" / "errors").exists() or not any((tmp_path / "out" / "errors").iterdir())
+
+
+def test_images_past_the_recording_edges_are_those_of_syllables_without_room_around_them():
+    from usvpipe.segmentation.images import images_past_the_edges
+
+    params = SyllableParams()  # a 40 ms syllable is shown over sqrt(0.04 * 0.2) = 89 ms
+    inside = images_past_the_edges([1.0], [1.04], 5.0, params)
+    clip = images_past_the_edges([0.001], [0.041], 0.042, params)  # a pre-cut clip: the call fills it
+    sliver = images_past_the_edges([0.0197], [0.0597], 5.0, params)  # 5 ms (6 %) of the image before 0 s
+    margin = images_past_the_edges([0.0113], [0.0513], 5.0, params)  # 13 ms (15 %) before 0 s
+    at_end = images_past_the_edges([4.9487], [4.9887], 5.0, params)  # the same after the end
+    assert not inside[0] and clip[0] and not sliver[0] and margin[0] and at_end[0]
+    assert images_past_the_edges([], [], 1.0, params).shape == (0,)
+
+
+def test_pre_cut_clips_are_segmented_and_flagged_for_their_padded_images(tmp_path):
+    from usvpipe.synth import synth_recording
+
+    sr = 250_000
+    audio, truth = synth_recording(3.0, sr, snr_db=30.0, seed=4)
+    src = tmp_path / "in"
+    src.mkdir()
+    sf.write(src / "full.wav", audio, sr, subtype="FLOAT")
+    call = truth.iloc[len(truth) // 2]
+    a, b = int((call["onset_s"] - 0.002) * sr), int((call["offset_s"] + 0.002) * sr)
+    sf.write(src / "clip.wav", audio[a:b], sr, subtype="FLOAT")  # one call, 2 ms either side, as VoICE ships them
+    result = CliRunner().invoke(main, ["segment", str(src), str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    warning = [line for line in result.output.splitlines() if "image" in line and "warning" in line]
+    assert len(warning) == 1 and "clip.wav" in warning[0] and "full.wav" not in warning[0]
+    assert "all of the syllables of 1, e.g. clip.wav: pre-cut clips?" in warning[0] and "fix:" in warning[0]
+    run = segment_recordings(src, tmp_path / "again", progress=False)  # the Python API counts them too
+    assert run.n_padded >= 1 and [r for r, _, _ in run.padded_recordings] == ["clip.wav"]
+    assert len(open_store(tmp_path / "again").table) > 1  # nothing is dropped: the clip's syllable stays

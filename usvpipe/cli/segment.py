@@ -74,6 +74,8 @@ def segment(in_dir, out_dir, config_path, metadata, jobs, shard, channel, min_fr
         f"{run.n_failed} failed; {run.n_syllables} syllable(s) found in {run.audio_s:.1f} s of audio; "
         f"{run.elapsed_s:.1f} s{rt}"
     )
+    if run.n_padded:
+        click.echo(f"segment: warning: {run.padded_warning()}", err=True)
     if run.pruned:
         click.echo(f"segment: removed {len(run.pruned)} recording(s) from the store that are no longer among the "
                    f"inputs (e.g. {run.pruned[0]})", err=True)

@@ -187,6 +187,9 @@ class _Run:
             from ..segmentation.exclusions import describe_review_totals
 
             detail += f"; exclusion list: {describe_review_totals(seg.review_totals)}"
+        if seg.n_padded:
+            log.warning("segment: %s", seg.padded_warning())
+            detail += f"; {seg.n_padded} image(s) run past their recording's edges (see the warning)"
         if seg.pruned:  # the later stages see a new store digest and are redone
             detail += f", removed {len(seg.pruned)} recording(s) no longer among the inputs (e.g. {seg.pruned[0]})"
         elif seg.n_done == 0 and seg.n_failed == 0 and seg.n_skipped:

@@ -64,6 +64,11 @@ class SegmentRun:
         True if every recording of the full list is complete or failed, so the store
         was merged and ``segments.csv`` written.
     segments_path, errors_path : Path or None
+    n_padded, padded_recordings : int, list of (str, int, int)
+        Syllables found now whose image runs past their recording's start or end (shown as
+        silence, see :func:`~usvpipe.segmentation.images.images_past_the_edges`), and per
+        recording they are in ``(recording, n_padded, n_syllables)``; :meth:`padded_warning`
+        says it in one line.
     """
 
     out_dir: Path
@@ -81,6 +86,8 @@ class SegmentRun:
     n_syllables_total: int | None = None
     pruned: list = field(default_factory=list)
     n_excluded: int = 0
+    n_padded: int = 0
+    padded_recordings: list = field(default_factory=list)
     review_files: tuple = ()
     review_totals: dict | None = None
 
@@ -90,11 +97,27 @@ class SegmentRun:
         return self.audio_s / self.elapsed_s if self.elapsed_s > 0 else float("nan")
 
 
+    def padded_warning(self) -> str:
+        """One line on syllables whose images run past their recording ("" when there are none)."""
+        if not self.n_padded:
+            return ""
+        recs = self.padded_recordings
+        whole = [r for r, n_padded, n in recs if n_padded == n]  # every syllable of it: a pre-cut clip?
+        where = (f"all of the syllables of {len(whole)}, e.g. {whole[0]}: pre-cut clips?" if whole
+                 else f"e.g. {max(recs, key=lambda r: r[1])[0]}")
+        return (f"{self.n_padded} syllable(s) in {len(recs)} recording(s) lie so near the recording's start or end "
+                f"that their images show silence beyond it ({where}); they differ from the other images for that "
+                "reason alone, and a VAE or UMAP may group them by it (fix: segment the full recordings, or leave "
+                "such recordings out of a comparison)")
+
     def add(self, result: worker.TaskResult) -> None:
         """Count one recording's result."""
         if result.ok:
             self.n_done += 1
             self.n_excluded += result.n_excluded
+            if result.n_padded:
+                self.n_padded += result.n_padded
+                self.padded_recordings.append((result.recording, result.n_padded, result.n_syllables))
             self.n_syllables += result.n_syllables
             self.audio_s += result.audio_s
         else:

@@ -13,6 +13,25 @@ from .params import SyllableParams
 from .spectrogram import SpectrogramParams, band_power, power_to_db
 
 _IMAGE_BATCH = 32  # syllables per batch (bounds the gathered frames to 8 MB at 128 x 512)
+#: Fraction of an image's width that may lie before the recording's start or after its end
+#: (shown as silence) before the image counts as padded: a sliver at the edge is harmless,
+#: a syllable cut out with no context (a pre-cut clip) is not.
+PADDED_FRACTION = 0.1
+
+
+def images_past_the_edges(onset_s, offset_s, recording_s: float, params: SyllableParams) -> np.ndarray:
+    """Which syllables' image windows run past the recording by more than :data:`PADDED_FRACTION`.
+
+    Outside the recording the image is silence (zero power, black), so such images differ
+    from the rest for a reason that has nothing to do with the call: a VAE and a UMAP will
+    group them by their black margins.
+    """
+    onset = np.asarray(onset_s, np.float64)
+    offset = np.asarray(offset_s, np.float64)
+    span = params.span_s(offset - onset)
+    centre = 0.5 * (onset + offset)
+    outside = np.maximum(0.0, span / 2 - centre) + np.maximum(0.0, centre + span / 2 - recording_s)
+    return outside > PADDED_FRACTION * span
 
 
 def _interp_weights(src_hz: np.ndarray, dst_hz: np.ndarray):

@@ -12,7 +12,7 @@ from typing import Literal
 
 from ..errors import UsvpipeError
 from .detection import SCORE_COLUMNS, segment_file_with_trace
-from .images import iter_syllable_images
+from .images import images_past_the_edges, iter_syllable_images
 from .inputs import Recording
 from .params import SegmentParams, SyllableParams
 from .spectrogram import SpectrogramParams
@@ -49,6 +49,7 @@ class TaskResult:
     time_s: float = 0.0
     error: str = ""
     n_excluded: int = 0  # detections dropped as noise by an exclusion list
+    n_padded: int = 0  # syllables whose image runs past the recording's edges (silence shown)
 
     @property
     def ok(self) -> bool:
@@ -83,8 +84,9 @@ def run_task(task: Task) -> TaskResult:
         )
         store.clear_error(task.out_dir, rec.recording)
         duration = source.n_samples / source.info.sample_rate_hz
+        padded = images_past_the_edges(segments["onset_s"], segments["offset_s"], duration, task.syllables)
         return TaskResult("done", rec.recording, rec.path, len(segments), duration, time.perf_counter() - t0,
-                          n_excluded=review["n_excluded"] if review else 0)
+                          n_excluded=review["n_excluded"] if review else 0, n_padded=int(padded.sum()))
     except UsvpipeError as exc:
         reason = str(exc)
     except MemoryError:
