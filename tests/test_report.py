@@ -174,3 +174,23 @@ def test_the_report_has_a_pdf_twin_with_the_answer_first_and_a_page_per_figure(t
     n_pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
     n_figures = len(re.findall(r'<img src="data:image/png', (out / "report.html").read_text()))
     assert n_figures >= 1 and n_pages == 1 + n_figures
+
+
+def test_the_report_warns_of_a_store_whose_images_run_past_their_recordings(tmp_path):
+    from usvpipe.pipeline.report import write_report
+    from usvpipe.pipeline.run import PipelineResult, StageOutcome
+
+    out = tmp_path / "run"
+    (out / "store").mkdir(parents=True)
+    table = pd.DataFrame({"id": range(4), "recording": ["clips/01.wav", "long.wav", "long.wav", "long.wav"],
+                          "onset_s": [0.001, 1.0, 2.0, 3.0], "image_padded": [1.0, 0.0, 0.0, 0.0]})
+    table.to_csv(out / "store" / "syllables.csv", index=False)
+    stages = [StageOutcome("mmd", "ran", 1.0, "")]
+    write_report(out, config_from_mapping({"run": {"output": str(out)}}), stages,
+                 PipelineResult(output=out, stages=stages, mmd=_mmd()))
+    html = (out / "report.html").read_text()
+    assert "1 of 4 syllables (in 1 recording(s), e.g. clips/01.wav) have images that run past" in html
+    table.assign(image_padded=0.0).to_csv(out / "store" / "syllables.csv", index=False)  # none: no warning
+    write_report(out, config_from_mapping({"run": {"output": str(out)}}), stages,
+                 PipelineResult(output=out, stages=stages, mmd=_mmd()))
+    assert "run past" not in (out / "report.html").read_text()

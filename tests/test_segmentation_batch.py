@@ -314,4 +314,10 @@ def test_pre_cut_clips_are_segmented_and_flagged_for_their_padded_images(tmp_pat
     assert "all of the syllables of 1, e.g. clip.wav: pre-cut clips?" in warning[0] and "fix:" in warning[0]
     run = segment_recordings(src, tmp_path / "again", progress=False)  # the Python API counts them too
     assert run.n_padded >= 1 and [r for r, _, _ in run.padded_recordings] == ["clip.wav"]
-    assert len(open_store(tmp_path / "again").table) > 1  # nothing is dropped: the clip's syllable stays
+    table = open_store(tmp_path / "again").table
+    assert len(table) > 1  # nothing is dropped: the clip's syllable stays, marked
+    marked = table.loc[table["image_padded"] > 0, "recording"]
+    assert set(marked) == {"clip.wav"} and (table.loc[table["recording"] == "full.wav", "image_padded"] == 0).all()
+    info = CliRunner().invoke(main, ["info", str(tmp_path / "out")])
+    assert info.exit_code == 0 and "warning:" in info.output and "e.g. clip.wav" in info.output
+    assert "column image_padded" in info.output

@@ -25,7 +25,7 @@ def describe_directory(path) -> list[str]:
             f"{path}: syllable store, {m.get('n_recordings')} recordings complete, {m.get('n_syllables')} syllables, "
             f"{m.get('n_failed', 0)} failed, spectrograms {m.get('spec_shape')}; "
             + ("merged" if merged else f"NOT merged ({n_shards} shards on disk): run `usvpipe merge {path}`")
-        ]
+        ] + [f"  warning: {line}" for line in [store_padded_warning(path)] if line]
     if (path / "shards").is_dir():
         n = len(shard_files(path))
         return [f"{path}: syllable store with {n} shard(s), not merged yet (run `usvpipe merge {path}`)"]
@@ -67,6 +67,23 @@ def describe_directory(path) -> list[str]:
     if wavs:
         return [f"{path}: input folder with {len(wavs)} WAV file(s); segment it with `usvpipe segment {path} OUT_DIR`"]
     return [f"{path}: not a usvpipe output directory ({sum(1 for _ in path.iterdir())} entries)"]
+
+
+def store_padded_warning(store_dir: Path) -> str:
+    """The store's syllables whose images run past their recording ("" when none or unknown)."""
+    import pandas as pd
+
+    from ..segmentation.images import PADDED_COLUMN, padded_images_line
+
+    table_path = store_dir / "syllables.csv"
+    try:
+        head = pd.read_csv(table_path, nrows=0).columns
+        if PADDED_COLUMN not in head:  # stores written before the column existed
+            return ""
+        return padded_images_line(pd.read_csv(table_path, usecols=["recording", PADDED_COLUMN],
+                                              dtype={"recording": str}))
+    except (OSError, ValueError):
+        return ""
 
 
 def _describe_run(path: Path) -> list[str]:

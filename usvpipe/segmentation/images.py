@@ -19,6 +19,24 @@ _IMAGE_BATCH = 32  # syllables per batch (bounds the gathered frames to 8 MB at 
 PADDED_FRACTION = 0.1
 
 
+#: ``syllables.csv`` column: 1 where the syllable's image runs past its recording (see below).
+PADDED_COLUMN = "image_padded"
+
+
+def padded_images_line(table) -> str:
+    """One sentence on a store table's syllables with padded images ("" when none, or no column)."""
+    if PADDED_COLUMN not in getattr(table, "columns", ()):
+        return ""
+    padded = table[PADDED_COLUMN].fillna(0).to_numpy() > 0
+    if not padded.any():
+        return ""
+    recordings = table.loc[padded, "recording"].astype(str).unique() if "recording" in table.columns else []
+    where = f" (in {len(recordings)} recording(s), e.g. {recordings[0]})" if len(recordings) else ""
+    return (f"{int(padded.sum())} of {len(table)} syllables{where} have images that run past their recording's "
+            f"start or end (silence shown; column {PADDED_COLUMN}): they may group by that alone in the latents and "
+            "UMAP (pre-cut clips? fix: segment the full recordings, or leave them out of a comparison)")
+
+
 def images_past_the_edges(onset_s, offset_s, recording_s: float, params: SyllableParams) -> np.ndarray:
     """Which syllables' image windows run past the recording by more than :data:`PADDED_FRACTION`.
 

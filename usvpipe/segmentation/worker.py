@@ -12,7 +12,7 @@ from typing import Literal
 
 from ..errors import UsvpipeError
 from .detection import SCORE_COLUMNS, segment_file_with_trace
-from .images import images_past_the_edges, iter_syllable_images
+from .images import PADDED_COLUMN, images_past_the_edges, iter_syllable_images
 from .inputs import Recording
 from .params import SegmentParams, SyllableParams
 from .spectrogram import SpectrogramParams
@@ -75,16 +75,18 @@ def run_task(task: Task) -> TaskResult:
 
             segments, labels, review = apply_review(segments, task.review)
         images = iter_syllable_images(source, segments, trace, task.spectrogram, task.syllables)
+        duration = source.n_samples / source.info.sample_rate_hz
+        padded = images_past_the_edges(segments["onset_s"], segments["offset_s"], duration, task.syllables)
+        columns = {c: segments[c].to_numpy() for c in SCORE_COLUMNS}
+        columns[PADDED_COLUMN] = padded.astype("float32")  # kept in syllables.csv, so info and the report see it
         store.write_shard(
             task.out_dir, rec.recording, images, segments["onset_s"].to_numpy(), segments["offset_s"].to_numpy(),
             image_shape=task.syllables.shape,
-            animal=rec.animal, group=rec.group, columns={c: segments[c].to_numpy() for c in SCORE_COLUMNS},
+            animal=rec.animal, group=rec.group, columns=columns,
             metadata=dict(rec.extra),
             source_fingerprint=fp, params=task.params, params_digest=task.digest, labels=labels, review=review,
         )
         store.clear_error(task.out_dir, rec.recording)
-        duration = source.n_samples / source.info.sample_rate_hz
-        padded = images_past_the_edges(segments["onset_s"], segments["offset_s"], duration, task.syllables)
         return TaskResult("done", rec.recording, rec.path, len(segments), duration, time.perf_counter() - t0,
                           n_excluded=review["n_excluded"] if review else 0, n_padded=int(padded.sum()))
     except UsvpipeError as exc:
