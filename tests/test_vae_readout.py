@@ -93,6 +93,10 @@ def test_with_enough_recordings_the_folds_hold_out_whole_recordings():
     # fewer recordings than folds: random folds, and the rows say so
     few = measure_readout(codes[:100], y.iloc[:100], images[:100].reshape(-1, 8, 8), groups=recording[:100])
     assert [r.folds for r in few] == ["random"]
+    # one recording with nearly every syllable: holding it out would leave the neighbours too few
+    lopsided = np.array(["big"] * (len(y) - 12) + [f"r{i % 6}" for i in range(12)])  # 7 recordings
+    rows = measure_readout(codes, y, images.reshape(-1, 8, 8), groups=lopsided)
+    assert [r.folds for r in rows] == ["random"] and np.isfinite(rows[0].latent_knn_r2)
 
 
 def test_too_few_syllables_or_missing_measures_give_no_check():

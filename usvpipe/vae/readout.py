@@ -128,13 +128,29 @@ def cv_r2(features: np.ndarray, target: np.ndarray, *, neighbours: int = 0, seed
     return float(1.0 - ((target - pred) ** 2).sum() / ss_tot) if ss_tot > 0 else float("nan")
 
 
+def _holdout_groups(groups):
+    """``groups`` if folds that keep each group whole are usable, else ``None`` (random folds).
+
+    Usable: at least :data:`MIN_RECORDINGS_TO_HOLD_OUT` groups, and every fold leaves at least
+    ``2 * NEIGHBOURS`` training syllables (one recording holding nearly all the syllables would
+    leave the neighbours nothing to learn from when it is held out).
+    """
+    from sklearn.model_selection import GroupKFold
+
+    if groups is None or len(np.unique(groups)) < MIN_RECORDINGS_TO_HOLD_OUT:
+        return None
+    folds = GroupKFold(min(FOLDS, len(np.unique(groups)))).split(groups, groups=groups)
+    return groups if all(len(train) >= 2 * NEIGHBOURS for train, _ in folds) else None
+
+
 def measure_readout(z: np.ndarray, measures, images: np.ndarray, *, groups=None) -> list[MeasureReadout]:
     """Read-outs of :data:`READOUT_MEASURES` from latents ``z`` ``(n, k)`` and from a ``k``-component PCA
     of ``images`` ``(n, ...)`` (the same syllables, as the network sees them).
 
     ``measures`` is a DataFrame with the measure columns, row-aligned with ``z``. ``groups``
     (e.g. each syllable's recording), when it has at least :data:`MIN_RECORDINGS_TO_HOLD_OUT`
-    distinct values among a measure's syllables, makes the folds hold out whole groups. Each measure
+    distinct values among a measure's syllables and no group holds nearly all of them, makes
+    the folds hold out whole groups. Each measure
     is read out on the syllables where it is finite; a measure that is absent, not numeric,
     constant or finite on fewer than :data:`MIN_READOUT_SYLLABLES` syllables is skipped, and
     latents that are not all finite give an empty list (nothing to read out from).
@@ -158,9 +174,7 @@ def measure_readout(z: np.ndarray, measures, images: np.ndarray, *, groups=None)
         if ok.sum() < MIN_READOUT_SYLLABLES or np.std(y[ok]) == 0:
             continue
         y, zz, pp = y[ok], z[ok], pca[ok]
-        g = None if groups is None else np.asarray(groups)[ok]
-        if g is not None and len(np.unique(g)) < MIN_RECORDINGS_TO_HOLD_OUT:
-            g = None
+        g = _holdout_groups(None if groups is None else np.asarray(groups)[ok])
         out.append(MeasureReadout(
             measure=name, latent_ridge_r2=cv_r2(zz, y, groups=g),
             latent_knn_r2=cv_r2(zz, y, neighbours=NEIGHBOURS, groups=g),
