@@ -145,6 +145,15 @@ def score_latents(paths, store_dir: Path | None = None) -> None:
                       for f in (z, pca) for k in (0, NEIGHBOURS)]
             print(f"{path},{r.measure},{r.latent_ridge_r2:.3f},{r.latent_knn_r2:.3f},{r.pca_ridge_r2:.3f},"
                   f"{r.pca_knn_r2:.3f}," + ",".join(f"{v:.3f}" for v in by_rec))
+    if paths:  # the reference: the hand-made contour features of the last store, on both kinds of folds
+        contour = contour_features(store.read(np.arange(len(store))))
+        for m in MEASURES:
+            y = store.table[m].to_numpy(dtype=float)
+            ok = np.isfinite(y)
+            cells = [cv_r2(contour[ok], y[ok], neighbours=k, groups=g)
+                     for g in (None, recordings[ok]) for k in (0, NEIGHBOURS)]
+            print(f"# contour features, {m}: ridge / 10-NN {cells[0]:.3f} / {cells[1]:.3f} (random folds), "
+                  f"{cells[2]:.3f} / {cells[3]:.3f} (recordings held out)")
 
 
 def parse_sets(pairs):
