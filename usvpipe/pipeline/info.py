@@ -75,15 +75,13 @@ def store_padded_warning(store_dir: Path) -> str:
 
     from ..segmentation.images import PADDED_COLUMN, padded_images_line
 
-    table_path = store_dir / "syllables.csv"
     try:
-        head = pd.read_csv(table_path, nrows=0).columns
-        if PADDED_COLUMN not in head:  # stores written before the column existed
-            return ""
-        return padded_images_line(pd.read_csv(table_path, usecols=["recording", PADDED_COLUMN],
-                                              dtype={"recording": str}))
+        # only the two columns; a store written before the column existed reads without it: ""
+        table = pd.read_csv(store_dir / "syllables.csv", usecols=lambda c: c in ("recording", PADDED_COLUMN),
+                            dtype={"recording": str})
     except (OSError, ValueError):
         return ""
+    return padded_images_line(table)
 
 
 def _describe_run(path: Path) -> list[str]:

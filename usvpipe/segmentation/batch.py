@@ -99,16 +99,9 @@ class SegmentRun:
 
     def padded_warning(self) -> str:
         """One line on syllables whose images run past their recording ("" when there are none)."""
-        if not self.n_padded:
-            return ""
-        recs = self.padded_recordings
-        whole = [r for r, n_padded, n in recs if n_padded == n]  # every syllable of it: a pre-cut clip?
-        where = (f"all of the syllables of {len(whole)}, e.g. {whole[0]}: pre-cut clips?" if whole
-                 else f"e.g. {max(recs, key=lambda r: r[1])[0]}")
-        return (f"{self.n_padded} syllable(s) in {len(recs)} recording(s) lie so near the recording's start or end "
-                f"that their images show silence beyond it ({where}); they differ from the other images for that "
-                "reason alone, and a VAE or UMAP may group them by it (fix: segment the full recordings, or leave "
-                "such recordings out of a comparison)")
+        from .images import describe_padded
+
+        return describe_padded(self.padded_recordings, self.n_syllables)
 
     def add(self, result: worker.TaskResult) -> None:
         """Count one recording's result."""

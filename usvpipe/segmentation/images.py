@@ -23,18 +23,33 @@ PADDED_FRACTION = 0.1
 PADDED_COLUMN = "image_padded"
 
 
+def describe_padded(per_recording, n_syllables: int) -> str:
+    """One sentence on syllables whose images run past their recording ("" when there are none).
+
+    ``per_recording``: ``(recording, n_padded, n_syllables_in_it)`` for each recording with
+    some; ``n_syllables``: all the syllables they are counted among. A recording whose every
+    syllable is padded is most likely a pre-cut clip, and the sentence says so.
+    """
+    rows = [r for r in per_recording if r[1] > 0]
+    if not rows:
+        return ""
+    whole = [rec for rec, n_padded, n in rows if n_padded == n]
+    example = whole[0] if whole else max(rows, key=lambda r: r[1])[0]
+    clips = f"; all of the syllables of {len(whole)}, e.g. {whole[0]}: pre-cut clips?" if whole else ""
+    return (f"{sum(r[1] for r in rows)} of {n_syllables} syllables (in {len(rows)} recording(s), e.g. {example}) "
+            f"have images that run past their recording's start or end (silence shown{clips}; column "
+            f"{PADDED_COLUMN}): they may group by that alone in the latents and UMAP (fix: segment the full "
+            "recordings, or leave them out of a comparison)")
+
+
 def padded_images_line(table) -> str:
-    """One sentence on a store table's syllables with padded images ("" when none, or no column)."""
-    if PADDED_COLUMN not in getattr(table, "columns", ()):
+    """:func:`describe_padded` for a store table (``recording`` and :data:`PADDED_COLUMN`; "" without them)."""
+    columns = getattr(table, "columns", ())
+    if PADDED_COLUMN not in columns or "recording" not in columns:
         return ""
     padded = table[PADDED_COLUMN].fillna(0).to_numpy() > 0
-    if not padded.any():
-        return ""
-    recordings = table.loc[padded, "recording"].astype(str).unique() if "recording" in table.columns else []
-    where = f" (in {len(recordings)} recording(s), e.g. {recordings[0]})" if len(recordings) else ""
-    return (f"{int(padded.sum())} of {len(table)} syllables{where} have images that run past their recording's "
-            f"start or end (silence shown; column {PADDED_COLUMN}): they may group by that alone in the latents and "
-            "UMAP (pre-cut clips? fix: segment the full recordings, or leave them out of a comparison)")
+    counts = table.assign(_padded=padded).groupby(table["recording"].astype(str))["_padded"].agg(["sum", "size"])
+    return describe_padded([(rec, int(c["sum"]), int(c["size"])) for rec, c in counts.iterrows()], len(table))
 
 
 def images_past_the_edges(onset_s, offset_s, recording_s: float, params: SyllableParams) -> np.ndarray:
