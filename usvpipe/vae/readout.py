@@ -112,7 +112,7 @@ def cv_r2(features: np.ndarray, target: np.ndarray, *, neighbours: int = 0, seed
     saw, and cannot lean on what tells recordings apart.
     """
     from sklearn.linear_model import RidgeCV
-    from sklearn.model_selection import GroupKFold, KFold, cross_val_predict
+    from sklearn.model_selection import KFold, cross_val_predict
     from sklearn.neighbors import KNeighborsRegressor
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -122,10 +122,16 @@ def cv_r2(features: np.ndarray, target: np.ndarray, *, neighbours: int = 0, seed
     if groups is None:
         pred = cross_val_predict(model, features, target, cv=KFold(FOLDS, shuffle=True, random_state=seed))
     else:
-        folds = GroupKFold(min(FOLDS, len(np.unique(groups))))
-        pred = cross_val_predict(model, features, target, cv=folds, groups=groups)
+        pred = cross_val_predict(model, features, target, cv=_group_folds(groups), groups=groups)
     ss_tot = float(((target - target.mean()) ** 2).sum())
     return float(1.0 - ((target - pred) ** 2).sum() / ss_tot) if ss_tot > 0 else float("nan")
+
+
+def _group_folds(groups):
+    """Folds that keep every group whole: at most :data:`FOLDS`, one group per fold at least."""
+    from sklearn.model_selection import GroupKFold
+
+    return GroupKFold(min(FOLDS, len(np.unique(groups))))
 
 
 def _holdout_groups(groups):
@@ -135,11 +141,9 @@ def _holdout_groups(groups):
     ``2 * NEIGHBOURS`` training syllables (one recording holding nearly all the syllables would
     leave the neighbours nothing to learn from when it is held out).
     """
-    from sklearn.model_selection import GroupKFold
-
     if groups is None or len(np.unique(groups)) < MIN_RECORDINGS_TO_HOLD_OUT:
         return None
-    folds = GroupKFold(min(FOLDS, len(np.unique(groups)))).split(groups, groups=groups)
+    folds = _group_folds(groups).split(groups, groups=groups)
     return groups if all(len(train) >= 2 * NEIGHBOURS for train, _ in folds) else None
 
 
