@@ -63,21 +63,6 @@ def demo_config(out_dir, *, real: bool = False, animals_per_group: int = 6, dura
     sections: dict[str, dict] = {
         "run": {"output": str(out_dir), "device": "auto"},
     }
-    # The demo must finish in about a minute on a 2-core laptop without a GPU, with latents
-    # that pass the training health check on held-out animals. 32x32 syllable images (a
-    # sixteenth of the pixels of AVA's 128x128) make a step ~4x cheaper than the CPU
-    # profile's 64x64, so 1500 steps fit; the peak learning rate is doubled (2e-3) for the
-    # short run. Measured on the demo data (seed 0): 64x64 at 400-600 steps, with lr 1e-3 or
-    # 3e-3, failed the check (held-out reconstruction R² -0.02 to 0.00, PCA-32 0.20);
-    # 32x32 at 1500 steps passed with lr 2e-3 (R² 0.13) and was at the threshold with 1e-3
-    # (0.10); 32x32 at 3000 steps passed (0.22) but took twice as long. With the fused CPU
-    # Adam, 1500 steps pass with R² 0.15 (A/A data 0.11), and 1250 steps, 3 s faster, fall to
-    # 0.11 (A/A data 0.07: failed), so the demo keeps 1500; redrawing the figures at most every
-    # 30 s (figure_min_interval_s) instead of every 10 of its ~90 epochs saved ~3 s. (These
-    # figures are from the earlier demo data, 20 dB calls and groups drawn in order; on today's
-    # data, DEMO_SNR_DB above, 1500 steps give 0.18, A/A 0.20.) Batch size, the
-    # likelihood scale and the jitter are the defaults ("auto", from the store). Each variant:
-    # scripts/bench/demo_timing.py --set syllables.shape=64,64 --set train.min_steps=600 ...
     if real:
         data = shared_data_dir()
         if data is None:
@@ -89,6 +74,21 @@ def demo_config(out_dir, *, real: bool = False, animals_per_group: int = 6, dura
         # data, which on these 170 syllables failed it (held-out reconstruction R² 0.09).
         sections["train"] = {"seed": seed, **({"epochs": epochs} if epochs is not None else {})}
     else:
+        # The synthetic demo must finish in about a minute on a 2-core laptop without a GPU, with latents
+        # that pass the training health check on held-out animals. 32x32 syllable images (a
+        # sixteenth of the pixels of AVA's 128x128) make a step ~4x cheaper than the CPU
+        # profile's 64x64, so 1500 steps fit; the peak learning rate is doubled (2e-3) for the
+        # short run. Measured on the demo data (seed 0): 64x64 at 400-600 steps, with lr 1e-3 or
+        # 3e-3, failed the check (held-out reconstruction R² -0.02 to 0.00, PCA-32 0.20);
+        # 32x32 at 1500 steps passed with lr 2e-3 (R² 0.13) and was at the threshold with 1e-3
+        # (0.10); 32x32 at 3000 steps passed (0.22) but took twice as long. With the fused CPU
+        # Adam, 1500 steps pass with R² 0.15 (A/A data 0.11), and 1250 steps, 3 s faster, fall to
+        # 0.11 (A/A data 0.07: failed), so the demo keeps 1500; redrawing the figures at most every
+        # 30 s (figure_min_interval_s) instead of every 10 of its ~90 epochs saved ~3 s. (These
+        # figures are from the earlier demo data, 20 dB calls and groups drawn in order; on today's
+        # data, DEMO_SNR_DB above, 1500 steps give 0.18, A/A 0.20.) Batch size, the
+        # likelihood scale and the jitter are the defaults ("auto", from the store). Each variant:
+        # scripts/bench/demo_timing.py --set syllables.shape=64,64 --set train.min_steps=600 ...
         sections["syllables"] = {"shape": [32, 32]}
         sections["train"] = {"epochs": epochs if epochs is not None else 1, "min_steps": 1500, "lr": 2e-3, "seed": seed}
         data_dir = out_dir / "demo_data"
