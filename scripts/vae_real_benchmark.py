@@ -114,12 +114,14 @@ def synthetic_store(store_dir: Path, wav_dir: Path, *, seconds_per_animal: float
     return store_dir
 
 
-def score_latents(paths, store_dir: Path | None = None) -> None:
+def score_latents(paths, store_dir: Path | None = None, *, without_padded: bool = False) -> None:
     """``usvpipe encode``'s read-out check (:func:`usvpipe.vae.readout.measure_readout`) for latents
     files already encoded, on every syllable of ``store_dir``: ridge and 10-NN R² from the latents
     and from PCA of the images as the network saw them (the pooling and the number of components
     from each file's model), with random folds (the check before it held out recordings) and with
-    whole recordings held out, as ``encode`` now does (``folds`` says which it could use)."""
+    whole recordings held out, as ``encode`` now does (``folds`` says which it could use).
+    ``without_padded`` leaves out the syllables whose images run past their recording (the
+    store's ``image_padded`` column, e.g. pre-cut clips; an error when the store lacks it)."""
     from usvpipe.artifacts import Latents
     from usvpipe.store import open_store
     from usvpipe.vae import read_latents
@@ -134,19 +136,30 @@ def score_latents(paths, store_dir: Path | None = None) -> None:
         train_json = Path(meta.get("model", "")).parent / "train.json"
         pool = int(json.loads(train_json.read_text()).get("pool", 1)) if train_json.is_file() else 1
         z = table[[c for c in table.columns if c.startswith("z") and c[1:].isdigit()]].to_numpy()
-        images = pooled(store.read(np.arange(len(store))), pool)
-        recordings = store.table["recording"].to_numpy()
+        keep = np.ones(len(store), bool)
+        if without_padded:
+            from usvpipe.segmentation.images import PADDED_COLUMN
+
+            if PADDED_COLUMN not in store.table.columns:
+                raise SystemExit(f"{store.path}: no {PADDED_COLUMN} column (fix: re-segment the recordings into a "
+                                 "new store and pass it with --work)")
+            keep = store.table[PADDED_COLUMN].fillna(0).to_numpy() == 0
+            print(f"# {path}: {int((~keep).sum())} padded syllable(s) left out, {int(keep.sum())} scored")
+        rows = np.flatnonzero(keep)
+        z, measures = z[rows], store.table.iloc[rows]
+        images = pooled(store.read(rows), pool)
+        recordings = measures["recording"].to_numpy()
         # held out: nothing learnt from telling the recordings (four sources, 1-44 syllables each) apart helps
-        held_out = {r.measure: r for r in measure_readout(z, store.table, images, groups=recordings)}
-        for r in measure_readout(z, store.table, images):
+        held_out = {r.measure: r for r in measure_readout(z, measures, images, groups=recordings)}
+        for r in measure_readout(z, measures, images):
             h = held_out[r.measure]
             print(f"{path},{r.measure},{r.latent_ridge_r2:.3f},{r.latent_knn_r2:.3f},{r.pca_ridge_r2:.3f},"
                   f"{r.pca_knn_r2:.3f},{h.latent_ridge_r2:.3f},{h.latent_knn_r2:.3f},{h.pca_ridge_r2:.3f},"
                   f"{h.pca_knn_r2:.3f},{h.folds}")
     if paths:  # the reference: the hand-made contour features of the last store, on both kinds of folds
-        contour = contour_features(store.read(np.arange(len(store))))
+        contour = contour_features(store.read(rows))
         for m in MEASURES:
-            y = store.table[m].to_numpy(dtype=float)
+            y = measures[m].to_numpy(dtype=float)
             ok = np.isfinite(y)
             cells = [cv_r2(contour[ok], y[ok], neighbours=k, groups=g)
                      for g in (None, recordings[ok]) for k in (0, NEIGHBOURS)]
@@ -186,9 +199,13 @@ def main(argv=None):
                     "gives the VAE's mean R² and its standard deviation across seeds")
     ap.add_argument("--score", nargs="+", type=Path, default=None, metavar="LATENTS_CSV",
                     help="train nothing: print ridge and 10-NN read-outs from these latents files")
+    ap.add_argument("--without-padded", action="store_true",
+                    help="with --score: leave out the syllables whose images run past their recording "
+                         "(the store's image_padded column; PCA refitted on the others)")
     args = ap.parse_args(argv)
     if args.score:
-        return score_latents(args.score, (args.work / "store") if args.work else None)
+        return score_latents(args.score, (args.work / "store") if args.work else None,
+                             without_padded=args.without_padded)
 
     from usvpipe.artifacts import Latents
     from usvpipe.config import params_from_mapping
