@@ -95,6 +95,8 @@ def main(argv=None):
     # the documented runs predate the store-derived defaults: AVA's fixed precision, no step floor
     ap.add_argument("--obs-precision", default="10", help="observation precision, or auto (the package default)")
     ap.add_argument("--min-steps", type=int, default=0, help="step floor (package default 2000)")
+    ap.add_argument("--latent-axes", default="off", choices=["off", "pitch", "pitch+duration"],
+                    help="straight latent axes (package default pitch)")
     args = ap.parse_args(argv)
 
     from usvpipe.vae import TrainParams, encode, train
@@ -109,7 +111,7 @@ def main(argv=None):
             latent_dim=args.latent_dim, posterior=args.posterior, epochs=args.epochs, batch_size=args.batch_size,
             channels=(8, 16) if small else (8, 16, 24, 32), hidden=(128,) if small else (1024, 256),
             val_fraction=0.2, patience=0, seed=args.seed, figure_every=0, lr=args.lr,
-            obs_precision=args.obs_precision, min_steps=args.min_steps, profile="full",
+            obs_precision=args.obs_precision, min_steps=args.min_steps, profile="full", latent_axes=args.latent_axes,
         )
         t1 = time.perf_counter()
         res = train(root / "store", root / "vae", params, device=args.device, progress=False)

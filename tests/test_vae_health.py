@@ -133,6 +133,74 @@ def test_jitter_moves_a_call_by_whole_rows_and_stretches_it_in_time_only():
     assert torch.equal(again, out)  # reproducible from the generator (resume replays the RNG state)
 
 
+def test_whole_row_moves_are_exact_and_widening_keeps_the_centre():
+    from usvpipe.vae.augment import move_calls, shift_rows
+
+    x = torch.zeros(3, 1, 8, 16)
+    x[:, 0, 3, 6:10] = 1.0
+    out = move_calls(x, torch.tensor([2.0, -3.0, 0.0]), torch.ones(3))
+    assert out[:, 0].amax(2).argmax(1).tolist() == [5, 0, 3]  # the ridge row, moved exactly
+    assert torch.allclose(out.sum((1, 2, 3)), x.sum((1, 2, 3)))  # nothing blurred or lost inside the image
+    assert move_calls(x, torch.tensor([5.0, 0, 0]), torch.ones(3))[0].sum() == 0  # moved out: zeros came in
+    noise = torch.rand(3, 1, 8, 16)
+    # the gather the latent axes use is the same move (grid_sample's columns are off by rounding only)
+    assert torch.allclose(shift_rows(noise, torch.tensor([2, -3, 0])),
+                          move_calls(noise, torch.tensor([2.0, -3.0, 0.0]), torch.ones(3)), atol=1e-5)
+    wide = move_calls(x, torch.zeros(3), torch.tensor([2.0, 1.0, 0.5]))[:, 0, 3]
+    assert (wide > 0.5).sum(1).tolist() == [8, 4, 2]  # 4 columns drawn 2x, 1x, 0.5x as wide ...
+    cols = torch.arange(16.0)
+    assert torch.allclose((wide * cols).sum(1) / wide.sum(1), torch.full((3,), 7.5))  # ... around the centre
+
+
+def test_axis_penalty_vanishes_only_when_a_move_changes_the_latents_by_the_target():
+    from usvpipe.vae.model import axis_penalty
+
+    mu, log_d, u = torch.randn(4, 3), torch.randn(4, 3), torch.randn(4, 3, 1)
+    target = torch.zeros(4, 3)
+    target[:, 0] = torch.tensor([2.0, -1.0, 0.0, 3.0]) * 0.25
+    assert torch.allclose(axis_penalty((mu, log_d, u), (mu + target, log_d, u), target, 0.1), torch.zeros(4))
+    wrong_axis = mu + target[:, [1, 0, 2]]  # the move landed on z1 instead of z0
+    # a 0.5-unit error (row 0: 2 rows x 0.25) in each of two dimensions at sd 0.1: 0.5 * 2 * 0.5**2 / 0.01
+    assert axis_penalty((mu, log_d, u), (wrong_axis, log_d, u), target, 0.1)[0].item() == pytest.approx(25.0)
+    # the spread counts too: the shape must not ride on an image-dependent covariance instead of the mean
+    assert axis_penalty((mu, log_d, u), (mu + target, log_d, u + 0.5), target, 0.1)[0].item() == pytest.approx(37.5)
+    assert axis_penalty((mu, log_d, None), (mu + target, log_d + 1.0, None), target, 0.1).min() > 0
+
+
+def test_with_a_pitch_axis_the_first_latent_tracks_a_calls_frequency_shift(tmp_path):
+    """Train a small model briefly with and without ``latent_axes = "pitch"``; encode images moved by known rows."""
+    from usvpipe.store import open_store
+    from usvpipe.vae import load_model
+    from usvpipe.vae.augment import move_calls
+    from usvpipe.vae.training import PITCH_AXIS_UNITS_PER_HEIGHT
+
+    _random_call_store(tmp_path / "store", n_recordings=4, per_recording=40)
+    images = torch.from_numpy(open_store(tmp_path / "store").read(np.arange(40))).float()[:, None]
+    rows = torch.arange(-3, 4)
+    moved = move_calls(images.repeat(len(rows), 1, 1, 1), rows.repeat_interleave(len(images)).float(),
+                       torch.ones(len(rows) * len(images)))
+    step = PITCH_AXIS_UNITS_PER_HEIGHT / SHAPE[0]
+    found = {}  # latent_axes -> (z0's change per row / the set amount, R² of the shift from z0's change)
+    for axes in ("pitch", "off"):
+        params = TrainParams(min_steps=300, figure_every=0, latent_dim=8, channels=(8, 16), hidden=(128,),
+                             latent_axes=axes)
+        res = train(tmp_path / "store", tmp_path / axes, params, device="cpu", progress=False)
+        with torch.no_grad():
+            mu = load_model(res.model_path).encode(moved)[0].view(len(rows), len(images), -1)
+        unmoved = mu[rows == 0][0]
+        # the shapes stay in the other dimensions' means (not passed through the posterior's spread)
+        found[axes + " shape"] = unmoved[:, 1:].std(0).max().item()
+        change = mu[..., 0] - unmoved[:, 0]  # z0 against the unmoved images
+        moved_by = rows[:, None].expand_as(change).float()
+        slope = (change * moved_by).sum().item() / (moved_by * moved_by).sum().item()
+        r2 = np.corrcoef(change.flatten().numpy(), moved_by.flatten().numpy())[0, 1] ** 2
+        found[axes] = (slope / step, r2)
+    # with the axis: z0 moves by the set amount per row (within 30 %), the same for every image
+    assert 0.7 < found["pitch"][0] < 1.3 and found["pitch"][1] > 0.6, found
+    assert found["off"][1] < found["pitch"][1] - 0.3, found  # without it, nothing ties z0 to the shift
+    assert found["pitch shape"] > 0.3, found
+
+
 def test_augmentation_is_automatic_for_small_stores_only_and_can_be_forced():
     from usvpipe.vae.params import AUGMENT_BELOW_SYLLABLES
 

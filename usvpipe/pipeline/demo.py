@@ -86,8 +86,9 @@ def demo_config(out_dir, *, real: bool = False, animals_per_group: int = 6, dura
         # 0.11 (A/A data 0.07: failed), so the demo keeps 1500; redrawing the figures at most every
         # 30 s (figure_min_interval_s) instead of every 10 of its ~90 epochs saved ~3 s. (These
         # figures are from the earlier demo data, 20 dB calls and groups drawn in order; on today's
-        # data, DEMO_SNR_DB above, 1500 steps give 0.18, A/A 0.20.) Batch size, the
-        # likelihood scale and the jitter are the defaults ("auto", from the store). Each variant:
+        # data, DEMO_SNR_DB above, 1500 steps give 0.18, A/A 0.20; with the default pitch axis,
+        # latent_axes = "pitch", 0.13 and 0.13 at a quarter more training time.) Batch size, the
+        # likelihood scale, the jitter and the pitch axis are the defaults. Each variant:
         # scripts/bench/demo_timing.py --set syllables.shape=64,64 --set train.min_steps=600 ...
         sections["syllables"] = {"shape": [32, 32]}
         sections["train"] = {"epochs": epochs if epochs is not None else 1, "min_steps": 1500, "lr": 2e-3, "seed": seed}

@@ -14,6 +14,7 @@ _SCHEDULES = ("cosine", "plateau", "constant")
 _PROFILES = ("auto", "full", "cpu")
 _KEEP = ("auto", "best", "last")
 _AUGMENT = ("auto", "on", "off")
+_LATENT_AXES = ("off", "pitch", "pitch+duration")
 
 #: Side of the images the CPU profile trains on (the store's images are average-pooled to it).
 CPU_PROFILE_SIDE = 64
@@ -95,6 +96,14 @@ class TrainParams:
     augment_shift, augment_stretch : float
         Largest frequency shift (fraction of the image height; default 0.05) and largest
         relative stretch of the time axis (default 0.15) of the jitter.
+    latent_axes : {"off", "pitch", "pitch+duration"}
+        Make the first latent dimension a straight pitch axis (and the second a duration
+        axis): at every step each training image is also encoded moved by up to
+        ``axis_shift`` of the height (whole rows) along frequency (and drawn up to
+        ``1 + axis_stretch`` times wider or narrower), and the two posteriors are asked to
+        differ by the move along those dimensions only (means, spread and low-rank factor alike),
+        within ``axis_sd`` latent units (:func:`usvpipe.vae.model.axis_penalty`; z0: one unit
+        per eighth of the image height, z1: one unit per doubling of the call's width in the image).
     patience : int
         Early stopping: stop after this many epochs without a validation-loss improvement
         larger than ``min_delta`` (0 disables early stopping).
@@ -162,6 +171,10 @@ class TrainParams:
     augment: str = "auto"
     augment_shift: float = 0.05
     augment_stretch: float = 0.15
+    latent_axes: str = "pitch"
+    axis_shift: float = 0.1
+    axis_stretch: float = 0.3
+    axis_sd: float = 0.1
     patience: int = 10
     min_delta: float = 0.0
     val_fraction: float = 0.1
@@ -198,6 +211,10 @@ class TrainParams:
         "augment": [OneOf(*_AUGMENT)],
         "augment_shift": [Interval(float, 0, 0.5)],
         "augment_stretch": [Interval(float, 0, 1)],
+        "latent_axes": [OneOf(*_LATENT_AXES)],
+        "axis_shift": [Interval(float, 0, 0.5, closed="right")],
+        "axis_stretch": [Interval(float, 0, 1, closed="right")],
+        "axis_sd": [Interval(float, 0, None, closed="neither")],
         "patience": [Interval(int, 0, None)],
         "min_delta": [Interval(float, 0, None)],
         "val_fraction": [Interval(float, 0, 1, closed="left")],
@@ -228,6 +245,10 @@ class TrainParams:
         if not self.channels or min(self.channels) < 1:
             raise config_error("train", "channels", f"{list(self.channels)} is not a non-empty list of positive integers",
                                "set channels to e.g. [8, 16, 24, 32]")
+        n_axes = 0 if self.latent_axes == "off" else len(self.latent_axes.split("+"))
+        if n_axes >= self.latent_dim:
+            raise config_error("train", "latent_axes", f"{self.latent_axes!r} needs more than {n_axes} latent dimension(s) "
+                               f"(latent_dim = {self.latent_dim})", "raise latent_dim or set latent_axes = \"off\"")
         if any(h < 1 for h in self.hidden):
             raise config_error("train", "hidden", f"{list(self.hidden)} has a non-positive width",
                                "set hidden to positive integers, e.g. [1024, 256]")

@@ -41,6 +41,11 @@ from .params import MIN_VAL_SYLLABLES_TO_SELECT, TrainParams
 
 #: Training syllables sampled to set ``obs_precision="auto"`` and to fit the health check's PCA.
 MAX_PCA_SYLLABLES = 4096
+#: latent_axes: z0 units per image height (a call moved by an eighth of the height moves one
+#: prior s.d.; the store's calls span a few s.d.) ...
+PITCH_AXIS_UNITS_PER_HEIGHT = 8.0
+#: ... and z1 units per doubling of a call's width in the image.
+DURATION_AXIS_UNITS_PER_DOUBLING = 1.0
 
 log = logging.getLogger(__name__)
 
@@ -422,6 +427,7 @@ class _Trainer:
             from .augment import Jitter
 
             self.jitter = Jitter(params.augment_shift, params.augment_stretch)
+        self.axes = () if params.latent_axes == "off" else tuple(params.latent_axes.split("+"))
         self.keep = params.keep if params.keep != "auto" else (
             "best" if len(self.val_rows) >= MIN_VAL_SYLLABLES_TO_SELECT else "last")
         self.channels_last = params.channels_last if isinstance(params.channels_last, bool) else dev.type == "cuda"
@@ -546,7 +552,10 @@ class _Trainer:
                 f"model.pt keeps the {self.keep} weights"
                 + (f"; training images jittered (frequency shift up to {p.augment_shift:.0%} of the height, "
                    f"time stretch up to {p.augment_stretch:.0%})"
-                   if self.jitter is not None else ""))
+                   if self.jitter is not None else "")
+                + (f"; z0 trained as a straight pitch axis (moves up to {p.axis_shift:.0%} of the height)"
+                   if "pitch" in self.axes else "")
+                + (f", z1 as a duration axis (widened up to {p.axis_stretch:.0%})" if "duration" in self.axes else ""))
 
     # -- one epoch ---------------------------------------------------------------------------------
     def _run_epoch(self, epoch: int):
@@ -566,7 +575,7 @@ class _Trainer:
             if self.jitter is not None:
                 x = jitter_batch(self.model.prepare(x), self.jitter)
             with self._autocast():
-                loss, recon, kl = self.net(x)
+                loss, recon, kl = self.net(x, moved=self._moved_copy(x) if self.axes else None)
             self.optimizer.zero_grad(set_to_none=True)
             if self.scaler is not None:
                 self.scaler.scale(loss).backward()
@@ -584,6 +593,27 @@ class _Trainer:
         bar.close()
         acc = self.ctx.all_sum(acc).cpu()
         return (acc[:3] / acc[3]).tolist(), float(acc[3])
+
+    def _moved_copy(self, x):
+        """The batch with each call moved at random along the ``latent_axes`` and the latent change each move should cause."""
+        import math
+
+        import torch
+
+        from .augment import move_calls, shift_rows
+
+        x = self.model.prepare(x)
+        n, height = x.shape[0], x.shape[-2]
+        target = torch.zeros(n, self.params.latent_dim, device=x.device)
+        max_rows = max(1, round(self.params.axis_shift * height))
+        rows = torch.randint(-max_rows, max_rows + 1, (n,), device=x.device)
+        target[:, 0] = rows.float() * (PITCH_AXIS_UNITS_PER_HEIGHT / height)
+        moved = shift_rows(x, rows)
+        if "duration" in self.axes:
+            log_widen = (torch.rand(n, device=x.device) * 2.0 - 1.0) * math.log1p(self.params.axis_stretch)
+            target[:, 1] = log_widen * (DURATION_AXIS_UNITS_PER_DOUBLING / math.log(2.0))
+            moved = move_calls(moved, torch.zeros(n, device=x.device), torch.exp(log_widen))
+        return moved, target, self.params.axis_sd
 
     def _validate(self):
         import torch
