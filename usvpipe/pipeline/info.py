@@ -84,6 +84,13 @@ def store_padded_warning(store_dir: Path) -> str:
     return padded_images_line(table)
 
 
+def latents_atypical_warning(latents_path: Path) -> str:
+    """The sidecar's sentence on syllables with atypical latents ("" when none, unknown or no latents)."""
+    from ..artifacts import Latents
+
+    return (Latents.read_meta(latents_path).get("atypical_warning") or "") if latents_path.exists() else ""
+
+
 def _describe_run(path: Path) -> list[str]:
     """``usvpipe run``'s output: the stages, what the answer must not be read as, and its store and model."""
     from ..vae.readout import readout_warning
@@ -98,6 +105,9 @@ def _describe_run(path: Path) -> list[str]:
         lines.append(f"  answer: {answer.get('do_not_interpret')}")
     elif weak:
         lines.append(f"  warning: {weak}")
+    atypical = latents_atypical_warning(path / "latents.csv")
+    if atypical:
+        lines.append(f"  warning: {atypical}")
     if m.get("segment_failures"):
         lines.append(f"  {len(m['segment_failures'])} recording(s) failed; see store/errors.csv")
     for sub in ("store", "model"):
@@ -122,8 +132,10 @@ def _describe_file(path: Path) -> str:
         from ..artifacts import Latents
         from ..vae.readout import readout_warning
 
-        weak = readout_warning(Latents.read_meta(path).get("readout"))
-        return f"{path}: latents table, {len(table)} syllables, {len(zcols)}-d latents" + (f"; warning: {weak}" if weak else "")
+        meta = Latents.read_meta(path)
+        notes = [line for line in (readout_warning(meta.get("readout")), meta.get("atypical_warning")) if line]
+        return (f"{path}: latents table, {len(table)} syllables, {len(zcols)}-d latents"
+                + "".join(f"; warning: {line}" for line in notes))
     if suffix in (".csv", ".tsv", ".txt"):
         return _describe_table(path)
     if suffix == ".pt":

@@ -267,11 +267,11 @@ def _load_inputs(out: Path, outcomes: list[StageOutcome], result: PipelineResult
     ans = answer(mmd, effect=effect, measures=meas, per_animal=per_animal, failed_stages=failed,
                  segment_failures=result.segment_failures)
     trust = _latent_trust(out, mmd)
-    from .info import store_padded_warning
+    from .info import latents_atypical_warning, store_padded_warning
 
-    padded = store_padded_warning(out / "store")
-    if padded:
-        ans.warnings.append(("warn", padded))
+    for line in (store_padded_warning(out / "store"), latents_atypical_warning(out / "latents.csv")):
+        if line:
+            ans.warnings.append(("warn", line))
     if mmd is None:  # answer() warns from the MMD result; without one, the latents' read-out still counts
         from ..vae.readout import readout_warning
 

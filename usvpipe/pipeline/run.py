@@ -233,8 +233,11 @@ class _Run:
         from ..vae.readout import describe_readout
 
         table = encode(self.model_path, self.store_dir, self.latents_path, device=self.run.device)
-        readout = describe_readout(Latents.read_meta(self.latents_path).get("readout"))
-        return f"{len(table)} syllables encoded" + (f"; {readout}" if readout else "")
+        meta = Latents.read_meta(self.latents_path)
+        readout = describe_readout(meta.get("readout"))
+        atypical = meta.get("n_atypical") or 0
+        return (f"{len(table)} syllables encoded" + (f"; {readout}" if readout else "")
+                + (f"; {atypical} with atypical latents (see the warning)" if atypical else ""))
 
     def umap(self) -> str:
         from ..viz import run_umap

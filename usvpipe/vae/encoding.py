@@ -89,6 +89,20 @@ def _readout(z: np.ndarray, store, pool: int, out_path) -> list[dict]:
         return []
 
 
+def _flag_atypical(table, z: np.ndarray, out_path):
+    """Mark the syllables with atypical latents in ``table`` (column added in place) and log the
+    sentence on them; returns ``(mask, sentence)`` (:mod:`usvpipe.vae.atypical`)."""
+    from .atypical import ATYPICAL_COLUMN, atypical_latents, describe_atypical
+
+    atypical = atypical_latents(z) if len(z) else np.zeros(0, bool)
+    table[ATYPICAL_COLUMN] = atypical.astype(np.int8)
+    recordings = table["recording"] if "recording" in table.columns else np.zeros(len(z))
+    line = describe_atypical(recordings, atypical)
+    if line:
+        log.warning("%s: %s", out_path, line)
+    return atypical, line
+
+
 def encode(model_path, store_dir, out_path, *, device: str = "auto", batch_size: int = 512, variances: bool = False,
            progress: bool = False, readout: bool = True):
     """Posterior means (and optionally variances) of every syllable in a store.
@@ -114,11 +128,15 @@ def encode(model_path, store_dir, out_path, *, device: str = "auto", batch_size:
         goes to the sidecar (``readout``, ``readout_warning``) and is logged as a warning when
         the latents carry clearly less than the PCA.
 
+    Syllables whose latents lie far outside the prior (:mod:`usvpipe.vae.atypical`) are
+    marked in the ``latent_atypical`` column (1/0), counted in the sidecar (``n_atypical``,
+    ``atypical_warning``) and logged as one warning line; nothing is dropped.
+
     Returns
     -------
     pandas.DataFrame
-        The store's ``syllables.csv`` columns plus ``z0 … z{d-1}`` (and ``var_z*``), one row
-        per syllable in store order.
+        The store's ``syllables.csv`` columns plus ``latent_atypical`` and ``z0 … z{d-1}``
+        (and ``var_z*``), one row per syllable in store order.
     """
     import torch
 
@@ -169,6 +187,7 @@ def encode(model_path, store_dir, out_path, *, device: str = "auto", batch_size:
     z = torch.cat(mus).cpu().numpy() if mus else np.empty((0, k), np.float32)
     v = (torch.cat(vars_).cpu().numpy() if vars_ else np.empty((0, k), np.float32)) if variances else None
     table = store.table.copy()
+    atypical, atypical_line = _flag_atypical(table, z, out_path)
     latents = table.assign(**{f"z{i}": z[:, i] for i in range(k)})
     if variances:
         latents = latents.assign(**{f"var_z{i}": v[:, i] for i in range(k)})
@@ -184,6 +203,7 @@ def encode(model_path, store_dir, out_path, *, device: str = "auto", batch_size:
         "latent_dim": k, "variances": bool(variances), "columns": list(latents.columns),
         "model_complete": info["complete"], "model_health": info["health"],
         "readout": readout_rows, "readout_warning": warning,
+        "n_atypical": int(atypical.sum()), "atypical_warning": atypical_line,
     }
     Latents(latents, source=out_path).write(out_path, meta)
     log.info("wrote %d latents to %s", n, out_path)
