@@ -185,6 +185,8 @@ def test_with_a_pitch_axis_the_first_latent_tracks_a_calls_frequency_shift(tmp_p
         params = TrainParams(min_steps=300, figure_every=0, latent_dim=8, channels=(8, 16), hidden=(128,),
                              latent_axes=axes)
         res = train(tmp_path / "store", tmp_path / axes, params, device="cpu", progress=False)
+        logged = res.history["train_axis"]
+        assert (logged > 0).all() if axes == "pitch" else (logged == 0).all()
         with torch.no_grad():
             mu = load_model(res.model_path).encode(moved)[0].view(len(rows), len(images), -1)
         unmoved = mu[rows == 0][0]

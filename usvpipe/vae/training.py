@@ -66,10 +66,10 @@ class TrainResult:
     checkpoint_path : Path
         ``OUT_DIR/checkpoint.pt`` (resumable state).
     history : pandas.DataFrame
-        One row per epoch: epoch, train_loss, train_recon, train_kl, val_loss, val_recon,
-        val_kl, lr, n_syllables (trained on, all processes), epoch_s (training time; only
-        this column depends on the machine, so resumed and uninterrupted runs' tables
-        match in every other column).
+        One row per epoch: epoch, train_loss, train_recon, train_kl, train_axis (the
+        latent-axis penalty), val_loss, val_recon, val_kl, lr, n_syllables (trained on, all
+        processes), epoch_s (training time; only this column depends on the machine, so
+        resumed and uninterrupted runs' tables match in every other column).
     best_epoch, epochs_run : int
     stopped_early : bool
     n_train, n_val : int
@@ -741,6 +741,8 @@ class _Trainer:
                                    "(fix: lower lr, or use amp=off / a smaller obs_precision)")
             dt = time.perf_counter() - t0
             row = {"epoch": epoch, "train_loss": tr[0], "train_recon": tr[1], "train_kl": tr[2],
+                   # the latent-axis penalty: the part of the training loss that is neither term
+                   "train_axis": tr[0] - tr[1] - tr[2] if self.axes else 0.0,
                    "val_loss": va[0], "val_recon": va[1], "val_kl": va[2], "lr": self.optimizer.param_groups[0]["lr"],
                    "n_syllables": int(n_seen), "epoch_s": dt}
             self.history.append(row)
