@@ -164,7 +164,7 @@ class VAE(nn.Module):
         """Loss terms for a batch; returns ``(loss, recon, kl)``, each a 0-d float32 mean.
 
         ``moved = (x_moved, target, sd)``: the batch with each call moved in a known way and the
-        change of the posterior mean that move should cause; :func:`axis_penalty` is added to
+        change of the latent that move should cause; :func:`axis_penalty` is added to
         the loss (one encoder pass for both batches, so they share batch-norm statistics).
         """
         x = self.prepare(x)
@@ -173,10 +173,9 @@ class VAE(nn.Module):
             x_moved, target, sd = moved
             mu_both, log_d_both, u_both = self.encode(torch.cat([x, self.prepare(x_moved)]))
             n = x.shape[0]
-            mu, log_d = mu_both[:n], log_d_both[:n]
-            u = u_both[:n] if u_both is not None else None
-            penalty = axis_penalty((mu_both[:n], log_d_both[:n], u), (mu_both[n:], log_d_both[n:],
-                                   u_both[n:] if u_both is not None else None), target, sd).mean()
+            mu, log_d, u = mu_both[:n], log_d_both[:n], (u_both[:n] if u_both is not None else None)
+            moved_posterior = (mu_both[n:], log_d_both[n:], u_both[n:] if u_both is not None else None)
+            penalty = axis_penalty((mu, log_d, u), moved_posterior, target, sd).mean()
         else:
             mu, log_d, u = self.encode(x)
         z = self.sample(mu, log_d, u, generator)
