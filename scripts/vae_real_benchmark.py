@@ -114,14 +114,18 @@ def synthetic_store(store_dir: Path, wav_dir: Path, *, seconds_per_animal: float
     return store_dir
 
 
-def score_latents(paths, store_dir: Path | None = None, *, without_padded: bool = False) -> None:
+def score_latents(paths, store_dir: Path | None = None, *, without_padded: bool = False,
+                  without_atypical: bool = False) -> None:
     """``usvpipe encode``'s read-out check (:func:`usvpipe.vae.readout.measure_readout`) for latents
     files already encoded, on every syllable of ``store_dir``: ridge and 10-NN R² from the latents
     and from PCA of the images as the network saw them (the pooling and the number of components
     from each file's model), with random folds (the check before it held out recordings) and with
     whole recordings held out, as ``encode`` now does (``folds`` says which it could use).
     ``without_padded`` leaves out the syllables whose images run past their recording (the
-    store's ``image_padded`` column, e.g. pre-cut clips; an error when the store lacks it)."""
+    store's ``image_padded`` column, e.g. pre-cut clips; an error when the store lacks it).
+    ``without_atypical`` leaves out the syllables each latents file itself flags as atypical
+    (its ``latent_atypical`` column: latents beyond 5 prior s.d., a threshold from the prior,
+    so the left-out set is not chosen by looking at the read-outs)."""
     from usvpipe.artifacts import Latents
     from usvpipe.store import open_store
     from usvpipe.vae import read_latents
@@ -145,6 +149,14 @@ def score_latents(paths, store_dir: Path | None = None, *, without_padded: bool 
                                  "new store and pass it with --work)")
             keep = store.table[PADDED_COLUMN].fillna(0).to_numpy() == 0
             print(f"# {path}: {int((~keep).sum())} padded syllable(s) left out, {int(keep.sum())} scored")
+        if without_atypical:
+            from usvpipe.vae.atypical import ATYPICAL_COLUMN
+
+            if ATYPICAL_COLUMN not in table.columns:
+                raise SystemExit(f"{path}: no {ATYPICAL_COLUMN} column (fix: encode again with this usvpipe)")
+            atypical = table[ATYPICAL_COLUMN].to_numpy() == 1
+            print(f"# {path}: {int((atypical & keep).sum())} atypical syllable(s) left out")
+            keep &= ~atypical
         rows = np.flatnonzero(keep)
         z, measures = z[rows], store.table.iloc[rows]
         images = pooled(store.read(rows), pool)
@@ -202,10 +214,13 @@ def main(argv=None):
     ap.add_argument("--without-padded", action="store_true",
                     help="with --score: leave out the syllables whose images run past their recording "
                          "(the store's image_padded column; PCA refitted on the others)")
+    ap.add_argument("--without-atypical", action="store_true",
+                    help="with --score: leave out the syllables each latents file flags as atypical "
+                         "(its latent_atypical column; PCA refitted on the others)")
     args = ap.parse_args(argv)
     if args.score:
         return score_latents(args.score, (args.work / "store") if args.work else None,
-                             without_padded=args.without_padded)
+                             without_padded=args.without_padded, without_atypical=args.without_atypical)
 
     from usvpipe.artifacts import Latents
     from usvpipe.config import params_from_mapping
