@@ -355,14 +355,14 @@ def _evidence_sections(doc: _Doc, out: Path, mmd: Optional[dict], trust: Optiona
         if hl:
             doc.p(hl, "health")
         if readout:
-            from ..vae.readout import folds_phrase
+            from ..vae.readout import folds_phrase, recordings_held_out
 
             folds = folds_phrase(trust.get("latent_readout"))
             doc.p(f"Do the latents carry what an analyst reads? Cross-validated R² ({folds}) of each measure "
                   "(ridge / 10 nearest neighbours) from the latents and from a PCA of the same images with as many "
                   "components; UMAP and the kernel MMD use what the neighbours see."
                   + (" Each fold's syllables come from recordings the regressions were not fitted on."
-                     if "held out" in folds else ""))
+                     if recordings_held_out(trust.get("latent_readout")) else ""))
             doc.table(["measure", "latents (ridge / 10-NN)", "PCA (ridge / 10-NN)", "note", "syllables"],
                       [[r["measure"], r["latents"], r["pca"], r["verdict"], r["syllables"]] for r in readout])
         for f, cap, wide in figures.pop("vae", []):

@@ -41,13 +41,12 @@ def describe_atypical(recordings, flagged: np.ndarray) -> str:
     n_flagged = int(flagged.sum())
     if not n_flagged:
         return ""
-    recordings = np.asarray(recordings, dtype=object)
-    names, total = np.unique(recordings, return_counts=True)
-    hit = {name: int(np.sum(recordings[flagged] == name)) for name in names}
-    ranked = sorted((n for n in names if hit[n]), key=lambda n: (-hit[n] / total[names == n][0], -hit[n], str(n)))
-    first = ranked[0]
-    share = f"{hit[first]} of its {int(total[names == first][0])}"
-    return (f"{n_flagged} of {len(flagged)} syllables (in {len(ranked)} recording(s); most: {first}, {share}) have "
+    names, which, total = np.unique(np.asarray(recordings).astype(str), return_inverse=True, return_counts=True)
+    hit = np.bincount(which.ravel(), weights=flagged, minlength=len(names)).astype(int)
+    first = min(np.flatnonzero(hit), key=lambda i: (-hit[i] / total[i], -hit[i], names[i]))
+    share = f"{hit[first]} of its {total[first]}"
+    return (f"{n_flagged} of {len(flagged)} syllables (in {np.count_nonzero(hit)} recording(s); most: {names[first]}, "
+            f"{share}) have "
             f"latents more than {ATYPICAL_PRIOR_SD:g} prior s.d. out: unlike the rest of the store (another species, "
             f"set-up or noise?), so their UMAP positions and read-outs are extrapolations (column {ATYPICAL_COLUMN}; "
             "fix: listen to them, and leave them out or train on more like them if they are not what you study)")

@@ -245,7 +245,7 @@ class TrainParams:
         if not self.channels or min(self.channels) < 1:
             raise config_error("train", "channels", f"{list(self.channels)} is not a non-empty list of positive integers",
                                "set channels to e.g. [8, 16, 24, 32]")
-        n_axes = 0 if self.latent_axes == "off" else len(self.latent_axes.split("+"))
+        n_axes = len(self.axis_names)
         if n_axes >= self.latent_dim:
             raise config_error("train", "latent_axes", f"{self.latent_axes!r} needs more than {n_axes} latent dimension(s) "
                                f"(latent_dim = {self.latent_dim})", "raise latent_dim or set latent_axes = \"off\"")
@@ -258,6 +258,11 @@ class TrainParams:
         if self.batch_size != "auto":
             return int(self.batch_size)
         return int(min(AUTO_MAX_BATCH, max(AUTO_MIN_BATCH, n_train // AUTO_MIN_STEPS_PER_EPOCH)))
+
+    @property
+    def axis_names(self) -> tuple:
+        """The latent axes trained, in latent order: ``()``, ``("pitch",)`` or ``("pitch", "duration")``."""
+        return () if self.latent_axes == "off" else tuple(self.latent_axes.split("+"))
 
     def resolved_augment(self, n_train: int) -> bool:
         """Whether training images are jittered (see :mod:`usvpipe.vae.augment`)."""

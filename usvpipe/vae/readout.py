@@ -89,10 +89,15 @@ class MeasureReadout:
             return None
 
 
+def recordings_held_out(rows) -> bool:
+    """Whether every stored read-out row was scored with whole recordings held out."""
+    rows = readouts_from(rows)
+    return bool(rows) and all(r.folds == "recording" for r in rows)
+
+
 def folds_phrase(rows) -> str:
     """How the read-out's folds were made, for a table's caption ("5-fold, recordings held out")."""
-    rows = readouts_from(rows)
-    return "5-fold, recordings held out" if rows and all(r.folds == "recording" for r in rows) else "5-fold"
+    return "5-fold, recordings held out" if recordings_held_out(rows) else "5-fold"
 
 
 def readouts_from(rows) -> list[MeasureReadout]:
@@ -192,7 +197,7 @@ def describe_readout(rows) -> str:
     rows = readouts_from(rows)
     if not rows:
         return ""
-    held_out = ", recordings held out" if folds_phrase(rows) != "5-fold" else ""
+    held_out = ", recordings held out" if recordings_held_out(rows) else ""
     return (f"read-out R² (latents vs PCA{held_out}): " + ", ".join(f"{r.measure} {r.latent_best:.2f} vs {r.pca_best:.2f}"
                                                         for r in rows)
             + ("; LATENTS CARRY LESS: see the report" if any(r.weaker_than_pca for r in rows) else ""))

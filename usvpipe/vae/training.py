@@ -427,7 +427,7 @@ class _Trainer:
             from .augment import Jitter
 
             self.jitter = Jitter(params.augment_shift, params.augment_stretch)
-        self.axes = () if params.latent_axes == "off" else tuple(params.latent_axes.split("+"))
+        self.axes = params.axis_names
         self.keep = params.keep if params.keep != "auto" else (
             "best" if len(self.val_rows) >= MIN_VAL_SYLLABLES_TO_SELECT else "last")
         self.channels_last = params.channels_last if isinstance(params.channels_last, bool) else dev.type == "cuda"
