@@ -155,7 +155,9 @@ def score_latents(paths, store_dir: Path | None = None, *, without_padded: bool 
             if ATYPICAL_COLUMN not in table.columns:
                 raise SystemExit(f"{path}: no {ATYPICAL_COLUMN} column (fix: encode again with this usvpipe)")
             atypical = table[ATYPICAL_COLUMN].to_numpy() == 1
-            print(f"# {path}: {int((atypical & keep).sum())} atypical syllable(s) left out")
+            where = table.loc[atypical & keep, "recording"].value_counts()
+            print(f"# {path}: {int((atypical & keep).sum())} atypical syllable(s) left out ("
+                  + ", ".join(f"{n} of {rec}" for rec, n in where.items()) + ")")
             keep &= ~atypical
         rows = np.flatnonzero(keep)
         z, measures = z[rows], store.table.iloc[rows]
