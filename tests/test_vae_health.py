@@ -8,6 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from usvpipe.errors import ConfigError  # noqa: E402
 from usvpipe.store import merge_store, write_shard  # noqa: E402
 from usvpipe.vae import TrainParams, encode, train  # noqa: E402
 
@@ -167,8 +168,58 @@ def test_axis_penalty_vanishes_only_when_a_move_changes_the_latents_by_the_targe
     assert axis_penalty((mu, log_d, None), (mu + target, log_d + 1.0, None), target, 0.1).min() > 0
 
 
+def test_a_variance_pushed_past_its_bound_is_clamped_but_still_has_a_gradient_back():
+    """A plain clamp left one dimension's log variance at its ceiling for a whole run (1 500 nats of KL)."""
+    from usvpipe.vae.model import LOG_VARIANCE_BOUNDS, _bounded, kl_diagonal
+
+    raw = torch.tensor([[LOG_VARIANCE_BOUNDS[1] + 3.0, 0.5, LOG_VARIANCE_BOUNDS[0] - 1.0]], requires_grad=True)
+    log_d = _bounded(raw, LOG_VARIANCE_BOUNDS)
+    assert log_d.tolist()[0] == pytest.approx([LOG_VARIANCE_BOUNDS[1], 0.5, LOG_VARIANCE_BOUNDS[0]])
+    kl_diagonal(torch.zeros(1, 3), log_d).sum().backward()
+    # d KL / d log_d = (exp(log_d) - 1) / 2 at the clamped value: down from the ceiling, up from the floor
+    expected = (torch.exp(log_d.detach()) - 1.0) / 2.0
+    assert torch.allclose(raw.grad, expected) and raw.grad[0, 0] > 1000 and raw.grad[0, 2] < 0
+
+
+def test_a_moving_decoder_draws_the_call_where_the_latent_axes_put_it():
+    """``axis_decoder = "move"``: z0 moves the decoded image by H/8 rows per unit, z1 doubles its width per unit."""
+    from usvpipe.vae.augment import move_calls
+    from usvpipe.vae.model import VAE, build_model
+
+    torch.manual_seed(0)
+    # (training mode: batch normalisation of the batch itself, so an untrained network draws varied images)
+    model = VAE(input_shape=SHAPE, latent_dim=6, channels=(8, 16), hidden=(32,), moved_axes=("pitch", "duration"))
+    z = torch.randn(5, 6)
+    z[:, :2] = 0.0
+    with torch.no_grad():
+        drawn = model.decode(z)
+        up_one = model.decode(z + torch.tensor([1.0, 0, 0, 0, 0, 0]))
+        wider = model.decode(z + torch.tensor([0, 1.0, 0, 0, 0, 0]))
+        other = model.decode(z + torch.tensor([0, 0, 1.0, 0, 0, 0]))
+    rows = SHAPE[0] // 8
+    assert drawn.std() > 0.1
+    assert torch.allclose(up_one[:, :, rows:], drawn[:, :, :-rows], atol=1e-5)  # the same image, 4 rows higher
+    assert torch.allclose(wider, move_calls(drawn, torch.zeros(5), torch.full((5,), 2.0)), atol=1e-5)
+    assert (other - drawn).abs().max() > 0.1  # the other dimensions still change what is drawn
+    assert build_model(model.config).moved_axes == ("pitch", "duration")
+    # the origin of the moved axes is the batch's average call: an offset shared by all costs, spread does not
+    from usvpipe.vae.model import centring_penalty
+
+    spread = torch.tensor([[-1.0, 0.5], [1.0, -0.5]])
+    assert centring_penalty(spread, 0.1).item() == pytest.approx(0.0)
+    assert centring_penalty(spread + torch.tensor([0.2, 0.0]), 0.1).item() == pytest.approx(0.5 * 0.04 / 0.01)
+    # a checkpoint written before the option decodes as it did: every dimension goes through the network
+    legacy = {key: value for key, value in model.config.items() if key != "moved_axes"}
+    assert build_model(legacy).moved_axes == ()
+    assert TrainParams().model_config(SHAPE, obs_precision=1.0)["moved_axes"] == []
+    assert TrainParams(axis_decoder="move").model_config(SHAPE, obs_precision=1.0)["moved_axes"] == ["pitch"]
+    assert TrainParams(axis_decoder="move", latent_axes="off").model_config(SHAPE, obs_precision=1.0)["moved_axes"] == []
+    with pytest.raises(ConfigError, match="moved_axes"):
+        VAE(input_shape=SHAPE, latent_dim=6, channels=(8, 16), hidden=(32,), moved_axes=("duration",))
+
+
 def test_with_a_pitch_axis_the_first_latent_tracks_a_calls_frequency_shift(tmp_path):
-    """Train a small model briefly with and without ``latent_axes = "pitch"``; encode images moved by known rows."""
+    """Train a small model briefly with ``latent_axes = "pitch"`` (both decoders) and without; encode images moved by known rows."""
     from usvpipe.store import open_store
     from usvpipe.vae import load_model
     from usvpipe.vae.augment import move_calls
@@ -180,27 +231,32 @@ def test_with_a_pitch_axis_the_first_latent_tracks_a_calls_frequency_shift(tmp_p
     moved = move_calls(images.repeat(len(rows), 1, 1, 1), rows.repeat_interleave(len(images)).float(),
                        torch.ones(len(rows) * len(images)))
     step = PITCH_AXIS_UNITS_PER_HEIGHT / SHAPE[0]
-    found = {}  # latent_axes -> (z0's change per row / the set amount, R² of the shift from z0's change)
-    for axes in ("pitch", "off"):
+    found = {}  # variant -> (z0's change per row / the set amount, R² of the shift from z0's change)
+    for axes, decoder in (("pitch", "network"), ("pitch", "move"), ("off", "network")):
+        name = f"{axes} {decoder}"
         params = TrainParams(min_steps=300, figure_every=0, latent_dim=8, channels=(8, 16), hidden=(128,),
-                             latent_axes=axes)
-        res = train(tmp_path / "store", tmp_path / axes, params, device="cpu", progress=False)
+                             latent_axes=axes, axis_decoder=decoder)
+        res = train(tmp_path / "store", tmp_path / name.replace(" ", "_"), params, device="cpu", progress=False)
+        assert res.health.passed, (name, res.health)
         logged = res.history["train_axis"]
         assert (logged > 0).all() if axes == "pitch" else (logged == 0).all()
         with torch.no_grad():
             mu = load_model(res.model_path).encode(moved)[0].view(len(rows), len(images), -1)
         unmoved = mu[rows == 0][0]
         # the shapes stay in the other dimensions' means (not passed through the posterior's spread)
-        found[axes + " shape"] = unmoved[:, 1:].std(0).max().item()
+        found[name + " shape"] = unmoved[:, 1:].std(0).max().item()
+        found[name + " centre"] = unmoved[:, 0].mean().item()
         change = mu[..., 0] - unmoved[:, 0]  # z0 against the unmoved images
         moved_by = rows[:, None].expand_as(change).float()
         slope = (change * moved_by).sum().item() / (moved_by * moved_by).sum().item()
         r2 = np.corrcoef(change.flatten().numpy(), moved_by.flatten().numpy())[0, 1] ** 2
-        found[axes] = (slope / step, r2)
-    # with the axis: z0 moves by the set amount per row (within 30 %), the same for every image
-    assert 0.7 < found["pitch"][0] < 1.3 and found["pitch"][1] > 0.6, found
-    assert found["off"][1] < found["pitch"][1] - 0.3, found  # without it, nothing ties z0 to the shift
-    assert found["pitch shape"] > 0.3, found
+        found[name] = (slope / step, r2)
+    for name in ("pitch network", "pitch move"):
+        # with the axis: z0 moves by the set amount per row (within 30 %), the same for every image
+        assert 0.7 < found[name][0] < 1.3 and found[name][1] > 0.6, found
+        assert found["off network"][1] < found[name][1] - 0.3, found  # without it, nothing ties z0 to the shift
+        assert found[name + " shape"] > 0.3, found
+    assert abs(found["pitch move centre"]) < 0.5, found  # the moving decoder's axis is centred on the calls
 
 
 def test_augmentation_is_automatic_for_small_stores_only_and_can_be_forced():

@@ -21,7 +21,16 @@ from outside the image are 0 (the noise floor in the store's normalisation).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+#: ``latent_axes``: z0 units per image height (a call moved by an eighth of the height moves
+#: one prior s.d.; the store's calls span a few s.d.) ...
+PITCH_AXIS_UNITS_PER_HEIGHT = 8.0
+#: ... and z1 units per doubling of a call's width in the image.
+DURATION_AXIS_UNITS_PER_DOUBLING = 1.0
+#: The latent axes a model can have, in latent order.
+LATENT_AXES = ("pitch", "duration")
 
 
 @dataclass(frozen=True)
@@ -58,9 +67,10 @@ def jitter_batch(x, jitter: Jitter, generator=None):
     return move_calls(x, -torch.round(u[:, 1] * jitter.shift_fraction * height), widen)
 
 
-def move_calls(x, shift_rows, widen):
+def move_calls(x, shift_rows, widen, padding: str = "zeros"):
     """Each image of ``x`` (``(n, 1, H, W)``) moved by ``shift_rows[i]`` rows along frequency (towards
-    higher rows) and drawn ``widen[i]`` times as wide around its centre; pixels moved in are 0.
+    higher rows) and drawn ``widen[i]`` times as wide around its centre; pixels moved in are 0
+    (``padding="border"``: copies of the edge pixels).
 
     Whole-row shifts sample exactly at pixel centres, so without a stretch the result is the
     image moved, not blurred. One ``affine_grid``/``grid_sample`` call for the batch.
@@ -75,7 +85,7 @@ def move_calls(x, shift_rows, widen):
     # grid coordinates span [-1, 1] over the image: one row is 2 / height; sampling at y - r moves the image by +r
     theta[:, 1, 2] = -2.0 * shift_rows.float() / height
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    out = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    out = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode=padding, align_corners=False)
     return out.to(x.dtype)
 
 
@@ -92,3 +102,25 @@ def shift_rows(x, rows):
     inside = ((src >= 0) & (src < height)).to(x.dtype)[:, None, :, None]
     index = src.clamp(0, height - 1)[:, None, :, None].expand(n, c, height, width)
     return x.gather(2, index) * inside
+
+
+def move_by_latent(images, z, axes):
+    """Decoder images ``(n, 1, H, W)`` moved to where the latent axes ``z[:, :len(axes)]`` put them.
+
+    The inverse reading of the encoder's axes (:func:`usvpipe.vae.model.axis_penalty`): z0 moves
+    the image by ``z0 * H / PITCH_AXIS_UNITS_PER_HEIGHT`` rows towards higher rows (a fraction of
+    a row interpolates; at most half the height either way), and z1 (``"duration"``) draws it
+    ``2 ** (z1 / DURATION_AXIS_UNITS_PER_DOUBLING)`` times as wide around its centre (between a quarter
+    and four times). ``axes`` is a prefix of :data:`LATENT_AXES`.
+    """
+    import torch
+
+    n, height = images.shape[0], images.shape[-2]
+    # At most half the height either way, and the edge rows (not zeros) move in: a call moved out of
+    # the image would leave a blank one, which is close to the mean of these mostly dark images, and
+    # from there no gradient leads back (a real-store run did this: z0 drifted to s.d. 37, R² 0).
+    bound = PITCH_AXIS_UNITS_PER_HEIGHT / 2.0
+    rows = z[:, 0].float().clamp(-bound, bound) * (height / PITCH_AXIS_UNITS_PER_HEIGHT)
+    widen = (torch.exp(z[:, 1].float().clamp(-2.0, 2.0) * (math.log(2.0) / DURATION_AXIS_UNITS_PER_DOUBLING))
+             if len(axes) > 1 else torch.ones(n, device=images.device))
+    return move_calls(images, rows, widen, padding="border")

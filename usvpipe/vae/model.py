@@ -64,13 +64,27 @@ class VAE(nn.Module):
         Average-pool the input images by this factor before the encoder (the CPU profile:
         128×128 store images are learnt at 64×64). Reconstructions, and the likelihood, are
         at the pooled size ``output_shape``.
+    moved_axes : sequence of str
+        Latent axes the decoder applies as moves instead of reading them
+        (``axis_decoder = "move"``): ``("pitch",)`` or ``("pitch", "duration")``. The decoder
+        network sees the latent with these dimensions set to 0 and draws the call where they
+        are 0; its image is then moved along frequency by z0 (and widened by z1),
+        :func:`usvpipe.vae.augment.move_by_latent`. So z0 cannot carry anything but where the
+        call lies in frequency.
     """
 
     def __init__(self, input_shape=(128, 128), latent_dim=32, posterior="lowrank", rank=1, obs_precision=10.0,
-                 channels=(8, 16, 24, 32), hidden=(1024, 256), pool=1):
+                 channels=(8, 16, 24, 32), hidden=(1024, 256), pool=1, moved_axes=()):
         super().__init__()
         if posterior not in ("lowrank", "diagonal"):
             raise ConfigError(f"posterior must be 'lowrank' or 'diagonal', got {posterior!r}")
+        from .augment import LATENT_AXES
+
+        moved_axes = tuple(str(a) for a in moved_axes)
+        if moved_axes != LATENT_AXES[:len(moved_axes)] or len(moved_axes) >= int(latent_dim):
+            raise ConfigError(f"moved_axes must be a prefix of {LATENT_AXES} shorter than latent_dim, "
+                              f"got {list(moved_axes)}")
+        self.moved_axes = moved_axes
         channels = [int(c) for c in channels]
         hidden = [int(h) for h in hidden]
         self.pool = int(pool)
@@ -85,7 +99,7 @@ class VAE(nn.Module):
         self.config = {
             "input_shape": list(self.input_shape), "latent_dim": self.latent_dim, "posterior": posterior,
             "rank": int(rank), "obs_precision": self.obs_precision, "channels": channels, "hidden": hidden,
-            "pool": self.pool,
+            "pool": self.pool, "moved_axes": list(moved_axes),
         }
         h, w = self.output_shape
         factor = 2 ** len(channels)
@@ -141,8 +155,7 @@ class VAE(nn.Module):
         out = self.head(self.encoder_mlp(f)).float()
         k = self.latent_dim
         mu = out[:, :k]
-        # Clamp keeps exp() finite early in training and under reduced precision.
-        log_d = out[:, k:2 * k].clamp(-12.0, 8.0)
+        log_d = _bounded(out[:, k:2 * k], LOG_VARIANCE_BOUNDS)
         u = out[:, 2 * k:].reshape(-1, k, self.rank) if self.rank else None
         return mu, log_d, u
 
@@ -157,8 +170,14 @@ class VAE(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Mean reconstruction ``(n, 1, H, W)`` at ``output_shape`` for latents ``z`` ``(n, k)`` (not clipped)."""
-        f = self.decoder_mlp(z).view(-1, *self._feat_shape)
-        return self.decoder_conv(f)
+        if not self.moved_axes:
+            return self.decoder_conv(self.decoder_mlp(z).view(-1, *self._feat_shape))
+        from .augment import move_by_latent
+
+        n_moved = len(self.moved_axes)
+        unmoved = torch.cat([torch.zeros_like(z[:, :n_moved]), z[:, n_moved:]], 1)
+        image = self.decoder_conv(self.decoder_mlp(unmoved).view(-1, *self._feat_shape))
+        return move_by_latent(image, z, self.moved_axes)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, moved=None):
         """Loss terms for a batch; returns ``(loss, recon, kl)``, each a 0-d float32 mean.
@@ -176,6 +195,8 @@ class VAE(nn.Module):
             mu, log_d, u = mu_both[:n], log_d_both[:n], (u_both[:n] if u_both is not None else None)
             moved_posterior = (mu_both[n:], log_d_both[n:], u_both[n:] if u_both is not None else None)
             penalty = axis_penalty((mu, log_d, u), moved_posterior, target, sd).mean()
+            if self.moved_axes:
+                penalty = penalty + centring_penalty(mu[:, :len(self.moved_axes)], sd)
         else:
             mu, log_d, u = self.encode(x)
         z = self.sample(mu, log_d, u, generator)
@@ -193,6 +214,22 @@ class VAE(nn.Module):
         if u is not None:
             var = var + (u * u).sum(-1)
         return var
+
+
+#: Range of the log posterior variances: keeps exp() finite early in training and under reduced precision.
+LOG_VARIANCE_BOUNDS = (-12.0, 8.0)
+
+
+def _bounded(raw: torch.Tensor, bounds) -> torch.Tensor:
+    """``raw`` clamped to ``bounds`` in value, with the gradient passed through as if unclamped.
+
+    A plain clamp has no gradient outside its range, so a variance pushed past the upper bound by
+    one early spike stays there for good. That happened on a real store (seed 3 of the latents
+    benchmark): one dimension's log variance sat at 8 for the whole run, 1 500 nats of KL per
+    syllable, and the dimension was lost to the decoder under noise of s.d. 55. Passed through,
+    the KL's gradient brings it back. Inside the range the value and gradient are unchanged.
+    """
+    return raw + (raw.clamp(*bounds) - raw).detach()
 
 
 def axis_penalty(posterior, moved_posterior, target: torch.Tensor, sd: float) -> torch.Tensor:
@@ -220,6 +257,19 @@ def axis_penalty(posterior, moved_posterior, target: torch.Tensor, sd: float) ->
     if u is not None:
         total = total + ((u_moved - u) ** 2).sum((-2, -1))
     return 0.5 * total / (sd * sd)
+
+
+def centring_penalty(axes_mu: torch.Tensor, sd: float) -> torch.Tensor:
+    """``½ |mean of the batch's axis means|² / sd²``: the batch's calls centred on the moved axes.
+
+    With ``moved_axes`` the decoder draws a call where its axes are 0 and the encoder's penalty
+    fixes only how the axes *change*, so where z0 = 0 lies is free, and nothing but the weak KL
+    stops every z0 drifting by a common offset: one real-store run ended with every syllable's
+    z0 beyond the move's bound (the decoder's call drawn half an image away, R² 0.07). Centring
+    the batch fixes the origin: z0 = 0 is the pitch of the average call.
+    """
+    centre = axes_mu.mean(0)
+    return 0.5 * (centre * centre).sum() / (sd * sd)
 
 
 def gaussian_nll(x: torch.Tensor, x_hat: torch.Tensor, precision: float) -> torch.Tensor:
@@ -262,4 +312,5 @@ def build_model(config: dict) -> VAE:
         input_shape=tuple(config["input_shape"]), latent_dim=config["latent_dim"], posterior=config["posterior"],
         rank=config.get("rank", 1), obs_precision=config.get("obs_precision", 10.0),
         channels=tuple(config["channels"]), hidden=tuple(config["hidden"]), pool=config.get("pool", 1),
+        moved_axes=tuple(config.get("moved_axes", ())),
     )

@@ -15,6 +15,7 @@ _PROFILES = ("auto", "full", "cpu")
 _KEEP = ("auto", "best", "last")
 _AUGMENT = ("auto", "on", "off")
 _LATENT_AXES = ("off", "pitch", "pitch+duration")
+_AXIS_DECODERS = ("move", "network")
 
 #: Side of the images the CPU profile trains on (the store's images are average-pooled to it).
 CPU_PROFILE_SIDE = 64
@@ -104,6 +105,14 @@ class TrainParams:
         differ by the move along those dimensions only (means, spread and low-rank factor alike),
         within ``axis_sd`` latent units (:func:`usvpipe.vae.model.axis_penalty`; z0: one unit
         per eighth of the image height, z1: one unit per doubling of the call's width in the image).
+    axis_decoder : {"network", "move"}
+        How the decoder uses the latent axes. ``"network"``: they are inputs of the decoder
+        network like every other dimension; the encoder's penalty alone makes them axes, and
+        where a call's shape puts it on z0 is free. ``"move"``: the decoder network never sees
+        them; it draws the call where they are 0 and the image is then moved by z0 along
+        frequency (and widened by z1), so an axis carries only where the call lies and nothing
+        of its shape (z0 then reads pitch with one slope in every recording, but neighbours in
+        the latent space weigh pitch less; docs/vae.md, "The decoder moves the call").
     patience : int
         Early stopping: stop after this many epochs without a validation-loss improvement
         larger than ``min_delta`` (0 disables early stopping).
@@ -175,6 +184,7 @@ class TrainParams:
     axis_shift: float = 0.1
     axis_stretch: float = 0.3
     axis_sd: float = 0.1
+    axis_decoder: str = "network"
     patience: int = 10
     min_delta: float = 0.0
     val_fraction: float = 0.1
@@ -215,6 +225,7 @@ class TrainParams:
         "axis_shift": [Interval(float, 0, 0.5, closed="right")],
         "axis_stretch": [Interval(float, 0, 1, closed="right")],
         "axis_sd": [Interval(float, 0, None, closed="neither")],
+        "axis_decoder": [OneOf(*_AXIS_DECODERS)],
         "patience": [Interval(int, 0, None)],
         "min_delta": [Interval(float, 0, None)],
         "val_fraction": [Interval(float, 0, 1, closed="left")],
@@ -297,6 +308,7 @@ class TrainParams:
             "channels": list(self.channels),
             "hidden": list(self.hidden),
             "pool": int(pool),
+            "moved_axes": list(self.axis_names) if self.axis_decoder == "move" else [],
         }
 
 

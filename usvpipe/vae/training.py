@@ -37,15 +37,11 @@ from .._io import atomic_path, ensure_output_dir, write_csv_atomic, write_json_a
 from .._version import __version__
 from ..config import params_to_dict
 from ..errors import ConfigError, InputFileError, UsvpipeError
+from .augment import DURATION_AXIS_UNITS_PER_DOUBLING, PITCH_AXIS_UNITS_PER_HEIGHT
 from .params import MIN_VAL_SYLLABLES_TO_SELECT, TrainParams
 
 #: Training syllables sampled to set ``obs_precision="auto"`` and to fit the health check's PCA.
 MAX_PCA_SYLLABLES = 4096
-#: latent_axes: z0 units per image height (a call moved by an eighth of the height moves one
-#: prior s.d.; the store's calls span a few s.d.) ...
-PITCH_AXIS_UNITS_PER_HEIGHT = 8.0
-#: ... and z1 units per doubling of a call's width in the image.
-DURATION_AXIS_UNITS_PER_DOUBLING = 1.0
 
 log = logging.getLogger(__name__)
 
@@ -505,7 +501,8 @@ class _Trainer:
         """Continue from ``checkpoint.pt``: weights, optimiser, schedule, history and every RNG."""
         import torch
 
-        if ckpt["model_config"] != self.model.config:
+        # (checkpoints written before `moved_axes` existed decoded every dimension through the network)
+        if {"moved_axes": [], **ckpt["model_config"]} != self.model.config:
             raise ConfigError(f"{self.ckpt_path}: made with different model parameters {ckpt['model_config']} "
                               "(fix: resume with the same parameters, or choose a new OUT_DIR)")
         if ckpt["store"]["n_syllables"] != len(self.store):
@@ -555,7 +552,9 @@ class _Trainer:
                    if self.jitter is not None else "")
                 + (f"; z0 trained as a straight pitch axis (moves up to {p.axis_shift:.0%} of the height)"
                    if "pitch" in self.axes else "")
-                + (f", z1 as a duration axis (widened up to {p.axis_stretch:.0%})" if "duration" in self.axes else ""))
+                + (f", z1 as a duration axis (widened up to {p.axis_stretch:.0%})" if "duration" in self.axes else "")
+                + ("; the decoder moves its image by the axes instead of reading them"
+                   if self.axes and p.axis_decoder == "move" else ""))
 
     # -- one epoch ---------------------------------------------------------------------------------
     def _run_epoch(self, epoch: int):
