@@ -15,7 +15,7 @@ _PROFILES = ("auto", "full", "cpu")
 _KEEP = ("auto", "best", "last")
 _AUGMENT = ("auto", "on", "off")
 _LATENT_AXES = ("off", "pitch", "pitch+duration")
-_AXIS_DECODERS = ("move", "network")
+_AXIS_DECODERS = ("network", "move")
 
 #: Side of the images the CPU profile trains on (the store's images are average-pooled to it).
 CPU_PROFILE_SIDE = 64
