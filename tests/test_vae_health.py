@@ -223,6 +223,8 @@ def test_with_a_pitch_axis_the_first_latent_tracks_a_calls_frequency_shift(tmp_p
     from usvpipe.store import open_store
     from usvpipe.vae import load_model
     from usvpipe.vae.augment import move_calls
+    from usvpipe.pipeline.info import describe_directory
+    from usvpipe.vae.axis_check import axis_checks_from_dicts, measure_axes
     from usvpipe.vae.training import PITCH_AXIS_UNITS_PER_HEIGHT
 
     _random_call_store(tmp_path / "store", n_recordings=4, per_recording=40)
@@ -250,12 +252,45 @@ def test_with_a_pitch_axis_the_first_latent_tracks_a_calls_frequency_shift(tmp_p
         slope = (change * moved_by).sum().item() / (moved_by * moved_by).sum().item()
         r2 = np.corrcoef(change.flatten().numpy(), moved_by.flatten().numpy())[0, 1] ** 2
         found[name] = (slope / step, r2)
+        # the run's own check (held-out recordings, whole-row moves) measures the same response
+        if axes == "off":
+            assert res.axis_checks == [] and json.loads((res.out_dir / "train.json").read_text())["latent_axes_check"] == []
+            check = measure_axes(load_model(res.model_path), [images], ("pitch",), axis_shift=0.1, axis_stretch=0.3)[0]
+        else:
+            (check,) = res.axis_checks
+            stored = json.loads((res.out_dir / "train.json").read_text())["latent_axes_check"]
+            assert axis_checks_from_dicts(stored) == [check] and stored[0]["holds"] == check.holds
+            assert check.summary() in "\n".join(describe_directory(res.out_dir))  # usvpipe info repeats it
+        found[name + " check"] = (check.slope, check.r2, check.holds)
     # with the axis: z0 moves by the set amount per row, the same for every image; within 30 %, and
     # 40 % for the moving decoder, which is further from converged after 300 steps (0.96 and 0.76 here)
     for name, tolerance in (("pitch network", 0.3), ("pitch move", 0.4)):
         assert abs(found[name][0] - 1.0) < tolerance and found[name][1] > 0.6, found
         assert found["off network"][1] < found[name][1] - 0.3, found  # without it, nothing ties z0 to the shift
         assert found[name + " shape"] > 0.3, found
+        assert found[name + " check"][2] and abs(found[name + " check"][0] - found[name][0]) < 0.25, found
+    assert not found["off network check"][2], found  # the check tells a model without the axis
+
+
+def test_the_axis_fit_reads_scale_scatter_and_leak_of_a_latent_axis():
+    from usvpipe.vae.axis_check import MIN_AXIS_R2, AxisCheck, axis_fit
+
+    rng = np.random.default_rng(0)
+    intended = np.repeat([-1.0, -0.5, 0.5, 1.0], 50)
+    still = np.zeros((len(intended), 3))
+    assert axis_fit(intended, intended, still) == pytest.approx((1.0, 1.0, 0.0))
+    slope, r2, leak = axis_fit(1.7 * intended + rng.normal(0, 0.3, len(intended)), intended, 0.2 * intended[:, None] * [1, 0, 0])
+    assert slope == pytest.approx(1.7, abs=0.05) and 0.9 < r2 < 1.0 and leak == pytest.approx(0.2)
+    unrelated = rng.normal(0, 1, len(intended))
+    slope, r2, _ = axis_fit(unrelated, intended, still)
+    assert abs(slope) < 0.3 and r2 < 0.1
+    assert np.isnan(axis_fit(unrelated, np.zeros_like(intended), still)[0])
+    common = dict(axis="pitch", dimension=0, leak=0.1, largest_move="6 rows", n_syllables=10)
+    assert AxisCheck(slope=1.1, r2=0.8, **common).holds
+    assert not AxisCheck(slope=2.5, r2=0.8, **common).holds and not AxisCheck(slope=0.4, r2=0.8, **common).holds
+    bad = AxisCheck(slope=1.0, r2=MIN_AXIS_R2 - 0.01, **common)
+    assert not bad.holds and "does NOT hold" in bad.summary() and "encode's read-out" in bad.summary()
+    assert not AxisCheck(slope=float("nan"), r2=float("nan"), **common).holds
 
 
 def test_augmentation_is_automatic_for_small_stores_only_and_can_be_forced():

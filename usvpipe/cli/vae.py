@@ -119,6 +119,9 @@ def train(store, out_dir, config_path, epochs, min_steps, batch_size, profile, k
     click.echo(f"wrote {result.model_path}")
     if result.health is not None:
         click.echo(result.health.summary(), err=not result.health.passed)
+    for check in result.axis_checks:
+        if check.holds:  # an axis that does not hold was already logged as a warning
+            click.echo(check.summary())
 
 
 @click.command("encode")

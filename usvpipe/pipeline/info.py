@@ -43,6 +43,9 @@ def describe_directory(path) -> list[str]:
             health = health_from_dict(t.get("health"))
             lines.append("  " + (health.summary() if health is not None else
                                  "training health not recorded (a model from before usvpipe measured it)"))
+            from ..vae.axis_check import axis_checks_from_dicts
+
+            lines.extend("  " + check.summary() for check in axis_checks_from_dicts(t.get("latent_axes_check")))
             return lines
         return [f"{path}: VAE training not finished ({names}): continue with `usvpipe train STORE {path} --resume`"
                 + ("; model.pt holds the last checkpoint's weights (encodable, provisional)"

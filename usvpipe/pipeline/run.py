@@ -225,7 +225,8 @@ class _Run:
                 (self.model_dir / name).unlink()  # truncated or damaged: resume from what is intact
         res = train(self.store_dir, self.model_dir, self.p["train"], device=self.run.device, resume=True,
                     progress=self.progress, quiet=self.quiet)
-        return f"model {res.model_path}; {res.health.summary()}" if res.health is not None else f"model {res.model_path}"
+        axes = "".join(f"; {check.summary()}" for check in res.axis_checks)
+        return (f"model {res.model_path}; {res.health.summary()}" if res.health is not None else f"model {res.model_path}") + axes
 
     def encode(self) -> str:
         from ..artifacts import Latents

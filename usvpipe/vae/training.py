@@ -85,6 +85,8 @@ class TrainResult:
         The resolved observation precision.
     health : usvpipe.vae.health.TrainingHealth
         Active units, held-out reconstruction R² against the mean image and PCA, pass/fail.
+    axis_checks : list of usvpipe.vae.axis_check.AxisCheck
+        With ``latent_axes``: how each trained axis responds to its move on held-out syllables.
     """
 
     model_path: Path
@@ -107,6 +109,7 @@ class TrainResult:
     batch_size: int = 0
     obs_precision: float = 0.0
     health: "object" = None
+    axis_checks: list = field(default_factory=list)
 
 
 # -- environment ----------------------------------------------------------------------------
@@ -698,16 +701,31 @@ class _Trainer:
         }, self.model_path)
         return epoch
 
+    def _check_rows(self, limit: int) -> np.ndarray:
+        """Up to ``limit`` held-out rows (training rows when nothing is held out) for the end-of-run checks."""
+        held_out = len(self.val_rows) > 0
+        return _sample_rows(self.val_rows if held_out else self.train_rows, limit, self.params.seed + 2)
+
     def assess_health(self):
         """:class:`~usvpipe.vae.health.TrainingHealth` of the current weights (held-out syllables)."""
         from .health import MAX_HEALTH_SYLLABLES, measure_health
 
-        held_out = len(self.val_rows) > 0
-        rows = _sample_rows(self.val_rows if held_out else self.train_rows, MAX_HEALTH_SYLLABLES, self.params.seed + 2)
+        rows = self._check_rows(MAX_HEALTH_SYLLABLES)
         train_sample = _sample_rows(self.train_rows, MAX_PCA_SYLLABLES, self.params.seed)
         batches = self.source.batches([rows[i:i + 256] for i in range(0, len(rows), 256)])
         return measure_health(self.model, batches, _pooled(self.store.read(train_sample), self.pool),
-                              held_out=held_out, n_store=len(self.store), steps=self._steps_done())
+                              held_out=len(self.val_rows) > 0, n_store=len(self.store), steps=self._steps_done())
+
+    def check_axes(self) -> list:
+        """:class:`~usvpipe.vae.axis_check.AxisCheck` of each trained latent axis (``[]`` without ``latent_axes``)."""
+        from .axis_check import MAX_AXIS_CHECK_SYLLABLES, measure_axes
+
+        if not self.axes:
+            return []
+        rows = self._check_rows(MAX_AXIS_CHECK_SYLLABLES)
+        batches = self.source.batches([rows[i:i + 128] for i in range(0, len(rows), 128)])
+        return measure_axes(self.model, batches, self.axes, axis_shift=self.params.axis_shift,
+                            axis_stretch=self.params.axis_stretch)
 
     # -- the run ------------------------------------------------------------------------------------
     def fit(self, on_epoch_end=None) -> TrainResult:
@@ -819,11 +837,15 @@ class _Trainer:
         hist_df = pd.DataFrame(self.history)
         stopped_early = bool(stop and (not self.history or self.history[-1]["epoch"] < self.n_epochs))
         best_epoch = int(self.best["epoch"])
-        health = None
+        health, axis_checks = None, []
         if ctx.is_main:
             if self.keep == "best" and self.best["state"] is not None:
                 self.model.load_state_dict(self.best["state"])  # health of the weights model.pt keeps
             health = self.assess_health()
+            axis_checks = self.check_axes()
+            for check in axis_checks:
+                if not check.holds:
+                    log.warning("%s", check.summary())
             kept_epoch = self._save_model(complete=True, health=health.to_dict())
             write_json_atomic(self.out_dir / "train.json", {
                 "usvpipe_version": __version__, "params": params_to_dict(self.params), "store": str(self.store.path),
@@ -836,7 +858,7 @@ class _Trainer:
                 "steps": self._steps_done(), "epochs_planned": self.n_epochs,
                 "best_epoch": best_epoch, "kept_epoch": kept_epoch, "keep": self.keep, "epochs_run": len(self.history),
                 "stopped_early": stopped_early, "model": MODEL_NAME, "checkpoint": CHECKPOINT_NAME,
-                "health": health.to_dict(),
+                "health": health.to_dict(), "latent_axes_check": [c.to_dict() for c in axis_checks],
             })
         ctx.barrier()
         self.source.close()
@@ -847,6 +869,7 @@ class _Trainer:
             device=str(ctx.device), amp=_amp_name(self.amp_dtype), data_on_device=bool(self.on_device),
             channels_last=bool(self.channels_last), world_size=ctx.world, steps=self._steps_done(),
             profile=self.profile, batch_size=self.batch_size, obs_precision=self.obs_precision, health=health,
+            axis_checks=axis_checks,
         )
 
 

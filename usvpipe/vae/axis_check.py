@@ -1,0 +1,160 @@
+"""Did the latent axes come out as trained? The move each axis stands for, measured on held-out calls.
+
+With ``latent_axes`` the loss asks that moving a call by ``r`` rows along frequency moves z0 by
+``r · PITCH_AXIS_UNITS_PER_HEIGHT / H`` and nothing else (and, for ``"duration"``, that
+widening it moves z1 by a fixed amount per doubling). That is a penalty weighed against the
+reconstruction term, not a constraint, so how well it holds depends on the balance the run
+found and on how far new recordings are from the training ones: on the real store's held-out
+recordings the 128×128 model (the GPU default) moved z0 by 0.6× the intended amount, and the
+move explained a third of z0's change (docs/vae.md). So every run measures it:
+each held-out image is encoded as it is and moved by a few known amounts, and the change of the
+posterior means is compared with the intended one.
+
+- ``slope``: the least-squares slope (through the origin) of the axis' change against the
+  intended change: 1 when the axis has the intended scale.
+- ``r2``: the share of the axis' change that the move explains about that line: 1 when every
+  call moves alike, 0 when the axis' change has nothing to do with the move.
+- ``leak``: the root-mean-square change of all the other posterior means per intended unit: 0
+  when the move touches nothing else.
+
+The axis is reported as holding when the slope is within a factor of ``SLOPE_FACTOR_TOLERANCE``
+of 1 and the move explains at least ``MIN_AXIS_R2`` of the change; otherwise training logs a
+warning: z0 alone is then not the straight pitch axis the plan line promised, on recordings the
+model did not train on. It is a description of the latent space, not part of the health verdict:
+latents whose axis drifted can still describe the calls (``encode``'s read-out says how much).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+#: The axis holds when its slope is within this factor of the intended one ...
+SLOPE_FACTOR_TOLERANCE = 2.0
+#: ... and the move explains at least this share of the axis' change.
+MIN_AXIS_R2 = 0.5
+#: Held-out calls the check encodes (each at ``len(MOVE_FRACTIONS)`` moves).
+MAX_AXIS_CHECK_SYLLABLES = 512
+#: The moves, as fractions of the largest training move (both directions).
+MOVE_FRACTIONS = (-1.0, -0.5, 0.5, 1.0)
+
+
+@dataclass(frozen=True)
+class AxisCheck:
+    """How one latent axis responds to the move it was trained to stand for."""
+
+    axis: str
+    dimension: int
+    slope: float
+    r2: float
+    leak: float
+    largest_move: str
+    n_syllables: int
+
+    @property
+    def holds(self) -> bool:
+        return bool(np.isfinite(self.slope) and 1.0 / SLOPE_FACTOR_TOLERANCE <= self.slope <= SLOPE_FACTOR_TOLERANCE
+                    and np.isfinite(self.r2) and self.r2 >= MIN_AXIS_R2)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "holds": self.holds}
+
+    def summary(self) -> str:
+        verdict = "holds" if self.holds else "does NOT hold"
+        line = (f"{self.axis} axis {verdict}: z{self.dimension} moves {self.slope:.2f}× the intended amount "
+                f"(R² {self.r2:.2f}; the other dimensions {self.leak:.2f} per unit) over moves up to "
+                f"{self.largest_move} on {self.n_syllables} held-out syllables")
+        if not self.holds:
+            line += (f" — z{self.dimension} alone is not a reliable {self.axis} read-out for these recordings "
+                     f"(read {self.axis} from the measures or from encode's read-out of all the latents; "
+                     f"docs/vae.md, \"Do the latent axes hold?\")")
+        return line
+
+
+def axis_fit(change: np.ndarray, intended: np.ndarray, others: np.ndarray) -> tuple[float, float, float]:
+    """``(slope, r2, leak)`` of an axis' observed ``change`` against the ``intended`` change (both ``(n,)``);
+    ``others`` is ``(n, k)``, the change of the other dimensions.
+
+    The slope is fitted through the origin (no move, no change); R² is about that line, against
+    the change's own mean. NaN where the intended changes are all zero.
+    """
+    change, intended = np.asarray(change, np.float64), np.asarray(intended, np.float64)
+    scale = float((intended * intended).sum())
+    if scale <= 0:
+        return math.nan, math.nan, math.nan
+    slope = float((intended * change).sum() / scale)
+    spread = float(((change - change.mean()) ** 2).sum())
+    residual = float(((change - slope * intended) ** 2).sum())
+    r2 = 1.0 - residual / spread if spread > 0 else math.nan
+    others = np.asarray(others, np.float64).reshape(len(change), -1)
+    leak = float(math.sqrt((others * others).sum() / scale))
+    return slope, r2, leak
+
+
+def _moves(axis: str, height: int, axis_shift: float, axis_stretch: float):
+    """``[(move, intended change), ...]`` for ``axis``: rows for pitch, widening factors for duration."""
+    from .augment import DURATION_AXIS_UNITS_PER_DOUBLING, PITCH_AXIS_UNITS_PER_HEIGHT
+
+    if axis == "pitch":
+        max_rows = max(1, round(axis_shift * height))
+        rows = sorted({int(round(f * max_rows)) for f in MOVE_FRACTIONS} - {0})
+        return [(r, r * PITCH_AXIS_UNITS_PER_HEIGHT / height) for r in rows], f"{max_rows} rows"
+    log_widen = math.log1p(axis_stretch)
+    moves = [(math.exp(f * log_widen), f * log_widen * DURATION_AXIS_UNITS_PER_DOUBLING / math.log(2.0))
+             for f in MOVE_FRACTIONS]
+    return moves, f"±{axis_stretch:.0%} width"
+
+
+def measure_axes(model, batches, axes, *, axis_shift: float, axis_stretch: float) -> list[AxisCheck]:
+    """One :class:`AxisCheck` per name in ``axes`` (``"pitch"`` → z0, ``"duration"`` → z1).
+
+    ``batches`` are float ``(n, 1, H, W)`` tensors of held-out store images; ``model`` is a
+    :class:`usvpipe.vae.model.VAE`, evaluated in eval mode with its posterior means.
+    """
+    import torch
+
+    from .augment import move_calls, shift_rows
+
+    was_training = model.training
+    model.eval()
+    changes = {axis: ([], [], []) for axis in axes}
+    n_seen = 0
+    with torch.no_grad():
+        for x in batches:
+            x = model.prepare(x.float())
+            n_seen += x.shape[0]
+            mu = model.encode(x)[0].float()
+            for dim, axis in enumerate(axes):
+                moves, _ = _moves(axis, x.shape[-2], axis_shift, axis_stretch)
+                for move, intended in moves:
+                    if axis == "pitch":
+                        moved = shift_rows(x, torch.full((x.shape[0],), move, device=x.device))
+                    else:
+                        moved = move_calls(x, torch.zeros(x.shape[0], device=x.device),
+                                           torch.full((x.shape[0],), move, device=x.device))
+                    delta = (model.encode(moved)[0].float() - mu).cpu().numpy()
+                    observed, wanted, rest = changes[axis]
+                    observed.append(delta[:, dim])
+                    wanted.append(np.full(len(delta), intended))
+                    rest.append(np.delete(delta, dim, axis=1))
+    model.train(was_training)
+    checks = []
+    for dim, axis in enumerate(axes):
+        observed, wanted, rest = (np.concatenate(part) for part in changes[axis])
+        slope, r2, leak = axis_fit(observed, wanted, rest)
+        largest = _moves(axis, model.output_shape[0], axis_shift, axis_stretch)[1]
+        checks.append(AxisCheck(axis=axis, dimension=dim, slope=slope, r2=r2, leak=leak, largest_move=largest,
+                                n_syllables=n_seen))
+    return checks
+
+
+def axis_checks_from_dicts(data) -> list[AxisCheck]:
+    """The :class:`AxisCheck` list stored in ``train.json["latent_axes_check"]`` (``[]`` if absent or malformed)."""
+    if not isinstance(data, list):
+        return []
+    fields = AxisCheck.__dataclass_fields__
+    try:
+        return [AxisCheck(**{k: item[k] for k in fields}) for item in data]
+    except (TypeError, KeyError):
+        return []
