@@ -225,7 +225,7 @@ def test_with_a_pitch_axis_the_first_latent_tracks_a_calls_frequency_shift(tmp_p
     from usvpipe.vae.augment import move_calls
     from usvpipe.pipeline.info import describe_directory
     from usvpipe.vae.axis_check import axis_checks_from_dicts, measure_axes
-    from usvpipe.vae.training import PITCH_AXIS_UNITS_PER_HEIGHT
+    from usvpipe.vae.augment import PITCH_AXIS_UNITS_PER_HEIGHT
 
     _random_call_store(tmp_path / "store", n_recordings=4, per_recording=40)
     images = torch.from_numpy(open_store(tmp_path / "store").read(np.arange(40))).float()[:, None]

@@ -33,6 +33,18 @@ DURATION_AXIS_UNITS_PER_DOUBLING = 1.0
 LATENT_AXES = ("pitch", "duration")
 
 
+def intended_axis_change(axis: str, amount, height: int):
+    """The change of the ``axis`` latent that a move of ``amount`` should cause (what ``latent_axes`` trains).
+
+    ``amount``: rows moved along frequency (``"pitch"``) or the natural log of the widening
+    (``"duration"``); a number or a tensor. One definition for the training target and the
+    end-of-run check (:mod:`usvpipe.vae.axis_check`), so the two cannot disagree on the scale.
+    """
+    if axis == "pitch":
+        return amount * (PITCH_AXIS_UNITS_PER_HEIGHT / height)
+    return amount * (DURATION_AXIS_UNITS_PER_DOUBLING / math.log(2.0))
+
+
 @dataclass(frozen=True)
 class Jitter:
     """Largest random changes applied to a training image.

@@ -93,17 +93,24 @@ def axis_fit(change: np.ndarray, intended: np.ndarray, others: np.ndarray) -> tu
 
 
 def _moves(axis: str, height: int, axis_shift: float, axis_stretch: float):
-    """``[(move, intended change), ...]`` for ``axis``: rows for pitch, widening factors for duration."""
-    from .augment import DURATION_AXIS_UNITS_PER_DOUBLING, PITCH_AXIS_UNITS_PER_HEIGHT
-
+    """``([amount, ...], label)``: the moves the check applies along ``axis`` (rows for pitch, log
+    widenings for duration; see :func:`usvpipe.vae.augment.intended_axis_change`) and the largest, in words."""
     if axis == "pitch":
         max_rows = max(1, round(axis_shift * height))
-        rows = sorted({int(round(f * max_rows)) for f in MOVE_FRACTIONS} - {0})
-        return [(r, r * PITCH_AXIS_UNITS_PER_HEIGHT / height) for r in rows], f"{max_rows} rows"
-    log_widen = math.log1p(axis_stretch)
-    moves = [(math.exp(f * log_widen), f * log_widen * DURATION_AXIS_UNITS_PER_DOUBLING / math.log(2.0))
-             for f in MOVE_FRACTIONS]
-    return moves, f"±{axis_stretch:.0%} width"
+        return sorted({int(round(f * max_rows)) for f in MOVE_FRACTIONS} - {0}), f"{max_rows} rows"
+    return [f * math.log1p(axis_stretch) for f in MOVE_FRACTIONS], f"±{axis_stretch:.0%} width"
+
+
+def _moved(x, axis: str, amount):
+    """``x`` moved by ``amount`` along ``axis``, as the training moves it (whole rows; a widening about the centre)."""
+    import torch
+
+    from .augment import move_calls, shift_rows
+
+    n = x.shape[0]
+    if axis == "pitch":
+        return shift_rows(x, torch.full((n,), amount, device=x.device))
+    return move_calls(x, torch.zeros(n, device=x.device), torch.full((n,), math.exp(amount), device=x.device))
 
 
 def measure_axes(model, batches, axes, *, axis_shift: float, axis_stretch: float) -> list[AxisCheck]:
@@ -114,11 +121,13 @@ def measure_axes(model, batches, axes, *, axis_shift: float, axis_stretch: float
     """
     import torch
 
-    from .augment import move_calls, shift_rows
+    from .augment import intended_axis_change
 
+    height = model.output_shape[0]
+    plans = {axis: _moves(axis, height, axis_shift, axis_stretch) for axis in axes}
+    changes = {axis: ([], [], []) for axis in axes}  # observed, intended, the other dimensions
     was_training = model.training
     model.eval()
-    changes = {axis: ([], [], []) for axis in axes}
     n_seen = 0
     with torch.no_grad():
         for x in batches:
@@ -126,26 +135,18 @@ def measure_axes(model, batches, axes, *, axis_shift: float, axis_stretch: float
             n_seen += x.shape[0]
             mu = model.encode(x)[0].float()
             for dim, axis in enumerate(axes):
-                moves, _ = _moves(axis, x.shape[-2], axis_shift, axis_stretch)
-                for move, intended in moves:
-                    if axis == "pitch":
-                        moved = shift_rows(x, torch.full((x.shape[0],), move, device=x.device))
-                    else:
-                        moved = move_calls(x, torch.zeros(x.shape[0], device=x.device),
-                                           torch.full((x.shape[0],), move, device=x.device))
-                    delta = (model.encode(moved)[0].float() - mu).cpu().numpy()
-                    observed, wanted, rest = changes[axis]
+                observed, intended, rest = changes[axis]
+                for amount in plans[axis][0]:
+                    delta = (model.encode(_moved(x, axis, amount))[0].float() - mu).cpu().numpy()
                     observed.append(delta[:, dim])
-                    wanted.append(np.full(len(delta), intended))
+                    intended.append(np.full(len(delta), intended_axis_change(axis, amount, height)))
                     rest.append(np.delete(delta, dim, axis=1))
     model.train(was_training)
     checks = []
     for dim, axis in enumerate(axes):
-        observed, wanted, rest = (np.concatenate(part) for part in changes[axis])
-        slope, r2, leak = axis_fit(observed, wanted, rest)
-        largest = _moves(axis, model.output_shape[0], axis_shift, axis_stretch)[1]
-        checks.append(AxisCheck(axis=axis, dimension=dim, slope=slope, r2=r2, leak=leak, largest_move=largest,
-                                n_syllables=n_seen))
+        slope, r2, leak = axis_fit(*(np.concatenate(part) for part in changes[axis]))
+        checks.append(AxisCheck(axis=axis, dimension=dim, slope=slope, r2=r2, leak=leak,
+                                largest_move=plans[axis][1], n_syllables=n_seen))
     return checks
 
 

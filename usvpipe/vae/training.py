@@ -37,7 +37,6 @@ from .._io import atomic_path, ensure_output_dir, write_csv_atomic, write_json_a
 from .._version import __version__
 from ..config import params_to_dict
 from ..errors import ConfigError, InputFileError, UsvpipeError
-from .augment import DURATION_AXIS_UNITS_PER_DOUBLING, PITCH_AXIS_UNITS_PER_HEIGHT
 from .params import MIN_VAL_SYLLABLES_TO_SELECT, TrainParams
 
 #: Training syllables sampled to set ``obs_precision="auto"`` and to fit the health check's PCA.
@@ -602,18 +601,18 @@ class _Trainer:
 
         import torch
 
-        from .augment import move_calls, shift_rows
+        from .augment import intended_axis_change, move_calls, shift_rows
 
         x = self.model.prepare(x)
         n, height = x.shape[0], x.shape[-2]
         target = torch.zeros(n, self.params.latent_dim, device=x.device)
         max_rows = max(1, round(self.params.axis_shift * height))
         rows = torch.randint(-max_rows, max_rows + 1, (n,), device=x.device)
-        target[:, 0] = rows.float() * (PITCH_AXIS_UNITS_PER_HEIGHT / height)
+        target[:, 0] = intended_axis_change("pitch", rows.float(), height)
         moved = shift_rows(x, rows)
         if "duration" in self.axes:
             log_widen = (torch.rand(n, device=x.device) * 2.0 - 1.0) * math.log1p(self.params.axis_stretch)
-            target[:, 1] = log_widen * (DURATION_AXIS_UNITS_PER_DOUBLING / math.log(2.0))
+            target[:, 1] = intended_axis_change("duration", log_widen, height)
             moved = move_calls(moved, torch.zeros(n, device=x.device), torch.exp(log_widen))
         return moved, target, self.params.axis_sd
 
