@@ -120,7 +120,7 @@ def train(store, out_dir, config_path, epochs, min_steps, batch_size, profile, k
     if result.health is not None:
         click.echo(result.health.summary(), err=not result.health.passed)
     for check in result.axis_checks:
-        if check.holds:  # an axis that does not hold was already logged as a warning
+        if not check.needs_warning:  # the others were already logged as warnings
             click.echo(check.summary())
 
 

@@ -724,7 +724,8 @@ class _Trainer:
         rows = self._check_rows(MAX_AXIS_CHECK_SYLLABLES)
         batches = self.source.batches([rows[i:i + 128] for i in range(0, len(rows), 128)])
         return measure_axes(self.model, batches, self.axes, axis_shift=self.params.axis_shift,
-                            axis_stretch=self.params.axis_stretch)
+                            axis_stretch=self.params.axis_stretch,
+                            recordings=self.store.table["recording"].astype(str).to_numpy()[rows])
 
     # -- the run ------------------------------------------------------------------------------------
     def fit(self, on_epoch_end=None) -> TrainResult:
@@ -843,7 +844,7 @@ class _Trainer:
             health = self.assess_health()
             axis_checks = self.check_axes()
             for check in axis_checks:
-                if not check.holds:
+                if check.needs_warning:
                     log.warning("%s", check.summary())
             kept_epoch = self._save_model(complete=True, health=health.to_dict())
             write_json_atomic(self.out_dir / "train.json", {
