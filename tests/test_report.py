@@ -194,3 +194,31 @@ def test_the_report_warns_of_a_store_whose_images_run_past_their_recordings(tmp_
     write_report(out, config_from_mapping({"run": {"output": str(out)}}), stages,
                  PipelineResult(output=out, stages=stages, mmd=_mmd()))
     assert "run past" not in (out / "report.html").read_text()
+
+
+def test_the_report_shows_the_latent_axis_check_and_names_a_recording_it_fails_on(tmp_path):
+    import json
+
+    from usvpipe.pipeline.report import write_report
+    from usvpipe.pipeline.run import PipelineResult, StageOutcome
+    from usvpipe.vae.axis_check import AxisCheck, RecordingAxisFit
+
+    out = tmp_path / "run"
+    (out / "model").mkdir(parents=True)
+    fits = (RecordingAxisFit("a.wav", 20, 1.0, 0.8), RecordingAxisFit("rec_6.wav", 27, 0.13, -0.23))
+    check = AxisCheck(axis="pitch", dimension=0, slope=0.9, r2=0.6, leak=1.2, largest_move="6 rows", n_syllables=47,
+                      by_recording=fits)
+    (out / "model" / "train.json").write_text(json.dumps({"latent_axes_check": [check.to_dict()]}))
+    stages = [StageOutcome("mmd", "ran", 1.0, "")]
+    write_report(out, config_from_mapping({"run": {"output": str(out)}}), stages,
+                 PipelineResult(output=out, stages=stages, mmd=_mmd()))
+    html = (out / "report.html").read_text()
+    vae = html[html.index('id="vae"'):]
+    assert '<p class="axiswarn">pitch axis holds: z0 moves 0.90' in vae
+    assert "not on rec_6.wav (slope 0.13, R² -0.23, 27 syllables)" in vae
+    assert "not on rec_6.wav" in (out / "report.md").read_text()
+    # a model trained without latent axes: no line
+    (out / "model" / "train.json").write_text(json.dumps({"latent_axes_check": []}))
+    write_report(out, config_from_mapping({"run": {"output": str(out)}}), stages,
+                 PipelineResult(output=out, stages=stages, mmd=_mmd()))
+    assert "pitch axis" not in (out / "report.html").read_text()

@@ -281,6 +281,13 @@ def _load_inputs(out: Path, outcomes: list[StageOutcome], result: PipelineResult
     return mmd, trust, meas, per_group, ans
 
 
+def _axis_checks(out: Path) -> list:
+    """The trained model's latent-axis checks (``model/train.json``; ``[]`` without latent axes or a model)."""
+    from ..vae.axis_check import axis_checks_from_dicts
+
+    return axis_checks_from_dicts((_read_json(out / "model" / "train.json") or {}).get("latent_axes_check"))
+
+
 def _front_line(doc: _Doc, line: str):
     """One line of the answer box, in all three twins."""
     doc.html.append(f'<p class="effect">{html.escape(line)}</p>')
@@ -350,10 +357,13 @@ def _evidence_sections(doc: _Doc, out: Path, mmd: Optional[dict], trust: Optiona
     for f, cap, wide in figures.pop("mmd", []):
         doc.figure(out, f, cap, wide)
     hl, readout = health_line(trust), readout_rows(trust)
-    if hl or readout or figures.get("vae"):
+    axes = _axis_checks(out)
+    if hl or readout or axes or figures.get("vae"):
         doc.h2(SECTION_TITLES["vae"], "vae")
         if hl:
             doc.p(hl, "health")
+        for check in axes:  # a description of the latent space, not part of the health verdict
+            doc.p(check.summary(), "axiswarn" if check.needs_warning else "")
         if readout:
             from ..vae.readout import folds_phrase, recordings_held_out
 
@@ -400,7 +410,7 @@ figcaption{{font-size:.92em;color:#333;max-width:900px}}.file,.small{{color:#777
 .answer{{background:#f3f6fa;padding:.4em 1.2em .8em;border-left:6px solid #0072B2}}.answer h2{{margin:.4em 0}}
 .answer p:first-of-type{{font-size:1.25em}}.answer.not-interpretable{{border-left-color:#D55E00;background:#fdf1ea}}
 .warnings{{border:2px solid #E69F00;background:#fff8e6;padding:.2em 1em;margin:1em 0}}.warnings h3{{margin:.4em 0}}
-.warnings li.stop{{color:#a33c00;font-weight:600;font-size:1.1em}}.health{{font-weight:600}}
+.warnings li.stop{{color:#a33c00;font-weight:600;font-size:1.1em}}.health{{font-weight:600}}.axiswarn{{color:#a33c00}}
 pre{{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}}
 @media print{{figure.col img{{width:60%}}body{{max-width:none}}}}</style></head><body>
 {body}
