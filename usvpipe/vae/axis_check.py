@@ -21,11 +21,14 @@ The axis is reported as holding when the slope is within a factor of ``SLOPE_FAC
 of 1 and the move explains at least ``MIN_AXIS_R2`` of the change; otherwise training logs a
 warning: z0 alone is then not the straight pitch axis the plan line promised, on recordings the
 model did not train on. The same fit is made for each held-out recording with at least
-``MIN_RECORDING_SYLLABLES`` syllables, because a pooled fit can hold while one recording fails:
-on the real store one held-out recording (the highest-pitched lab-mouse calls) gave slope 0.13
-where the others held, and an analyst comparing that recording's pitch with the rest needs to
-know. A recording that fails is named in the summary and logged. It is a description of the latent space, not part of the health verdict:
-latents whose axis drifted can still describe the calls (``encode``'s read-out says how much).
+``MIN_RECORDING_SYLLABLES`` syllables, because the pooled fit mixes the recordings: on the real
+store one seed failed on one recording (the highest-pitched lab-mouse calls, slope 0.13) while
+the other seeds held, and among many held-out recordings such a one would be hidden. An analyst
+comparing that recording's pitch with the rest needs to know, so a recording that fails is named
+in the summary and logged even when the pooled fit holds.
+
+It is a description of the latent space, not part of the health verdict: latents whose axis
+drifted can still describe the calls (``encode``'s read-out says how much).
 """
 from __future__ import annotations
 
