@@ -4,8 +4,8 @@ For each training output folder (``usvpipe train OUT_DIR``, e.g. the ``vae_seed*
 ``scripts/vae_real_benchmark.py --work W`` leaves), this prints
 
 - the axis check as the current code makes it at the end of a run: on the run's held-out
-  syllables (its split re-drawn from the parameters in ``train.json``), pooled and per held-out
-  recording (:func:`usvpipe.vae.axis_check.measure_axes`);
+  syllables (its split and check rows re-drawn from the parameters in ``train.json``), pooled and
+  per held-out recording (:func:`usvpipe.vae.axis_check.measure_axes`);
 - the same fit on all the store's syllables (in-sample for most of them), split into terciles
   of the measured ``mean_freq_hz``: does z0 respond to a move alike at every pitch?
 
@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     from usvpipe.vae.axis_check import MAX_AXIS_CHECK_SYLLABLES, measure_axes
     from usvpipe.vae.data import split_rows
     from usvpipe.vae.encoding import load_model
-    from usvpipe.vae.training import _sample_rows
+    from usvpipe.vae.training import end_of_run_check_rows
 
     torch.set_num_threads(1)
     store = open_store(args.store)
@@ -59,9 +59,9 @@ def main(argv=None) -> int:
         axes = tuple(params["latent_axes"].split("+"))
         model = load_model(run / "model.pt")
         moves = dict(axis_shift=params["axis_shift"], axis_stretch=params["axis_stretch"])
-        _, val, _ = split_rows(table, by=params["split_by"], val_fraction=params["val_fraction"], seed=params["seed"])
-        # the rows the run's own check used (training._Trainer._check_rows)
-        rows = _sample_rows(val, MAX_AXIS_CHECK_SYLLABLES, params["seed"] + 2)
+        train_rows, val_rows, _ = split_rows(table, by=params["split_by"], val_fraction=params["val_fraction"],
+                                             seed=params["seed"])
+        rows = end_of_run_check_rows(train_rows, val_rows, MAX_AXIS_CHECK_SYLLABLES, params["seed"])  # the run's own
         for check in measure_axes(model, [images[rows]], axes, recordings=recordings[rows], **moves):
             print(f"{run.name}: {check.summary()}")
         fits = []

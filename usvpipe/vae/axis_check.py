@@ -215,13 +215,13 @@ def _fits_by_recording(observed, intended, labels, image) -> tuple:
     names, counts = np.unique(labels, return_counts=True)
     if len(names) < 2:
         return ()  # the pooled fit is that recording's fit
-    named = [name for name, count in zip(names, counts) if count >= MIN_RECORDING_SYLLABLES]
     of_image = labels[image]
     fits = []
-    for name in named:
-        mine = of_image == name
-        slope, r2, _ = axis_fit(observed[mine], intended[mine], np.zeros((int(mine.sum()), 0)))
-        fits.append(RecordingAxisFit(recording=str(name), n_syllables=int((labels == name).sum()), slope=slope, r2=r2))
+    for name, count in zip(names, counts):
+        if count >= MIN_RECORDING_SYLLABLES:
+            mine = of_image == name
+            slope, r2, _ = axis_fit(observed[mine], intended[mine], np.zeros((int(mine.sum()), 0)))
+            fits.append(RecordingAxisFit(recording=str(name), n_syllables=int(count), slope=slope, r2=r2))
     return tuple(fits)
 
 

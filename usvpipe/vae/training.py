@@ -299,6 +299,12 @@ def _pooled(images: np.ndarray, pool: int) -> np.ndarray:
     return images.reshape(n, h // pool, pool, w // pool, pool).mean(axis=(2, 4), dtype=np.float32)
 
 
+def end_of_run_check_rows(train_rows: np.ndarray, val_rows: np.ndarray, limit: int, seed: int) -> np.ndarray:
+    """Up to ``limit`` held-out rows (training rows when nothing is held out) for the end-of-run checks
+    (health, latent axes) of a run with training ``seed``; ``scripts/vae_axis_diagnostics.py`` re-draws them."""
+    return _sample_rows(val_rows if len(val_rows) else train_rows, limit, seed + 2)
+
+
 def _sample_rows(rows: np.ndarray, limit: int, seed: int) -> np.ndarray:
     if len(rows) <= limit:
         return rows
@@ -701,9 +707,7 @@ class _Trainer:
         return epoch
 
     def _check_rows(self, limit: int) -> np.ndarray:
-        """Up to ``limit`` held-out rows (training rows when nothing is held out) for the end-of-run checks."""
-        held_out = len(self.val_rows) > 0
-        return _sample_rows(self.val_rows if held_out else self.train_rows, limit, self.params.seed + 2)
+        return end_of_run_check_rows(self.train_rows, self.val_rows, limit, self.params.seed)
 
     def assess_health(self):
         """:class:`~usvpipe.vae.health.TrainingHealth` of the current weights (held-out syllables)."""
