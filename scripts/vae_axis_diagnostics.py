@@ -11,6 +11,14 @@ For each training output folder (``usvpipe train OUT_DIR``, e.g. the ``vae_seed*
 
     python scripts/vae_axis_diagnostics.py W/store W/vae_seed0 W/vae_seed1 ...
 
+With ``--latents W/latents_seed*.csv`` (``usvpipe encode``'s tables) it also prints what z0's
+*value* says of the measured mean frequency: its linear r² and rank ρ², the kHz per unit of z0
+within each tercile of z0 (the nominal scale is 10 on a 30–110 kHz image), r within the top
+tercile without the recordings named by ``--leave-out`` (substrings), and per source (the first
+two parts of the recording path) the mean z0 beside the mean frequency.
+
+    python scripts/vae_axis_diagnostics.py W/store --latents W/latents_seed0.csv W/latents_seed5.csv --leave-out deermouse
+
 It trains nothing and changes nothing; the numbers it prints for the real store are in
 docs/vae.md ("The default re-run in a fresh environment, and what the axis check reads").
 """
@@ -33,8 +41,15 @@ BANDS = 3
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("store", type=Path, help="the syllable store the models were trained on")
-    ap.add_argument("runs", type=Path, nargs="+", help="training output folders (model.pt, train.json)")
+    ap.add_argument("runs", type=Path, nargs="*", help="training output folders (model.pt, train.json)")
+    ap.add_argument("--latents", type=Path, nargs="+", default=[], help="latents tables to describe z0's value in")
+    ap.add_argument("--leave-out", nargs="*", default=[], metavar="SUBSTRING",
+                    help="recordings left out of the top-tercile correlation (e.g. another species)")
     args = ap.parse_args(argv)
+    for path in args.latents:
+        describe_z0_values(path, args.leave_out)
+    if not args.runs:
+        return 0
 
     import torch
 
@@ -72,6 +87,28 @@ def main(argv=None) -> int:
                         f"slope {pitch.slope:.2f}, R² {pitch.r2:.2f}")
         print(f"  all {len(table)} syllables by mean-frequency band: " + "; ".join(fits))
     return 0
+
+
+def describe_z0_values(path: Path, leave_out) -> None:
+    """What the value of z0 in a latents table says of the measured mean frequency (printed)."""
+    import pandas as pd
+    from scipy.stats import spearmanr
+
+    table = pd.read_csv(path)
+    z0, freq = table["z0"].to_numpy(), table["mean_freq_hz"].to_numpy()
+    tercile = np.digitize(z0, np.quantile(z0, [1 / 3, 2 / 3]))
+    per_unit = [np.polyfit(z0[tercile == k], freq[tercile == k], 1)[0] / 1e3 for k in range(3)]
+    kept = ~table["recording"].astype(str).str.contains("|".join(leave_out)).to_numpy() if leave_out else True
+    top = (tercile == 2) & kept
+    print(f"{path.name}: z0 vs mean frequency r² {np.corrcoef(z0, freq)[0, 1] ** 2:.2f}, rank ρ² "
+          f"{spearmanr(z0, freq).correlation ** 2:.2f}; kHz per unit of z0 by z0 tercile "
+          + " / ".join(f"{v:.1f}" for v in per_unit)
+          + f"; r in the top tercile{' without ' + ', '.join(leave_out) if leave_out else ''} "
+          f"{np.corrcoef(z0[top], freq[top])[0, 1]:.2f}")
+    source = table["recording"].astype(str).str.split("/").str[:2].str.join("/")
+    per_source = table.assign(source=source).groupby("source").agg(
+        n=("z0", "size"), z0=("z0", "mean"), z0_sd=("z0", "std"), mean_freq_khz=("mean_freq_hz", lambda v: v.mean() / 1e3))
+    print(per_source.sort_values("z0").round(2).to_string())
 
 
 if __name__ == "__main__":
