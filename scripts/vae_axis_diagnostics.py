@@ -67,6 +67,8 @@ def main(argv=None) -> int:
     images = torch.from_numpy(store.read(np.arange(len(table)))).float()[:, None]
     band = np.digitize(mean_freq, np.quantile(mean_freq, np.arange(1, BANDS) / BANDS))
     for run in args.runs:
+        if not (run / "train.json").is_file() or not (run / "model.pt").is_file():
+            raise SystemExit(f"{run}: no train.json and model.pt (fix: pass a finished `usvpipe train` output folder)")
         params = json.loads((run / "train.json").read_text())["params"]
         if params.get("latent_axes", "off") == "off":
             print(f"{run.name}: trained without latent axes (nothing to check)")
