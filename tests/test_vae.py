@@ -154,6 +154,15 @@ def test_train_writes_outputs_and_loss_decreases(store_dir, tmp_path):
         train(store_dir, tmp_path, TrainParams(epochs=3, **TINY), device="cpu", progress=False)
 
 
+def test_progress_to_a_log_file_has_epoch_lines_and_no_redrawn_bars(store_dir, tmp_path, capfd):
+    # stderr is a pipe here, as in a SLURM job's log: the per-batch bar, redrawn with carriage
+    # returns, must stay off; the one-line summary of each epoch must not
+    train(store_dir, tmp_path, TrainParams(epochs=2, **TINY), device="cpu", progress=True)
+    captured = capfd.readouterr()
+    assert "\r" not in captured.err + captured.out
+    assert "epoch 2/2: train" in captured.out
+
+
 def _state(path):
     return torch.load(path, map_location="cpu", weights_only=True)
 

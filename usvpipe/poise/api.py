@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,7 +121,7 @@ def _run_epochs(model, opt, prior_train: list, data: PairedData, params: PoisePa
     bs = min(params.batch_size, n)
     steps = max(1, n // bs)
     bar = None
-    if progress:
+    if progress and sys.stderr.isatty():  # no carriage-return bars in a log file
         from tqdm import tqdm
 
         bar = tqdm(total=params.epochs, initial=start_epoch, desc="poise", unit="epoch")
@@ -141,7 +142,8 @@ def _run_epochs(model, opt, prior_train: list, data: PairedData, params: PoisePa
             rows.append(row)
             if progress:
                 log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
-                bar.update(1)
+                if bar is not None:
+                    bar.update(1)
             if model_path is not None:
                 save_poise(model, model_path, optimizer=opt, epoch=epoch + 1, history=rows)
     finally:

@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -577,7 +578,9 @@ class _Trainer:
         batches = epoch_batches(self.train_rows, perm, self.batch_size, rank=self.ctx.rank, world_size=self.ctx.world)
         acc = torch.zeros(4, device=dev)
         bar = tqdm(total=len(batches), desc=f"epoch {epoch}/{self.n_epochs}", leave=False, unit="batch",
-                   disable=not (self.progress and self.ctx.is_main))
+                   # a bar redrawn with carriage returns is megabytes of noise in a SLURM log or a
+                   # file; the one-line epoch summary below is what a log should hold
+                   disable=not (self.progress and self.ctx.is_main and sys.stderr.isatty()))
         for x in self.source.batches(batches):
             if self.jitter is not None:
                 x = jitter_batch(self.model.prepare(x), self.jitter)
@@ -894,7 +897,7 @@ def train(store_dir, out_dir, params: TrainParams = TrainParams(), *, device: st
         requeued SLURM job can always pass it). Without ``resume`` an existing checkpoint
         is an error, so a finished run is never overwritten by accident.
     progress : bool
-        Show a progress bar per epoch (rank 0 only).
+        Show a progress bar per epoch (rank 0 only, and only on a terminal).
     quiet : bool
         Print nothing; otherwise rank 0 prints what the run will do (profile, batch size,
         length, likelihood scale), a line per epoch and the early stop.
