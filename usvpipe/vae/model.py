@@ -74,7 +74,7 @@ class VAE(nn.Module):
     """
 
     def __init__(self, input_shape=(128, 128), latent_dim=32, posterior="lowrank", rank=1, obs_precision=10.0,
-                 channels=(8, 16, 24, 32), hidden=(1024, 256), pool=1, moved_axes=()):
+                 channels=(8, 16, 24, 32), hidden=(1024, 256), pool=1, moved_axes=(), located_axes=()):
         super().__init__()
         if posterior not in ("lowrank", "diagonal"):
             raise ConfigError(f"posterior must be 'lowrank' or 'diagonal', got {posterior!r}")
@@ -85,6 +85,10 @@ class VAE(nn.Module):
             raise ConfigError(f"moved_axes must be a prefix of {LATENT_AXES} shorter than latent_dim, "
                               f"got {list(moved_axes)}")
         self.moved_axes = moved_axes
+        located_axes = tuple(str(a) for a in located_axes)
+        if located_axes not in ((), ("pitch",)):
+            raise ConfigError(f"located_axes must be [] or ['pitch'], got {list(located_axes)}")
+        self.located_axes = located_axes
         channels = [int(c) for c in channels]
         hidden = [int(h) for h in hidden]
         self.pool = int(pool)
@@ -99,7 +103,7 @@ class VAE(nn.Module):
         self.config = {
             "input_shape": list(self.input_shape), "latent_dim": self.latent_dim, "posterior": posterior,
             "rank": int(rank), "obs_precision": self.obs_precision, "channels": channels, "hidden": hidden,
-            "pool": self.pool, "moved_axes": list(moved_axes),
+            "pool": self.pool, "moved_axes": list(moved_axes), "located_axes": list(located_axes),
         }
         h, w = self.output_shape
         factor = 2 ** len(channels)
@@ -121,6 +125,17 @@ class VAE(nn.Module):
         k = self.latent_dim
         # One head: mean, log of the diagonal, and (low-rank) the factor U.
         self.head = nn.Linear(d_prev, k * (2 + self.rank))
+        if self.located_axes:
+            # z0's mean is where a learnt detector fires along frequency (a soft arg-max over
+            # rows of a convolutional map averaged over time): a convolution moves with the
+            # call, so a call moved by r rows moves z0 by r rows' worth, and z0's value is a
+            # position in the image for every kind of call, not a free offset. Exactly so only
+            # where the soft arg-max's weight lies on the call: weight left on rows without it
+            # (a detector not yet sharp) stays put, and z0 then moves less than the call.
+            self.locator = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(inplace=True),
+                                         nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(inplace=True),
+                                         nn.Conv2d(8, 1, 1))
+            self.locator_bias = nn.Parameter(torch.zeros(()))
 
         dec: list[nn.Module] = []
         d_prev = k
@@ -151,10 +166,19 @@ class VAE(nn.Module):
         Returns ``(mu, log_d, u)`` as float32: mean ``(n, k)``, log of the diagonal
         ``(n, k)`` and the low-rank factor ``(n, k, rank)`` (``None`` for the diagonal posterior).
         """
-        f = self.encoder_conv(self.prepare(x)).flatten(1)
+        x = self.prepare(x)
+        f = self.encoder_conv(x).flatten(1)
         out = self.head(self.encoder_mlp(f)).float()
         k = self.latent_dim
         mu = out[:, :k]
+        if self.located_axes:
+            from .augment import PITCH_AXIS_UNITS_PER_HEIGHT
+
+            height = x.shape[-2]
+            weights = torch.softmax(self.locator(x).float().mean(-1)[:, 0], dim=-1)  # (n, H)
+            rows = torch.arange(height, device=x.device, dtype=torch.float32) - (height - 1) / 2.0
+            where = (weights * rows).sum(-1) * (PITCH_AXIS_UNITS_PER_HEIGHT / height)
+            mu = torch.cat([(where + self.locator_bias)[:, None], mu[:, 1:]], 1)
         log_d = _bounded(out[:, k:2 * k], LOG_VARIANCE_BOUNDS)
         u = out[:, 2 * k:].reshape(-1, k, self.rank) if self.rank else None
         return mu, log_d, u
@@ -312,5 +336,5 @@ def build_model(config: dict) -> VAE:
         input_shape=tuple(config["input_shape"]), latent_dim=config["latent_dim"], posterior=config["posterior"],
         rank=config.get("rank", 1), obs_precision=config.get("obs_precision", 10.0),
         channels=tuple(config["channels"]), hidden=tuple(config["hidden"]), pool=config.get("pool", 1),
-        moved_axes=tuple(config.get("moved_axes", ())),
+        moved_axes=tuple(config.get("moved_axes", ())), located_axes=tuple(config.get("located_axes", ())),
     )

@@ -16,6 +16,7 @@ _KEEP = ("auto", "best", "last")
 _AUGMENT = ("auto", "on", "off")
 _LATENT_AXES = ("off", "pitch", "pitch+duration")
 _AXIS_DECODERS = ("network", "move")
+_AXIS_ENCODERS = ("network", "locate")
 
 #: Side of the images the CPU profile trains on (the store's images are average-pooled to it).
 CPU_PROFILE_SIDE = 64
@@ -113,6 +114,16 @@ class TrainParams:
         frequency (and widened by z1), so an axis carries only where the call lies and nothing
         of its shape (z0 then reads pitch with one slope in every recording, but neighbours in
         the latent space weigh pitch less; docs/vae.md, "The decoder moves the call").
+    axis_encoder : {"network", "locate"}
+        How the encoder gives z0 when ``latent_axes`` has a pitch axis. ``"network"``: z0's mean
+        is an output of the encoder network like every other dimension, held to the move by the
+        penalty alone. ``"locate"``: z0's mean is where a small convolutional detector fires
+        along frequency (a soft arg-max over the rows of its map averaged over time), so a call
+        moved by r rows moves z0 by exactly r rows' worth, and z0's value is a position in the
+        image with the nominal scale for every kind of call. On the real store it made z0 a
+        calibrated pitch axis and raised the mean-frequency read-out, at the cost of duration on
+        the synthetic store and a third more CPU time (docs/vae.md, "z0 read off a detector";
+        measured, not the default).
     patience : int
         Early stopping: stop after this many epochs without a validation-loss improvement
         larger than ``min_delta`` (0 disables early stopping).
@@ -185,6 +196,7 @@ class TrainParams:
     axis_stretch: float = 0.3
     axis_sd: float = 0.1
     axis_decoder: str = "network"
+    axis_encoder: str = "network"
     patience: int = 10
     min_delta: float = 0.0
     val_fraction: float = 0.1
@@ -226,6 +238,7 @@ class TrainParams:
         "axis_stretch": [Interval(float, 0, 1, closed="right")],
         "axis_sd": [Interval(float, 0, None, closed="neither")],
         "axis_decoder": [OneOf(*_AXIS_DECODERS)],
+        "axis_encoder": [OneOf(*_AXIS_ENCODERS)],
         "patience": [Interval(int, 0, None)],
         "min_delta": [Interval(float, 0, None)],
         "val_fraction": [Interval(float, 0, 1, closed="left")],
@@ -309,6 +322,7 @@ class TrainParams:
             "hidden": list(self.hidden),
             "pool": int(pool),
             "moved_axes": list(self.axis_names) if self.axis_decoder == "move" else [],
+            "located_axes": ["pitch"] if self.axis_encoder == "locate" and "pitch" in self.axis_names else [],
         }
 
 

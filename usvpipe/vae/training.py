@@ -511,7 +511,7 @@ class _Trainer:
         import torch
 
         # (checkpoints written before `moved_axes` existed decoded every dimension through the network)
-        if {"moved_axes": [], **ckpt["model_config"]} != self.model.config:
+        if {"moved_axes": [], "located_axes": [], **ckpt["model_config"]} != self.model.config:
             raise ConfigError(f"{self.ckpt_path}: made with different model parameters {ckpt['model_config']} "
                               "(fix: resume with the same parameters, or choose a new OUT_DIR)")
         if ckpt["store"]["n_syllables"] != len(self.store):
@@ -562,6 +562,8 @@ class _Trainer:
                 + (f"; z0 trained as a straight pitch axis (moves up to {p.axis_shift:.0%} of the height)"
                    if "pitch" in self.axes else "")
                 + (f", z1 as a duration axis (widened up to {p.axis_stretch:.0%})" if "duration" in self.axes else "")
+                + ("; z0 read off where a learnt detector fires along frequency (axis_encoder = locate)"
+                   if "pitch" in self.axes and p.axis_encoder == "locate" else "")
                 + ("; the decoder moves its image by the axes instead of reading them"
                    if self.axes and p.axis_decoder == "move" else ""))
 
