@@ -101,7 +101,7 @@ def band_above_nyquist(sample_rate_hz: float, min_freq_hz: float, max_freq_hz: f
     reason = (f"sample rate {sample_rate_hz:.0f} Hz has Nyquist {nyq:.0f} Hz, below the analysis band "
               f"{min_freq_hz:.0f}-{max_freq_hz:.0f} Hz")
     if nyq <= min_freq_hz:
-        return (reason + f": this file cannot hold ultrasonic calls in the band",
+        return (reason + ": this file cannot hold ultrasonic calls in the band",
                 f"use a recording made at a higher sample rate (mouse USVs need >= {2 * max_freq_hz:.0f} Hz); to "
                 f"analyse audible calls set both limits, e.g. --min-freq-hz {min(2000, 0.1 * nyq):.0f} "
                 f"--max-freq-hz {0.9 * nyq:.0f}")
