@@ -222,3 +222,24 @@ def test_the_report_shows_the_latent_axis_check_and_names_a_recording_it_fails_o
     write_report(out, config_from_mapping({"run": {"output": str(out)}}), stages,
                  PipelineResult(output=out, stages=stages, mmd=_mmd()))
     assert "pitch axis" not in (out / "report.html").read_text()
+
+
+def test_recordings_without_a_group_are_named_so_in_the_measures_table_not_nan(tmp_path):
+    # files not under a group folder have group "" in the store; read back from CSV it is NaN
+    from usvpipe.measures import measures_stage
+    from usvpipe.pipeline.report import write_report
+    from usvpipe.pipeline.run import PipelineResult, StageOutcome
+
+    out = tmp_path / "run"
+    (out / "store").mkdir(parents=True)
+    pd.DataFrame({"id": range(6), "recording": ["A/a/r.wav", "A/a/r.wav", "B/b/r.wav", "B/b/r.wav", "x.wav", "x.wav"],
+                  "animal": ["a", "a", "b", "b", "x", "x"], "group": ["A", "A", "B", "B", None, None],
+                  "onset_s": [0.1, 0.5] * 3, "duration_s": 0.03, "mean_freq_hz": 60e3, "min_freq_hz": 55e3,
+                  "max_freq_hz": 70e3, "mean_amplitude": 20.0, "peak_amplitude": 30.0}
+                 ).to_csv(out / "store" / "syllables.csv", index=False)
+    res = measures_stage(out / "store", out / "measures")
+    assert any("(no group)" in note for note in res.notes)
+    stages = [StageOutcome("measures", "ran", 1.0, "")]
+    write_report(out, config_from_mapping({"run": {"output": str(out)}}), stages, PipelineResult(output=out, stages=stages))
+    table = (out / "report.md").read_text().split("Per-group summaries")[1]
+    assert "| (no group) | call count | 1 |" in table and "| nan |" not in table

@@ -68,6 +68,18 @@ def recording_durations(recordings, root) -> dict[str, float]:
     return out
 
 
+#: How a recording without a group (a file not under a group folder, or an empty ``group`` cell) is named to people.
+NO_GROUP_LABEL = "(no group)"
+
+
+def group_label(group) -> str:
+    """``group`` as a report or figure shows it: :data:`NO_GROUP_LABEL` for ``""``, ``None`` or NaN (how a
+    CSV read back gives an empty group)."""
+    if group is None or (isinstance(group, float) and math.isnan(group)) or str(group) == "":
+        return NO_GROUP_LABEL
+    return str(group)
+
+
 def per_animal_measures(syllables, durations_s: Optional[Mapping[str, float]] = None, *,
                         recordings: Optional[Mapping[str, Mapping]] = None, animal_col: str = "animal",
                         group_col: str = "group"):
@@ -303,7 +315,7 @@ def measures_stage(store_dir, out_dir, *, input_root=None, group_col: str = "gro
                          f"the smallest attainable p is {min_p:.3g}; after Holm's correction over {len(tests)} measures "
                          f"no measure can reach α = {alpha}")
     elif len(groups) != 2:
-        names = ", ".join(g or "(no group)" for g in groups[:8])
+        names = ", ".join(group_label(g) for g in groups[:8])
         notes.append(f"{len(groups)} group(s) in the store ({names}): measures are summarised per group, not tested "
                      "(a test compares two groups: pass --a and --b, or [run].group_a/group_b)")
     out = _io.ensure_output_dir(out_dir)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Mapping, Optional
 
 from .. import _io
 from .._version import __version__
+from ..measures import group_label
 from .answer import _fmt, _fmt_int, answer, group_effect, health_line, readout_rows, second_opinion_rows
 
 if TYPE_CHECKING:
@@ -182,7 +183,7 @@ def _measures_section(doc: _Doc, out: Path, meas: Optional[dict], per_group):
                    "p (animal permutation)", "p (Holm)", f"at α = {_fmt(meas.get('alpha'))}"], rows, "num")
     elif per_group is not None:
         doc.p("Per-group summaries of the per-animal values (no test: the comparison needs exactly two groups).")
-        rows = [[r["group"], r["label"], _fmt_int(r["n_animals"]), _fmt(r["mean"], 4), _fmt(r["sd"], 3)]
+        rows = [[group_label(r["group"]), r["label"], _fmt_int(r["n_animals"]), _fmt(r["mean"], 4), _fmt(r["sd"], 3)]
                 for r in per_group.to_dict(orient="records")]
         doc.table(["group", "measure", "animals", "mean", "sd"], rows, "num")
     doc.p("Tables: measures/measures_per_animal.csv (one row per animal), measures/measures_per_group.csv, "

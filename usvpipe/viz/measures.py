@@ -21,7 +21,7 @@ def measures_figure(per_animal, tests, path, *, group_col: str = "group", dpi: i
     """Write ``path`` (PNG): for every measure, a box of the per-animal values of each group with the
     animals as jittered points; the panel title names the measure and its unit, the subtitle the
     animal-level permutation p and Holm's adjusted p. Returns the path."""
-    from ..measures import MEASURES
+    from ..measures import MEASURES, group_label
 
     groups = sorted(per_animal[group_col].astype(str).unique())
     colors = category_colors(groups)
@@ -47,7 +47,7 @@ def measures_figure(per_animal, tests, path, *, group_col: str = "group", dpi: i
                                linewidths=0.4, zorder=3)
             else:
                 ax.text(0.5, 0.5, "not available", transform=ax.transAxes, ha="center", va="center", color="0.4")
-            ax.set_xticks(range(1, len(groups) + 1), groups)
+            ax.set_xticks(range(1, len(groups) + 1), [group_label(g) for g in groups])
             ax.set_title(f"{label}\n{_p_text(by_measure.get(name))}", fontsize=7)
             ax.tick_params(axis="x", length=0)
         for ax in axes.ravel()[n:]:
