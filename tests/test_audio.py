@@ -80,6 +80,14 @@ def test_not_a_wav(tmp_path):
     assert "not a readable WAV" in _one_line(e.value, p)
 
 
+def test_an_empty_file_is_named_as_such(tmp_path):
+    p = tmp_path / "interrupted.wav"
+    p.write_bytes(b"")
+    with pytest.raises(InputFileError) as e:
+        audio_info(p)
+    assert "empty file (0 bytes)" in _one_line(e.value, p)
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(InputFileError, match="not found"):
         audio_info(tmp_path / "nope.wav")

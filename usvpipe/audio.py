@@ -139,6 +139,12 @@ def audio_info(path, *, min_sample_rate_hz: float | None = None, min_freq_hz: fl
     if path.is_dir():
         raise InputFileError(path, "is a directory, not a WAV file", "pass the WAV files or the folder as input")
     try:
+        empty = path.stat().st_size == 0
+    except OSError:
+        empty = False
+    if empty:  # (an interrupted copy or a recorder that never wrote): soundfile only says "format not recognised"
+        raise InputFileError(path, "empty file (0 bytes)", "re-copy the recording, or remove it from the input")
+    try:
         info = sf.info(str(path))
     except (RuntimeError, sf.SoundFileError) as exc:
         detail = str(exc).split(":")[-1].strip() or "unknown format"
