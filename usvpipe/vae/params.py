@@ -120,10 +120,10 @@ class TrainParams:
         penalty alone. ``"locate"``: z0's mean is where a small convolutional detector fires
         along frequency (a soft arg-max over the rows of its map averaged over time), so a call
         moved by r rows moves z0 by exactly r rows' worth, and z0's value is a position in the
-        image with the nominal scale for every kind of call. On the real store it made z0 a
-        calibrated pitch axis and raised the mean-frequency read-out, at the cost of duration on
-        the synthetic store and a third more CPU time (docs/vae.md, "z0 read off a detector";
-        measured, not the default).
+        image with the nominal scale for every kind of call. On the real store it gave z0 the
+        nominal scale, but read the laboratory mice's mean frequency less well than the default,
+        cost duration on the synthetic store, and takes a third or more CPU time (docs/vae.md,
+        "z0 read off a detector"; measured, not the default).
     patience : int
         Early stopping: stop after this many epochs without a validation-loss improvement
         larger than ``min_delta`` (0 disables early stopping).
