@@ -198,7 +198,7 @@ def test_group_and_animal_names_that_look_like_missing_values_or_numbers(tmp_pat
     df = pd.concat([df, df.iloc[:3].assign(animal="x", group="")], ignore_index=True)
     path = tmp_path / "latents.csv"
     df.to_csv(path, index=False)
-    with pytest.raises(InputFileError, match=r"3 groups \(, 01, NA\)"):
+    with pytest.raises(InputFileError, match=r"3 groups \(\(no group\), 01, NA\)"):  # the empty group is named
         mmd_test(path, params=MMDParams(**FAST))
     res = mmd_test(path, a="NA", b="01", params=MMDParams(**FAST))
     assert tuple(res.groups) == ("NA", "01") and res.n_animals == {"NA": 4, "01": 4}

@@ -281,6 +281,12 @@ def test_encode_errors_are_clean(store_dir, trained, tmp_path):
         encode(tmp_path / "junk.pt", store_dir, tmp_path / "x.csv", device="cpu")
     with pytest.raises(UsvpipeError, match="not a syllable store"):
         encode(trained.model_path, tmp_path / "nostore", tmp_path / "x.csv", device="cpu")
+    # a store whose every recording was silent: an error, as train gives, not a header-only file
+    empty = tmp_path / "empty_store"
+    write_shard(empty, "silent", np.zeros((0, *SHAPE), np.uint8), np.zeros(0), np.zeros(0), animal="m", group="A")
+    merge_store(empty)
+    with pytest.raises(UsvpipeError, match="the syllable store is empty"):
+        encode(trained.model_path, empty, tmp_path / "x.csv", device="cpu")
     assert not (tmp_path / "x.csv").exists()
 
 

@@ -19,6 +19,13 @@ from .result import MMDResult
 from .statistics import _stats_from_S
 from .two_sample import _primary_index, _syllable_test
 
+
+def _names(groups) -> str:
+    """Groups listed for a message; an empty group (rows without one) is named, not left blank."""
+    from ..measures import group_label
+
+    return ", ".join(group_label(g) for g in groups)
+
 def _as_latents(latents, features, text_columns) -> Latents:
     """A :class:`~usvpipe.artifacts.Latents` from a DataFrame or a ``latents.csv``/``.h5`` path (validated)."""
     import pandas as pd
@@ -225,7 +232,7 @@ def _choose_groups(present: list, a, b, source: str, group_col: str) -> tuple[st
                              "layout group/animal/*.wav or a metadata CSV path,animal,group, then re-segment")
     if a is None and b is None:
         if len(present) > 2:
-            raise InputFileError(source, f"column {group_col!r} has {len(present)} groups ({', '.join(present[:8])})",
+            raise InputFileError(source, f"column {group_col!r} has {len(present)} groups ({_names(present[:8])})",
                                  "choose two with --a and --b")
         a, b = present
     elif a is None or b is None:
@@ -237,7 +244,7 @@ def _choose_groups(present: list, a, b, source: str, group_col: str) -> tuple[st
     a, b = str(a), str(b)
     for g in (a, b):
         if g not in present:
-            raise InputFileError(source, f"group {g!r} not found in column {group_col!r} (groups: {', '.join(present[:12])})",
+            raise InputFileError(source, f"group {g!r} not found in column {group_col!r} (groups: {_names(present[:12])})",
                                  "pick --a/--b from the listed groups")
     if a == b:
         raise InputFileError(source, f"--a and --b are the same group ({a!r})", "compare two different groups")
