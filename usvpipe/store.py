@@ -494,6 +494,12 @@ class SyllableStore:
     def __len__(self) -> int:
         return len(self.table)
 
+    def require_syllables(self) -> None:
+        """Raise a one-line error for a store without syllables (every recording failed or was silent):
+        the stages that read images (train, encode) have nothing to work on."""
+        if len(self) == 0:
+            raise UsvpipeError(f"{self.path}: the syllable store is empty (fix: check the segmentation output)")
+
     def __repr__(self) -> str:
         return f"SyllableStore({str(self.path)!r}, n={len(self)}, spec_shape={self.spec_shape})"
 

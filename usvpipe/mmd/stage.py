@@ -10,6 +10,7 @@ import numpy as np
 
 from ..artifacts import Latents
 from ..errors import InputFileError
+from ..measures import group_label
 from .backends import _get_ops
 from .bandwidth import _resolve_bandwidths, _scales
 from .kernel_pass import _checked_kernel_pass
@@ -22,9 +23,8 @@ from .two_sample import _primary_index, _syllable_test
 
 def _names(groups) -> str:
     """Groups listed for a message; an empty group (rows without one) is named, not left blank."""
-    from ..measures import group_label
-
     return ", ".join(group_label(g) for g in groups)
+
 
 def _as_latents(latents, features, text_columns) -> Latents:
     """A :class:`~usvpipe.artifacts.Latents` from a DataFrame or a ``latents.csv``/``.h5`` path (validated)."""

@@ -162,9 +162,8 @@ def encode(model_path, store_dir, out_path, *, device: str = "auto", batch_size:
         out_path = out_path / "latents.csv"
     if out_path.suffix.lower() not in (".csv", ".h5", ".hdf5"):
         raise UsvpipeError(f"{out_path}: output must end in .csv or .h5")
+    store.require_syllables()  # (a header-only latents file would hide that nothing was encoded)
     n, k = len(store), model.latent_dim
-    if n == 0:  # (as train says: nothing to encode, and a header-only latents file would hide it)
-        raise UsvpipeError(f"{store.path}: the syllable store is empty (fix: check the segmentation output)")
     mus, vars_ = [], []
     from tqdm.auto import tqdm
 

@@ -405,8 +405,7 @@ class _Trainer:
         store = open_store(store_dir) if self.ctx.is_main else None
         self.ctx.barrier()
         self.store = store if store is not None else open_store(store_dir)
-        if len(self.store) == 0:
-            raise UsvpipeError(f"{store_dir}: the syllable store is empty (fix: check the segmentation output)")
+        self.store.require_syllables()
         self.ckpt_path, self.model_path = self.out_dir / CHECKPOINT_NAME, self.out_dir / MODEL_NAME
         if not self.ckpt_path.exists():
             return None
