@@ -15,7 +15,9 @@ With ``--latents W/latents_seed*.csv`` (``usvpipe encode``'s tables) it also pri
 *value* says of the measured mean frequency: its linear r² and rank ρ², the kHz per unit of z0
 within each tercile of z0 (the nominal scale is 10 on a 30–110 kHz image), r within the top
 tercile without the recordings named by ``--leave-out`` (substrings), and per source (the first
-two parts of the recording path) the mean z0 beside the mean frequency.
+two parts of the recording path) the mean z0 beside the mean frequency; with ``--leave-out``
+also z0's r² without those recordings. For a model trained with ``axis_encoder = "locate"`` it
+prints how sharp the locating soft arg-max is.
 
     python scripts/vae_axis_diagnostics.py W/store --latents W/latents_seed0.csv W/latents_seed5.csv --leave-out deermouse
 
@@ -88,7 +90,29 @@ def main(argv=None) -> int:
             fits.append(f"{mean_freq[mine].min() / 1e3:.0f}–{mean_freq[mine].max() / 1e3:.0f} kHz (n={mine.sum()}): "
                         f"slope {pitch.slope:.2f}, R² {pitch.r2:.2f}")
         print(f"  all {len(table)} syllables by mean-frequency band: " + "; ".join(fits))
+        if getattr(model, "located_axes", ()):
+            describe_locator(model, images)
     return 0
+
+
+def describe_locator(model, images) -> None:
+    """How sharp a locating encoder's soft arg-max is (``axis_encoder = "locate"``), printed: the
+    effective number of rows it weighs (the exponential of the weights' entropy), the range of its
+    logits, and how its location follows the images' power-weighted mean row."""
+    import torch
+
+    with torch.no_grad():
+        x = model.prepare(images / 255.0 if images.max() > 1 else images)
+        logits = model.locator(x).float().mean(-1)[:, 0]
+        weights = torch.softmax(logits, -1).numpy()
+        profile = x.mean(-1)[:, 0].numpy()
+    rows = np.arange(weights.shape[1]) - (weights.shape[1] - 1) / 2
+    effective = np.exp(-(weights * np.log(weights + 1e-12)).sum(1))
+    spread = (logits.max(1).values - logits.min(1).values).numpy()
+    centroid = (profile * rows).sum(1) / profile.sum(1)
+    print(f"  locator: effective rows median {np.median(effective):.1f} of {weights.shape[1]}, logit range median "
+          f"{np.median(spread):.2f}; r with the images' power-weighted mean row "
+          f"{np.corrcoef((weights * rows).sum(1), centroid)[0, 1]:.2f}")
 
 
 def describe_z0_values(path: Path, leave_out) -> None:
@@ -106,7 +130,9 @@ def describe_z0_values(path: Path, leave_out) -> None:
           f"{spearmanr(z0, freq).correlation ** 2:.2f}; kHz per unit of z0 by z0 tercile "
           + " / ".join(f"{v:.1f}" for v in per_unit)
           + f"; r in the top tercile{' without ' + ', '.join(leave_out) if leave_out else ''} "
-          f"{np.corrcoef(z0[top], freq[top])[0, 1]:.2f}")
+          f"{np.corrcoef(z0[top], freq[top])[0, 1]:.2f}"
+          + (f"; r² without {', '.join(leave_out)} {np.corrcoef(z0[kept], freq[kept])[0, 1] ** 2:.2f}"
+             if leave_out else ""))
     source = table["recording"].astype(str).str.split("/").str[:2].str.join("/")
     per_source = table.assign(source=source).groupby("source").agg(
         n=("z0", "size"), z0=("z0", "mean"), z0_sd=("z0", "std"), mean_freq_khz=("mean_freq_hz", lambda v: v.mean() / 1e3))

@@ -120,7 +120,7 @@ class TrainParams:
         penalty alone. ``"locate"``: z0's mean is where a small convolutional detector fires
         along frequency (a soft arg-max over the rows of its map averaged over time), so z0's value
         is a position in the image for every kind of call, and a call moved by r rows moves z0 by r
-        rows' worth (exactly only for a sharp map; trained maps stay nearly flat, and z0 moves
+        rows' worth (exactly only for a sharp map; trained maps stay broad, and z0 moves
         somewhat less). On the real store it gave z0 the
         nominal scale, but read the laboratory mice's mean frequency less well than the default,
         cost duration on the synthetic store, and takes a third or more CPU time (docs/vae.md,
