@@ -90,7 +90,7 @@ def main(argv=None) -> int:
             fits.append(f"{mean_freq[mine].min() / 1e3:.0f}–{mean_freq[mine].max() / 1e3:.0f} kHz (n={mine.sum()}): "
                         f"slope {pitch.slope:.2f}, R² {pitch.r2:.2f}")
         print(f"  all {len(table)} syllables by mean-frequency band: " + "; ".join(fits))
-        if getattr(model, "located_axes", ()):
+        if getattr(model, "located_axes", ()) and getattr(model, "pitch_locator", "detector") == "detector":
             describe_locator(model, images)
     return 0
 

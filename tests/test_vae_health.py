@@ -255,6 +255,37 @@ def test_a_locating_encoder_moves_z0_by_exactly_the_move_of_the_call():
         VAE(input_shape=SHAPE, latent_dim=6, channels=(8, 16), hidden=(32,), located_axes=("duration",))
 
 
+def test_a_contour_encoder_puts_z0_at_the_calls_loudest_rows_whatever_its_shape():
+    """``axis_encoder = "contour"``: z0's mean is the mean of each call column's loudest row, a fixed rule."""
+    from usvpipe.vae.augment import intended_axis_change, shift_rows
+    from usvpipe.vae.model import CONTOUR_ON_LEVEL, VAE, build_model, contour_row
+
+    images = torch.zeros(4, 1, *SHAPE)
+    images[0, 0, 10, 2:12] = 0.9  # a flat call on row 10
+    for col in range(4, 20):  # an upsweep from row 6 to row 21: its mean row is 13.5
+        images[1, 0, col + 2, col] = 0.6
+    images[1] += 0.2 * torch.rand(1, *SHAPE) * (torch.rand(1, *SHAPE) > 0.9)  # speckle below the level
+    images[2, 0, 20, 5:9] = 0.9
+    images[2, 0, 12:30, 25] = CONTOUR_ON_LEVEL / 2  # a faint broadband click: not a call column
+    images[3] = 0.1  # nothing above the level: the middle row
+    assert contour_row(images).tolist() == pytest.approx([10.0, 13.5, 20.0, (SHAPE[0] - 1) / 2])
+    torch.manual_seed(0)
+    model = VAE(input_shape=SHAPE, latent_dim=6, channels=(8, 16), hidden=(32,), located_axes=("pitch",),
+                pitch_locator="contour").eval()
+    rows = torch.tensor([3, -2, 5, 0])
+    with torch.no_grad():
+        z0 = model.encode(images[:3])[0][:, 0]
+        z0_moved = model.encode(shift_rows(images[:3], rows[:3]))[0][:, 0]
+    assert torch.allclose(z0_moved - z0, intended_axis_change("pitch", rows[:3].float(), SHAPE[0]), atol=1e-5)
+    assert float(z0[2] - z0[0]) == pytest.approx(float(intended_axis_change("pitch", 10.0, SHAPE[0])), abs=1e-5)
+    assert not hasattr(model, "locator")  # nothing to learn but the offset
+    assert build_model(model.config).pitch_locator == "contour"
+    assert "pitch_locator" not in VAE(input_shape=SHAPE, latent_dim=6, channels=(8, 16), hidden=(32,)).config
+    assert TrainParams(axis_encoder="contour").model_config(SHAPE, obs_precision=1.0)["pitch_locator"] == "contour"
+    with pytest.raises(ConfigError, match="pitch_locator"):
+        VAE(input_shape=SHAPE, latent_dim=6, channels=(8, 16), hidden=(32,), pitch_locator="centroid")
+
+
 def test_with_a_pitch_axis_the_first_latent_tracks_a_calls_frequency_shift(tmp_path):
     """Train a small model briefly with ``latent_axes = "pitch"`` (both decoders) and without; encode images moved by known rows."""
     from usvpipe.store import open_store

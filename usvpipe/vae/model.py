@@ -74,7 +74,8 @@ class VAE(nn.Module):
     """
 
     def __init__(self, input_shape=(128, 128), latent_dim=32, posterior="lowrank", rank=1, obs_precision=10.0,
-                 channels=(8, 16, 24, 32), hidden=(1024, 256), pool=1, moved_axes=(), located_axes=()):
+                 channels=(8, 16, 24, 32), hidden=(1024, 256), pool=1, moved_axes=(), located_axes=(),
+                 pitch_locator="detector"):
         super().__init__()
         if posterior not in ("lowrank", "diagonal"):
             raise ConfigError(f"posterior must be 'lowrank' or 'diagonal', got {posterior!r}")
@@ -89,6 +90,9 @@ class VAE(nn.Module):
         if located_axes not in ((), ("pitch",)):
             raise ConfigError(f"located_axes must be [] or ['pitch'], got {list(located_axes)}")
         self.located_axes = located_axes
+        if pitch_locator not in PITCH_LOCATORS:
+            raise ConfigError(f"pitch_locator must be one of {list(PITCH_LOCATORS)}, got {pitch_locator!r}")
+        self.pitch_locator = str(pitch_locator)
         channels = [int(c) for c in channels]
         hidden = [int(h) for h in hidden]
         self.pool = int(pool)
@@ -105,6 +109,8 @@ class VAE(nn.Module):
             "rank": int(rank), "obs_precision": self.obs_precision, "channels": channels, "hidden": hidden,
             "pool": self.pool, "moved_axes": list(moved_axes), "located_axes": list(located_axes),
         }
+        if self.pitch_locator != "detector":  # (configs without the key are the detector's, as before)
+            self.config["pitch_locator"] = self.pitch_locator
         h, w = self.output_shape
         factor = 2 ** len(channels)
         self._feat_shape = (channels[-1], h // factor, w // factor)
@@ -125,7 +131,7 @@ class VAE(nn.Module):
         k = self.latent_dim
         # One head: mean, log of the diagonal, and (low-rank) the factor U.
         self.head = nn.Linear(d_prev, k * (2 + self.rank))
-        if self.located_axes:
+        if self.located_axes and self.pitch_locator == "detector":
             # z0's mean is where a learnt detector fires along frequency (a soft arg-max over
             # rows of a convolutional map averaged over time): a convolution moves with the
             # call, so a call moved by r rows moves z0 by r rows' worth, and z0's value is a
@@ -135,6 +141,7 @@ class VAE(nn.Module):
             self.locator = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(inplace=True),
                                          nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(inplace=True),
                                          nn.Conv2d(8, 1, 1))
+        if self.located_axes:
             self.locator_bias = nn.Parameter(torch.zeros(()))
 
         dec: list[nn.Module] = []
@@ -175,9 +182,12 @@ class VAE(nn.Module):
             from .augment import PITCH_AXIS_UNITS_PER_HEIGHT
 
             height = x.shape[-2]
-            weights = torch.softmax(self.locator(x).float().mean(-1)[:, 0], dim=-1)  # (n, H)
-            rows = torch.arange(height, device=x.device, dtype=torch.float32) - (height - 1) / 2.0
-            where = (weights * rows).sum(-1) * (PITCH_AXIS_UNITS_PER_HEIGHT / height)
+            if self.pitch_locator == "contour":
+                row = contour_row(x)
+            else:
+                weights = torch.softmax(self.locator(x).float().mean(-1)[:, 0], dim=-1)  # (n, H)
+                row = (weights * torch.arange(height, device=x.device, dtype=torch.float32)).sum(-1)
+            where = (row - (height - 1) / 2.0) * (PITCH_AXIS_UNITS_PER_HEIGHT / height)
             mu = torch.cat([(where + self.locator_bias)[:, None], mu[:, 1:]], 1)
         log_d = _bounded(out[:, k:2 * k], LOG_VARIANCE_BOUNDS)
         u = out[:, 2 * k:].reshape(-1, k, self.rank) if self.rank else None
@@ -330,6 +340,24 @@ def kl_lowrank(mu: torch.Tensor, log_d: torch.Tensor, u: torch.Tensor) -> torch.
     return 0.5 * (trace + (mu * mu).sum(-1) - k - logdet)
 
 
+#: ``pitch_locator``: what z0's mean is read off when ``located_axes`` holds the pitch axis.
+PITCH_LOCATORS = ("detector", "contour")
+#: A column belongs to the call when its loudest pixel exceeds this (images are noise-normalised
+#: to [0, 1]); the level of the benchmark's reference contour features, not chosen for this use.
+CONTOUR_ON_LEVEL = 0.25
+
+
+def contour_row(x: "torch.Tensor") -> "torch.Tensor":
+    """The call's mean contour row of each image ``(n, 1, H, W)``: the loudest row of each column,
+    averaged over the columns whose loudest pixel exceeds :data:`CONTOUR_ON_LEVEL`; the middle row
+    when none does (no call to place). A fixed rule, no parameters: the frequency a segment table's
+    mean frequency reads (its loudest bin per frame), in rows of the image."""
+    peak, row = x.float()[:, 0].max(dim=1)  # (n, W): loudest value and its row, per column
+    on = (peak > CONTOUR_ON_LEVEL).float()
+    middle = torch.full_like(on[:, 0], (x.shape[-2] - 1) / 2.0)
+    return torch.where(on.sum(-1) > 0, (row.float() * on).sum(-1) / on.sum(-1).clamp(min=1.0), middle)
+
+
 def build_model(config: dict) -> VAE:
     """Rebuild a :class:`VAE` from its ``config`` dictionary (as stored in checkpoints)."""
     return VAE(
@@ -337,4 +365,5 @@ def build_model(config: dict) -> VAE:
         rank=config.get("rank", 1), obs_precision=config.get("obs_precision", 10.0),
         channels=tuple(config["channels"]), hidden=tuple(config["hidden"]), pool=config.get("pool", 1),
         moved_axes=tuple(config.get("moved_axes", ())), located_axes=tuple(config.get("located_axes", ())),
+        pitch_locator=config.get("pitch_locator", "detector"),
     )

@@ -16,7 +16,7 @@ _KEEP = ("auto", "best", "last")
 _AUGMENT = ("auto", "on", "off")
 _LATENT_AXES = ("off", "pitch", "pitch+duration")
 _AXIS_DECODERS = ("network", "move")
-_AXIS_ENCODERS = ("network", "locate")
+_AXIS_ENCODERS = ("network", "locate", "contour")
 
 #: Side of the images the CPU profile trains on (the store's images are average-pooled to it).
 CPU_PROFILE_SIDE = 64
@@ -114,7 +114,7 @@ class TrainParams:
         frequency (and widened by z1), so an axis carries only where the call lies and nothing
         of its shape (z0 then reads pitch with one slope in every recording, but neighbours in
         the latent space weigh pitch less; docs/vae.md, "The decoder moves the call").
-    axis_encoder : {"network", "locate"}
+    axis_encoder : {"network", "locate", "contour"}
         How the encoder gives z0 when ``latent_axes`` has a pitch axis. ``"network"``: z0's mean
         is an output of the encoder network like every other dimension, held to the move by the
         penalty alone. ``"locate"``: z0's mean is where a small convolutional detector fires
@@ -124,7 +124,11 @@ class TrainParams:
         somewhat less). On the real store it gave z0 the
         nominal scale, but read the laboratory mice's mean frequency less well than the default,
         cost duration on the synthetic store, and takes a third or more CPU time (docs/vae.md,
-        "z0 read off a detector"; measured, not the default).
+        "z0 read off a detector"; measured, not the default). ``"contour"``: z0's mean is a fixed
+        rule, no detector to learn: the mean of the loudest row of each column where the call is
+        (:func:`usvpipe.vae.model.contour_row`), the image's own reading of mean frequency; z0 is
+        then as good a pitch read-out as that rule, by construction, and the network's other
+        dimensions are free of it (docs/vae.md, "z0 read off the contour"; measured, not the default).
     patience : int
         Early stopping: stop after this many epochs without a validation-loss improvement
         larger than ``min_delta`` (0 disables early stopping).
@@ -323,7 +327,8 @@ class TrainParams:
             "hidden": list(self.hidden),
             "pool": int(pool),
             "moved_axes": list(self.axis_names) if self.axis_decoder == "move" else [],
-            "located_axes": ["pitch"] if self.axis_encoder == "locate" and "pitch" in self.axis_names else [],
+            "located_axes": ["pitch"] if self.axis_encoder in ("locate", "contour") and "pitch" in self.axis_names else [],
+            **({"pitch_locator": "contour"} if self.axis_encoder == "contour" else {}),
         }
 
 

@@ -563,6 +563,8 @@ class _Trainer:
                 + (f", z1 as a duration axis (widened up to {p.axis_stretch:.0%})" if "duration" in self.axes else "")
                 + ("; z0 read off where a learnt detector fires along frequency (axis_encoder = locate)"
                    if "pitch" in self.axes and p.axis_encoder == "locate" else "")
+                + ("; z0 read off the call's contour in the image, a fixed rule (axis_encoder = contour)"
+                   if "pitch" in self.axes and p.axis_encoder == "contour" else "")
                 + ("; the decoder moves its image by the axes instead of reading them"
                    if self.axes and p.axis_decoder == "move" else ""))
 
