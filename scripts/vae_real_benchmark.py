@@ -73,17 +73,20 @@ def pooled(images: np.ndarray, factor: int) -> np.ndarray:
     return _pooled(images, factor)
 
 
-def contour_features(images: np.ndarray, *, on_level: float = 0.25) -> np.ndarray:
+def contour_features(images: np.ndarray, *, on_level: float | None = None) -> np.ndarray:
     """Hand-made read-outs of each image: what a linear model of the pixels' geometry can reach.
 
     Per column, the row of the loudest pixel (the call's frequency contour, as the segment
     table's frequency measures use the loudest bin of each frame); over the columns whose
-    loudest pixel exceeds ``on_level`` (the call's frames): the contour's mean, min and max
-    row, and the number of such columns and its square root (time-stretched images show a
+    loudest pixel exceeds ``on_level`` (default :data:`usvpipe.vae.model.CONTOUR_ON_LEVEL`; the
+    call's frames): the contour's mean, min and max row, and the number of such columns and its square root (time-stretched images show a
     syllable of duration d over sqrt(d * max_dur) seconds, so its width grows as sqrt(d)).
     Not a representation the pipeline learns; a reference for how much of each measure the
     images carry in a form a ridge read-out can use.
     """
+    from usvpipe.vae.model import CONTOUR_ON_LEVEL  # the one level, shared with axis_encoder = "contour"
+
+    on_level = CONTOUR_ON_LEVEL if on_level is None else on_level
     peak_row = images.argmax(axis=1).astype(np.float64)  # (n, W)
     on = images.max(axis=1) > on_level
     on[~on.any(axis=1)] = True  # a syllable with no column above the level: use them all
