@@ -376,7 +376,7 @@ def test_cli_train_then_encode(store_dir, tmp_path):
     cfg.write_text("[train]\nbatch_size = 48\nepochs = 5\nlatent_dim = 6\nmin_steps = 0\n")
     out = tmp_path / "vae"
     args = ["train", str(store_dir), str(out), "--config", str(cfg), "--epochs", "2", "--device", "cpu", "--no-progress",
-            "--set", "channels=4,8", "--set", "hidden=16", "--seed", "2"]
+            "--set", "channels=4,8", "--set", "hidden=16", "--seed", "2", "--axis-encoder", "contour"]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
     # each epoch line but the last says how long the rest should take
@@ -387,6 +387,8 @@ def test_cli_train_then_encode(store_dir, tmp_path):
     assert summary["params"]["epochs"] == 2  # option overrides the config
     assert summary["params"]["latent_dim"] == 6 and summary["params"]["channels"] == [4, 8]
     assert summary["params"]["deterministic"] is False
+    assert summary["params"]["axis_encoder"] == "contour"  # the option reaches the saved model
+    assert load_model(out / "model.pt").pitch_locator == "contour"
     r = CliRunner().invoke(main, args)  # same OUT_DIR again without --resume
     assert r.exit_code == 2 and "--resume" in r.output
     r = CliRunner().invoke(main, args + ["--resume"])  # already complete: nothing more to do

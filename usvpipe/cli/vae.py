@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from ..errors import ConfigError
+from ..vae.params import AXIS_ENCODERS
 
 _DEVICES = click.Choice(["auto", "cpu", "cuda", "mps"])
 
@@ -49,6 +50,9 @@ def _parse_set(items) -> dict:
 @click.option("--latent-axes", type=click.Choice(["off", "pitch", "pitch+duration"]), default=None,
               help="Train z0 as a straight pitch axis (and z1 as a duration axis) from frequency-shifted "
                    "(and widened) copies of each image [default: pitch].")
+@click.option("--axis-encoder", type=click.Choice(list(AXIS_ENCODERS)), default=None,
+              help="How z0 is encoded with a pitch axis: network output; locate, where a learnt detector fires; "
+                   "contour, the call's mean loudest row, a fixed rule (docs/vae.md) [default: network].")
 @click.option("--lr", type=float, default=None, help="Peak learning rate [default: 1e-3].")
 @click.option("--lr-schedule", type=click.Choice(["cosine", "plateau", "constant"]), default=None,
               help="Learning-rate schedule [default: cosine].")
@@ -79,7 +83,7 @@ def _parse_set(items) -> dict:
 @click.option("--resume", is_flag=True, help="Continue from OUT_DIR/checkpoint.pt if present (exactly where it stopped).")
 @click.option("--no-progress", is_flag=True, help="No progress bar (the epoch lines stay).")
 @click.option("--quiet", is_flag=True, help="Only the summary at the end (no plan, epoch lines or bar).")
-def train(store, out_dir, config_path, epochs, min_steps, batch_size, profile, keep, augment, latent_axes, lr, lr_schedule, latent_dim, posterior, rank, obs_precision,
+def train(store, out_dir, config_path, epochs, min_steps, batch_size, profile, keep, augment, latent_axes, axis_encoder, lr, lr_schedule, latent_dim, posterior, rank, obs_precision,
           patience, val_fraction, split_by, seed, checkpoint_every, amp, channels_last, data_on_device, num_workers,
           compile_, deterministic, set_items, device, resume, no_progress, quiet):
     """Train a VAE on the syllable store STORE; write model.pt, checkpoints, loss.csv and figures to OUT_DIR.
@@ -95,7 +99,7 @@ def train(store, out_dir, config_path, epochs, min_steps, batch_size, profile, k
     section.update(_parse_set(set_items))
     params = params_from_mapping(
         TrainParams, section, section="train", epochs=epochs, min_steps=min_steps, batch_size=batch_size,
-        profile=profile, keep=keep, augment=augment, latent_axes=latent_axes, lr=lr, lr_schedule=lr_schedule,
+        profile=profile, keep=keep, augment=augment, latent_axes=latent_axes, axis_encoder=axis_encoder, lr=lr, lr_schedule=lr_schedule,
         latent_dim=latent_dim, posterior=posterior, rank=rank, obs_precision=obs_precision, patience=patience,
         val_fraction=val_fraction, split_by=split_by, seed=seed, checkpoint_every=checkpoint_every, amp=amp,
         channels_last=channels_last, data_on_device=data_on_device, num_workers=num_workers, compile=compile_,

@@ -16,7 +16,8 @@ _KEEP = ("auto", "best", "last")
 _AUGMENT = ("auto", "on", "off")
 _LATENT_AXES = ("off", "pitch", "pitch+duration")
 _AXIS_DECODERS = ("network", "move")
-_AXIS_ENCODERS = ("network", "locate", "contour")
+#: Values of ``TrainParams.axis_encoder`` (the CLI's ``--axis-encoder`` choices too).
+AXIS_ENCODERS = ("network", "locate", "contour")
 
 #: Side of the images the CPU profile trains on (the store's images are average-pooled to it).
 CPU_PROFILE_SIDE = 64
@@ -243,7 +244,7 @@ class TrainParams:
         "axis_stretch": [Interval(float, 0, 1, closed="right")],
         "axis_sd": [Interval(float, 0, None, closed="neither")],
         "axis_decoder": [OneOf(*_AXIS_DECODERS)],
-        "axis_encoder": [OneOf(*_AXIS_ENCODERS)],
+        "axis_encoder": [OneOf(*AXIS_ENCODERS)],
         "patience": [Interval(int, 0, None)],
         "min_delta": [Interval(float, 0, None)],
         "val_fraction": [Interval(float, 0, 1, closed="left")],
