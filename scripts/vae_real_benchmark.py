@@ -277,6 +277,15 @@ def main(argv=None):
                      "steps": res.steps, "health": health,
                      "vae_r2": {m: cv_ridge_r2(z, table[m].to_numpy(dtype=float)) for m in MEASURES}})
         print(f"# seed {params.seed} R²: " + ", ".join(f"{m} {v:.3f}" for m, v in runs[-1]["vae_r2"].items()))
+        from usvpipe.vae import load_model
+
+        rule_dims = load_model(res.model_path).rule_read_dims
+        if rule_dims:  # how much the network itself carries, beside what the fixed rules read
+            learnt = np.delete(z, rule_dims, axis=1)
+            runs[-1]["learnt_dims_r2"] = {m: cv_ridge_r2(learnt, table[m].to_numpy(dtype=float)) for m in MEASURES}
+            print(f"# seed {params.seed} R², the {learnt.shape[1]} learnt dimensions only (leaving out the rule-read "
+                  + ", ".join(f"z{d}" for d in rule_dims) + "): "
+                  + ", ".join(f"{m} {v:.3f}" for m, v in runs[-1]["learnt_dims_r2"].items()))
         check = Latents.read_meta(work / f"latents_{suffix}.csv").get("readout")
         if check:  # encode's own check: recordings held out when there are >= 5 of them
             print(f"# seed {params.seed} encode's read-out ({folds_phrase(check)}; ridge / 10-NN, latents vs PCA "

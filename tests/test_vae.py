@@ -191,6 +191,19 @@ def test_resume_reproduces_uninterrupted_run_exactly(store_dir, tmp_path):
     assert np.array_equal(full.history["train_loss"].to_numpy(), resumed.history["train_loss"].to_numpy())
 
 
+def test_a_run_from_before_the_contour_default_is_refused_with_the_setting_that_resumes_it(store_dir, tmp_path):
+    """Runs made when the default axis encoder was the network's resume only with axis_encoder = "network"."""
+    from usvpipe.errors import ConfigError
+
+    old = dict(TINY, epochs=1, axis_encoder="network")
+    train(store_dir, tmp_path / "run", TrainParams(**old), device="cpu", progress=False)
+    with pytest.raises(ConfigError, match='resume with axis_encoder = "network"'):
+        train(store_dir, tmp_path / "run", TrainParams(**dict(old, axis_encoder="auto", epochs=2)), device="cpu",
+              progress=False, resume=True)
+    resumed = train(store_dir, tmp_path / "run", TrainParams(**dict(old, epochs=2)), device="cpu", progress=False,
+                    resume=True)
+    assert list(resumed.history["epoch"]) == [1, 2]
+
 def test_checkpoints_are_rate_limited_but_the_last_epoch_is_always_written(store_dir, tmp_path):
     params = TrainParams(epochs=3, checkpoint_min_interval_s=1e6, **TINY)
     seen = []

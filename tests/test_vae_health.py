@@ -286,6 +286,41 @@ def test_a_contour_encoder_puts_z0_at_the_calls_loudest_rows_whatever_its_shape(
         VAE(input_shape=SHAPE, latent_dim=6, channels=(8, 16), hidden=(32,), pitch_locator="centroid")
 
 
+def test_contour_plus_width_reads_z1_as_the_share_of_columns_the_call_spans():
+    """``axis_encoder = "contour+width"``: z1's mean is linear in the call's width, whatever its pitch."""
+    from usvpipe.vae.augment import shift_rows
+    from usvpipe.vae.model import CONTOUR_ON_LEVEL, VAE, WIDTH_UNITS_PER_IMAGE_WIDTH, build_model, contour_width
+
+    images = torch.zeros(4, 1, *SHAPE)
+    images[0, 0, 10, 2:10] = 0.9  # 8 columns
+    images[1, 0, 20, 4:20] = 0.6  # 16 columns, higher
+    images[1, 0, 5:25, 28] = CONTOUR_ON_LEVEL / 2  # a faint click: not a call column
+    images[2, 0, 12, 0:SHAPE[1]] = 0.9  # the whole width
+    images[3] = 0.1  # no call column
+    assert contour_width(images).tolist() == pytest.approx([8 / SHAPE[1], 16 / SHAPE[1], 1.0, 0.0])
+    torch.manual_seed(0)
+    model = build_model(TrainParams(axis_encoder="contour+width", latent_dim=6, channels=(8, 16), hidden=(32,))
+                        .model_config(SHAPE, obs_precision=1.0)).eval()
+    assert model.read_width and model.pitch_locator == "contour" and model.located_axes == ("pitch",)
+    with torch.no_grad():
+        mu = model.encode(images)[0]
+        mu_moved = model.encode(shift_rows(images, torch.tensor([3, -4, 2, 0])))[0]
+    assert float(mu[1, 1] - mu[0, 1]) == pytest.approx(WIDTH_UNITS_PER_IMAGE_WIDTH * 8 / SHAPE[1], abs=1e-5)
+    assert float(mu[2, 1] - mu[3, 1]) == pytest.approx(WIDTH_UNITS_PER_IMAGE_WIDTH, abs=1e-5)
+    assert torch.allclose(mu_moved[:, 1], mu[:, 1])  # a pitch move leaves the width where it was
+    assert not torch.allclose(mu_moved[:3, 0], mu[:3, 0])  # ... and moves z0
+    assert build_model(model.config).read_width
+    assert model.rule_read_dims == (0, 1)  # what the benchmark leaves out to score the network's own dimensions
+    assert VAE(input_shape=SHAPE, latent_dim=6, channels=(8, 16), hidden=(32,), located_axes=("pitch",),
+               pitch_locator="contour").rule_read_dims == (0,)
+    assert VAE(input_shape=SHAPE, latent_dim=6, channels=(8, 16), hidden=(32,), located_axes=("pitch",)).rule_read_dims == ()
+    assert "read_width" not in TrainParams(axis_encoder="contour").model_config(SHAPE, obs_precision=1.0)
+    for bad in ({"latent_axes": "pitch+duration"}, {"latent_axes": "off"}, {"axis_decoder": "move"}):
+        with pytest.raises(ConfigError, match="contour\\+width"):
+            TrainParams(axis_encoder="contour+width", **bad)
+    with pytest.raises(ConfigError, match="read_width"):
+        VAE(input_shape=SHAPE, latent_dim=6, channels=(8, 16), hidden=(32,), read_width=True)
+
 def test_with_a_pitch_axis_the_first_latent_tracks_a_calls_frequency_shift(tmp_path):
     """Train a small model briefly with ``latent_axes = "pitch"`` (both decoders) and without; encode images moved by known rows."""
     from usvpipe.store import open_store
@@ -508,10 +543,12 @@ def test_the_fix_for_uninformative_latents_suggests_smaller_images_only_when_the
         assert ("profile" in h.fix) == (side == 128)  # only where the CPU profile would shrink them
 
 
-def test_a_small_store_learns_duration_and_frequency_with_the_defaults(tmp_path):
-    """~300 syllables, default parameters (only the step floor lowered for the test budget)."""
+@pytest.mark.parametrize("axis_encoder", ["auto", "network"])
+def test_a_small_store_learns_duration_and_frequency_with_the_defaults(tmp_path, axis_encoder):
+    """~300 syllables, default parameters (only the step floor lowered for the test budget). The default
+    reads z0 and z1 off the image by rules; with ``"network"`` every dimension is learnt, and must learn too."""
     truth = _random_call_store(tmp_path / "store")
-    res = train(tmp_path / "store", tmp_path / "vae", TrainParams(min_steps=600, figure_every=0),
+    res = train(tmp_path / "store", tmp_path / "vae", TrainParams(min_steps=600, figure_every=0, axis_encoder=axis_encoder),
                 device="cpu", progress=False)
     assert res.batch_size == 16 and res.steps >= 600
     assert res.health.passed and res.health.active_units >= 3, res.health
@@ -552,11 +589,34 @@ def _collapsed_model(tmp_path):
     return res, health
 
 
+def test_a_collapse_of_the_learnt_dimensions_is_flagged_even_when_rule_read_ones_vary():
+    """With ``contour+width`` z0 and z1 follow every call by construction; they must not hide a collapse."""
+    from usvpipe.vae.health import health_from_dict, measure_health
+    from usvpipe.vae.model import build_model
+
+    rng = np.random.default_rng(0)
+    images = np.zeros((40, 1, *SHAPE), np.float32)
+    for img in images:  # calls at random rows and widths: z0 and z1 vary
+        row, start, width = rng.integers(4, SHAPE[0] - 4), rng.integers(0, 8), rng.integers(4, 20)
+        img[0, row, start:start + width] = 0.9
+    torch.manual_seed(0)
+    model = build_model(TrainParams(axis_encoder="contour+width", latent_dim=4, channels=(4, 8), hidden=(16,))
+                        .model_config(SHAPE, obs_precision=1.0))
+    with torch.no_grad():
+        model.head.weight.zero_()  # every learnt dimension is the prior for every syllable
+        model.head.bias.zero_()
+    health = measure_health(model, [torch.from_numpy(images)], images[:, 0], held_out=True, n_store=40, steps=10)
+    assert health.rule_read_dims == (0, 1) and health.active_units == 2  # the two rules vary ...
+    assert health.collapsed and not health.passed and "every learnt dimension" in health.reason  # ... the rest collapsed
+    assert "z0, z1 read off the image by fixed rules" in health.summary()
+    assert health_from_dict(json.loads(json.dumps(health.to_dict()))) == health  # as train.json stores it
+
 def test_a_collapsed_model_is_flagged_and_its_mmd_answer_is_not_interpretable(tmp_path):
     from usvpipe.mmd import MMDParams, mmd_test
 
     res, health = _collapsed_model(tmp_path)
-    assert health.collapsed and not health.passed and health.active_units == 0
+    # (the default reads z0 and z1 off the image by rules: those two vary, every learnt dimension is the prior)
+    assert health.collapsed and not health.passed and health.active_units == len(health.rule_read_dims) == 2
     assert health.recon_r2 <= 0.05 and health.fix
     encode(res.model_path, tmp_path / "store", tmp_path / "latents.csv", device="cpu")
     sidecar = json.loads((tmp_path / "latents.json").read_text())

@@ -142,7 +142,9 @@ def test_encode_records_the_readout_and_the_mmd_result_carries_it(tmp_path):
         write_shard(tmp_path / "store", f"rec{r}.wav", render_call_images(calls, shape=(32, 32)), onset,
                     onset + calls["duration_s"].to_numpy(), animal=f"m{r}", group="AB"[r % 2], columns=measures)
     merge_store(tmp_path / "store")
-    params = TrainParams(epochs=2, min_steps=0, latent_dim=4, channels=(4, 8), hidden=(16,), figure_every=0)
+    # every dimension learnt (the default reads duration's width off the image by a rule, learnt or not)
+    params = TrainParams(epochs=2, min_steps=0, latent_dim=4, channels=(4, 8), hidden=(16,), figure_every=0,
+                         axis_encoder="network")
     res = train(tmp_path / "store", tmp_path / "vae", params, device="cpu", progress=False)
     encode(res.model_path, tmp_path / "store", tmp_path / "latents.csv", device="cpu")
     meta = json.loads((tmp_path / "latents.json").read_text())

@@ -51,8 +51,10 @@ def _parse_set(items) -> dict:
               help="Train z0 as a straight pitch axis (and z1 as a duration axis) from frequency-shifted "
                    "(and widened) copies of each image [default: pitch].")
 @click.option("--axis-encoder", type=click.Choice(list(AXIS_ENCODERS)), default=None,
-              help="How z0 is encoded with a pitch axis: network output; locate, where a learnt detector fires; "
-                   "contour, the call's mean loudest row, a fixed rule (docs/vae.md) [default: network].")
+              help="How z0 (and z1) are encoded with a pitch axis: network output; locate, where a learnt detector "
+                   "fires; contour, z0 the call's mean loudest row, a fixed rule; contour+width, that and z1 the "
+                   "share of columns the call spans; auto, contour+width where it applies, else network "
+                   "(docs/vae.md) [default: auto].")
 @click.option("--lr", type=float, default=None, help="Peak learning rate [default: 1e-3].")
 @click.option("--lr-schedule", type=click.Choice(["cosine", "plateau", "constant"]), default=None,
               help="Learning-rate schedule [default: cosine].")

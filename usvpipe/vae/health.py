@@ -8,7 +8,9 @@ and the report can refuse to state a group answer from an empty latent space.
 - **Active units** (Burda et al. 2016 use the variance of the posterior means; here the
   equivalent in nats, as the latents issue asks): the number of latent dimensions whose
   KL divergence from the prior, averaged over syllables, exceeds ``ACTIVE_UNIT_KL_NATS``. A
-  collapsed posterior equals the prior in every dimension: 0 active units.
+  collapsed posterior equals the prior in every dimension: 0 active units. Dimensions whose
+  means are fixed rules of the image (``axis_encoder = "contour"``/``"contour+width"``:
+  z0, z1) always vary with the call, so collapse is judged on the learnt dimensions only.
 - **Reconstruction R²** of the held-out images from their posterior means, against the
   mean training image (``1 - SSE_vae / SSE_mean``): 0 means "no better than predicting
   the average syllable", which is what a collapsed VAE reconstructs.
@@ -55,15 +57,19 @@ class TrainingHealth:
     held_out: bool
     reason: str = ""
     fix: str = ""
+    #: latent dimensions read off the image by fixed rules (``VAE.rule_read_dims``), not learnt
+    rule_read_dims: tuple = ()
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "rule_read_dims": list(self.rule_read_dims)}
 
     def summary(self) -> str:
         """One line for the terminal and the report."""
         where = "held-out" if self.held_out else "training (nothing held out)"
         verdict = "passed" if self.passed else ("FAILED: posterior collapse" if self.collapsed else "FAILED")
-        line = (f"training health {verdict}: {self.active_units}/{self.latent_dim} active latent dimensions, "
+        rules = (" (" + ", ".join(f"z{d}" for d in self.rule_read_dims) + " read off the image by fixed rules)"
+                 if self.rule_read_dims else "")
+        line = (f"training health {verdict}: {self.active_units}/{self.latent_dim} active latent dimensions{rules}, "
                 f"reconstruction R² {self.recon_r2:.2f} (PCA with {self.latent_dim} components: {self.pca_r2:.2f}) "
                 f"on {self.n_syllables} {where} syllables")
         if not self.passed:
@@ -105,9 +111,12 @@ def pca_heldout_r2(train_images: np.ndarray, test_images: np.ndarray, n_componen
 
 
 def assess(*, mu: np.ndarray, var: np.ndarray, test_images: np.ndarray, reconstructions: np.ndarray,
-           train_images: np.ndarray, held_out: bool, n_store: int, steps: int) -> TrainingHealth:
+           train_images: np.ndarray, held_out: bool, n_store: int, steps: int,
+           rule_read_dims: tuple = ()) -> TrainingHealth:
     """Turn posterior moments and reconstructions into a :class:`TrainingHealth`.
 
+    ``rule_read_dims``: dimensions whose means are fixed rules of the image; they are counted among
+    the active ones but cannot stop a collapse of the learnt ones from being reported.
     ``test_images``/``reconstructions`` are ``(n, H, W)`` in [0, 1] at the size the model sees;
     ``train_images`` give the mean image and the PCA. ``n_store`` and ``steps`` only shape the fix.
     """
@@ -118,12 +127,16 @@ def assess(*, mu: np.ndarray, var: np.ndarray, test_images: np.ndarray, reconstr
     rec_flat = reconstructions.reshape(len(reconstructions), -1).astype(np.float64)
     recon_r2 = r2_against(float(((test_flat - mean_img) ** 2).sum()), float(((test_flat - rec_flat) ** 2).sum()))
     pca_r2 = pca_heldout_r2(train_images, test_images, mu.shape[1])
-    collapsed = active < MIN_ACTIVE_UNITS
+    rule_read_dims = tuple(int(d) for d in rule_read_dims)
+    learnt_active = int((np.delete(kl, rule_read_dims) > ACTIVE_UNIT_KL_NATS).sum())
+    collapsed = learnt_active < MIN_ACTIVE_UNITS
     informative = np.isfinite(recon_r2) and recon_r2 >= MIN_RECON_R2
     passed = bool(not collapsed and informative)
     reason = fix = ""
     if not passed:
-        reason = ("the posterior equals the prior in every dimension" if collapsed else
+        reason = (("the posterior equals the prior in every learnt dimension (only the rule-read "
+                   + ", ".join(f"z{d}" for d in rule_read_dims) + " vary)" if rule_read_dims else
+                   "the posterior equals the prior in every dimension") if collapsed else
                   f"held-out reconstructions are barely better than the mean syllable (R² {recon_r2:.2f} < {MIN_RECON_R2})")
         fixes = []
         if n_store < MIN_SYLLABLES_SHOWN_TO_LEARN:
@@ -135,7 +148,8 @@ def assess(*, mu: np.ndarray, var: np.ndarray, test_images: np.ndarray, reconstr
         fix = "; ".join(fixes)
     return TrainingHealth(passed=passed, collapsed=bool(collapsed), active_units=active, latent_dim=int(mu.shape[1]),
                           recon_r2=float(recon_r2), pca_r2=float(pca_r2), mean_kl_nats=float(kl.sum()),
-                          n_syllables=int(len(test_images)), held_out=bool(held_out), reason=reason, fix=fix)
+                          n_syllables=int(len(test_images)), held_out=bool(held_out), reason=reason, fix=fix,
+                          rule_read_dims=rule_read_dims)
 
 
 def _smaller_images_fix(height: int, width: int) -> list[str]:
@@ -177,7 +191,7 @@ def measure_health(model, batches, train_images: np.ndarray, *, held_out: bool, 
     model.train(was_training)
     return assess(mu=np.concatenate(mus), var=np.concatenate(variances), test_images=np.concatenate(images),
                   reconstructions=np.concatenate(recons), train_images=train_images, held_out=held_out,
-                  n_store=n_store, steps=steps)
+                  n_store=n_store, steps=steps, rule_read_dims=getattr(model, "rule_read_dims", ()))
 
 
 def health_from_dict(data) -> TrainingHealth | None:
@@ -185,6 +199,9 @@ def health_from_dict(data) -> TrainingHealth | None:
     if not isinstance(data, dict):
         return None
     try:
-        return TrainingHealth(**{k: data[k] for k in TrainingHealth.__dataclass_fields__ if k in data})
-    except TypeError:
+        fields = {k: data[k] for k in TrainingHealth.__dataclass_fields__ if k in data}
+        if "rule_read_dims" in fields:
+            fields["rule_read_dims"] = tuple(int(d) for d in fields["rule_read_dims"])
+        return TrainingHealth(**fields)
+    except (TypeError, ValueError):
         return None

@@ -71,11 +71,21 @@ class VAE(nn.Module):
         are 0; its image is then moved along frequency by z0 (and widened by z1),
         :func:`usvpipe.vae.augment.move_by_latent`. So z0 cannot carry anything but where the
         call lies in frequency.
+    located_axes : sequence of str
+        ``("pitch",)``: z0's mean is read off the image (``pitch_locator``) instead of being a
+        network output; ``()``: every mean is a network output.
+    pitch_locator : {"detector", "contour"}
+        What z0's mean is read off with ``located_axes``: a small learnt detector, or the fixed
+        rule :func:`contour_row`.
+    read_width : bool
+        z1's mean is also a fixed rule, the call's width in the image (:func:`contour_width`):
+        z1 = ``WIDTH_UNITS_PER_IMAGE_WIDTH`` × (width − ½) plus one learnt offset. Needs the pitch
+        axis located by the contour (``axis_encoder = "contour+width"``).
     """
 
     def __init__(self, input_shape=(128, 128), latent_dim=32, posterior="lowrank", rank=1, obs_precision=10.0,
                  channels=(8, 16, 24, 32), hidden=(1024, 256), pool=1, moved_axes=(), located_axes=(),
-                 pitch_locator="detector"):
+                 pitch_locator="detector", read_width=False):
         super().__init__()
         if posterior not in ("lowrank", "diagonal"):
             raise ConfigError(f"posterior must be 'lowrank' or 'diagonal', got {posterior!r}")
@@ -93,6 +103,12 @@ class VAE(nn.Module):
         if pitch_locator not in PITCH_LOCATORS:
             raise ConfigError(f"pitch_locator must be one of {list(PITCH_LOCATORS)}, got {pitch_locator!r}")
         self.pitch_locator = str(pitch_locator)
+        self.read_width = bool(read_width)
+        if self.read_width and (located_axes != ("pitch",) or self.pitch_locator != "contour" or moved_axes
+                                or int(latent_dim) < 3):
+            raise ConfigError("read_width needs located_axes ['pitch'] with pitch_locator 'contour', no moved_axes "
+                              f"and latent_dim >= 3, got {list(located_axes)}, {pitch_locator!r}, {list(moved_axes)}, "
+                              f"{latent_dim}")
         channels = [int(c) for c in channels]
         hidden = [int(h) for h in hidden]
         self.pool = int(pool)
@@ -111,6 +127,8 @@ class VAE(nn.Module):
         }
         if self.pitch_locator != "detector":  # (configs without the key are the detector's, as before)
             self.config["pitch_locator"] = self.pitch_locator
+        if self.read_width:  # (likewise: configs without the key read z1 from the network)
+            self.config["read_width"] = True
         h, w = self.output_shape
         factor = 2 ** len(channels)
         self._feat_shape = (channels[-1], h // factor, w // factor)
@@ -143,6 +161,8 @@ class VAE(nn.Module):
                                          nn.Conv2d(8, 1, 1))
         if self.located_axes:
             self.locator_bias = nn.Parameter(torch.zeros(()))
+        if self.read_width:
+            self.width_bias = nn.Parameter(torch.zeros(()))
 
         dec: list[nn.Module] = []
         d_prev = k
@@ -167,6 +187,12 @@ class VAE(nn.Module):
             x = nn.functional.avg_pool2d(x, self.pool)
         return x
 
+    @property
+    def rule_read_dims(self) -> tuple:
+        """The latent dimensions whose means are fixed rules of the image, not learnt (z0 with the
+        contour locator, z1 with ``read_width``): what a read-out of the network's own learning leaves out."""
+        return ((0,) if self.located_axes and self.pitch_locator == "contour" else ()) + ((1,) if self.read_width else ())
+
     def encode(self, x: torch.Tensor):
         """Posterior parameters for images ``x`` of shape ``(n, 1, H, W)`` (store or pooled size).
 
@@ -189,6 +215,9 @@ class VAE(nn.Module):
                 row = (weights * torch.arange(height, device=x.device, dtype=torch.float32)).sum(-1)
             where = (row - (height - 1) / 2.0) * (PITCH_AXIS_UNITS_PER_HEIGHT / height)
             mu = torch.cat([(where + self.locator_bias)[:, None], mu[:, 1:]], 1)
+        if self.read_width:
+            width = WIDTH_UNITS_PER_IMAGE_WIDTH * (contour_width(x) - 0.5) + self.width_bias
+            mu = torch.cat([mu[:, :1], width[:, None], mu[:, 2:]], 1)
         log_d = _bounded(out[:, k:2 * k], LOG_VARIANCE_BOUNDS)
         u = out[:, 2 * k:].reshape(-1, k, self.rank) if self.rank else None
         return mu, log_d, u
@@ -358,6 +387,19 @@ def contour_row(x: "torch.Tensor") -> "torch.Tensor":
     return torch.where(on.sum(-1) > 0, (row.float() * on).sum(-1) / on.sum(-1).clamp(min=1.0), middle)
 
 
+#: ``read_width``: z1 units per image width (a call spanning the whole image lies 4 units above
+#: one spanning none: a store's calls, a tenth to nine tenths of the width, span about 3 prior s.d.).
+WIDTH_UNITS_PER_IMAGE_WIDTH = 4.0
+
+
+def contour_width(x: "torch.Tensor") -> "torch.Tensor":
+    """The call's width in each image ``(n, 1, H, W)`` as a fraction of ``W``: the share of columns
+    whose loudest pixel exceeds :data:`CONTOUR_ON_LEVEL`, the columns :func:`contour_row` averages.
+    A fixed rule, linear in the width (a segment table's duration is read off the same frames; with
+    time-stretched store images a call of duration d is drawn sqrt(d) wide, so this is monotone in d)."""
+    return (x.float()[:, 0].amax(dim=1) > CONTOUR_ON_LEVEL).float().mean(-1)
+
+
 def build_model(config: dict) -> VAE:
     """Rebuild a :class:`VAE` from its ``config`` dictionary (as stored in checkpoints)."""
     return VAE(
@@ -365,5 +407,5 @@ def build_model(config: dict) -> VAE:
         rank=config.get("rank", 1), obs_precision=config.get("obs_precision", 10.0),
         channels=tuple(config["channels"]), hidden=tuple(config["hidden"]), pool=config.get("pool", 1),
         moved_axes=tuple(config.get("moved_axes", ())), located_axes=tuple(config.get("located_axes", ())),
-        pitch_locator=config.get("pitch_locator", "detector"),
+        pitch_locator=config.get("pitch_locator", "detector"), read_width=config.get("read_width", False),
     )

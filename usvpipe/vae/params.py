@@ -17,7 +17,7 @@ _AUGMENT = ("auto", "on", "off")
 _LATENT_AXES = ("off", "pitch", "pitch+duration")
 _AXIS_DECODERS = ("network", "move")
 #: Values of ``TrainParams.axis_encoder`` (the CLI's ``--axis-encoder`` choices too).
-AXIS_ENCODERS = ("network", "locate", "contour")
+AXIS_ENCODERS = ("auto", "network", "locate", "contour", "contour+width")
 
 #: Side of the images the CPU profile trains on (the store's images are average-pooled to it).
 CPU_PROFILE_SIDE = 64
@@ -115,8 +115,11 @@ class TrainParams:
         frequency (and widened by z1), so an axis carries only where the call lies and nothing
         of its shape (z0 then reads pitch with one slope in every recording, but neighbours in
         the latent space weigh pitch less; docs/vae.md, "The decoder moves the call").
-    axis_encoder : {"network", "locate", "contour"}
-        How the encoder gives z0 when ``latent_axes`` has a pitch axis. ``"network"``: z0's mean
+    axis_encoder : {"auto", "network", "locate", "contour", "contour+width"}
+        How the encoder gives z0 when ``latent_axes`` has a pitch axis. ``"auto"`` (the default):
+        ``"contour+width"`` where it applies (``latent_axes = "pitch"``, ``axis_decoder =
+        "network"``, ``latent_dim >= 3``; measured best on the real and the synthetic store,
+        docs/vae.md), ``"network"`` otherwise (:attr:`resolved_axis_encoder`). ``"network"``: z0's mean
         is an output of the encoder network like every other dimension, held to the move by the
         penalty alone. ``"locate"``: z0's mean is where a small convolutional detector fires
         along frequency (a soft arg-max over the rows of its map averaged over time), so z0's value
@@ -130,6 +133,11 @@ class TrainParams:
         (:func:`usvpipe.vae.model.contour_row`), the image's own reading of mean frequency; z0 is
         then as good a pitch read-out as that rule, by construction, and the network's other
         dimensions are free of it (docs/vae.md, "z0 read off the contour"; measured, not the default).
+        ``"contour+width"``: as ``"contour"``, and z1's mean is a second fixed rule, the share of
+        the image's columns the call spans (:func:`usvpipe.vae.model.contour_width`), so the two
+        things an analyst reads first are latents on fixed scales and the network's 30 others
+        describe the rest of the call; needs ``latent_axes = "pitch"`` (z1 is then a read-out of the
+        width, not a trained log-width axis; docs/vae.md, "z0 and z1 read off the contour").
     patience : int
         Early stopping: stop after this many epochs without a validation-loss improvement
         larger than ``min_delta`` (0 disables early stopping).
@@ -202,7 +210,7 @@ class TrainParams:
     axis_stretch: float = 0.3
     axis_sd: float = 0.1
     axis_decoder: str = "network"
-    axis_encoder: str = "network"
+    axis_encoder: str = "auto"
     patience: int = 10
     min_delta: float = 0.0
     val_fraction: float = 0.1
@@ -279,6 +287,12 @@ class TrainParams:
         if n_axes >= self.latent_dim:
             raise config_error("train", "latent_axes", f"{self.latent_axes!r} needs more than {n_axes} latent dimension(s) "
                                f"(latent_dim = {self.latent_dim})", "raise latent_dim or set latent_axes = \"off\"")
+        if self.axis_encoder == "contour+width" and (self.latent_axes != "pitch" or self.axis_decoder != "network"
+                                                     or self.latent_dim < 3):
+            raise config_error("train", "axis_encoder", "'contour+width' reads z1 as the call's width, so it needs "
+                               f"latent_axes = \"pitch\", axis_decoder = \"network\" and latent_dim >= 3 (got "
+                               f"{self.latent_axes!r}, {self.axis_decoder!r}, {self.latent_dim})",
+                               "set latent_axes = \"pitch\" and axis_decoder = \"network\", or axis_encoder = \"contour\"")
         if any(h < 1 for h in self.hidden):
             raise config_error("train", "hidden", f"{list(self.hidden)} has a non-positive width",
                                "set hidden to positive integers, e.g. [1024, 256]")
@@ -288,6 +302,14 @@ class TrainParams:
         if self.batch_size != "auto":
             return int(self.batch_size)
         return int(min(AUTO_MAX_BATCH, max(AUTO_MIN_BATCH, n_train // AUTO_MIN_STEPS_PER_EPOCH)))
+
+    @property
+    def resolved_axis_encoder(self) -> str:
+        """``axis_encoder`` with ``"auto"`` resolved: ``"contour+width"`` where it applies, else ``"network"``."""
+        if self.axis_encoder != "auto":
+            return self.axis_encoder
+        fits = self.latent_axes == "pitch" and self.axis_decoder == "network" and self.latent_dim >= 3
+        return "contour+width" if fits else "network"
 
     @property
     def axis_names(self) -> tuple:
@@ -318,6 +340,7 @@ class TrainParams:
         precision = self.obs_precision if obs_precision is None else obs_precision
         if precision == "auto":
             raise ValueError("model_config: obs_precision='auto' must be resolved from the store first")
+        encoder = self.resolved_axis_encoder
         return {
             "input_shape": [int(s) for s in input_shape],
             "latent_dim": self.latent_dim,
@@ -328,8 +351,9 @@ class TrainParams:
             "hidden": list(self.hidden),
             "pool": int(pool),
             "moved_axes": list(self.axis_names) if self.axis_decoder == "move" else [],
-            "located_axes": ["pitch"] if self.axis_encoder in ("locate", "contour") and "pitch" in self.axis_names else [],
-            **({"pitch_locator": "contour"} if self.axis_encoder == "contour" else {}),
+            "located_axes": ["pitch"] if encoder != "network" and "pitch" in self.axis_names else [],
+            **({"pitch_locator": "contour"} if encoder.startswith("contour") else {}),
+            **({"read_width": True} if encoder == "contour+width" else {}),
         }
 
 

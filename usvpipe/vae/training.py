@@ -510,8 +510,14 @@ class _Trainer:
         import torch
 
         # (checkpoints written before `moved_axes` existed decoded every dimension through the network)
-        if {"moved_axes": [], "located_axes": [], **ckpt["model_config"]} != self.model.config:
-            raise ConfigError(f"{self.ckpt_path}: made with different model parameters {ckpt['model_config']} "
+        made = {"moved_axes": [], "located_axes": [], **ckpt["model_config"]}
+        if made != self.model.config:
+            # runs from before axis_encoder = "auto" have the network's z0 and z1: say which setting resumes them
+            older = (" (this run's z0 and z1 come from the network: resume with axis_encoder = \"network\")"
+                     if not made["located_axes"] and self.model.config.get("read_width")
+                     and {**made, **{k: self.model.config[k] for k in ("located_axes", "pitch_locator", "read_width")}}
+                     == self.model.config else "")
+            raise ConfigError(f"{self.ckpt_path}: made with different model parameters {ckpt['model_config']}{older} "
                               "(fix: resume with the same parameters, or choose a new OUT_DIR)")
         if ckpt["store"]["n_syllables"] != len(self.store):
             raise UsvpipeError(f"{self.ckpt_path}: made from a store with {ckpt['store']['n_syllables']} syllables, "
@@ -544,6 +550,7 @@ class _Trainer:
     def describe(self) -> str:
         """What this run will do, in one line (printed before the first epoch)."""
         p = self.params
+        encoder = p.resolved_axis_encoder
         h, w = self.model.output_shape
         profile = (f"CPU profile: {self.store.spec_shape[0]}x{self.store.spec_shape[1]} syllables averaged to {h}x{w} "
                    "so a CPU can train enough steps (profile = \"full\" keeps them as they are)"
@@ -562,9 +569,12 @@ class _Trainer:
                    if "pitch" in self.axes else "")
                 + (f", z1 as a duration axis (widened up to {p.axis_stretch:.0%})" if "duration" in self.axes else "")
                 + ("; z0 read off where a learnt detector fires along frequency (axis_encoder = locate)"
-                   if "pitch" in self.axes and p.axis_encoder == "locate" else "")
+                   if "pitch" in self.axes and encoder == "locate" else "")
                 + ("; z0 read off the call's contour in the image, a fixed rule (axis_encoder = contour)"
-                   if "pitch" in self.axes and p.axis_encoder == "contour" else "")
+                   if "pitch" in self.axes and encoder == "contour" else "")
+                + ("; z0 read off the call's contour and z1 off its width in the image, fixed rules (axis_encoder = "
+                   f"{p.axis_encoder}{' -> contour+width' if p.axis_encoder == 'auto' else ''})"
+                   if encoder == "contour+width" else "")
                 + ("; the decoder moves its image by the axes instead of reading them"
                    if self.axes and p.axis_decoder == "move" else ""))
 
@@ -863,6 +873,7 @@ class _Trainer:
                 "split": self.split_info, "device": str(ctx.device), "amp": _amp_name(self.amp_dtype),
                 "data_on_device": bool(self.on_device), "channels_last": bool(self.channels_last),
                 "world_size": ctx.world, "profile": self.profile, "pool": self.pool,
+                "axis_encoder": self.params.resolved_axis_encoder,
                 "image_shape": list(self.model.output_shape), "batch_size": self.batch_size,
                 "obs_precision": self.obs_precision, "augmented": self.jitter is not None,
                 "steps": self._steps_done(), "epochs_planned": self.n_epochs,
