@@ -218,6 +218,7 @@ def test_training_killed_midway_resumes_bit_for_bit(tmp_path, tiny_store):
     assert "not finished" in describe_directory(out)[0]
     subprocess.run(_usvpipe("train", str(tiny_store), str(out), *TRAIN_ARGS, "--resume"), env=ENV, check=True)
     assert "complete" in describe_directory(out)[0]
+    assert "axis encoder contour+width" in describe_directory(out)[0]  # the default, resolved
     a, b = _weights(ref), _weights(out)
     assert a.keys() == b.keys()
     for k in a:

@@ -35,7 +35,8 @@ def describe_directory(path) -> list[str]:
         if (path / "train.json").exists():
             t = _io.read_json(path / "train.json")
             lines = [f"{path}: trained VAE ({names}): {t.get('epochs_run')} epochs, {t.get('steps', '?')} steps "
-                     f"(profile {t.get('profile', 'full')}, images {t.get('image_shape', '?')}), kept epoch "
+                     f"(profile {t.get('profile', 'full')}, images {t.get('image_shape', '?')}, axis encoder "
+                     f"{t.get('axis_encoder') or (t.get('params') or {}).get('axis_encoder', 'network')}), kept epoch "
                      f"{t.get('kept_epoch', t.get('best_epoch'))}, {t.get('n_train')} train / {t.get('n_val')} "
                      f"validation syllables, device {t.get('device')}; complete"]
             from ..vae.health import health_from_dict
