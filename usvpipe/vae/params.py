@@ -292,7 +292,8 @@ class TrainParams:
             raise config_error("train", "axis_encoder", "'contour+width' reads z1 as the call's width, so it needs "
                                f"latent_axes = \"pitch\", axis_decoder = \"network\" and latent_dim >= 3 (got "
                                f"{self.latent_axes!r}, {self.axis_decoder!r}, {self.latent_dim})",
-                               "set latent_axes = \"pitch\" and axis_decoder = \"network\", or axis_encoder = \"contour\"")
+                               "set latent_axes = \"pitch\", axis_decoder = \"network\" and latent_dim >= 3, or "
+                               "axis_encoder = \"contour\"")
         if any(h < 1 for h in self.hidden):
             raise config_error("train", "hidden", f"{list(self.hidden)} has a non-positive width",
                                "set hidden to positive integers, e.g. [1024, 256]")
@@ -306,6 +307,8 @@ class TrainParams:
     @property
     def resolved_axis_encoder(self) -> str:
         """``axis_encoder`` with ``"auto"`` resolved: ``"contour+width"`` where it applies, else ``"network"``."""
+        if "pitch" not in self.axis_names:  # no pitch axis: nothing is read off the image, whatever was asked
+            return "network"
         if self.axis_encoder != "auto":
             return self.axis_encoder
         fits = self.latent_axes == "pitch" and self.axis_decoder == "network" and self.latent_dim >= 3
