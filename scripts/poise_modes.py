@@ -31,7 +31,8 @@ A model is ``poise``, ``mvae`` or ``mmvae``, optionally with ``+``-separated var
 nearly independent, the default / with z_i coupled to z'_i), ``pw<N>`` (hold the POISE prior for N epochs), ``kw<N>`` (KL annealing over N
 epochs), ``b<x>`` (KL weight x), and the reference-code variants ``full`` (all four G blocks),
 ``fwd`` (`recon_sweep="forward"`, the reconstruction sweep before issue 12), ``rall`` (reconstruction averaged over every chain state), ``rand`` (dense random prior start),
-``md<x>`` (mask a batch's modality with probability x), ``sw<N>`` / ``gs<N>`` (N Gibbs sweeps / chains per pair), ``ref`` (= ``full+rall+rand+md0.15``), e.g. ``--models poise poise+paired+subset+pw7 mvae+kw10 mmvae``.
+``md<x>`` (mask a batch's modality with probability x), ``sw<N>`` / ``gs<N>`` (N Gibbs sweeps / chains per pair),
+``plr<x>`` (the prior's learning rate x times the networks', default 10), ``pc<x>`` (with ``paired``: the start's coupling), ``ref`` (= ``full+rall+rand+md0.15``), e.g. ``--models poise poise+paired+subset+pw7 mvae+kw10 mmvae``.
 """
 from __future__ import annotations
 
@@ -198,6 +199,10 @@ def model_params(spec: str, **common):
             extra["modality_dropout"] = float(v[2:])
         elif v == "ref":
             extra.update(full_coupling=True, recon_samples="all", prior_init="random", modality_dropout=0.15)
+        elif v.startswith("plr"):
+            extra["prior_lr_factor"] = float(v[3:])
+        elif v.startswith("pc"):
+            extra["pair_coupling"] = float(v[2:])
         elif v.startswith("sw"):
             extra["gibbs_sweeps"] = int(v[2:])
         elif v.startswith("gs"):
