@@ -230,7 +230,7 @@ def main(argv=None):
     from usvpipe.artifacts import Latents
     from usvpipe.config import params_from_mapping
     from usvpipe.store import open_store
-    from usvpipe.vae import TrainParams, encode, train
+    from usvpipe.vae import TrainParams, encode, load_model, train
     from usvpipe.vae.readout import folds_phrase, readouts_from
 
     tmp = tempfile.TemporaryDirectory()
@@ -277,8 +277,6 @@ def main(argv=None):
                      "steps": res.steps, "health": health,
                      "vae_r2": {m: cv_ridge_r2(z, table[m].to_numpy(dtype=float)) for m in MEASURES}})
         print(f"# seed {params.seed} R²: " + ", ".join(f"{m} {v:.3f}" for m, v in runs[-1]["vae_r2"].items()))
-        from usvpipe.vae import load_model
-
         rule_dims = load_model(res.model_path).rule_read_dims
         if rule_dims:  # how much the network itself carries, beside what the fixed rules read
             learnt = np.delete(z, rule_dims, axis=1)

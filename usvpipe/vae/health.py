@@ -67,14 +67,18 @@ class TrainingHealth:
         """One line for the terminal and the report."""
         where = "held-out" if self.held_out else "training (nothing held out)"
         verdict = "passed" if self.passed else ("FAILED: posterior collapse" if self.collapsed else "FAILED")
-        rules = (" (" + ", ".join(f"z{d}" for d in self.rule_read_dims) + " read off the image by fixed rules)"
-                 if self.rule_read_dims else "")
+        rules = f" ({_dims_phrase(self.rule_read_dims)} read off the image by fixed rules)" if self.rule_read_dims else ""
         line = (f"training health {verdict}: {self.active_units}/{self.latent_dim} active latent dimensions{rules}, "
                 f"reconstruction R² {self.recon_r2:.2f} (PCA with {self.latent_dim} components: {self.pca_r2:.2f}) "
                 f"on {self.n_syllables} {where} syllables")
         if not self.passed:
             line += f" — {self.reason} (fix: {self.fix})"
         return line
+
+
+def _dims_phrase(dims) -> str:
+    """``(0, 1)`` -> ``"z0, z1"``."""
+    return ", ".join(f"z{d}" for d in dims)
 
 
 def per_dimension_kl(mu: np.ndarray, var: np.ndarray) -> np.ndarray:
@@ -134,8 +138,8 @@ def assess(*, mu: np.ndarray, var: np.ndarray, test_images: np.ndarray, reconstr
     passed = bool(not collapsed and informative)
     reason = fix = ""
     if not passed:
-        reason = (("the posterior equals the prior in every learnt dimension (only the rule-read "
-                   + ", ".join(f"z{d}" for d in rule_read_dims) + " vary)" if rule_read_dims else
+        reason = ((f"the posterior equals the prior in every learnt dimension (only the rule-read "
+                   f"{_dims_phrase(rule_read_dims)} vary)" if rule_read_dims else
                    "the posterior equals the prior in every dimension") if collapsed else
                   f"held-out reconstructions are barely better than the mean syllable (R² {recon_r2:.2f} < {MIN_RECON_R2})")
         fixes = []

@@ -209,14 +209,16 @@ class VAE(nn.Module):
 
             height = x.shape[-2]
             if self.pitch_locator == "contour":
-                row = contour_row(x)
+                # (one pass over the image gives both rules their call columns: read_width needs the contour locator)
+                columns = call_columns(x)
+                row = contour_row(x, columns)
             else:
                 weights = torch.softmax(self.locator(x).float().mean(-1)[:, 0], dim=-1)  # (n, H)
                 row = (weights * torch.arange(height, device=x.device, dtype=torch.float32)).sum(-1)
             where = (row - (height - 1) / 2.0) * (PITCH_AXIS_UNITS_PER_HEIGHT / height)
             mu = torch.cat([(where + self.locator_bias)[:, None], mu[:, 1:]], 1)
         if self.read_width:
-            width = WIDTH_UNITS_PER_IMAGE_WIDTH * (contour_width(x) - 0.5) + self.width_bias
+            width = WIDTH_UNITS_PER_IMAGE_WIDTH * (contour_width(x, columns) - 0.5) + self.width_bias
             mu = torch.cat([mu[:, :1], width[:, None], mu[:, 2:]], 1)
         log_d = _bounded(out[:, k:2 * k], LOG_VARIANCE_BOUNDS)
         u = out[:, 2 * k:].reshape(-1, k, self.rank) if self.rank else None
@@ -376,13 +378,21 @@ PITCH_LOCATORS = ("detector", "contour")
 CONTOUR_ON_LEVEL = 0.25
 
 
-def contour_row(x: "torch.Tensor") -> "torch.Tensor":
+def call_columns(x: "torch.Tensor") -> tuple:
+    """``(row, on)`` of each image ``(n, 1, H, W)``, both ``(n, W)``: the loudest row of each column, and
+    1.0 where that column's loudest pixel exceeds :data:`CONTOUR_ON_LEVEL` (the call's columns), else 0.0.
+    What :func:`contour_row` and :func:`contour_width` read; computed once when both are wanted."""
+    peak, row = x.float()[:, 0].max(dim=1)
+    return row, (peak > CONTOUR_ON_LEVEL).float()
+
+
+def contour_row(x: "torch.Tensor", columns: tuple | None = None) -> "torch.Tensor":
     """The call's mean contour row of each image ``(n, 1, H, W)``: the loudest row of each column,
     averaged over the columns whose loudest pixel exceeds :data:`CONTOUR_ON_LEVEL`; the middle row
     when none does (no call to place). A fixed rule, no parameters: the frequency a segment table's
-    mean frequency reads (its loudest bin per frame), in rows of the image."""
-    peak, row = x.float()[:, 0].max(dim=1)  # (n, W): loudest value and its row, per column
-    on = (peak > CONTOUR_ON_LEVEL).float()
+    mean frequency reads (its loudest bin per frame), in rows of the image. ``columns``: the
+    images' :func:`call_columns`, when already computed."""
+    row, on = call_columns(x) if columns is None else columns
     middle = torch.full_like(on[:, 0], (x.shape[-2] - 1) / 2.0)
     return torch.where(on.sum(-1) > 0, (row.float() * on).sum(-1) / on.sum(-1).clamp(min=1.0), middle)
 
@@ -392,12 +402,13 @@ def contour_row(x: "torch.Tensor") -> "torch.Tensor":
 WIDTH_UNITS_PER_IMAGE_WIDTH = 4.0
 
 
-def contour_width(x: "torch.Tensor") -> "torch.Tensor":
+def contour_width(x: "torch.Tensor", columns: tuple | None = None) -> "torch.Tensor":
     """The call's width in each image ``(n, 1, H, W)`` as a fraction of ``W``: the share of columns
     whose loudest pixel exceeds :data:`CONTOUR_ON_LEVEL`, the columns :func:`contour_row` averages.
     A fixed rule, linear in the width (a segment table's duration is read off the same frames; with
-    time-stretched store images a call of duration d is drawn sqrt(d) wide, so this is monotone in d)."""
-    return (x.float()[:, 0].amax(dim=1) > CONTOUR_ON_LEVEL).float().mean(-1)
+    time-stretched store images a call of duration d is drawn sqrt(d) wide, so this is monotone in d).
+    ``columns``: the images' :func:`call_columns`, when already computed."""
+    return (call_columns(x) if columns is None else columns)[1].mean(-1)
 
 
 def build_model(config: dict) -> VAE:

@@ -354,7 +354,7 @@ class TrainParams:
             "hidden": list(self.hidden),
             "pool": int(pool),
             "moved_axes": list(self.axis_names) if self.axis_decoder == "move" else [],
-            "located_axes": ["pitch"] if encoder != "network" and "pitch" in self.axis_names else [],
+            "located_axes": ["pitch"] if encoder != "network" else [],  # (resolved: network without a pitch axis)
             **({"pitch_locator": "contour"} if encoder.startswith("contour") else {}),
             **({"read_width": True} if encoder == "contour+width" else {}),
         }

@@ -569,9 +569,9 @@ class _Trainer:
                    if "pitch" in self.axes else "")
                 + (f", z1 as a duration axis (widened up to {p.axis_stretch:.0%})" if "duration" in self.axes else "")
                 + ("; z0 read off where a learnt detector fires along frequency (axis_encoder = locate)"
-                   if "pitch" in self.axes and encoder == "locate" else "")
+                   if encoder == "locate" else "")
                 + ("; z0 read off the call's contour in the image, a fixed rule (axis_encoder = contour)"
-                   if "pitch" in self.axes and encoder == "contour" else "")
+                   if encoder == "contour" else "")
                 + ("; z0 read off the call's contour and z1 off its width in the image, fixed rules (axis_encoder = "
                    f"{p.axis_encoder}{' -> contour+width' if p.axis_encoder == 'auto' else ''})"
                    if encoder == "contour+width" else "")
