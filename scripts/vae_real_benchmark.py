@@ -95,6 +95,25 @@ def contour_features(images: np.ndarray, *, on_level: float | None = None) -> np
     return np.c_[np.nanmean(masked, 1), np.nanmin(masked, 1), np.nanmax(masked, 1), width, np.sqrt(width)]
 
 
+def rule_readouts(images_seen: np.ndarray, table) -> dict:
+    """5-fold ridge R² of each measure from one fixed rule alone, on the images as the network sees
+    them: the contour row (z0's rule), the call's width (z1's rule under ``contour+width``) and its
+    log2 (the scale a trained duration axis would have). What the rule-read latents carry by themselves."""
+    import torch
+
+    from usvpipe.vae.model import call_columns, contour_row, contour_width
+
+    x = torch.from_numpy(np.ascontiguousarray(images_seen, dtype=np.float32))[:, None]
+    columns = call_columns(x)
+    width = contour_width(x, columns).numpy().astype(np.float64)
+    rules = {"contour row": contour_row(x, columns).numpy(), "width": width,
+             "log2 width": np.log2(np.maximum(width, 1.0 / x.shape[-1]))}
+    out = {name: {m: cv_ridge_r2(v[:, None], table[m].to_numpy(dtype=float)) for m in MEASURES}
+           for name, v in rules.items()}
+    out["median width share"] = float(np.median(width))
+    return out
+
+
 def real_store(store_dir: Path, data: Path = DATA) -> Path:
     """Every WAV under ``data`` segmented with the default parameters into ``store_dir`` (once)."""
     if not (store_dir / "syllables.csv").exists():
@@ -295,6 +314,11 @@ def main(argv=None):
             # the stricter baseline: PCA of the images as the network sees them (the CPU profile pools them)
             pool = int(json.loads((res.out_dir / "train.json").read_text()).get("pool", 1))
             pca_seen = pca_features(pooled(images, pool), z.shape[1]) if pool > 1 else pca
+            rules = rule_readouts(pooled(images, pool) if pool > 1 else images, table)
+            print(f"# one rule alone ({images.shape[1] // pool}x{images.shape[2] // pool} images as the network sees "
+                  f"them; the median call spans {rules['median width share']:.0%} of the columns): " + "; ".join(
+                      f"{name}: " + ", ".join(f"{m} {v:.3f}" for m, v in r2.items())
+                      for name, r2 in rules.items() if name != "median width share"))
 
     rows = []
     for m in MEASURES:
