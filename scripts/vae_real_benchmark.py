@@ -303,6 +303,8 @@ def main(argv=None):
             print(f"# seed {params.seed} R², the {learnt.shape[1]} learnt dimensions only (leaving out the rule-read "
                   + ", ".join(f"z{d}" for d in rule_dims) + "): "
                   + ", ".join(f"{m} {v:.3f}" for m, v in runs[-1]["learnt_dims_r2"].items()))
+            print(f"# seed {params.seed} rule-read latents across syllables: " + ", ".join(
+                f"z{d} s.d. {z[:, d].std(ddof=1):.2f} ({z[:, d].min():+.2f} to {z[:, d].max():+.2f})" for d in rule_dims))
         check = Latents.read_meta(work / f"latents_{suffix}.csv").get("readout")
         if check:  # encode's own check: recordings held out when there are >= 5 of them
             print(f"# seed {params.seed} encode's read-out ({folds_phrase(check)}; ridge / 10-NN, latents vs PCA "
