@@ -53,7 +53,8 @@ def main() -> None:
     data = make_mnist_gaussians(args.radius, seed=args.seed)
     data.x1 = data.x1.reshape(len(data.x1), -1)
     t0 = time.perf_counter()
-    model = train_poise(data, None, model_params(args.model, **sizes, epochs=40, obs_sd=0.45, seed=args.seed)).model
+    model = train_poise(data, None, model_params(args.model, **sizes, epochs=40, obs_sd=0.45, seed=args.seed,
+                                                       heldout_fraction=0.0)).model
     train_s = time.perf_counter() - t0
     labels = data.extra["label"][:N_COHERENCE]
     digits = torch.as_tensor(data.x1[:N_COHERENCE], dtype=torch.float32)

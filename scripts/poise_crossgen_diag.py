@@ -150,7 +150,8 @@ def main(argv=None):
                           "ceiling a<-v": round(r2(read_pitch.predict(flat(specs[te])), pitch[te]), 3)}), flush=True)
         for sweep in args.recon_sweep:
             params = PoiseParams(latent_dim_1=4, latent_dim_2=4, hidden_units=64, epochs=args.epochs, batch_size=64,
-                                 subset_elbos=bool(args.subset_elbos), recon_sweep=sweep, seed=seed)
+                                 subset_elbos=bool(args.subset_elbos), recon_sweep=sweep, seed=seed,
+                                 heldout_fraction=0.0)
             t0 = time.perf_counter()
             model = train_poise(PairedData(frames[tr], specs[tr]), None, params).model
             secs = time.perf_counter() - t0

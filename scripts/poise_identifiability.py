@@ -134,7 +134,7 @@ def main(argv=None):
             print(json.dumps(row), flush=True)
         for model in args.models:
             params = PoiseParams(model=model.split("-")[0], latent_dim_1=args.dims, latent_dim_2=args.dims, hidden_units=64,
-                                 epochs=args.epochs, batch_size=128, obs_sd=args.obs_sd, seed=seed,
+                                 epochs=args.epochs, batch_size=128, obs_sd=args.obs_sd, seed=seed, heldout_fraction=0.0,
                                  kl_gradient=args.kl_gradient, kl_weight=args.kl_weight,
                                  kl_warmup_epochs=args.kl_warmup_epochs, prior_init=args.prior_init,
                                  recon_sweep=args.recon_sweep,

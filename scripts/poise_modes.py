@@ -399,7 +399,10 @@ def main(argv=None):
             labels = data.extra["label"]
             bayes = bayes_accuracy(data)
             for model in args.models:
-                params = model_params(model, **sizes, epochs=args.epochs, obs_sd=args.obs_sd, seed=seed)
+                # Every pair trains (heldout_fraction 0): the metrics below are the benchmark's own, and the
+                # documented tables were measured that way.
+                params = model_params(model, **sizes, epochs=args.epochs, obs_sd=args.obs_sd, seed=seed,
+                                      heldout_fraction=0.0)
                 t0 = time.perf_counter()
                 run = train_poise(data, None, params)
                 lat1, lat2 = encode(run.model, data.x1, data.x2)

@@ -258,7 +258,7 @@ def run_modes(args, models):
             labels = data.extra["label"]
             bayes = pm.bayes_accuracy(data)
             for name in models:
-                params = PoiseParams(model=name.split("-")[1], **settings, epochs=args.epochs, seed=seed)
+                params = PoiseParams(model=name.split("-")[1], **settings, epochs=args.epochs, seed=seed, heldout_fraction=0.0)
                 t0 = time.perf_counter()
                 # whole: the shared latent given both modalities; alone: given the point alone;
                 # gen1: digits generated from the first n points alone; gen2: points from the digits.
@@ -315,7 +315,8 @@ def run_video_audio(args, models):
             base = name.split("-")[1]
             # The settings of scripts/poise_video_audio.py (4 + 4 latents -> an 8-D shared latent).
             params = PoiseParams(model=base, latent_dim_1=args.latent_dims, latent_dim_2=args.latent_dims,
-                                 hidden_units=256, epochs=args.epochs, batch_size=128, seed=seed)
+                                 hidden_units=256, epochs=args.epochs, batch_size=128, seed=seed,
+                                 heldout_fraction=0.0)
             t0 = time.perf_counter()
             if name.startswith("usvpipe"):
                 model = _train_ours(name, train, params)

@@ -108,7 +108,7 @@ def main(argv=None):
         # "poise-subset" (kept for old command lines) = "poise+subset"; see poise_modes.model_params.
         params = model_params(model.replace("-subset", "+subset"), latent_dim_1=args.latent_dims,
                               latent_dim_2=args.latent_dims, hidden_units=256, epochs=args.epochs,
-                              batch_size=128, seed=args.seed)
+                              batch_size=128, seed=args.seed, heldout_fraction=0.0)
         t0 = time.perf_counter()
         run = train_poise(train, None, params)
         secs = time.perf_counter() - t0

@@ -98,18 +98,29 @@ def pairs_cmd(store, videos, out_npz, sync, video_metadata, audio, config, **opt
               help="POISE: per-batch probability of masking each modality (0-0.5; default 0).")
 @click.option("--prior-warmup-epochs", type=int, default=None,
               help="POISE: hold the prior at its start for this many epochs (default 0).")
+@click.option("--heldout-fraction", type=float, default=None,
+              help="Share of pairs (whole recordings when the pairs name them) kept out of training to check "
+                   "that cross-generation follows its input (default 0.1; 0 = no check).")
 @click.option("--seed", type=int, default=None, help="Random seed (default 0).")
 @click.option("--config", type=click.Path(path_type=Path), default=None, help="usvpipe.toml with a [poise] section.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--resume", is_flag=True, help="Continue from OUT_DIR/model.pt.")
 def train_cmd(pairs, out_dir, config, device, resume, **opts):
-    """Train on PAIRS; writes OUT_DIR/model.pt (atomic, every epoch) and history.csv."""
+    """Train on PAIRS; writes OUT_DIR/model.pt (atomic, every epoch), history.csv and check.json.
+
+    After training, cross-generation is checked on the held-out pairs (--heldout-fraction): a
+    warning says when a modality generated from the other alone does not follow its input.
+    """
     from ..poise.api import train_poise
 
     params = _params(config, opts)
     run = train_poise(pairs, out_dir, params, device=device, resume=resume, progress=True)
     last = run.history.iloc[-1]
     click.echo(f"trained {params.model} for {int(last['epoch'])} epochs: loss {last['loss']:.4g}")
+    for line in run.check.lines():
+        click.echo(line)
+    for line in run.check.warnings(subset_elbos=params.subset_elbos if params.model == "poise" else None):
+        click.echo(f"usvpipe: warning: {line}", err=True)
     click.echo(f"model: {run.model_path}")
 
 
@@ -134,6 +145,31 @@ def _check_shapes(model, x1, x2, pairs):
     if tuple(x1.shape[1:]) != model.shape1 or tuple(x2.shape[1:]) != model.shape2:
         raise InputFileError(pairs, f"item shapes {x1.shape[1:]}, {x2.shape[1:]} differ from the model's "
                              f"{model.shape1}, {model.shape2}", "use the pairs the model was trained on")
+
+
+def _cross_generation_caveat(model_path, *, given: str) -> str:
+    """What the held-out check beside the model (``check.json``) says against generating from
+    ``given`` ("x1" or "x2"); "" when that direction passed it."""
+    import json
+
+    from ..poise.check import CHECK_FILE, DirectionCheck
+
+    path = Path(model_path).parent / CHECK_FILE
+    check = None
+    try:
+        check = json.loads(path.read_text())
+        direction = DirectionCheck(**next(d for d in check["directions"] if d["given"] == given))
+    except (OSError, ValueError, KeyError, TypeError, StopIteration):
+        # no file (trained before the check, or elsewhere), unchecked, or unreadable
+        reason = check.get("reason") if isinstance(check, dict) else ""
+        return (f"{path}: cross-generation from {given} was not checked on held-out pairs"
+                + (f" ({reason})" if reason else "") + "; read relations off these items with care "
+                "(fix: retrain with heldout_fraction > 0 on enough pairs)")
+    if direction.follows:
+        return ""
+    return (f"{path}: on held-out pairs, {direction.target} generated from {given} alone matched its own "
+            f"partner no better than a random one (skill {direction.skill:.2f}, p = {direction.p_value:.3g}); "
+            f"do not read a {given} -> {direction.target} relation off these items")
 
 
 @poise.command("generate")
@@ -176,6 +212,9 @@ def generate_cmd(model_path, out_png, mode, pairs, source, count, seed, device):
             g1, g2 = cross_generate(model, x2=x2)
             rows, titles = [x2, x1, g1[:, 0]], ["x2 given", "x1 true", "x1 generated"]
         g1, g2 = g1[:, 0], g2[:, 0]
+        caveat = _cross_generation_caveat(model_path, given=f"x{source}")
+        if caveat:
+            click.echo(f"usvpipe: warning: {caveat}", err=True)
     image_grid(rows, out_png, titles=titles)
     with atomic_path(Path(out_png).with_suffix(".npz"), suffix=".npz") as tmp:
         with open(tmp, "wb") as fh:

@@ -14,6 +14,7 @@ from .._device import resolve_device
 from .._version import __version__
 from ..config import params_from_mapping, params_to_dict
 from ..errors import ConfigError, InputFileError, UsvpipeError
+from .check import CHECK_FILE, MAX_HELDOUT, MIN_HELDOUT, CrossGenerationCheck, check_directions, heldout_split
 from .data import PairedData, load_pairs
 from .model import build_model, resolve_likelihood
 from .params import PoiseParams
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = "usvpipe-poise-1"
 MODEL_FILE = "model.pt"
 HISTORY_FILE = "history.csv"
+GENERATE_BATCH = 256  # held-out pairs per cross-generation pass of the check
 
 
 @dataclass
@@ -31,6 +33,7 @@ class PoiseRun:
     model: object
     history: object  # pandas.DataFrame
     model_path: Path | None
+    check: CrossGenerationCheck | None = None  # cross-generation on held-out pairs
 
 
 def _device(device):
@@ -66,15 +69,31 @@ def _optimizer(model, params: PoiseParams):
     return torch.optim.Adam(groups), prior_train
 
 
-def _resume_from(model_path: Path, model, opt, params: PoiseParams, dev) -> tuple[int, list]:
+def _pairs_digest(data: PairedData, held_idx) -> str:
+    """A fingerprint of the pairs and of which are held out: a resume must continue on the same."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for arr in (data.x1, data.x2, np.asarray(held_idx, dtype=np.int64)):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _resume_from(model_path: Path, model, opt, params: PoiseParams, dev, pairs_digest: str) -> tuple[int, list]:
     """Load the checkpoint's weights and optimiser state; returns ``(epochs done, history rows)``."""
     ck = _read_checkpoint(model_path, dev)
     # Everything but the number of epochs must match (resume = train for longer).
     # (a checkpoint from before a parameter existed counts as that parameter's default).
     same = {k: v for k, v in params_to_dict(params).items() if k != "epochs"}
     theirs = params_to_dict(_checkpoint_params(ck, model_path))
-    if {k: v for k, v in theirs.items() if k != "epochs"} != same:
-        raise InputFileError(model_path, "was trained with different parameters", "use a new OUT_DIR or the same parameters")
+    differ = sorted(k for k in set(same) | set(theirs) if k != "epochs" and same.get(k) != theirs.get(k))
+    if differ:
+        shown = ", ".join(f"{k} = {theirs.get(k)!r} there, {same.get(k)!r} now" for k in differ[:3])
+        raise InputFileError(model_path, f"was trained with different parameters ({shown})",
+                             "use a new OUT_DIR, or the checkpoint's parameters")
+    if ck.get("pairs_digest") not in (None, pairs_digest):  # None: written before digests were kept
+        raise InputFileError(model_path, "was trained on other pairs (or another held-out split) than these",
+                             "use a new OUT_DIR, or resume with the same PAIRS")
     model.load_state_dict(ck["state_dict"])
     opt.load_state_dict(ck["optimizer"])
     return int(ck["epoch"]), list(ck["history"])
@@ -110,7 +129,7 @@ def _check_finite(row: dict, epoch: int) -> None:
 
 
 def _run_epochs(model, opt, prior_train: list, data: PairedData, params: PoiseParams, rng, dev, *,
-                start_epoch: int, rows: list, model_path, progress: bool) -> list:
+                start_epoch: int, rows: list, model_path, progress: bool, pairs_digest: str | None = None) -> list:
     """Epochs ``start_epoch`` .. ``params.epochs``: appends one history row each to ``rows`` and
     checkpoints after each (when ``model_path`` is set); returns ``rows``."""
     import torch
@@ -145,7 +164,7 @@ def _run_epochs(model, opt, prior_train: list, data: PairedData, params: PoisePa
                 if bar is not None:
                     bar.update(1)
             if model_path is not None:
-                save_poise(model, model_path, optimizer=opt, epoch=epoch + 1, history=rows)
+                save_poise(model, model_path, optimizer=opt, epoch=epoch + 1, history=rows, pairs_digest=pairs_digest)
     finally:
         if bar is not None:
             bar.close()
@@ -180,35 +199,88 @@ def train_poise(data, out_dir=None, params: PoiseParams = PoiseParams(), *, devi
     import pandas as pd
     import torch
 
-    from .._io import ensure_output_dir, write_csv_atomic
+    from .._io import ensure_output_dir, write_csv_atomic, write_json_atomic
 
     if not isinstance(data, PairedData):
         data = load_pairs(data)
+    train_idx, held_idx, split = heldout_split(len(data), params.heldout_fraction, seed=params.seed,
+                                               groups=_recordings(data))
+    train_data = data.take(train_idx) if len(held_idx) else data
     dev = _device(device)
     torch.manual_seed(params.seed)
     rng = np.random.default_rng(params.seed)
+    # Built on every pair, so the likelihood's "auto" choice does not depend on the split.
     model = _model_for(data, params, dev, model)
     opt, prior_train = _optimizer(model, params)
     start_epoch, rows = 0, []
     model_path = None
+    digest = _pairs_digest(data, held_idx)
     if out_dir is not None:
         out_dir = ensure_output_dir(out_dir)
         model_path = out_dir / MODEL_FILE
         if resume and model_path.is_file():
-            start_epoch, rows = _resume_from(model_path, model, opt, params, dev)
+            start_epoch, rows = _resume_from(model_path, model, opt, params, dev, digest)
 
-    rows = _run_epochs(model, opt, prior_train, data, params, rng, dev, start_epoch=start_epoch, rows=rows,
-                       model_path=model_path, progress=progress)
+    rows = _run_epochs(model, opt, prior_train, train_data, params, rng, dev, start_epoch=start_epoch, rows=rows,
+                       model_path=model_path, progress=progress, pairs_digest=digest)
 
     history = pd.DataFrame(rows)
     if out_dir is not None:
         write_csv_atomic(out_dir / HISTORY_FILE, history)
     model.eval()
-    return PoiseRun(model, history, model_path)
+    check = check_cross_generation(model, data, held_idx, split, params)
+    if out_dir is not None:
+        write_json_atomic(out_dir / CHECK_FILE, check.to_dict())
+    return PoiseRun(model, history, model_path, check)
 
 
-def save_poise(model, path, *, optimizer=None, epoch: int = 0, history=()) -> Path:
-    """Write a checkpoint (weights, optimiser, epoch, parameters, shapes, version) atomically."""
+def _recordings(data: PairedData):
+    """Each pair's recording (``poise pairs`` writes them), or None when the pairs do not say."""
+    rec = data.extra.get("recording")
+    return None if rec is None or np.ndim(rec) != 1 or len(rec) != len(data) else np.asarray(rec).astype(str)
+
+
+def check_cross_generation(model, data: PairedData, held_idx, split: str, params: PoiseParams) -> CrossGenerationCheck:
+    """Does each modality generated from the other alone follow its input, on the held-out pairs?
+
+    See :mod:`usvpipe.poise.check`. Up to ``MAX_HELDOUT`` of the held-out pairs are used (a
+    seeded sample); fewer than ``MIN_HELDOUT`` give an unchecked result that says why. Seeded,
+    so a fresh and a resumed run of the same model give the same check.
+    """
+    import torch
+
+    held_idx = np.asarray(held_idx, dtype=int)
+    if params.heldout_fraction == 0:
+        return CrossGenerationCheck("none", 0, reason="heldout_fraction = 0, so every pair was trained on")
+    if len(held_idx) < MIN_HELDOUT:
+        return CrossGenerationCheck(split, len(held_idx), reason=(
+            f"only {len(held_idx)} of {len(data)} pairs held out (heldout_fraction {params.heldout_fraction:g}); "
+            f"at least {MIN_HELDOUT} are needed"))
+    n_total = len(held_idx)
+    if n_total > MAX_HELDOUT:
+        held_idx = np.sort(np.random.default_rng(params.seed).choice(held_idx, MAX_HELDOUT, replace=False))
+    # The posterior means come from Gibbs chains on torch's global random state, which training
+    # leaves somewhere different in a fresh and a resumed run.
+    torch.manual_seed(params.seed)
+    x1, x2 = data.x1[held_idx], data.x2[held_idx]
+    recordings = _recordings(data)
+    groups = None if recordings is None else recordings[held_idx]
+    gen1, gen2, rec1, rec2 = [], [], [], []
+    for start in range(0, len(held_idx), GENERATE_BATCH):
+        part = slice(start, start + GENERATE_BATCH)
+        gen1.append(cross_generate(model, x2=x2[part], mean=True)[0][:, 0])
+        gen2.append(cross_generate(model, x1=x1[part], mean=True)[1][:, 0])
+        r1, r2 = reconstruct(model, x1[part], x2[part])
+        rec1.append(r1)
+        rec2.append(r2)
+    return check_directions(np.concatenate(gen1), x1, np.concatenate(gen2), x2, split=split, groups=groups,
+                            recon=(np.concatenate(rec1), np.concatenate(rec2)), n_heldout_total=n_total,
+                            seed=params.seed)
+
+
+def save_poise(model, path, *, optimizer=None, epoch: int = 0, history=(), pairs_digest: str | None = None) -> Path:
+    """Write a checkpoint (weights, optimiser, epoch, parameters, shapes, version, and the
+    fingerprint of the pairs it trains on, when given) atomically."""
     import torch
 
     from .._io import atomic_path
@@ -225,6 +297,7 @@ def save_poise(model, path, *, optimizer=None, epoch: int = 0, history=()) -> Pa
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "epoch": int(epoch),
         "history": list(history),
+        "pairs_digest": pairs_digest,
     }
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
@@ -257,8 +330,11 @@ def _read_checkpoint(path, device):
 
 
 def _checkpoint_params(ck, path) -> PoiseParams:
+    mapping = dict(ck.get("params") or {})
+    # Checkpoints from before the held-out check were trained on every pair.
+    mapping.setdefault("heldout_fraction", 0.0)
     try:
-        return params_from_mapping(PoiseParams, ck.get("params") or {})
+        return params_from_mapping(PoiseParams, mapping)
     except ConfigError as exc:
         raise InputFileError(path, f"checkpoint parameters are invalid ({exc})", "retrain with this usvpipe version") from None
 

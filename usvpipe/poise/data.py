@@ -43,6 +43,13 @@ class PairedData:
     def __len__(self):
         return len(self.x1)
 
+    def take(self, idx) -> "PairedData":
+        """The pairs at ``idx``, with every per-pair ``extra`` array taken along (others kept whole)."""
+        idx = np.asarray(idx, dtype=int)
+        n = len(self)
+        extra = {k: (np.asarray(v)[idx] if np.ndim(v) >= 1 and len(v) == n else v) for k, v in self.extra.items()}
+        return PairedData(self.x1[idx], self.x2[idx], extra)
+
 
 def _read_item(path: Path) -> np.ndarray:
     if path.suffix.lower() == ".npy":

@@ -102,6 +102,11 @@ class PoiseParams:
         Weight of the KL term (1 = the ELBO).
     kl_warmup_epochs : int
         Linear KL annealing from 0 over this many epochs (0 = none).
+    heldout_fraction : float
+        Share of the pairs kept out of training to check, after it, that cross-generation
+        follows its input (:mod:`usvpipe.poise.check`; ``check.json``). Whole recordings are
+        held out when the pairs name them (``poise pairs`` does); 0 = train on every pair and
+        leave cross-generation unchecked. Must be < 0.5.
     seed : int
         Seed for initialisation, batching and sampling.
     """
@@ -133,6 +138,7 @@ class PoiseParams:
     modality_dropout: float = 0.0
     kl_weight: float = 1.0
     kl_warmup_epochs: int = 0
+    heldout_fraction: float = 0.1
     seed: int = 0
 
     _constraints = {
@@ -161,6 +167,7 @@ class PoiseParams:
         "modality_dropout": [Interval(float, 0, 0.5, closed="left")],
         "kl_weight": [Interval(float, 0, None)],
         "kl_warmup_epochs": [Interval(int, 0, None)],
+        "heldout_fraction": [Interval(float, 0, 0.5, closed="left")],
     }
 
     def __post_init__(self):
