@@ -32,7 +32,8 @@ nearly independent, the default / with z_i coupled to z'_i), ``pw<N>`` (hold the
 epochs), ``b<x>`` (KL weight x), and the reference-code variants ``full`` (all four G blocks),
 ``fwd`` (`recon_sweep="forward"`, the reconstruction sweep before issue 12), ``rall`` (reconstruction averaged over every chain state), ``rand`` (dense random prior start),
 ``md<x>`` (mask a batch's modality with probability x), ``sw<N>`` / ``gs<N>`` (N Gibbs sweeps / chains per pair),
-``plr<x>`` (the prior's learning rate x times the networks', default 10), ``pc<x>`` (with ``paired``: the start's coupling), ``ref`` (= ``full+rall+rand+md0.15``), e.g. ``--models poise poise+paired+subset+pw7 mvae+kw10 mmvae``.
+``plr<x>`` (the prior's learning rate x times the networks', default 10), ``fixlam`` (the prior's own
+``lambda`` fixed at N(0, 1) factors), ``kpath`` (the path-wise KL gradient), ``pc<x>`` / ``pq<x>`` (with ``paired``: the start's coupling ``G11_ii`` / quartic ``-G22_ii``), ``ref`` (= ``full+rall+rand+md0.15``), e.g. ``--models poise poise+paired+subset+pw7 mvae+kw10 mmvae``.
 """
 from __future__ import annotations
 
@@ -203,6 +204,12 @@ def model_params(spec: str, **common):
             extra["prior_lr_factor"] = float(v[3:])
         elif v.startswith("pc"):
             extra["pair_coupling"] = float(v[2:])
+        elif v.startswith("pq"):
+            extra["pair_quartic"] = float(v[2:])
+        elif v == "fixlam":
+            extra["learn_prior_scale"] = False  # the talk's ansatz: lambda fixed, only G learnt
+        elif v == "kpath":
+            extra["kl_gradient"] = "pathwise"
         elif v.startswith("sw"):
             extra["gibbs_sweeps"] = int(v[2:])
         elif v.startswith("gs"):
