@@ -212,10 +212,16 @@ def test_a_resumed_run_checks_the_same_held_out_pairs_with_the_same_result(tmp_p
     from usvpipe.poise import api, train_poise
 
     data = _coupled_pairs(400, shuffled=False)
+    fresh = train_poise(data, tmp_path / "fresh", _params(epochs=4))
     train_poise(data, tmp_path / "resumed", _params(epochs=2))
     first = train_poise(data, tmp_path / "resumed", _params(epochs=4), resume=True)
     assert list(first.history["epoch"]) == [1, 2, 3, 4]
+    # the checkpoint carries the batch order's and the chains' random streams: killed after
+    # epoch 2 and resumed, the run ends where the uninterrupted one does
+    for k, v in fresh.model.state_dict().items():
+        assert torch.equal(v, first.model.state_dict()[k]), k
     saved = (tmp_path / "resumed" / "check.json").read_text()
+    assert saved == (tmp_path / "fresh" / "check.json").read_text()
     # resuming the finished run trains nothing more and checks the same model again: the same
     # held-out pairs and the same seeded chains give the same verdict, digit for digit
     again = train_poise(data, tmp_path / "resumed", _params(epochs=4), resume=True)

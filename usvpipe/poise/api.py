@@ -79,8 +79,30 @@ def _pairs_digest(data: PairedData, held_idx) -> str:
     return h.hexdigest()[:16]
 
 
-def _resume_from(model_path: Path, model, opt, params: PoiseParams, dev, pairs_digest: str) -> tuple[int, list]:
-    """Load the checkpoint's weights and optimiser state; returns ``(epochs done, history rows)``."""
+def _random_state(rng, dev) -> dict:
+    """The batch-order generator's and torch's random states (for an exact resume)."""
+    import torch
+
+    return {"batches": rng.bit_generator.state, "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None}
+
+
+def _restore_random_state(state: dict | None, rng, dev) -> None:
+    """Continue the random streams where the checkpoint left them, so a resumed run draws the
+    batches and Gibbs chains an uninterrupted one would (checkpoints without them: fresh streams)."""
+    import torch
+
+    if not state:
+        return
+    rng.bit_generator.state = state["batches"]
+    torch.set_rng_state(state["torch"])
+    if dev.type == "cuda" and state.get("cuda") is not None:
+        torch.cuda.set_rng_state(state["cuda"], dev)
+
+
+def _resume_from(model_path: Path, model, opt, params: PoiseParams, dev, pairs_digest: str) -> tuple[int, list, dict | None]:
+    """Load the checkpoint's weights and optimiser state; returns ``(epochs done, history rows,
+    random state or None)``."""
     ck = _read_checkpoint(model_path, dev)
     # Everything but the number of epochs must match (resume = train for longer).
     # (a checkpoint from before a parameter existed counts as that parameter's default).
@@ -96,7 +118,7 @@ def _resume_from(model_path: Path, model, opt, params: PoiseParams, dev, pairs_d
                              "use a new OUT_DIR, or resume with the same PAIRS")
     model.load_state_dict(ck["state_dict"])
     opt.load_state_dict(ck["optimizer"])
-    return int(ck["epoch"]), list(ck["history"])
+    return int(ck["epoch"]), list(ck["history"]), ck.get("random_state")
 
 
 def _kl_weight(params: PoiseParams, epoch: int) -> float:
@@ -164,7 +186,8 @@ def _run_epochs(model, opt, prior_train: list, data: PairedData, params: PoisePa
                 if bar is not None:
                     bar.update(1)
             if model_path is not None:
-                save_poise(model, model_path, optimizer=opt, epoch=epoch + 1, history=rows, pairs_digest=pairs_digest)
+                save_poise(model, model_path, optimizer=opt, epoch=epoch + 1, history=rows, pairs_digest=pairs_digest,
+                           random_state=_random_state(rng, dev))
     finally:
         if bar is not None:
             bar.close()
@@ -219,7 +242,8 @@ def train_poise(data, out_dir=None, params: PoiseParams = PoiseParams(), *, devi
         out_dir = ensure_output_dir(out_dir)
         model_path = out_dir / MODEL_FILE
         if resume and model_path.is_file():
-            start_epoch, rows = _resume_from(model_path, model, opt, params, dev, digest)
+            start_epoch, rows, random_state = _resume_from(model_path, model, opt, params, dev, digest)
+            _restore_random_state(random_state, rng, dev)
 
     rows = _run_epochs(model, opt, prior_train, train_data, params, rng, dev, start_epoch=start_epoch, rows=rows,
                        model_path=model_path, progress=progress, pairs_digest=digest)
@@ -278,9 +302,10 @@ def check_cross_generation(model, data: PairedData, held_idx, split: str, params
                             seed=params.seed)
 
 
-def save_poise(model, path, *, optimizer=None, epoch: int = 0, history=(), pairs_digest: str | None = None) -> Path:
-    """Write a checkpoint (weights, optimiser, epoch, parameters, shapes, version, and the
-    fingerprint of the pairs it trains on, when given) atomically."""
+def save_poise(model, path, *, optimizer=None, epoch: int = 0, history=(), pairs_digest: str | None = None,
+               random_state: dict | None = None) -> Path:
+    """Write a checkpoint (weights, optimiser, epoch, parameters, shapes, version, and, when
+    given, the fingerprint of the pairs it trains on and the random streams) atomically."""
     import torch
 
     from .._io import atomic_path
@@ -298,6 +323,7 @@ def save_poise(model, path, *, optimizer=None, epoch: int = 0, history=(), pairs
         "epoch": int(epoch),
         "history": list(history),
         "pairs_digest": pairs_digest,
+        "random_state": random_state,
     }
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
