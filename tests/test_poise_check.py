@@ -166,6 +166,14 @@ def test_training_checks_cross_generation_on_held_out_recordings(tmp_path):
     from usvpipe.cli.poise import _cross_generation_caveat
 
     assert _cross_generation_caveat(tmp_path / "coupled" / "model.pt", given="x1") == ""  # passed: no warning
+    from usvpipe.pipeline import describe_directory
+    from usvpipe.poise.check import check_from_dict
+
+    assert check_from_dict(coupled.check.to_dict()) == coupled.check  # check.json reads back whole
+    info = describe_directory(tmp_path / "coupled")
+    assert info[0].startswith(f"{tmp_path / 'coupled'}: trained poise model (`usvpipe poise train`), 25 epochs; "
+                              "cross-generation follows its input both ways"), info
+    assert any("x2 <- x1: skill" in line for line in info)
     # The same model trained on pairs whose partners were shuffled: nothing to follow.
     null = train_poise(_coupled_pairs(500, shuffled=True), None, _params())
     assert not null.check.passed and len(null.check.warnings(subset_elbos=True)) >= 1, null.check.lines()
@@ -196,6 +204,9 @@ def test_cli_warns_when_cross_generation_ignores_its_input(tmp_path):
     assert "held-out pairs (whole recordings, not trained on; re-paired within recordings)" in res.output
     assert "usvpipe: warning:" in res.output and "no better than a random held-out partner" in res.output, res.output
     assert "--subset-elbos" in res.output  # trained without it: the fix names it
+    res = CliRunner().invoke(main, ["info", str(tmp_path / "m")])  # not mistaken for an unfinished VAE
+    assert res.exit_code == 0 and "do not follow their input" in res.output and "warning:" in res.output, res.output
+    assert "usvpipe train" not in res.output
     # generating from that model repeats the verdict where the items are made
     res = CliRunner().invoke(main, ["poise", "generate", str(tmp_path / "m" / "model.pt"), str(tmp_path / "g.png"),
                                     "--pairs", str(tmp_path / "pairs.npz"), "--from", "1", "-n", "4"])

@@ -152,13 +152,13 @@ def _cross_generation_caveat(model_path, *, given: str) -> str:
     ``given`` ("x1" or "x2"); "" when that direction passed it."""
     import json
 
-    from ..poise.check import CHECK_FILE, DirectionCheck
+    from ..poise.check import CHECK_FILE, check_from_dict
 
     path = Path(model_path).parent / CHECK_FILE
     check = None
     try:
         check = json.loads(path.read_text())
-        direction = DirectionCheck(**next(d for d in check["directions"] if d["given"] == given))
+        direction = next(d for d in check_from_dict(check).directions if d.given == given)
     except (OSError, ValueError, KeyError, TypeError, StopIteration):
         # no file (trained before the check, or elsewhere), unchecked, or unreadable
         reason = check.get("reason") if isinstance(check, dict) else ""

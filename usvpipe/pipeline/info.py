@@ -30,6 +30,8 @@ def describe_directory(path) -> list[str]:
         n = len(shard_files(path))
         return [f"{path}: syllable store with {n} shard(s), not merged yet (run `usvpipe merge {path}`)"]
     models = sorted(p for p in path.glob("*.pt") if not p.name.startswith(_io.TMP_PREFIX))
+    if models and not (path / "train.json").exists() and _is_poise_run(path):
+        return _describe_poise(path)
     if models:
         names = ", ".join(m.name for m in models)
         if (path / "train.json").exists():
@@ -71,6 +73,29 @@ def describe_directory(path) -> list[str]:
     if wavs:
         return [f"{path}: input folder with {len(wavs)} WAV file(s); segment it with `usvpipe segment {path} OUT_DIR`"]
     return [f"{path}: not a usvpipe output directory ({sum(1 for _ in path.iterdir())} entries)"]
+
+
+def _is_poise_run(path: Path) -> bool:
+    """A finished ``poise train`` folder: its history and held-out check beside the model."""
+    from ..poise.check import CHECK_FILE
+
+    return (path / CHECK_FILE).exists() or (path / "history.csv").exists()
+
+
+def _describe_poise(path: Path) -> list[str]:
+    """A ``poise train`` OUT_DIR: the model, its epochs and its held-out cross-generation check."""
+    import pandas as pd
+
+    from ..poise.check import CHECK_FILE, check_from_dict
+
+    epochs = len(pd.read_csv(path / "history.csv")) if (path / "history.csv").exists() else "?"
+    if not (path / CHECK_FILE).exists():
+        return [f"{path}: trained paired-modality model (`usvpipe poise train`), {epochs} epochs; cross-generation "
+                "was not checked on held-out pairs (a model from before usvpipe checked it)"]
+    check = check_from_dict(_io.read_json(path / CHECK_FILE))
+    model = _io.read_json(path / CHECK_FILE).get("model", "paired-modality")
+    return ([f"{path}: trained {model} model (`usvpipe poise train`), {epochs} epochs; {check.summary()}"]
+            + ["  " + line for line in check.lines()] + [f"  warning: {line}" for line in check.warnings()])
 
 
 def store_padded_warning(store_dir: Path) -> str:

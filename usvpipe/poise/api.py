@@ -254,7 +254,7 @@ def train_poise(data, out_dir=None, params: PoiseParams = PoiseParams(), *, devi
     model.eval()
     check = check_cross_generation(model, data, held_idx, split, params)
     if out_dir is not None:
-        write_json_atomic(out_dir / CHECK_FILE, check.to_dict())
+        write_json_atomic(out_dir / CHECK_FILE, {"model": params.model, **check.to_dict()})
     return PoiseRun(model, history, model_path, check)
 
 

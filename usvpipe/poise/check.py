@@ -136,6 +136,15 @@ class CrossGenerationCheck:
                 "directions": [asdict(d) for d in self.directions], "reconstruction_skill": dict(self.reconstruction)}
 
 
+def check_from_dict(d: dict) -> CrossGenerationCheck:
+    """The check as read back from ``check.json`` (:meth:`CrossGenerationCheck.to_dict`)."""
+    return CrossGenerationCheck(
+        d.get("split", "none"), int(d.get("n_heldout", 0)),
+        tuple(DirectionCheck(**x) for x in d.get("directions", ())), d.get("reason", ""),
+        tuple((d.get("reconstruction_skill") or {}).items()), d.get("null", "across all held-out pairs"),
+        int(d.get("n_heldout_total", 0)))
+
+
 def _distances(generated, truth) -> np.ndarray:
     """Mean squared difference of every generated item with every partner, ``(n, n)``."""
     g = np.asarray(generated, dtype=np.float64).reshape(len(generated), -1)
