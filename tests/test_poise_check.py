@@ -174,6 +174,9 @@ def test_training_checks_cross_generation_on_held_out_recordings(tmp_path):
     assert info[0].startswith(f"{tmp_path / 'coupled'}: trained poise model (`usvpipe poise train`), 25 epochs; "
                               "cross-generation follows its input both ways"), info
     assert any("x2 <- x1: skill" in line for line in info)
+    (tmp_path / "coupled" / "check.json").unlink()  # as after a kill mid-training (history is per epoch)
+    assert "25 epoch(s) in history.csv" in describe_directory(tmp_path / "coupled")[0]
+    assert "--resume" in describe_directory(tmp_path / "coupled")[0]
     # The same model trained on pairs whose partners were shuffled: nothing to follow.
     null = train_poise(_coupled_pairs(500, shuffled=True), None, _params())
     assert not null.check.passed and len(null.check.warnings(subset_elbos=True)) >= 1, null.check.lines()
@@ -265,3 +268,24 @@ def test_a_checkpoint_from_before_the_check_resumes_as_trained_on_every_pair(tmp
     assert list(run.history["epoch"]) == [1, 2]
     with pytest.raises(InputFileError, match=r"heldout_fraction = 0.0 there, 0.2 now"):
         train_poise(data, tmp_path, _params(epochs=3), resume=True)
+
+
+def test_a_run_killed_mid_training_leaves_its_history_and_says_so(tmp_path, monkeypatch):
+    from usvpipe.pipeline import describe_directory
+    from usvpipe.poise import api, train_poise
+
+    real_epoch = api._train_epoch
+    calls = []
+
+    def dies_in_epoch_3(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # as a kill
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(api, "_train_epoch", dies_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        train_poise(_coupled_pairs(100, shuffled=False), tmp_path, _params(epochs=5))
+    assert len((tmp_path / "history.csv").read_text().splitlines()) == 1 + 2  # header + the 2 finished epochs
+    assert not (tmp_path / "check.json").exists()
+    assert "2 epoch(s) in history.csv" in describe_directory(tmp_path)[0]

@@ -90,8 +90,10 @@ def _describe_poise(path: Path) -> list[str]:
 
     epochs = len(pd.read_csv(path / "history.csv")) if (path / "history.csv").exists() else "?"
     if not (path / CHECK_FILE).exists():
-        return [f"{path}: trained paired-modality model (`usvpipe poise train`), {epochs} epochs; cross-generation "
-                "was not checked on held-out pairs (a model from before usvpipe checked it)"]
+        # check.json is written when training ends; history.csv after every epoch
+        return [f"{path}: paired-modality model (`usvpipe poise train`), {epochs} epoch(s) in history.csv, no held-out "
+                f"check: either training did not finish (continue with `usvpipe poise train PAIRS {path} --resume`) "
+                "or the model is from before usvpipe checked cross-generation"]
     check = check_from_dict(_io.read_json(path / CHECK_FILE))
     model = _io.read_json(path / CHECK_FILE).get("model", "paired-modality")
     return ([f"{path}: trained {model} model (`usvpipe poise train`), {epochs} epochs; {check.summary()}"]

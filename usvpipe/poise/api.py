@@ -153,8 +153,11 @@ def _check_finite(row: dict, epoch: int) -> None:
 def _run_epochs(model, opt, prior_train: list, data: PairedData, params: PoiseParams, rng, dev, *,
                 start_epoch: int, rows: list, model_path, progress: bool, pairs_digest: str | None = None) -> list:
     """Epochs ``start_epoch`` .. ``params.epochs``: appends one history row each to ``rows`` and
-    checkpoints after each (when ``model_path`` is set); returns ``rows``."""
+    checkpoints after each, with ``history.csv`` (when ``model_path`` is set); returns ``rows``."""
+    import pandas as pd
     import torch
+
+    from .._io import write_csv_atomic
 
     x1 = torch.as_tensor(data.x1)
     x2 = torch.as_tensor(data.x2)
@@ -188,6 +191,8 @@ def _run_epochs(model, opt, prior_train: list, data: PairedData, params: PoisePa
             if model_path is not None:
                 save_poise(model, model_path, optimizer=opt, epoch=epoch + 1, history=rows, pairs_digest=pairs_digest,
                            random_state=_random_state(rng, dev))
+                # after the checkpoint, so the history never runs ahead of the weights
+                write_csv_atomic(model_path.parent / HISTORY_FILE, pd.DataFrame(rows))
     finally:
         if bar is not None:
             bar.close()
