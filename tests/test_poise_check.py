@@ -114,13 +114,13 @@ def test_a_split_that_would_take_most_pairs_falls_back_to_random_pairs():
 def test_the_verdict_lines_and_warnings():
     follows = DirectionCheck("x2", "x1", 0.4, 0.001, 50)
     ignores = DirectionCheck("x1", "x2", 0.01, 0.3, 50)
-    check = CrossGenerationCheck("recording", 50, (follows, ignores))
+    check = CrossGenerationCheck("recording", 50, (follows, ignores), suggest_subset_elbos=True)
     assert not check.passed and check.checked
     text = "\n".join(check.lines())
     assert "whole recordings" in text and "x2 <- x1: skill 0.40" in text and "x1 <- x2" in text and "does NOT follow" in text
-    (warning,) = check.warnings(subset_elbos=False)
+    (warning,) = check.warnings()
     assert "x1 generated from x2 alone" in warning and "--subset-elbos" in warning and "sync offset" in warning
-    assert "--subset-elbos" not in check.warnings(subset_elbos=True)[0]
+    assert "--subset-elbos" not in CrossGenerationCheck("recording", 50, (follows, ignores)).warnings()[0]
     weak = DirectionCheck("x2", "x1", 0.02, 0.001, 500)
     assert weak.follows and "only weakly" in weak.line()
     unchecked = CrossGenerationCheck("pairs", 3, reason="only 3 of 30 pairs held out")
@@ -179,7 +179,7 @@ def test_training_checks_cross_generation_on_held_out_recordings(tmp_path):
     assert "--resume" in describe_directory(tmp_path / "coupled")[0]
     # The same model trained on pairs whose partners were shuffled: nothing to follow.
     null = train_poise(_coupled_pairs(500, shuffled=True), None, _params())
-    assert not null.check.passed and len(null.check.warnings(subset_elbos=True)) >= 1, null.check.lines()
+    assert not null.check.passed and len(null.check.warnings()) >= 1, null.check.lines()
     assert all(abs(d.skill) < 0.1 for d in null.check.directions), null.check.lines()
 
 

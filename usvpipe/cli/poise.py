@@ -119,7 +119,7 @@ def train_cmd(pairs, out_dir, config, device, resume, **opts):
     click.echo(f"trained {params.model} for {int(last['epoch'])} epochs: loss {last['loss']:.4g}")
     for line in run.check.lines():
         click.echo(line)
-    for line in run.check.warnings(subset_elbos=params.subset_elbos if params.model == "poise" else None):
+    for line in run.check.warnings():
         click.echo(f"usvpipe: warning: {line}", err=True)
     click.echo(f"model: {run.model_path}")
 
@@ -150,26 +150,17 @@ def _check_shapes(model, x1, x2, pairs):
 def _cross_generation_caveat(model_path, *, given: str) -> str:
     """What the held-out check beside the model (``check.json``) says against generating from
     ``given`` ("x1" or "x2"); "" when that direction passed it."""
-    import json
-
-    from ..poise.check import CHECK_FILE, check_from_dict
+    from .. import _io
+    from ..poise.check import CHECK_FILE, CrossGenerationCheck, check_from_dict
 
     path = Path(model_path).parent / CHECK_FILE
-    check = None
     try:
-        check = json.loads(path.read_text())
-        direction = next(d for d in check_from_dict(check).directions if d.given == given)
-    except (OSError, ValueError, KeyError, TypeError, StopIteration):
-        # no file (trained before the check, or elsewhere), unchecked, or unreadable
-        reason = check.get("reason") if isinstance(check, dict) else ""
-        return (f"{path}: cross-generation from {given} was not checked on held-out pairs"
-                + (f" ({reason})" if reason else "") + "; read relations off these items with care "
-                "(fix: retrain with heldout_fraction > 0 on enough pairs)")
-    if direction.follows:
-        return ""
-    return (f"{path}: on held-out pairs, {direction.target} generated from {given} alone matched its own "
-            f"partner no better than a random one (skill {direction.skill:.2f}, p = {direction.p_value:.3g}); "
-            f"do not read a {given} -> {direction.target} relation off these items")
+        check = check_from_dict(_io.read_json(path))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        # no file (trained before the check, or elsewhere) or an unreadable one
+        check = CrossGenerationCheck("none", 0)
+    caveat = check.warning_for(given)
+    return f"{path}: {caveat}" if caveat else ""
 
 
 @poise.command("generate")

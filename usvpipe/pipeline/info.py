@@ -76,7 +76,7 @@ def describe_directory(path) -> list[str]:
 
 
 def _is_poise_run(path: Path) -> bool:
-    """A finished ``poise train`` folder: its history and held-out check beside the model."""
+    """A ``poise train`` folder: its per-epoch history, or its held-out check, beside the model."""
     from ..poise.check import CHECK_FILE
 
     return (path / CHECK_FILE).exists() or (path / "history.csv").exists()
@@ -94,8 +94,8 @@ def _describe_poise(path: Path) -> list[str]:
         return [f"{path}: paired-modality model (`usvpipe poise train`), {epochs} epoch(s) in history.csv, no held-out "
                 f"check: either training did not finish (continue with `usvpipe poise train PAIRS {path} --resume`) "
                 "or the model is from before usvpipe checked cross-generation"]
-    check = check_from_dict(_io.read_json(path / CHECK_FILE))
-    model = _io.read_json(path / CHECK_FILE).get("model", "paired-modality")
+    saved = _io.read_json(path / CHECK_FILE)
+    check, model = check_from_dict(saved), saved.get("model", "paired-modality")
     return ([f"{path}: trained {model} model (`usvpipe poise train`), {epochs} epochs; {check.summary()}"]
             + ["  " + line for line in check.lines()] + [f"  warning: {line}" for line in check.warnings()])
 

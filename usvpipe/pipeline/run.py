@@ -297,8 +297,7 @@ class _Run:
                           resume=self.poise_model_path.exists(), progress=self.progress)
         n_rec = pairs.table["recording"].nunique()
         unpaired = f"; {len(pairs.problems)} recording(s) could not pair (see {errors})" if pairs.problems else ""
-        warnings = res.check.warnings(subset_elbos=p["poise"].subset_elbos if p["poise"].model == "poise" else None)
-        for line in warnings:
+        for line in res.check.warnings():
             log.warning("poise: %s", line)
         return (f"{pairs.n_pairs} pairs from {n_rec} recording(s){unpaired}; {p['poise'].model} model "
                 f"{res.model_path}; {res.check.summary()}")

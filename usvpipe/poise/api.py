@@ -304,6 +304,7 @@ def check_cross_generation(model, data: PairedData, held_idx, split: str, params
         rec2.append(r2)
     return check_directions(np.concatenate(gen1), x1, np.concatenate(gen2), x2, split=split, groups=groups,
                             recon=(np.concatenate(rec1), np.concatenate(rec2)), n_heldout_total=n_total,
+                            suggest_subset_elbos=params.model == "poise" and not params.subset_elbos,
                             seed=params.seed)
 
 

@@ -81,6 +81,9 @@ class CrossGenerationCheck:
     reconstruction: tuple = ()  # (("x1", skill), ("x2", skill))
     null: str = "across all held-out pairs"  # or "within recordings"
     n_heldout_total: int = 0  # before the MAX_HELDOUT cap (0 = same as n_heldout)
+    # a POISE model trained without subset ELBOs: its one-modality posteriors were never trained,
+    # so the first fix to name for a failing direction is --subset-elbos
+    suggest_subset_elbos: bool = False
 
     @property
     def checked(self) -> bool:
@@ -112,7 +115,7 @@ class CrossGenerationCheck:
         failed = sum(not d.follows for d in self.directions)
         return f"{failed} cross-generation direction(s) do not follow their input (see the warning)"
 
-    def warnings(self, *, subset_elbos: bool | None = None) -> list[str]:
+    def warnings(self) -> list[str]:
         """One line per direction that does not follow its input (empty when all do, and when
         the user turned the check off with ``heldout_fraction = 0``)."""
         if not self.checked:
@@ -120,20 +123,31 @@ class CrossGenerationCheck:
                 return []
             return [f"cross-generation was not checked ({self.reason}); do not read relations off generated items "
                     "(fix: more pairs, or a larger heldout_fraction)"]
-        fix = ("check that the pairs are paired right (sync offset, drift), then train longer or on more pairs"
-               if subset_elbos or subset_elbos is None else
-               "train with --subset-elbos (subset_elbos = true), which trains the one-modality posteriors; "
-               "check the pairing (sync offset, drift)")
-        return [f"{d.target} generated from {d.given} alone matches its own partner no better than a random "
+        return [self._direction_warning(d) for d in self.directions if not d.follows]
+
+    def warning_for(self, given: str) -> str:
+        """The warning against generating from ``given`` ("x1" or "x2"); "" when that direction passed."""
+        direction = next((d for d in self.directions if d.given == given), None)
+        if direction is None:
+            return (f"cross-generation from {given} was not checked on held-out pairs"
+                    + (f" ({self.reason})" if self.reason else "")
+                    + "; read relations off these items with care (fix: retrain with heldout_fraction > 0 on enough pairs)")
+        return "" if direction.follows else self._direction_warning(direction)
+
+    def _direction_warning(self, d: DirectionCheck) -> str:
+        fix = ("train with --subset-elbos (subset_elbos = true), which trains the one-modality posteriors; "
+               "check the pairing (sync offset, drift)" if self.suggest_subset_elbos else
+               "check that the pairs are paired right (sync offset, drift), then train longer or on more pairs")
+        return (f"{d.target} generated from {d.given} alone matches its own partner no better than a random "
                 f"held-out partner (skill {d.skill:.2f}, p = {d.p_value:.3g}): either the modalities are unrelated "
                 f"in these pairs or the model did not learn how; do not read a {d.given} -> {d.target} relation "
-                f"off it (fix: {fix})"
-                for d in self.directions if not d.follows]
+                f"off it (fix: {fix})")
 
     def to_dict(self) -> dict:
         return {"split": self.split, "n_heldout": self.n_heldout, "n_heldout_total": self.n_heldout_total or self.n_heldout,
                 "null": self.null, "reason": self.reason, "passed": self.passed,
-                "directions": [asdict(d) for d in self.directions], "reconstruction_skill": dict(self.reconstruction)}
+                "directions": [asdict(d) for d in self.directions], "reconstruction_skill": dict(self.reconstruction),
+                "suggest_subset_elbos": self.suggest_subset_elbos}
 
 
 def check_from_dict(d: dict) -> CrossGenerationCheck:
@@ -142,7 +156,7 @@ def check_from_dict(d: dict) -> CrossGenerationCheck:
         d.get("split", "none"), int(d.get("n_heldout", 0)),
         tuple(DirectionCheck(**x) for x in d.get("directions", ())), d.get("reason", ""),
         tuple((d.get("reconstruction_skill") or {}).items()), d.get("null", "across all held-out pairs"),
-        int(d.get("n_heldout_total", 0)))
+        int(d.get("n_heldout_total", 0)), bool(d.get("suggest_subset_elbos", False)))
 
 
 def _distances(generated, truth) -> np.ndarray:
@@ -219,7 +233,8 @@ def permutation_skill(generated, truth, *, groups=None, n_permutations: int = N_
 
 
 def check_directions(gen1, x1, gen2, x2, *, split: str, groups=None, recon=None, n_heldout_total: int = 0,
-                     n_permutations: int = N_PERMUTATIONS, seed=0) -> CrossGenerationCheck:
+                     suggest_subset_elbos: bool = False, n_permutations: int = N_PERMUTATIONS,
+                     seed=0) -> CrossGenerationCheck:
     """The check from items generated on held-out pairs: ``gen1`` (x1 from x2 alone), ``gen2`` (x2
     from x1 alone); ``groups``: each pair's recording (re-paired within them when there are
     several); ``recon`` = ``(x1 from both, x2 from both)`` for the reference line, optional."""
@@ -232,7 +247,7 @@ def check_directions(gen1, x1, gen2, x2, *, split: str, groups=None, recon=None,
                                                for name, r, x in (("x1", recon[0], x1), ("x2", recon[1], x2)))
     return CrossGenerationCheck(split, len(x1), tuple(out), reconstruction=reference,
                                 null="within recordings" if within else "across all held-out pairs",
-                                n_heldout_total=n_heldout_total)
+                                n_heldout_total=n_heldout_total, suggest_subset_elbos=suggest_subset_elbos)
 
 
 def heldout_split(n: int, fraction: float, *, seed=0, groups=None) -> tuple[np.ndarray, np.ndarray, str]:
