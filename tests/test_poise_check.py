@@ -174,6 +174,8 @@ def test_training_checks_cross_generation_on_held_out_recordings(tmp_path):
     assert info[0].startswith(f"{tmp_path / 'coupled'}: trained poise model (`usvpipe poise train`), 25 epochs; "
                               "cross-generation follows its input both ways"), info
     assert any("x2 <- x1: skill" in line for line in info)
+    (tmp_path / "coupled" / "check.json").write_text("{not json")
+    assert "check.json is unreadable (JSONDecodeError)" in describe_directory(tmp_path / "coupled")[0]
     (tmp_path / "coupled" / "check.json").unlink()  # as after a kill mid-training (history is per epoch)
     assert "25 epoch(s) in history.csv" in describe_directory(tmp_path / "coupled")[0]
     assert "--resume" in describe_directory(tmp_path / "coupled")[0]

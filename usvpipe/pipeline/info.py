@@ -94,8 +94,13 @@ def _describe_poise(path: Path) -> list[str]:
         return [f"{path}: paired-modality model (`usvpipe poise train`), {epochs} epoch(s) in history.csv, no held-out "
                 f"check: either training did not finish (continue with `usvpipe poise train PAIRS {path} --resume`) "
                 "or the model is from before usvpipe checked cross-generation"]
-    saved = _io.read_json(path / CHECK_FILE)
-    check, model = check_from_dict(saved), saved.get("model", "paired-modality")
+    try:
+        saved = _io.read_json(path / CHECK_FILE)
+        check, model = check_from_dict(saved), saved.get("model", "paired-modality")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        return [f"{path}: paired-modality model (`usvpipe poise train`), {epochs} epochs; {CHECK_FILE} is unreadable "
+                f"({type(exc).__name__}), so cross-generation counts as unchecked (fix: re-run `usvpipe poise train "
+                f"PAIRS {path} --resume`, which checks the finished model again)"]
     return ([f"{path}: trained {model} model (`usvpipe poise train`), {epochs} epochs; {check.summary()}"]
             + ["  " + line for line in check.lines()] + [f"  warning: {line}" for line in check.warnings()])
 
