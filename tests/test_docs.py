@@ -150,3 +150,12 @@ def test_relative_links_resolve_to_files_in_the_repository(doc):
 def test_the_benchmark_index_links_its_records():
     listed = _relative_links(ROOT / "benchmarks" / "README.md")
     assert len(listed) >= 10, "benchmarks/README.md should link every record"
+
+
+def test_readme_gives_the_two_commands_that_ci_and_the_demo_run():
+    readme = README.read_text(encoding="utf-8")
+    for command, script in (("bash scripts/demo.sh", "scripts/demo.sh"), ("bash scripts/test.sh", "scripts/test.sh")):
+        assert command in readme, f"README.md lost `{command}` (fix: keep the two commands of its first section)"
+        assert (ROOT / script).is_file(), script
+    assert "bash scripts/test.sh" in (ROOT / ".ci" / "run").read_text(encoding="utf-8"), \
+        ".ci/run no longer runs the README's test command"
