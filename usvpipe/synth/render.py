@@ -9,16 +9,18 @@ and neighbouring call that reaches into the window, without rendering the record
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
-
 from ..errors import ConfigError
 from . import noise as nz
 from .calls import render_call
 
 
-def _events(world, recording: str) -> pd.DataFrame:
-    ev = world.noise_events
-    return ev[ev["recording"] == recording]
+def _lookup(world, recording: str):
+    """(recording row, calls, noise events) of ``recording``, or a ConfigError naming it."""
+    try:
+        return world.by_recording[recording]
+    except KeyError:
+        raise ConfigError("recording", f"{recording!r} is not in this world",
+                          "use a name from world.recordings") from None
 
 
 def scaled_call(row, sample_rate_hz: float) -> np.ndarray:
@@ -44,14 +46,9 @@ def _add(out: np.ndarray, start: int, piece: np.ndarray, at: int) -> None:
 def render_window(world, recording: str, start: int, n: int) -> np.ndarray:
     """Samples ``[start, start + n)`` of ``recording`` (float64, gain applied)."""
     sr = world.sample_rate_hz
-    recs = world.recordings.set_index("recording")
-    if recording not in recs.index:
-        raise ConfigError("recording", f"{recording!r} is not in this world", "use a name from world.recordings")
-    rec = recs.loc[recording]
-    out = nz.background(int(rec["seed"]), start, n)
-    events = _events(world, recording)
+    rec, calls, events = _lookup(world, recording)
+    out = nz.background(int(rec.seed), start, n)
     reverb = events[events["kind"] == "reverb"]
-    calls = world.calls[world.calls["recording"] == recording]
     tail_s = float(reverb["param"].iloc[0]) if len(reverb) else 0.0
     near = calls[(calls["onset_s"] * sr < start + n) & ((calls["offset_s"] + tail_s) * sr > start)]
     for _, row in near.iterrows():
@@ -75,10 +72,9 @@ def render_window(world, recording: str, start: int, n: int) -> np.ndarray:
 
 def render_recording(world, recording: str):
     """``(waveform float32, calls truth, noise truth)`` of one recording of ``world``."""
-    rec = world.recordings.set_index("recording").loc[recording]
-    audio = render_window(world, recording, 0, int(rec["n_samples"]))
-    calls = world.calls[world.calls["recording"] == recording]
-    return audio.astype(np.float32), calls, _events(world, recording)
+    rec, calls, events = _lookup(world, recording)
+    audio = render_window(world, recording, 0, int(rec.n_samples))
+    return audio.astype(np.float32), calls, events
 
 
 def render_call_clip(world, syllable: int, margin_s: float = 0.05) -> np.ndarray:
@@ -89,7 +85,7 @@ def render_call_clip(world, syllable: int, margin_s: float = 0.05) -> np.ndarray
     """
     row = world.calls.loc[syllable]
     sr = world.sample_rate_hz
-    rec_n = int(world.recordings.set_index("recording").loc[row["recording"], "n_samples"])
+    rec_n = int(_lookup(world, row["recording"])[0].n_samples)
     start = max(0, int(round((float(row["onset_s"]) - margin_s) * sr)))
     stop = min(rec_n, int(round((float(row["offset_s"]) + margin_s) * sr)))
     return render_window(world, row["recording"], start, stop - start).astype(np.float32)

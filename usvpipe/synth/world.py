@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,9 @@ from .noise import draw_events
 from .params import WorldParams
 from .repertoire import draw_animal_usage, draw_call_types, group_usage, shift_usage
 
+#: Columns of ``World.calls`` (and of truth_calls.csv after its ``syllable`` id), in order.
+TRUTH_COLUMNS = ("recording", "group", "animal", "call_index", "onset_s", "offset_s") + CALL_COLUMNS + (
+    "min_freq_hz", "max_freq_hz", "bandwidth_hz", "snr_db", "seed")
 #: Silence before the first call and after the last call's offset (s).
 EDGE_S = 0.1
 #: Room left after the last call for its reverberant tail (s): the longest RT60.
@@ -71,6 +75,15 @@ class World:
     @property
     def sample_rate_hz(self) -> int:
         return self.params.sample_rate_hz
+
+    @cached_property
+    def by_recording(self) -> dict:
+        """``{recording: (recording row, its calls, its noise events)}``, built once (clips are many)."""
+        calls = dict(tuple(self.calls.groupby("recording", sort=False)))
+        events = dict(tuple(self.noise_events.groupby("recording", sort=False)))
+        empty_calls, empty_events = self.calls.iloc[:0], self.noise_events.iloc[:0]
+        return {rec.recording: (rec, calls.get(rec.recording, empty_calls), events.get(rec.recording, empty_events))
+                for rec in self.recordings.itertuples(index=False)}
 
 
 def group_usages(params: WorldParams) -> list:
@@ -167,7 +180,7 @@ def _finish_calls(calls: pd.DataFrame) -> pd.DataFrame:
     calls["bandwidth_hz"] = calls["max_freq_hz"] - calls["min_freq_hz"]
     for col in CALL_COLUMNS[1:]:
         calls[col] = calls[col].astype(np.int64 if col in ("n_jumps", "direction") else float)
-    return calls
+    return calls[list(TRUTH_COLUMNS)]
 
 
 def simulate_world(params: WorldParams | None = None, **overrides) -> World:
