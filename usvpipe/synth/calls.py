@@ -169,31 +169,44 @@ def draw_call_params(call_type: str, n: int, rng: np.random.Generator) -> pd.Dat
     return pd.DataFrame(out, columns=list(CALL_COLUMNS))
 
 
-def _hump(u: np.ndarray, apex: float) -> np.ndarray:
+def _p(row, name: str) -> np.ndarray:
+    """A parameter as a float array: a scalar for one row, ``(N, 1)`` for a batch of one type."""
+    return np.asarray(row[name], dtype=float)
+
+
+def _hump(u: np.ndarray, apex) -> np.ndarray:
     """sin(pi * w(u)), 0 at both ends and 1 at ``apex``; time-mean exactly 2/pi."""
     w = np.where(u <= apex, 0.5 * u / apex, 0.5 + 0.5 * (u - apex) / (1.0 - apex))
     return np.sin(np.pi * w)
 
 
 def _step_levels(u: np.ndarray, row) -> np.ndarray:
-    """Piecewise-constant levels ``jump_hz`` apart, with zero time-mean."""
-    n_jumps = int(row["n_jumps"])
-    first = float(row["apex"])
-    if n_jumps == 1:
-        edges = np.array([first])
-    else:
-        edges = first + (1.0 - first) * np.arange(n_jumps) / n_jumps
-    signs = float(row["direction"]) * (-1.0) ** np.arange(n_jumps)  # multi-step alternates
-    levels = np.concatenate([[0.0], np.cumsum(signs * float(row["jump_hz"]))])
-    widths = np.diff(np.concatenate([[0.0], edges, [1.0]]))
-    levels = levels - float(np.sum(levels * widths))
-    return levels[np.searchsorted(edges, u, side="right")]
+    """Piecewise-constant levels ``jump_hz`` apart (multi-step alternating), with zero time-mean.
+
+    Vectorised over a batch: up to three jumps, the unused ones pushed past u = 1.
+    """
+    n_jumps, first = _p(row, "n_jumps")[..., None], _p(row, "apex")[..., None]
+    k = np.arange(3)
+    edges = np.where(n_jumps == 1, np.where(k == 0, first, np.inf), first + (1.0 - first) * k / np.maximum(n_jumps, 1))
+    edges = np.where(k < n_jumps, edges, np.inf)
+    steps = np.where(k < n_jumps, _p(row, "direction")[..., None] * (-1.0) ** k * _p(row, "jump_hz")[..., None], 0.0)
+    levels = np.concatenate([np.zeros_like(steps[..., :1]), np.cumsum(steps, axis=-1)], axis=-1)
+    bounds = np.concatenate([np.zeros_like(edges[..., :1]), np.minimum(edges, 1.0), np.ones_like(edges[..., :1])],
+                            axis=-1)
+    levels = levels - np.sum(levels * np.diff(bounds, axis=-1), axis=-1, keepdims=True)
+    index = np.sum(u[..., None] >= edges[..., None, :] if edges.ndim > 1 else u[..., None] >= edges, axis=-1)
+    if levels.ndim == 1:
+        return levels[index]
+    return np.take_along_axis(levels.reshape(levels.shape[0], -1), index.reshape(levels.shape[0], -1), axis=1)
 
 
 def main_contour(row, u: np.ndarray) -> np.ndarray:
-    """Frequency (Hz) of a call's main component at relative times ``u`` in [0, 1]."""
-    kind = row["call_type"]
-    m, bw, sign = float(row["mean_freq_hz"]), float(row["fm_hz"]), float(row["direction"])
+    """Frequency (Hz) of a call's main component at relative times ``u`` in [0, 1].
+
+    ``row`` is one call (scalars) or a batch of one type (each parameter ``(N, 1)``).
+    """
+    kind = row["call_type"] if isinstance(row["call_type"], str) else str(np.ravel(row["call_type"])[0])
+    m, bw, sign = _p(row, "mean_freq_hz"), _p(row, "fm_hz"), _p(row, "direction")
     if kind in ("flat", "short", "two_component", "harmonic"):
         f = m + sign * bw * (u - 0.5)
     elif kind == "upsweep":
@@ -201,13 +214,13 @@ def main_contour(row, u: np.ndarray) -> np.ndarray:
     elif kind == "downsweep":
         f = m - bw * (u - 0.5)
     elif kind in ("chevron", "u_shape"):
-        h = _hump(u, float(row["apex"])) - _HUMP_MEAN
+        h = _hump(u, _p(row, "apex")) - _HUMP_MEAN
         f = m + (bw if kind == "chevron" else -bw) * h
     elif kind in ("step", "multi_step"):
         f = m + _step_levels(u, row) + sign * bw * (u - 0.5)
     elif kind == "complex":
-        c = float(row["cycles"])
-        mean_sin = (1.0 - math.cos(2 * math.pi * c)) / (2 * math.pi * c)
+        c = _p(row, "cycles")
+        mean_sin = (1.0 - np.cos(2 * np.pi * c)) / (2 * np.pi * c)
         f = m + sign * 0.5 * bw * (np.sin(2 * np.pi * c * u) - mean_sin)
     else:
         raise ConfigError("call_type", f"unknown call type {kind!r}", f"choose from {', '.join(CALL_TYPES)}")
@@ -256,21 +269,25 @@ def render_call(row, sample_rate_hz: float) -> np.ndarray:
     return y
 
 
-def contour_summary(rows: pd.DataFrame, n_points: int = 200) -> pd.DataFrame:
+def contour_summary(rows: pd.DataFrame, n_points: int = 400) -> pd.DataFrame:
     """min/max frequency (Hz) over all components except the 2f harmonic, per call row.
 
-    Computed from the contours themselves, so the truth's min/max/bandwidth describe the
-    call as drawn (jumps and second tones included).
+    Computed from the contours themselves (vectorised per type), so the truth's min/max/
+    bandwidth describe the call as drawn, jumps and second tones included.
     """
     u = (np.arange(n_points) + 0.5) / n_points
-    lo, hi = np.empty(len(rows)), np.empty(len(rows))
-    for i, (_, row) in enumerate(rows.iterrows()):
-        parts = components(row, u)
-        f0 = parts[0][0]
-        lo[i], hi[i] = f0.min(), f0.max()
-        if row["call_type"] == "two_component":
-            f2, _, (u0, u1) = parts[-1]
-            on = (u >= u0) & (u <= u1)
-            if on.any():
-                lo[i], hi[i] = min(lo[i], f2[on].min()), max(hi[i], f2[on].max())
+    lo = np.empty(len(rows))
+    hi = np.empty(len(rows))
+    kinds = rows["call_type"].to_numpy()
+    for kind in dict.fromkeys(kinds):
+        where = np.flatnonzero(kinds == kind)
+        batch = {c: rows[c].to_numpy()[where][:, None] for c in CALL_COLUMNS if c != "call_type"}
+        batch["call_type"] = kind
+        f0 = main_contour(batch, u[None, :])
+        lo[where], hi[where] = f0.min(axis=1), f0.max(axis=1)
+        if kind == "two_component":
+            f2 = np.clip(f0 + batch["second_hz"], *SAFE_FREQ_HZ)
+            on = (u[None, :] >= batch["second_start"]) & (u[None, :] <= batch["second_end"])
+            lo[where] = np.minimum(lo[where], np.where(on, f2, np.inf).min(axis=1))
+            hi[where] = np.maximum(hi[where], np.where(on, f2, -np.inf).max(axis=1))
     return pd.DataFrame({"min_freq_hz": lo, "max_freq_hz": hi}, index=rows.index)

@@ -165,30 +165,37 @@ def reverb_tail(dry: np.ndarray, rt60_s: float, wet_db: float, seed: int, sample
 
 
 def draw_events(recording: str, duration_s: float, noise: tuple, rng: np.random.Generator) -> pd.DataFrame:
-    """Noise events of one recording for the switched-on classes (clicks, scratches, hum, gain).
+    """Noise events of one recording for the switched-on classes.
 
-    Reverb is a property of the room (one RT60 and wet level per recording, in the
+    Each class draws from its own stream (one draw from ``rng`` whatever is switched on),
+    so switching one class on or off leaves the others' events as they were. Reverb is a
+    property of the room (one RT60 in ``param`` and one wet level per recording, in the
     ``reverb`` row); its per-call tails are added when calls are rendered.
     """
+    base = int(rng.integers(0, 2**31 - 1))
     rows = []
+    for index, kind in enumerate(NOISE_CLASSES):
+        if kind in noise:
+            rows += _class_events(recording, kind, duration_s, np.random.default_rng([base, index]))
+    return pd.DataFrame(rows, columns=list(NOISE_COLUMNS))
 
+
+def _class_events(recording: str, kind: str, duration_s: float, rng: np.random.Generator) -> list:
     def seed():
         return int(rng.integers(0, 2**31 - 1))
 
-    for kind, rate, ms, db in (("clicks", CLICK_RATE_HZ, CLICK_MS, CLICK_DB),
-                               ("scratches", SCRATCH_RATE_HZ, SCRATCH_MS, SCRATCH_DB)):
-        if kind not in noise:
-            continue
+    if kind in ("clicks", "scratches"):
+        rate, ms, db = (CLICK_RATE_HZ, CLICK_MS, CLICK_DB) if kind == "clicks" else \
+            (SCRATCH_RATE_HZ, SCRATCH_MS, SCRATCH_DB)
+        rows = []
         for _ in range(rng.poisson(rate * duration_s)):
             length = math.exp(rng.uniform(math.log(ms[0]), math.log(ms[1]))) / 1000.0
             onset = rng.uniform(0.0, max(duration_s - length, 0.0))
-            rows.append((recording, kind, onset, onset + length,
-                         rng.uniform(*db), 0.0, seed()))
-    if "reverb" in noise:
-        rows.append((recording, "reverb", 0.0, duration_s, rng.uniform(*REVERB_WET_DB), rng.uniform(*REVERB_RT60_S),
-                     seed()))
-    if "hum" in noise:
-        rows.append((recording, "hum", 0.0, duration_s, rng.uniform(*HUM_DB), HUM_MAINS_HZ, seed()))
-    if "gain" in noise:
-        rows.append((recording, "gain", 0.0, duration_s, rng.uniform(*GAIN_DB), 0.0, 0))
-    return pd.DataFrame(rows, columns=list(NOISE_COLUMNS))
+            rows.append((recording, kind, onset, onset + length, rng.uniform(*db), 0.0, seed()))
+        return rows
+    if kind == "reverb":
+        return [(recording, "reverb", 0.0, duration_s, rng.uniform(*REVERB_WET_DB), rng.uniform(*REVERB_RT60_S),
+                 seed())]
+    if kind == "hum":
+        return [(recording, "hum", 0.0, duration_s, rng.uniform(*HUM_DB), HUM_MAINS_HZ, seed())]
+    return [(recording, "gain", 0.0, duration_s, rng.uniform(*GAIN_DB), 0.0, 0)]

@@ -166,9 +166,10 @@ def _animal_recordings(params, group, k, animal, usage_g, seq):
         for col, value in (("animal", animal), ("group", group), ("recording", name)):
             calls.insert(0, col, value)
         duration_s = n_samples / params.sample_rate_hz
-        events_out.append(draw_events(name, duration_s, params.noise, rec_rng))
+        # the background's seed before the events: switching a noise class changes nothing else
         recs_out.append({"recording": name, "group": group, "animal": animal, "duration_s": duration_s,
                          "n_samples": n_samples, "seed": int(rec_rng.integers(0, 2**31 - 1))})
+        events_out.append(draw_events(name, duration_s, params.noise, rec_rng))
         calls_out.append(calls)
     return animal_row, calls_out, events_out, recs_out
 
@@ -235,8 +236,8 @@ def known_calls_world(call_types=None, *, noise: str | None = None, snr_db: floa
     for col, value in (("animal", "A01"), ("group", "A"), ("recording", name)):
         calls.insert(0, col, value)
     duration_s = n_samples / sample_rate_hz
-    events = draw_events(name, duration_s, params.noise, rng)
     recs = pd.DataFrame([{"recording": name, "group": "A", "animal": "A01", "duration_s": duration_s,
                           "n_samples": n_samples, "seed": int(rng.integers(0, 2**31 - 1))}])
+    events = draw_events(name, duration_s, params.noise, rng)
     animals = pd.DataFrame([{"animal": "A01", "group": "A", "pitch_offset_hz": 0.0, "duration_factor": 1.0}])
     return World(params, _finish_calls(calls), events, recs, animals)
