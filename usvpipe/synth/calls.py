@@ -41,38 +41,45 @@ Parameter ranges (:data:`CALL_TYPE_TABLE`) and their sources
 ------------------------------------------------------------
 
 The thresholds that *define* the types follow the published classification rules; the
-ranges inside each type follow the published summary statistics where we could find them,
-and a stated principle where we could not:
+ranges inside each type are set by a stated principle, because per-type summary statistics
+(means and SDs of duration, frequency, bandwidth, jump size per type) could not be found
+in the sources reachable here (see docs/_incoming/world.md, "What was and was not found"):
 
 =============  ============  ==========  =============  ======================================
-type           duration ms   mean kHz    FM/jump kHz    source / principle
+type           duration ms   mean kHz    FM/jump kHz    definition (source) / principle
 =============  ============  ==========  =============  ======================================
-flat           10–80         55–85       B 0–4          flat: < 5 kHz modulation [S08, M20]
-upsweep        10–60         55–80       B 8–30         > 5 kHz rise [M20]; ≥ 12.5 in [S08]
-downsweep      10–60         55–80       B 8–30         > 5 kHz fall [M20]
-chevron        20–80         55–80       B 8–30         rises then falls by > 5 kHz each [M20]
-u_shape        20–80         55–80       B 8–30         falls then rises by > 5 kHz each [M20]
-step           20–90         55–80       J 10–25        one jump, no time gap [G11, HG05]
-multi_step     30–120        55–80       J 10–25        2–3 jumps, no time gap [G11, M20]
-two_component  20–80         50–75       Δ 15–30        two simultaneous tones [S08]
-harmonic       20–100        35–55       B 0–10         component at 2f [S08, G11]
-short          2–8           55–85       B 0–5          < 5–10 ms regardless of shape [M20]
-complex        30–120        55–80       B 8–25         ≥ 2 direction changes, > 5 kHz [M20]
+flat           10–80         55–85       B 0–4          < 5 kHz modulation [N20]
+upsweep        10–60         55–80       B 8–30         rises by > 5 kHz [N20]
+downsweep      10–60         55–80       B 8–30         falls by > 5 kHz [N20]
+chevron        20–80         55–80       B 8–30         rises then falls, > 5 kHz each [N20]
+u_shape        20–80         55–80       B 8–30         falls then rises, > 5 kHz each [N20]
+step           20–90         55–80       J 10–25        2 elements, 1 jump, no gap [N20, G11]
+multi_step     30–120        55–80       J 10–25        3–4 elements, 2–3 jumps [N20, G11]
+two_component  20–80         50–75       Δ 15–30        two simultaneous components [S08]
+harmonic       20–100        35–55       B 0–10         a harmonic element [N20, S08, G11]
+short          2–8           55–85       B 0–5          < 10 ms whatever the shape [N20]
+complex        30–120        55–80       B 8–25         ≥ 2 direction changes, > 5 kHz [N20]
 =============  ============  ==========  =============  ======================================
 
-[S08] Scattoni, Gandhy, Ricceri & Crawley (2008) PLoS ONE 3:e3067 (ten call categories).
-[G11] Grimsley, Monaghan & Wenstrup (2011) PLoS ONE 6:e17460 (eleven syllable types, incl.
+Principle for the ranges: all calls inside the 30–110 kHz band of male song [HG05]; the
+smooth types' FM starts above the 5 kHz definition threshold with a margin (8 kHz) so a
+drawn upsweep is an upsweep by the published rule and not a borderline flat; jumps of
+10–25 kHz so a jump is a jump at any spectrogram resolution a lab uses; durations of tens
+of ms with short calls below 10 ms by definition; harmonic calls with a fundamental low
+enough (≤ 55 kHz) for 2f to stay ≤ 110 kHz. Durations log-uniform (call durations are
+right-skewed), everything else uniform.
+
+[N20] "Ultrasonic vocalizations in house mice depend upon genetic relatedness of mating
+partners and correlate with subsequent reproductive success", Front. Zool. (2020),
+doi:10.1186/s12983-020-00353-1, Table 2 (type definitions with numeric thresholds; their
+short/flat/up/down/U/complex/harmonic rules cite earlier schemes, the c2–c5 jump classes
+count elements separated by frequency jumps without a time gap).
+[S08] Scattoni, Gandhy, Ricceri & Crawley (2008) PLoS ONE 3:e3067 (ten call categories,
+incl. two-syllable, composite, harmonics, frequency steps).
+[G11] Grimsley, Monaghan & Wenstrup (2011) PLoS ONE 6:e17460 (eleven syllable types incl.
 one and multiple frequency steps; adult syllables lower and shorter than pups').
-[HG05] Holy & Guo (2005) PLoS Biol 3:e386 (male song, 30–110 kHz, frequency jumps).
-[M20] Marconi, Nicolakis, Abbasi, Penn & Zala (2020) Front. Zool. 17:10, Table 2 (type
-definitions with numeric thresholds: flat < 5 kHz; up/down/U/chevron > 5 kHz; short < 10 ms;
-complex ≥ 2 direction changes; c2–c5 by number of jumps).
-
-Durations are drawn log-uniformly within the range (durations of mouse USVs are
-right-skewed); every other parameter uniformly. Where the table has no per-type published
-mean (most per-type durations and bandwidths), the range is the principle "adult calls of
-tens of ms at 50–80 kHz [HG05, G11], with the type's defining threshold as the lower
-bound of its modulation": see docs/_incoming/world.md for what was and was not found.
+[HG05] Holy & Guo (2005) PLoS Biol 3:e386 (male song, 30–110 kHz, several syllable types,
+frequency jumps).
 """
 from __future__ import annotations
 

@@ -40,6 +40,7 @@ or as part of the whole recording.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -51,7 +52,7 @@ BACKGROUND_RMS = 0.002
 #: Guard added on both sides of a call's frequency range to define its SNR band (Hz).
 SNR_GUARD_HZ = 5_000.0
 #: Samples per block of background noise (each block has its own seed: windows render identically).
-BLOCK = 1 << 16
+BLOCK = 1 << 14
 
 CLICK_RATE_HZ, CLICK_MS, CLICK_DB = 0.5, (0.1, 1.0), (20.0, 35.0)
 SCRATCH_RATE_HZ, SCRATCH_MS, SCRATCH_DB = 0.2, (10.0, 200.0), (5.0, 25.0)
@@ -90,33 +91,44 @@ def background(seed: int, start: int, n: int) -> np.ndarray:
     return out
 
 
-def _sum_of_sines(cycles_per_sample, amps, phases, start: int, n: int, block: int = 4096) -> np.ndarray:
+def _sum_of_sines(cycles_per_sample, amps, phases, start: int, n: int, tables) -> np.ndarray:
     """``sum_k a_k sin(2 pi c_k i + phi_k)`` for samples ``i`` in ``[start, start + n)``.
 
     sin(x + y) = sin x cos y + cos x sin y with x on a grid of block starts and y within
-    a block turns the sum into two small matrix products (fast, and exact to rounding).
+    a block turns the sum into two small matrix products (fast, and exact to rounding);
+    ``tables`` holds cos y and sin y for one block.
     """
     if n <= 0:
         return np.zeros(0)
+    cos_y, sin_y = tables
+    block = cos_y.shape[1]
     first, last = start // block, (start + n - 1) // block
     block_start = np.arange(first, last + 1, dtype=np.float64)[:, None] * block
     x = 2 * np.pi * np.mod(block_start * cycles_per_sample[None, :], 1.0) + phases[None, :]
-    y = 2 * np.pi * np.arange(block)[None, :] * cycles_per_sample[:, None]
-    grid = (np.sin(x) * amps) @ np.cos(y) + (np.cos(x) * amps) @ np.sin(y)
+    grid = (np.sin(x) * amps) @ cos_y + (np.cos(x) * amps) @ sin_y
     offset = start - first * block
     return grid.ravel()[offset:offset + n]
 
 
-def hum(row, start: int, n: int, sample_rate_hz: float) -> np.ndarray:
-    """Low-band hum for samples ``[start, start + n)``: mains harmonics + 1/f sinusoids."""
-    rng = np.random.default_rng(int(row["seed"]))
+@lru_cache(maxsize=16)
+def _hum_components(seed: int, sample_rate_hz: float, block: int = 4096):
+    """Frequencies (cycles per sample), amplitudes, phases and one block's cos/sin tables of a hum."""
+    rng = np.random.default_rng(seed)
     mains = HUM_MAINS_HZ * np.arange(1, int(1_000 / HUM_MAINS_HZ) + 1)
     low = np.exp(rng.uniform(*np.log(HUM_LOW_HZ), 40))
     freqs = np.concatenate([mains, low])
     amps = np.concatenate([rng.uniform(0.3, 1.0, len(mains)) / np.arange(1, len(mains) + 1),
                            0.5 / np.sqrt(low / HUM_LOW_HZ[0])])
     phases = rng.uniform(0, 2 * np.pi, len(freqs))
-    y = _sum_of_sines(freqs / sample_rate_hz, amps, phases, start, n)
+    cycles = freqs / sample_rate_hz
+    y = 2 * np.pi * np.arange(block)[None, :] * cycles[:, None]
+    return cycles, amps, phases, (np.cos(y), np.sin(y))
+
+
+def hum(row, start: int, n: int, sample_rate_hz: float) -> np.ndarray:
+    """Low-band hum for samples ``[start, start + n)``: mains harmonics + 1/f sinusoids."""
+    cycles, amps, phases, tables = _hum_components(int(row["seed"]), float(sample_rate_hz))
+    y = _sum_of_sines(cycles, amps, phases, start, n, tables)
     rms = math.sqrt(0.5 * float(np.sum(amps**2)))
     return y * (BACKGROUND_RMS * 10 ** (float(row["level_db"]) / 20) / rms)
 

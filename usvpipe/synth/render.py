@@ -48,25 +48,24 @@ def render_window(world, recording: str, start: int, n: int) -> np.ndarray:
     sr = world.sample_rate_hz
     rec, calls, events = _lookup(world, recording)
     out = nz.background(int(rec.seed), start, n)
-    reverb = events[events["kind"] == "reverb"]
-    tail_s = float(reverb["param"].iloc[0]) if len(reverb) else 0.0
-    near = calls[(calls["onset_s"] * sr < start + n) & ((calls["offset_s"] + tail_s) * sr > start)]
-    for _, row in near.iterrows():
+    room = {ev["kind"]: ev for ev in events.to_dict("records") if ev["kind"] in ("reverb", "gain", "hum")}
+    tail_s = float(room["reverb"]["param"]) if "reverb" in room else 0.0
+    near = calls[(calls["onset_s"].to_numpy() * sr < start + n) & ((calls["offset_s"].to_numpy() + tail_s) * sr > start)]
+    for row in near.to_dict("records"):
         y = scaled_call(row, sr)
-        if len(reverb):
-            wet = nz.reverb_tail(y, tail_s, float(reverb["level_db"].iloc[0]), int(row["seed"]), sr)
+        if "reverb" in room:
+            wet = nz.reverb_tail(y, tail_s, float(room["reverb"]["level_db"]), int(row["seed"]), sr)
             y = wet + np.pad(y, (0, len(wet) - len(y)))
         _add(out, start, y, int(round(float(row["onset_s"]) * sr)))
-    for _, ev in events.iterrows():
-        on, off = int(round(ev["onset_s"] * sr)), int(round(ev["offset_s"] * sr))
-        if ev["kind"] in ("clicks", "scratches") and on < start + n and off > start:
-            piece = nz.click(ev, sr) if ev["kind"] == "clicks" else nz.scratch(ev, sr)
-            _add(out, start, piece, on)
-        elif ev["kind"] == "hum":
-            out += nz.hum(ev, start, n, sr)
-    gain = events[events["kind"] == "gain"]
-    if len(gain):
-        out *= 10 ** (float(gain["level_db"].iloc[0]) / 20)
+    transient = events[events["kind"].isin(("clicks", "scratches")).to_numpy()
+                       & (events["onset_s"].to_numpy() * sr < start + n) & (events["offset_s"].to_numpy() * sr > start)]
+    for ev in transient.to_dict("records"):
+        piece = nz.click(ev, sr) if ev["kind"] == "clicks" else nz.scratch(ev, sr)
+        _add(out, start, piece, int(round(ev["onset_s"] * sr)))
+    if "hum" in room:
+        out += nz.hum(room["hum"], start, n, sr)
+    if "gain" in room:
+        out *= 10 ** (float(room["gain"]["level_db"]) / 20)
     return out
 
 

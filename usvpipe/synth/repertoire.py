@@ -9,13 +9,16 @@ Each animal also has its own pitch offset (kHz, Gaussian) and duration factor
 
 Default usage
 -------------
-Usage differs widely between strains, ages and contexts (e.g. C57BL/6 males use more
-upward calls with jumps, BALB/c more chevrons and harmonics: Kikusui et al. 2011, PLoS ONE
-6:e17721; adult calls are mostly short, simple sweeps and flats while pups use more complex
-and harmonic calls: Grimsley et al. 2011). No single published vector is "the" mouse
-repertoire, so the default is a plain adult-like mixture with every type present at
-≥ 3 %, simple calls (flat, sweeps, short) about half, and jumps (step, multi-step) about
-a fifth, in line with the adult proportions reported by Grimsley et al. 2011 (Fig. 3).
+Usage differs widely between strains, ages and contexts: C57BL/6 males use more upward
+calls with jumps and BALB/c males more chevrons and harmonics (Kikusui et al. 2011, PLoS
+ONE 6:e17721); BTBR pups emit many harmonics, two-syllable and composite calls and few
+chevrons, upward, downward and short calls compared with B6 (Scattoni et al. 2008, PLoS
+ONE 3:e3067); the proportions change with age (Grimsley et al. 2011). No single published
+vector is "the" mouse repertoire, and no per-type proportions table could be read here, so
+the default is a principle, not a fit: every type present at >= 5 %, simple calls (flat,
+sweeps, short) about half, calls with jumps about a fifth. Group differences of the
+``usage`` kind move probability between two types exactly as the studies above report
+them (one type more, another less).
 """
 from __future__ import annotations
 
