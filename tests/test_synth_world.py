@@ -174,6 +174,8 @@ def test_params_are_validated_with_one_line_errors():
         WorldParams(snr_db=(30, 5))
     with pytest.raises(ConfigError, match="difference"):
         WorldParams(difference="loudness")
+    with pytest.raises(ConfigError, match="no call"):
+        WorldParams(syllables_per_animal=1, recordings_per_animal=2)
 
 
 def test_cli_vocal_world_writes_truth_and_rejects_bad_options(tmp_path):
