@@ -6,7 +6,7 @@ Matching videos to recordings uses the rules that give WAVs their animal and gro
    without its suffix (``g1/m1/day1.mp4`` <-> ``g1/m1/day1.wav``; videos kept next to the WAVs
    or in a mirrored folder); else
 2. the same file stem, animal and group, where a video's animal and group come from the folder
-   layout ``group/animal/file.mp4`` (:func:`usvpipe.pipeline_segment.layout_metadata`) or, with
+   layout ``group/animal/file.mp4`` (:func:`usvpipe.segmentation.inputs.layout_metadata`) or, with
    ``video_metadata``, from a ``path,animal,group`` CSV read like the WAVs' metadata CSV.
 
 Each syllable gets the frame (or short stack) on screen at its onset mapped to video time
@@ -70,7 +70,7 @@ def match_videos(recordings, videos, *, video_metadata=None) -> tuple[dict, list
 
     ``recordings`` is a table with columns ``recording, animal, group`` (one row per recording).
     """
-    from ..pipeline_segment import layout_metadata, read_metadata
+    from ..segmentation.inputs import layout_metadata, read_metadata
 
     files, root = discover_videos(videos)
     meta = read_metadata(video_metadata) if video_metadata is not None else None
