@@ -68,7 +68,7 @@ def pca_features(images: np.ndarray, n_components: int) -> np.ndarray:
 
 def pooled(images: np.ndarray, factor: int) -> np.ndarray:
     """``(n, H, W)`` images average-pooled by ``factor`` (what the CPU profile's network sees)."""
-    from usvpipe.vae.training import _pooled
+    from usvpipe.vae.samples import _pooled
 
     return _pooled(images, factor)
 

@@ -175,7 +175,7 @@ def _describe_file(path: Path) -> str:
     if suffix in (".csv", ".tsv", ".txt"):
         return _describe_table(path)
     if suffix == ".pt":
-        from ..vae.training import load_checkpoint
+        from ..vae.checkpoint import load_checkpoint
 
         try:
             ck = load_checkpoint(path)
