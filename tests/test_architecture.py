@@ -10,8 +10,9 @@ second). What counts as an import of module ``B`` by module ``A``:
   relative imports are resolved, and ``from P import x`` counts ``P.x`` when ``x`` is a module;
 - a string constant that is exactly a submodule's dotted name (``"usvpipe.vae.training"``): how the lazy
   export tables (``usvpipe/_lazy.py``), the CLI's command table and the deprecated old paths import;
-- not the implicit import of a package's ``__init__`` when one of its submodules is imported (a
-  package listing its own submodules is the normal, downward direction).
+- the package ``__init__`` that importing a submodule runs first (``usvpipe.mmd.params`` runs
+  ``usvpipe/mmd/__init__.py``), except from inside that package (a package listing its own
+  submodules is the normal, downward direction).
 
 The direction is cli → pipeline → stages → compute kernels: nothing outside the CLI imports the CLI,
 and no stage imports the pipeline that orchestrates it.
@@ -83,6 +84,10 @@ def import_graph() -> dict[str, set[str]]:
             elif isinstance(node, ast.Constant) and isinstance(node.value, str) and "." in node.value \
                     and node.value in modules:  # (a bare "usvpipe" is a program or logger name, not an import)
                 targets.add(node.value)
+        for target in list(targets):  # the packages a submodule import runs first
+            parts = target.split(".")
+            targets |= {p for p in (".".join(parts[:i]) for i in range(2, len(parts)))
+                        if p in modules and not _within(module, p)}
         targets.discard(module)
         graph[module] = targets
     return graph
@@ -152,6 +157,8 @@ def test_the_graph_sees_relative_lazy_type_only_and_string_imports():
     assert "usvpipe.store" in graph["usvpipe.segmentation.worker"]
     # an import under `if TYPE_CHECKING:`
     assert "usvpipe.pipeline.outcome" in graph["usvpipe.pipeline.report"]
+    # importing usvpipe.mmd.params runs usvpipe/mmd/__init__.py first
+    assert "usvpipe.mmd" in graph["usvpipe.measures"] and "usvpipe.mmd" not in graph["usvpipe.mmd.stage"]
     # a lazy export table and the CLI's command table name modules as strings
     assert "usvpipe.vae.training" in graph["usvpipe.vae"]
     assert "usvpipe.cli.pipeline" in graph["usvpipe.cli"]
