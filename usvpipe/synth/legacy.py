@@ -453,14 +453,7 @@ def synth_recording(
         ``onset_s, offset_s`` (exact, sample-aligned: ``offset_s - onset_s ==
         duration_s``), the :class:`CallParams` columns and ``snr_db`` (per call).
     """
-    if duration_s <= 0:
-        raise ConfigError(f"duration_s must be > 0, got {duration_s}")
-    if sample_rate_hz < 2 * CALL_BAND_HZ[1]:
-        raise ConfigError(f"sample_rate_hz must be >= {2 * CALL_BAND_HZ[1]:.0f} so 110 kHz calls are below Nyquist, got {sample_rate_hz}")
-    if call_rate_hz <= 0:
-        raise ConfigError(f"call_rate_hz must be > 0, got {call_rate_hz}")
-    if min_gap_s < 0:
-        raise ConfigError(f"min_gap_s must be >= 0, got {min_gap_s}")
+    _check_recording_args(duration_s, sample_rate_hz, call_rate_hz, min_gap_s)
     rng = _rng(seed)
     n = int(round(duration_s * sample_rate_hz))
     # Oversample candidate calls, lay them out back to back, keep those that fit.
@@ -479,6 +472,27 @@ def synth_recording(
     starts, n_samp = starts[keep], n_samp[keep]
     calls["duration_s"] = n_samp / sample_rate_hz
 
+    audio, snrs = _mix_calls(calls, starts, n_samp, n, sample_rate_hz, snr_db, low_freq_noise_db, rng)
+    truth = pd.DataFrame({"onset_s": starts / sample_rate_hz, "offset_s": (starts + n_samp) / sample_rate_hz})
+    truth = pd.concat([truth, calls], axis=1)
+    truth["snr_db"] = snrs
+    return audio.astype(np.float32), truth
+
+
+def _check_recording_args(duration_s, sample_rate_hz, call_rate_hz, min_gap_s) -> None:
+    """The argument checks of :func:`synth_recording` (one ConfigError each)."""
+    if duration_s <= 0:
+        raise ConfigError(f"duration_s must be > 0, got {duration_s}")
+    if sample_rate_hz < 2 * CALL_BAND_HZ[1]:
+        raise ConfigError(f"sample_rate_hz must be >= {2 * CALL_BAND_HZ[1]:.0f} so 110 kHz calls are below Nyquist, got {sample_rate_hz}")
+    if call_rate_hz <= 0:
+        raise ConfigError(f"call_rate_hz must be > 0, got {call_rate_hz}")
+    if min_gap_s < 0:
+        raise ConfigError(f"min_gap_s must be >= 0, got {min_gap_s}")
+
+
+def _mix_calls(calls, starts, n_samp, n, sample_rate_hz, snr_db, low_freq_noise_db, rng):
+    """Background noise of ``n`` samples with each call added at its start; returns (audio, per-call SNR)."""
     ref_rms = 0.1  # nominal RMS of an amplitude-1 call; the noise level follows from snr_db
     band_power = ref_rms**2 / 10 ** (snr_db / 10)
     audio = _noise(n, sample_rate_hz, band_power, low_freq_noise_db, rng)
@@ -491,7 +505,4 @@ def synth_recording(
         y *= call.amplitude * ref_rms / max(rms, 1e-12)
         audio[starts[i] : starts[i] + len(y)] += y
         snrs[i] = snr_db + 20 * math.log10(max(call.amplitude, 1e-12))
-    truth = pd.DataFrame({"onset_s": starts / sample_rate_hz, "offset_s": (starts + n_samp) / sample_rate_hz})
-    truth = pd.concat([truth, calls], axis=1)
-    truth["snr_db"] = snrs
-    return audio.astype(np.float32), truth
+    return audio, snrs

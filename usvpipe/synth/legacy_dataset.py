@@ -144,7 +144,6 @@ def make_dataset(
         ``path`` (absolute), ``animal``, ``group`` — one row per WAV.
     """
     from .._io import ensure_output_dir, write_csv_atomic, write_json_atomic
-    from .._version import __version__
 
     groups = _check_dataset_args(groups, animals_per_group, recordings_per_animal, duration_s=duration_s,
                                  group_shift=group_shift, animal_sd=animal_sd, snr_db=snr_db,
@@ -171,20 +170,29 @@ def make_dataset(
                 rows.append({"path": rel.as_posix(), "animal": animal, "group": group})
     meta = pd.DataFrame(rows, columns=["path", "animal", "group"])
     write_csv_atomic(out / "metadata.csv", meta)
-    write_json_atomic(out / "synth.json", {
-        "usvpipe_version": __version__,
-        "generator": "usvpipe.synth.make_dataset",
-        "params": {"groups": groups, "animals_per_group": animals_per_group,
-                   "recordings_per_animal": recordings_per_animal, "duration_s": duration_s,
-                   "group_shift": group_shift, "animal_sd": animal_sd, "snr_db": snr_db,
-                   "sample_rate_hz": sample_rate_hz, "seed": seed, "call_rate_hz": call_rate_hz,
-                   "low_freq_noise_db": low_freq_noise_db, "balance_se": balance_se},
-        "offset_imbalance_se": offset_imbalance_se(offsets[order], len(groups), animal_sd),
-        "assignment": "rerandomised (balance_se)" if balance_se is not None else "in drawing order",
-        "snr_definition": "per call: call mean square over [onset, offset] / noise power in 30-110 kHz, "
-                          "snr_db + 20 log10(amplitude)",
-        "animals": animals_meta,
-    })
+    params = {"groups": groups, "animals_per_group": animals_per_group,
+              "recordings_per_animal": recordings_per_animal, "duration_s": duration_s,
+              "group_shift": group_shift, "animal_sd": animal_sd, "snr_db": snr_db,
+              "sample_rate_hz": sample_rate_hz, "seed": seed, "call_rate_hz": call_rate_hz,
+              "low_freq_noise_db": low_freq_noise_db, "balance_se": balance_se}
+    write_json_atomic(out / "synth.json", _dataset_record(
+        params, offset_imbalance_se(offsets[order], len(groups), animal_sd), animals_meta))
     result = meta.copy()
     result["path"] = [str((out / p).resolve()) for p in meta["path"]]
     return result
+
+
+def _dataset_record(params: dict, imbalance_se, animals_meta: list) -> dict:
+    """The content of ``synth.json``: parameters, version, balance and each animal's offsets."""
+    from .._version import __version__
+
+    return {
+        "usvpipe_version": __version__,
+        "generator": "usvpipe.synth.make_dataset",
+        "params": params,
+        "offset_imbalance_se": imbalance_se,
+        "assignment": "rerandomised (balance_se)" if params["balance_se"] is not None else "in drawing order",
+        "snr_definition": "per call: call mean square over [onset, offset] / noise power in 30-110 kHz, "
+                          "snr_db + 20 log10(amplitude)",
+        "animals": animals_meta,
+    }
