@@ -13,6 +13,7 @@ from ..constraints import Interval, OneOf, check_params, config_error
 from .spectrogram import SpectrogramParams
 
 _THRESHOLD_MODES = ("noise", "absolute")
+_TRACES = ("tonal", "band_power")
 _NORMALIZATIONS = ("noise", "fixed")
 _NUMBER = Interval(float)
 _NON_NEGATIVE = Interval(float, 0, None)
@@ -87,6 +88,7 @@ class SegmentParams:
     """
 
     threshold_mode: str = "noise"
+    trace: str = "tonal"
     high_threshold: float = 14.0
     low_threshold: float = 12.0
     abs_high_threshold: float = 0.3
@@ -105,6 +107,7 @@ class SegmentParams:
 
     _constraints = {
         "threshold_mode": [OneOf(*_THRESHOLD_MODES)],
+        "trace": [OneOf(*_TRACES)],
         "high_threshold": [_NUMBER],
         "low_threshold": [_NUMBER],
         "abs_high_threshold": [_NUMBER],

@@ -150,9 +150,14 @@ def _window_trace(source, geom, sparams, params, window, block_frames, floors, w
     flat = cen = None
     if params.threshold_mode == "noise":
         power *= 1.0 / np.maximum(floor, np.float32(1e-30))
-        idx = power.argmax(axis=1)
-        peak = power[np.arange(b - a), idx]
-        amp = power_to_db(peak)
+        if params.trace == "tonal":
+            from .tonal import tonal_peak
+
+            amp, idx = tonal_peak(power, geom.freqs_hz, workspace)
+        else:
+            idx = power.argmax(axis=1)
+            peak = power[np.arange(b - a), idx]
+            amp = power_to_db(peak)
         if feats:
             from .decisions import frame_noise_features
 
