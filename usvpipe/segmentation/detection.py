@@ -40,8 +40,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..artifacts import SCORE_COLUMNS  # noqa: F401  (the segments schema; re-exported here)
+from ..artifacts import COUNT_COLUMNS, SCORE_COLUMNS  # noqa: F401  (the segments schema; re-exported here)
 from ..errors import ConfigError, InputFileError
+from .fragments import attribute_fragments, count_pieces, join_continuous
 from .params import SegmentParams
 from .sources import DEFAULT_BLOCK_FRAMES, ArraySource, FileSource
 from .spectrogram import SpectrogramParams
@@ -62,7 +63,7 @@ def _radius(sigma: float) -> int:
 
 
 def _empty() -> dict:
-    return {c: np.zeros(0) for c in ("onset_s", "offset_s", *SCORE_COLUMNS)}
+    return {c: np.zeros(0, np.int64 if c in COUNT_COLUMNS else np.float64) for c in ("onset_s", "offset_s", *SCORE_COLUMNS)}
 
 
 def _piece_segments(smooth, amp, freq, flat, cen, k0: int, n_total: int, geom, params: SegmentParams) -> dict:
@@ -72,8 +73,11 @@ def _piece_segments(smooth, amp, freq, flat, cen, k0: int, n_total: int, geom, p
     arrays are the piece's smoothed and raw trace, peak frequency and features.
     """
     high, low = params.thresholds
-    starts, stops = _hysteresis_runs(smooth, high, low)
-    starts, stops = _merge_close_runs(starts, stops, geom.hop_s, params.min_gap_s)
+    pieces, piece_stops = _hysteresis_runs(smooth, high, low)
+    starts, stops = _merge_close_runs(pieces, piece_stops, geom.hop_s, params.min_gap_s)
+    contour_frames = params.contour_max_gap_s / geom.hop_s
+    if params.contour_max_gap_s > 0 and starts.size > 1:
+        starts, stops = join_continuous(starts, stops, smooth, freq, contour_frames, params.contour_max_jump_hz)
     on_level = off_level = np.full(starts.shape, low, np.float64)
     if params.valley_db > 0 and params.threshold_mode == "noise" and starts.size:
         from .decisions import split_at_valleys
@@ -82,13 +86,16 @@ def _piece_segments(smooth, amp, freq, flat, cen, k0: int, n_total: int, geom, p
         starts, stops, on_level, off_level = split_at_valleys(smooth, starts, stops, low, params.valley_db, min_gap_frames)
     onset, offset = _boundaries_s(smooth, starts, stops, on_level, off_level, k0, n_total, geom)
     dur = offset - onset
-    keep = (dur >= params.min_dur_s) & (dur <= params.max_dur_s)
+    short = dur < params.min_dur_s
+    keep = ~short & (dur <= params.max_dur_s)
     if params.noise_check and params.threshold_mode == "noise" and keep.any():
         _drop_noise_like(keep, flat, cen, amp, starts, stops, dur, low, geom, params)
+    dropped = attribute_fragments(starts, stops, keep, short, max(contour_frames, params.min_gap_s / geom.hop_s))
     starts, stops, onset, offset, dur = starts[keep], stops[keep], onset[keep], offset[keep], dur[keep]
     peak, mean, mf, fmin, fmax = _segment_statistics(smooth, freq, starts, stops, low)
     return {"onset_s": onset, "offset_s": offset, "duration_s": dur, "peak_amplitude": peak, "mean_amplitude": mean,
-            "mean_freq_hz": mf, "min_freq_hz": fmin, "max_freq_hz": fmax}
+            "mean_freq_hz": mf, "min_freq_hz": fmin, "max_freq_hz": fmax,
+            "joined_pieces": count_pieces(pieces, starts, stops), "dropped_fragments": dropped}
 
 
 def _run_bounds(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
@@ -241,7 +248,9 @@ class TraceSegmenter:
         self.min_piece = int(min_piece_frames)
         self.sigma = params.smoothing_s / geom.hop_s
         self.r = _radius(self.sigma)
-        self.quiet = int(np.ceil(params.min_gap_s / geom.hop_s)) + 2
+        # the farthest any decision looks beyond a detection's edge: the plain merge gap or
+        # the contour rule's gap (joins and fragment attribution)
+        self.quiet = int(np.ceil(max(params.min_gap_s, params.contour_max_gap_s) / geom.hop_s)) + 2
         self.k0 = 0  # global index of the buffer's first frame
         self.p = 0  # first frame not yet segmented (>= k0)
         self.buf = None  # [amp, freq, flat, cen] for frames k0 ..

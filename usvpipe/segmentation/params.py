@@ -104,6 +104,8 @@ class SegmentParams:
     noise_max_fraction: float = 0.25
     noise_low_edge_hz: float = 15_000.0
     noise_click_max_dur_s: float = 0.030
+    contour_max_gap_s: float = 0.020
+    contour_max_jump_hz: float = 5_000.0
 
     _constraints = {
         "threshold_mode": [OneOf(*_THRESHOLD_MODES)],
@@ -122,6 +124,8 @@ class SegmentParams:
         "noise_max_fraction": [Interval(float, 0, 1, closed="right")],
         "noise_low_edge_hz": [_NON_NEGATIVE],
         "noise_click_max_dur_s": [_NON_NEGATIVE],
+        "contour_max_gap_s": [_NON_NEGATIVE],
+        "contour_max_jump_hz": [_NON_NEGATIVE],
     }
 
     def __post_init__(self):
