@@ -20,8 +20,9 @@ gap, in white background noise, plus the class's nuisance:
                background's in-band power, plus 1/f room noise below 20 kHz at +20 dB.
 ``gain``       the recording's gain steps up by 20 dB at a random time (calls and
                background alike): a level change inside a noise-floor window.
-``dips``       (extra) every call longer than 30 ms has an amplitude dip of 5-20 ms, 15-25 dB
-               deep, somewhere in its middle: a call broken into pieces.
+``dips``       (extra) every call longer than 40 ms has a near-silent stretch of 8-18 ms
+               (20-30 dB down) near its middle: a call broken into pieces, which the
+               plain 10 ms merge gap does not always bridge.
 
 Truth is each call's own onset/offset (the synthesised waveform's first and last
 sample; a tail or a dip does not change it). Scores: event F1 (one-to-one by overlap, the
@@ -126,13 +127,14 @@ def _reverb(y: np.ndarray, rng) -> np.ndarray:
 
 
 def _dip(y: np.ndarray, c: CallParams, rng) -> np.ndarray:
-    if c.duration_s < 0.030:
+    """A near-silent stretch of 8-18 ms (20-30 dB down, 1 ms ramps) inside calls longer than 40 ms."""
+    if c.duration_s < 0.040:
         return y
-    width = rng.uniform(0.005, 0.020)
-    mid = rng.uniform(0.35, 0.65) * c.duration_s
+    width = rng.uniform(0.008, 0.018)
+    mid = rng.uniform(0.4, 0.6) * c.duration_s
     t = np.arange(y.size) / SR
-    depth = 10 ** (-rng.uniform(15, 25) / 20)
-    x = np.clip(np.abs(t - mid) / (width / 2), 0, 1)
+    depth = 10 ** (-rng.uniform(20, 30) / 20)
+    x = np.clip((np.abs(t - mid) - width / 2) / 0.001 + 1.0, 0, 1)  # 0 inside the stretch, 1 outside, 1 ms ramps
     return y * (depth + (1 - depth) * (0.5 - 0.5 * np.cos(np.pi * x)))
 
 
