@@ -1,28 +1,32 @@
 #!/usr/bin/env python
 """Segmentation per synthetic noise class at a fixed per-call SNR, with exact truth.
 
-One recording per class (default 30 s, 250 kHz): mouse-like calls (``usvpipe.synth``'s call
-model, every call at the same per-call SNR, default 10 dB: call mean square over its
-extent vs. the background's power in 30-110 kHz) separated by 20 ms plus an exponential
-gap, in white background noise, plus the class's nuisance:
+Default source (``--source world``): the vocal world of :mod:`usvpipe.synth` (one animal,
+``--syllables`` calls of every call type, every call at exactly ``--snr-db`` per-call SNR
+as the world defines it: the dry call's mean square against the background's power in the
+call's own band +-5 kHz), one recording per class with only that noise class switched on:
+``clean`` (background only), ``clicks``, ``scratches``, ``reverb``, ``hum``, ``gain`` (see
+:mod:`usvpipe.synth.noise` for what each is). Plus one extra class built here:
 
-``clean``      nothing else.
+``dips``       (extra) calls of the legacy sweep model, every call longer than 40 ms with a
+               near-silent stretch of 8-18 ms (20-30 dB down) near its middle: a call
+               broken into pieces, which the plain 10 ms merge gap does not always bridge.
+
+``--source own`` builds all classes here instead (the fixtures used before the vocal world
+landed; SNR there is against the background's power in the whole 30-110 kHz band, so
+10 dB is ~6 dB easier than the world's definition for a call spanning 10 kHz):
+
 ``clicks``     broadband clicks (decaying impulses of 0.1-1 ms, single or bursts of 3-5
                within 5 ms), 25-45 dB above the background in the band, 3 per second, in
                the gaps between calls (at least 2 ms from a call).
 ``scratches``  broadband noise bursts with a power-law tilt (power ~ f^-a, a in 0-2),
-               20-300 ms, 15-35 dB above the background in the band, with a rough
-               amplitude envelope, 1 per second, in the gaps.
-``reverb``     every call followed by a reverberant tail: a dense train of reflections
-               whose level starts 6 dB below the direct sound and decays by 60 dB over
-               RT60 = 20-40 ms (a small reflective chamber).
-``hum``        mains hum: 50 Hz and its harmonics up to 5 kHz, 40 dB above the
-               background's in-band power, plus 1/f room noise below 20 kHz at +20 dB.
-``gain``       the recording's gain steps up by 20 dB at a random time (calls and
-               background alike): a level change inside a noise-floor window.
-``dips``       (extra) every call longer than 40 ms has a near-silent stretch of 8-18 ms
-               (20-30 dB down) near its middle: a call broken into pieces, which the
-               plain 10 ms merge gap does not always bridge.
+               20-300 ms, 15-35 dB above the background in the band, rough envelope,
+               1 per second, in the gaps.
+``reverb``     a reverberant tail (reflections starting 6 dB below the direct sound,
+               decaying by 60 dB over RT60 = 20-40 ms).
+``hum``        mains hum (50 Hz and harmonics to 5 kHz) 40 dB above the background's
+               in-band power, plus 1/f room noise below 20 kHz at +20 dB.
+``gain``       a 20 dB gain step at a random time (calls and background alike).
 
 Truth is each call's own onset/offset (the synthesised waveform's first and last
 sample; a tail or a dip does not change it). Scores: event F1 (one-to-one by overlap, the
@@ -32,8 +36,8 @@ defaults otherwise.
 
 Usage::
 
-    OMP_NUM_THREADS=1 python scripts/bench/segment_noise_classes.py [--seconds 30] [--seed 0] [--snr-db 10]
-        [--classes clean,clicks] [--set trace=band_power --set min_gap_s=0.01 ...]
+    OMP_NUM_THREADS=1 python scripts/bench/segment_noise_classes.py [--source world|own] [--syllables 150]
+        [--seed 0] [--snr-db 10] [--classes clean,clicks] [--set contour_max_gap_s=0 ...]
 """
 from __future__ import annotations
 
@@ -157,6 +161,16 @@ def _place_in_gaps(audio, gaps, make, rate_hz: float, rng) -> None:
         audio[s : s + y.size] += y
 
 
+def make_world_class(name: str, syllables: int = 150, seed: int = 0, snr_db: float = 10.0):
+    """``(audio float32, truth onset_s/offset_s)``: one vocal-world recording with only noise class ``name`` on."""
+    from usvpipe.synth import WorldParams, render_recording, simulate_world
+
+    world = simulate_world(WorldParams(groups=("A",), animals_per_group=1, syllables_per_animal=syllables,
+                                       noise=() if name == "clean" else (name,), snr_db=(snr_db, snr_db), seed=seed))
+    audio, calls, _ = render_recording(world, world.recordings.recording[0])
+    return audio, calls[["onset_s", "offset_s"]].reset_index(drop=True)
+
+
 def make_class(name: str, seconds: float = 30.0, seed: int = 0, snr_db: float = 10.0):
     """``(audio float32, truth DataFrame onset_s/offset_s)`` of one class at 250 kHz."""
     rng = np.random.default_rng([seed, (CLASSES + EXTRA).index(name)])
@@ -221,7 +235,9 @@ def main(argv=None) -> int:
     from usvpipe.segmentation import SegmentParams, segment_audio
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--source", choices=["world", "own"], default="world")
+    ap.add_argument("--syllables", type=int, default=150, help="calls per recording (world source)")
+    ap.add_argument("--seconds", type=float, default=30.0, help="recording length (own source, and the dips class)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--snr-db", type=float, default=10.0)
     ap.add_argument("--classes", default=",".join(CLASSES + EXTRA))
@@ -231,8 +247,9 @@ def main(argv=None) -> int:
     extra = _parse_sets(args.set)
     t0 = time.perf_counter()
     names = [c for c in args.classes.split(",") if c]
-    data = {c: make_class(c, args.seconds, args.seed, args.snr_db) for c in names}
-    print(f"noise classes at {args.snr_db:g} dB per-call SNR, {args.seconds:g} s each, seed {args.seed}; "
+    data = {c: make_world_class(c, args.syllables, args.seed, args.snr_db) if args.source == "world" and c in CLASSES
+            else make_class(c, args.seconds, args.seed, args.snr_db) for c in names}
+    print(f"noise classes ({args.source} source; dips: own) at {args.snr_db:g} dB per-call SNR, seed {args.seed}; "
           f"settings besides the defaults: {extra or 'none'}")
     print(f"{'class':<10} {'trace':<11} {'true':>5} {'pred':>5} {'ev P':>6} {'ev R':>6} {'ev F1':>6} {'b10 F1':>7} {'b5 F1':>6}")
     means = {}
