@@ -105,7 +105,11 @@ def test_silent_file_rejected(tmp_path):
 
 
 def test_amvoc_accuracy_pooled(shared_data):
-    """Default parameters on the four annotated amvoc recordings: pooled event F1 >= 0.90."""
+    """Default parameters on the four annotated amvoc recordings: pooled event F1 >= 0.95, boundary F1 (10 ms) >= 0.85.
+
+    Nothing in the defaults was fitted to these recordings (chosen on noise statistics and
+    synthetic classes), so this is a left-out check.
+    """
     from usvpipe.annotations import read_segments
 
     ev, b10 = [], []
@@ -115,8 +119,8 @@ def test_amvoc_accuracy_pooled(shared_data):
         truth = read_segments(folder / f"gt_{n}.csv")
         ev.append(evaluate_segments(segs, truth, tolerance_s=0.010))
     pooled = pool_scores(ev)
-    assert pooled.event_f1 >= 0.90, pooled
-    assert pooled.boundary_f1 >= 0.80, pooled
+    assert pooled.event_f1 >= 0.95, pooled
+    assert pooled.boundary_f1 >= 0.85, pooled
 
 
 def test_the_old_module_paths_still_export_the_segmentation_api():

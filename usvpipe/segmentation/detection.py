@@ -3,21 +3,28 @@
 Algorithm
 ---------
 1. Band-limited power spectrogram on a fixed frame grid (:mod:`usvpipe.segmentation.spectrogram`).
-2. An amplitude trace, one value per frame:
+2. A detection trace, one value per frame:
 
    - ``threshold_mode="noise"`` (default): each frequency bin's power is divided by that
-     bin's noise floor (its median over time), and the trace is the largest ratio in the
-     band, in dB. Mouse USVs are narrow-band whistles, so the loudest bin relative to its
-     own floor is a far more sensitive detector than the band's mean level, and being
-     relative to the floor it does not depend on the recording's gain or on coloured
-     background noise. Thresholds are in dB above the floor.
+     bin's noise floor (its median over time): the spectrum is whitened. Then
+     ``trace="tonal"`` (default, :mod:`usvpipe.segmentation.tonal`): the trace is how far
+     the strongest whitened bin stands above the frame's own spectral envelope (a line in
+     log power vs. log frequency), in dB: a whistle stands out, a broadband click,
+     scratch or burst of any level does not, so a burst neither becomes a detection nor
+     bridges two calls. ``trace="band_power"``: the largest whitened ratio in the band,
+     in dB (sensitive to narrow-band whistles and independent of gain and background
+     colour, but a broadband sound raises it like a call). Thresholds are in dB above
+     the background.
    - ``threshold_mode="absolute"`` (AVA): the trace is the mean over the band of the
      normalised log spectrogram (``spec_min_db``/``spec_max_db`` mapped to [0, 1]);
      thresholds are in those [0, 1] units.
 3. The trace is smoothed with a Gaussian (``smoothing_s``).
 4. Hysteresis: a syllable is a run of frames above ``low_threshold`` that rises above
    ``high_threshold`` somewhere; runs separated by less than ``min_gap_s`` are merged;
-   syllables shorter than ``min_dur_s`` or longer than ``max_dur_s`` are dropped.
+   runs closer than ``contour_max_gap_s`` whose peak frequency is continuous across the
+   gap are joined (:mod:`usvpipe.segmentation.fragments`); syllables shorter than
+   ``min_dur_s`` (counted in their neighbour's ``dropped_fragments``) or longer than
+   ``max_dur_s`` are dropped.
 
 Onset/offset are where the smoothed trace crosses ``low_threshold``, linearly
 interpolated between the frame centres on either side (sub-frame precision; half a hop
@@ -30,7 +37,9 @@ Exactness under streaming
 samples as when the file is read whole. Only the per-frame trace (two float32 per
 frame, ~19 MB per hour at the default 1.5 ms hop) is kept; smoothing and thresholding run
 on the complete trace, so segments that straddle block boundaries are identical to the
-whole-file result. The noise floor is estimated per fixed window of the recording
+whole-file result. The tonal trace and the fragment decisions keep this: a frame's tonality
+depends only on its own spectrum and its noise window's floor, and the streaming segmenter
+cuts the trace only in quiet stretches longer than any gap a decision can bridge. The noise floor is estimated per fixed window of the recording
 (``noise_window_s``, on the absolute frame grid) from a deterministic subsample of its
 frames (every ``m``-th frame, at most ``noise_max_frames``), so it too is independent of
 the block size (blocks never cross a noise window's edge); :func:`segment_audio` uses

@@ -1,4 +1,4 @@
-"""The per-frame amplitude trace and the per-window noise floor it is measured against.
+"""The per-frame detection trace (tonal or band power) and the per-window noise floor it is measured against.
 
 Work proceeds one fixed noise window at a time (:func:`noise_windows`): the window's band
 power is streamed block by block, its per-bin floor is the median of a deterministic frame
