@@ -216,6 +216,26 @@ def make_class(name: str, seconds: float = 30.0, seed: int = 0, snr_db: float = 
     return audio.astype(np.float32), pd.DataFrame(truth, columns=["onset_s", "offset_s"])
 
 
+def background_statistics(seconds: float = 30.0, seed: int = 0) -> None:
+    """Print each trace's distribution on white noise alone: what the thresholds are set from."""
+    from usvpipe.segmentation import SegmentParams, segment_audio
+    from usvpipe.segmentation.sources import ArraySource
+    from usvpipe.segmentation.spectrogram import SpectrogramParams
+    from usvpipe.segmentation.trace import compute_trace
+
+    x = (np.random.default_rng(seed).standard_normal(int(seconds * SR)) * 0.01).astype(np.float32)
+    sp = SpectrogramParams()
+    print(f"background only ({seconds:g} s of white noise): trace percentiles 50/99/99.9/99.99 (dB), "
+          "fraction of frames above the low / high threshold, detections")
+    for trace in ("tonal", "band_power"):
+        p = SegmentParams(trace=trace, noise_check=False)
+        amp = compute_trace(ArraySource(x), sp.geometry(SR), sp, p).amplitude
+        q = np.percentile(amp, [50, 99, 99.9, 99.99])
+        print(f"  {trace:<11} {q[0]:.2f} / {q[1]:.2f} / {q[2]:.2f} / {q[3]:.2f} dB; > {p.low_threshold:g} dB: "
+              f"{np.mean(amp > p.low_threshold):.4f}, > {p.high_threshold:g} dB: {np.mean(amp > p.high_threshold):.5f}; "
+              f"{len(segment_audio(x, SR, SegmentParams(trace=trace)))} detection(s)")
+
+
 def _parse_sets(items):
     out = {}
     for it in items or []:
@@ -243,7 +263,10 @@ def main(argv=None) -> int:
     ap.add_argument("--classes", default=",".join(CLASSES + EXTRA))
     ap.add_argument("--traces", default="tonal,band_power")
     ap.add_argument("--set", action="append", help="a SegmentParams field=value applied to every trace (repeatable)")
+    ap.add_argument("--background", action="store_true", help="first print each trace's statistics on white noise alone")
     args = ap.parse_args(argv)
+    if args.background:
+        background_statistics(seed=args.seed)
     extra = _parse_sets(args.set)
     t0 = time.perf_counter()
     names = [c for c in args.classes.split(",") if c]
