@@ -233,7 +233,7 @@ def run_vocalpy(python: str, paths: list[Path]) -> dict | None:
 
 def usvpipe_variants() -> dict:
     """Name -> SegmentParams: the defaults, and each optional decision of the core flipped."""
-    from usvpipe.segment import SegmentParams
+    from usvpipe.segmentation import SegmentParams
 
     base = SegmentParams()
     names = {f.name for f in dataclasses.fields(SegmentParams)}
@@ -244,6 +244,10 @@ def usvpipe_variants() -> dict:
         out["noise check " + ("off" if base.noise_check else "on")] = dataclasses.replace(base, noise_check=not base.noise_check)
     if "valley_db" in names and "noise_check" in names:
         out["both off (neither new decision)"] = dataclasses.replace(base, valley_db=0.0, noise_check=False)
+    if "trace" in names:
+        other = "band_power" if base.trace == "tonal" else "tonal"
+        out[f"trace {other}"] = dataclasses.replace(base, trace=other)
+        out[f"trace {other}, noise check off"] = dataclasses.replace(base, trace=other, noise_check=False)
     return out
 
 
@@ -256,7 +260,7 @@ def main(argv=None) -> int:
     ap.add_argument("--tolerance-s", type=float, default=0.010)
     ap.add_argument("--json", type=Path, help="also write the scores here")
     args = ap.parse_args(argv)
-    from usvpipe.segment import segment_file
+    from usvpipe.segmentation import segment_file
     from usvpipe.spectrogram import SpectrogramParams
 
     classes = [c.strip() for c in args.classes.split(",") if c.strip()]
