@@ -19,7 +19,7 @@ frequency) -> default SyllableParams images. Printed:
 
 Usage::
 
-    PYTHONPATH=. python scripts/synth_realism.py [--data ../shared/data] [--syllables 180] [--seed 0]
+    PYTHONPATH=. python scripts/synth_realism.py [--data ../shared/data] [--syllables 180] [--seed 0] [--noise none]
 """
 from __future__ import annotations
 
@@ -92,12 +92,34 @@ def collect(paths):
     return pd.concat(tables, ignore_index=True), np.concatenate(images)
 
 
-def synthetic(n_syllables: int, seed: int, out: Path):
+def synthetic(n_syllables: int, seed: int, out: Path, noise=None):
     """A default vocal world of about ``n_syllables`` (6 animals), written as WAVs and segmented."""
-    world = simulate_world(WorldParams(animals_per_group=3, syllables_per_animal=max(1, n_syllables // 6), seed=seed))
+    extra = {} if noise is None else {"noise": noise}
+    world = simulate_world(WorldParams(animals_per_group=3, syllables_per_animal=max(1, n_syllables // 6), seed=seed,
+                                       **extra))
     meta = write_world(world, out)
     table, images = collect([out / p for p in meta.path])
     return world, table, images
+
+
+def synthetic_sweep(n_syllables: int, seed: int, out: Path):
+    """The sweep world (``make_dataset``) at about ``n_syllables``, written, segmented; truth from its tables."""
+    from usvpipe.synth import make_dataset
+
+    meta = make_dataset(out, groups=("A", "B"), animals_per_group=3, duration_s=n_syllables / 6 / 1.5, seed=seed,
+                        group_shift=0.0)
+    truth = pd.concat([pd.read_csv(Path(p).with_suffix(".truth.csv")) for p in meta.path], ignore_index=True)
+    table, images = collect([Path(p) for p in meta.path])
+    return truth, table, images
+
+
+def sweep_truth_measures(truth: pd.DataFrame) -> pd.DataFrame:
+    lo = truth[["start_freq_hz", "end_freq_hz"]].min(axis=1) - truth.fm_depth_hz
+    hi = truth[["start_freq_hz", "end_freq_hz"]].max(axis=1) + truth.fm_depth_hz
+    return pd.DataFrame({"duration_ms": truth.duration_s * 1e3,
+                         "mean_freq_khz": (truth.start_freq_hz + truth.end_freq_hz) / 2e3,
+                         "min_freq_khz": lo / 1e3, "max_freq_khz": hi / 1e3, "bandwidth_khz": (hi - lo) / 1e3,
+                         "max_jump_khz": 0.0 * lo})
 
 
 def quantile_table(real: pd.DataFrame, synth: pd.DataFrame, truth: pd.DataFrame) -> str:
@@ -110,8 +132,7 @@ def quantile_table(real: pd.DataFrame, synth: pd.DataFrame, truth: pd.DataFrame)
     return "\n".join(lines)
 
 
-def truth_measures(world) -> pd.DataFrame:
-    c = world.calls
+def truth_measures(c: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"duration_ms": c.duration_s * 1e3, "mean_freq_khz": c.mean_freq_hz / 1e3,
                          "min_freq_khz": c.min_freq_hz / 1e3, "max_freq_khz": c.max_freq_hz / 1e3,
                          "bandwidth_khz": c.bandwidth_hz / 1e3, "max_jump_khz": c.jump_hz / 1e3})
@@ -148,7 +169,10 @@ def main(argv=None):
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     ap.add_argument("--syllables", type=int, default=180, help="size of each synthetic world (about the real count)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--world", choices=("vocal", "sweep"), default="vocal", help="which synthetic world to compare")
+    ap.add_argument("--noise", default=None, help="noise classes of the synthetic worlds (default: all; 'none')")
     args = ap.parse_args(argv)
+    noise = None if args.noise is None else tuple(n for n in args.noise.split(",") if n and n != "none")
     data = Path(args.data)
     missing = [p for p in REAL if not (data / p).is_file()]
     if missing:
@@ -156,11 +180,17 @@ def main(argv=None):
     t0 = time.time()
     real, real_img = collect([data / p for p in REAL])
     with tempfile.TemporaryDirectory() as tmp:
-        world, synth, synth_img = synthetic(args.syllables, args.seed, Path(tmp) / "a")
-        _, synth2, synth2_img = synthetic(args.syllables, args.seed + 1, Path(tmp) / "b")
-    print(f"real: {len(real)} syllables from {len(REAL)} files; synthetic: {len(synth)} segmented "
-          f"({len(world.calls)} calls drawn), A/A control world: {len(synth2)} segmented\n")
-    print(quantile_table(real, synth, truth_measures(world)))
+        if args.world == "vocal":
+            world, synth, synth_img = synthetic(args.syllables, args.seed, Path(tmp) / "a", noise)
+            _, synth2, synth2_img = synthetic(args.syllables, args.seed + 1, Path(tmp) / "b", noise)
+            truth = truth_measures(world.calls)
+        else:
+            sweep, synth, synth_img = synthetic_sweep(args.syllables, args.seed, Path(tmp) / "a")
+            _, synth2, synth2_img = synthetic_sweep(args.syllables, args.seed + 1, Path(tmp) / "b")
+            truth = sweep_truth_measures(sweep)
+    print(f"real: {len(real)} syllables from {len(REAL)} files; {args.world} world: {len(synth)} segmented "
+          f"({len(truth)} calls drawn), A/A control world: {len(synth2)} segmented\n")
+    print(quantile_table(real, synth, truth))
     print("\n| two-sample test (5-fold AUC; 0.5 = indistinguishable) | real vs synthetic | synthetic vs synthetic (A/A) |")
     print("|---|---|---|")
     for label, model, a, b, c in (

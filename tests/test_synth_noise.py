@@ -37,7 +37,7 @@ def _band(x, lo, hi):
 def test_each_noise_class_is_there_only_when_switched_on(quiet, kind):
     world0, audio0 = quiet
     world = _world(kind)
-    assert set(world.noise_events.kind) <= {kind} and set(world0.noise_events.kind) == set()
+    assert set(world.noise_events.kind) <= {kind, kind + "_tail"} and set(world0.noise_events.kind) == set()
     assert world.calls.equals(world0.calls)  # the calls are untouched by the switch
     diff = _audio(world) - audio0
     events = world.noise_events
@@ -53,6 +53,10 @@ def test_each_noise_class_is_there_only_when_switched_on(quiet, kind):
         assert np.sqrt(np.mean(_band(diff, 10_000, SR / 2) ** 2)) < 1e-3 * np.sqrt(np.mean(diff**2))
     elif kind == "reverb":
         rt60 = float(events.param.iloc[0])
+        tails = events[events.kind == "reverb_tail"]
+        assert len(tails) == len(world.calls)
+        np.testing.assert_allclose(tails.onset_s.to_numpy(), world.calls.offset_s.to_numpy())
+        np.testing.assert_allclose((tails.offset_s - tails.onset_s).to_numpy(), rt60)
         inside = np.zeros(len(diff), bool)
         for c in world.calls.itertuples():
             inside[int(round(c.onset_s * SR)):int(round((c.offset_s + rt60) * SR)) + 1] = True

@@ -52,9 +52,14 @@ def test_calls_are_laid_out_in_order_without_overlap_inside_the_recording():
 
 
 def test_truth_onsets_are_where_the_audio_has_the_call():
+    from usvpipe.synth import known_calls_recording
+
     world = known_calls_world(("flat", "chevron", "step"), noise=None, snr_db=20, calls_per_type=3, seed=1)
     rec = world.recordings.iloc[0]
     audio = render_window(world, rec.recording, 0, int(rec.n_samples))
+    wave, calls, noise = known_calls_recording(("flat", "chevron", "step"), snr_db=20, calls_per_type=3, seed=1)
+    np.testing.assert_allclose(wave, audio, atol=1e-6)
+    assert calls.call_type.tolist() == ["flat", "chevron", "step"] * 3 and noise.empty
     from usvpipe.synth.noise import background
     call_only = audio - background(int(rec.seed), 0, int(rec.n_samples))
     active = np.abs(call_only) > 1e-9
@@ -169,6 +174,8 @@ def test_params_are_validated_with_one_line_errors():
         WorldParams(snr_db=(30, 5))
     with pytest.raises(ConfigError, match="difference"):
         WorldParams(difference="loudness")
+    with pytest.raises(ConfigError, match="no call"):
+        WorldParams(syllables_per_animal=1, recordings_per_animal=2)
 
 
 def test_cli_vocal_world_writes_truth_and_rejects_bad_options(tmp_path):

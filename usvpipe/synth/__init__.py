@@ -27,7 +27,8 @@ Python API of the vocal world
   :func:`render_window` for any sample range; :func:`render_call_clip(s)` for one
   call ± margin, identical sample for sample to the same span of the whole recording.
 - :func:`known_calls_world` ``(call_types, noise="clicks", snr_db=10)``: one recording
-  with calls of the chosen types at known times under ONE noise class at a fixed SNR.
+  with calls of the chosen types at known times under ONE noise class at a fixed SNR;
+  :func:`known_calls_recording` (same arguments) renders it: ``(waveform, calls, noise)``.
 - :func:`write_world` ``(world, out_dir)``: every file atomically.
 """
 from __future__ import annotations
@@ -40,7 +41,7 @@ from .legacy import (CALL_BAND_HZ, LOW_NOISE_MAX_HZ, PARAM_NAMES, SHAPE_PARAMS, 
 from .legacy_dataset import MAX_BALANCE_TRIES, balanced_assignment, make_dataset, offset_imbalance_se
 from .noise import NOISE_CLASSES, NOISE_COLUMNS
 from .params import DIFFERENCE_KINDS, WorldParams, parse_difference, parse_names, parse_snr
-from .render import render_call_clip, render_call_clips, render_recording, render_window
+from .render import known_calls_recording, render_call_clip, render_call_clips, render_recording, render_window
 from .repertoire import DEFAULT_USAGE
 from .world import World, group_usages, known_calls_world, simulate_world
 
@@ -52,7 +53,8 @@ __all__ = [
     # the vocal world
     "CALL_TYPES", "CALL_TYPE_TABLE", "CALL_COLUMNS", "NOISE_CLASSES", "NOISE_COLUMNS", "DIFFERENCE_KINDS",
     "DEFAULT_USAGE", "WorldParams", "World", "simulate_world", "group_usages", "render_call", "render_recording",
-    "render_window", "render_call_clip", "render_call_clips", "known_calls_world", "write_world",
+    "render_window", "render_call_clip", "render_call_clips", "known_calls_world", "known_calls_recording",
+    "write_world",
     "parse_difference", "parse_snr", "parse_names",
 ]
 _PRIVATE_FOR_TESTS = (_as_call, _contour, _envelope, _noise, _phase)  # kept importable as before the split

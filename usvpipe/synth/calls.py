@@ -56,7 +56,7 @@ u_shape        20–80         55–80       B 8–30         falls then rises, 
 step           20–90         55–80       J 10–25        2 elements, 1 jump, no gap [N20, G11]
 multi_step     30–120        55–80       J 10–25        3–4 elements, 2–3 jumps [N20, G11]
 two_component  20–80         50–75       Δ 15–30        two simultaneous components [S08]
-harmonic       20–100        35–55       B 0–10         a harmonic element [N20, S08, G11]
+harmonic       20–100        35–50       B 0–10         a harmonic element [N20, S08, G11]
 short          2–8           55–85       B 0–5          < 10 ms whatever the shape [N20]
 complex        30–120        55–80       B 8–25         ≥ 2 direction changes, > 5 kHz [N20]
 =============  ============  ==========  =============  ======================================
@@ -66,7 +66,8 @@ smooth types' FM starts above the 5 kHz definition threshold with a margin (8 kH
 drawn upsweep is an upsweep by the published rule and not a borderline flat; jumps of
 10–25 kHz so a jump is a jump at any spectrogram resolution a lab uses; durations of tens
 of ms with short calls below 10 ms by definition; harmonic calls with a fundamental low
-enough (≤ 55 kHz) for 2f to stay ≤ 110 kHz. Durations log-uniform (call durations are
+enough (mean ≤ 50 kHz, top ≤ 55 kHz) for 2f to stay ≤ 110 kHz; a two-component call's
+second tone on whichever side keeps it inside 30–110 kHz. Durations log-uniform (call durations are
 right-skewed), everything else uniform.
 
 [N20] "Ultrasonic vocalizations in house mice depend upon genetic relatedness of mating
@@ -108,7 +109,7 @@ CALL_TYPE_TABLE: Mapping[str, Mapping[str, tuple]] = {
     "multi_step": {"duration_ms": (30, 120), "mean_khz": (55, 80), "fm_khz": (0, 4), "jump_khz": (10, 25)},
     "two_component": {"duration_ms": (20, 80), "mean_khz": (50, 75), "fm_khz": (0, 4),
                       "second_khz": (15, 30)},
-    "harmonic": {"duration_ms": (20, 100), "mean_khz": (35, 55), "fm_khz": (0, 10),
+    "harmonic": {"duration_ms": (20, 100), "mean_khz": (35, 50), "fm_khz": (0, 10),
                  "harmonic_ratio": (0.3, 0.8)},
     "short": {"duration_ms": (2, 8), "mean_khz": (55, 85), "fm_khz": (0, 5)},
     "complex": {"duration_ms": (30, 120), "mean_khz": (55, 80), "fm_khz": (8, 25)},
@@ -170,7 +171,10 @@ def draw_call_params(call_type: str, n: int, rng: np.random.Generator) -> pd.Dat
         # the second tone lasts at least 40 % of the call and overlaps the main one
         start = rng.uniform(0.0, 0.4, n)
         out["second_start"], out["second_end"] = start, np.minimum(1.0, start + rng.uniform(0.4, 0.9, n))
-        out["second_hz"] *= rng.choice([-1.0, 1.0], n)
+        side = rng.choice([-1.0, 1.0], n)
+        # the second tone goes to whichever side keeps it inside the 30-110 kHz call band
+        side = np.where(out["mean_freq_hz"] - out["second_hz"] < 32_000, 1.0, side)
+        out["second_hz"] *= np.where(out["mean_freq_hz"] + out["second_hz"] > 108_000, -1.0, side)
     if call_type == "harmonic":
         out["direction"][:] = 1  # harmonic calls drawn as gentle upsweeps
     return pd.DataFrame(out, columns=list(CALL_COLUMNS))

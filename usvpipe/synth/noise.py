@@ -15,6 +15,7 @@ scratches   cage scratches: broadband bursts of 10–200 ms made of many micro-i
 reverb      a reverberant tail on every call: the call convolved with an exponentially
             decaying noise impulse response, RT60 20–100 ms per recording (one room),
             wet level -20 to -8 dB relative to the dry call; the tail runs past the offset
+            (truth: one ``reverb`` row per recording, one ``reverb_tail`` row per call)
 hum         low-band hum: 50 Hz mains and its harmonics up to 1 kHz plus 1/f-shaped
             low-frequency noise (40 sinusoids, 50 Hz–5 kHz); RMS 10–25 dB above the
             background, all of it below the 30–110 kHz call band

@@ -91,6 +91,11 @@ class WorldParams:
             raise config_error("synth", "snr_db", f"{self.snr_db!r} is not one value or a (low, high) range",
                                "give e.g. 10 or (5, 30)")
         object.__setattr__(self, "snr_db", (lo, hi))
+        if self.syllables_per_animal < self.recordings_per_animal:
+            raise config_error("synth", "syllables_per_animal",
+                               f"{self.syllables_per_animal} is fewer than recordings_per_animal "
+                               f"({self.recordings_per_animal}): a recording would hold no call",
+                               "give at least one syllable per recording")
         if self.difference == "usage" and self.usage_from == self.usage_to:
             raise config_error("synth", "usage_to", "equals usage_from", "move usage between two different types")
 

@@ -94,3 +94,17 @@ def render_call_clips(world, syllables=None, margin_s: float = 0.05) -> list:
     """:func:`render_call_clip` for each syllable (default: every call of the world)."""
     syllables = world.calls.index if syllables is None else syllables
     return [render_call_clip(world, s, margin_s) for s in syllables]
+
+
+def known_calls_recording(call_types=None, *, noise: str | None = None, snr_db: float = 10.0, calls_per_type: int = 5,
+                          seed: int = 0, sample_rate_hz: int = 250_000, mean_gap_s: float = 0.12):
+    """``(waveform float32, calls truth, noise truth)`` of :func:`~usvpipe.synth.world.known_calls_world`.
+
+    One recording with ``calls_per_type`` calls of each chosen type at known times, under
+    ONE noise class (or none) at exactly ``snr_db`` per call: the segmentation benchmark's input.
+    """
+    from .world import known_calls_world
+
+    world = known_calls_world(call_types, noise=noise, snr_db=snr_db, calls_per_type=calls_per_type, seed=seed,
+                              sample_rate_hz=sample_rate_hz, mean_gap_s=mean_gap_s)
+    return render_recording(world, world.recordings.recording.iloc[0])

@@ -174,6 +174,25 @@ def _animal_recordings(params, group, k, animal, usage_g, seq):
     return animal_row, calls_out, events_out, recs_out
 
 
+def with_reverb_tails(events: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
+    """``events`` plus one ``reverb_tail`` row per call in a reverberant recording.
+
+    The tail row spans ``[offset_s, offset_s + RT60]`` (where the call's reverberation is
+    heard after the call itself ends), so a segmenter's offsets can be scored against it.
+    Rendering uses only the recording's ``reverb`` row; the tails are truth, not input.
+    """
+    rooms = events[events["kind"] == "reverb"].set_index("recording")
+    if rooms.empty:
+        return events
+    rev = calls[calls["recording"].isin(rooms.index)]
+    rt60 = rooms.loc[rev["recording"], "param"].to_numpy()
+    tails = pd.DataFrame({"recording": rev["recording"].to_numpy(), "kind": "reverb_tail",
+                          "onset_s": rev["offset_s"].to_numpy(), "offset_s": rev["offset_s"].to_numpy() + rt60,
+                          "level_db": rooms.loc[rev["recording"], "level_db"].to_numpy(), "param": rt60,
+                          "seed": rev["seed"].to_numpy()})
+    return pd.concat([events, tails], ignore_index=True)
+
+
 def _finish_calls(calls: pd.DataFrame) -> pd.DataFrame:
     """Add the contour's min/max frequency and bandwidth; fix the column dtypes."""
     summary = contour_summary(calls)
@@ -204,7 +223,8 @@ def simulate_world(params: WorldParams | None = None, **overrides) -> World:
             events += e
             recs += r
     calls = _finish_calls(pd.concat(calls, ignore_index=True))
-    return World(params=params, calls=calls, noise_events=pd.concat(events, ignore_index=True),
+    events = with_reverb_tails(pd.concat(events, ignore_index=True), calls)
+    return World(params=params, calls=calls, noise_events=events,
                  recordings=pd.DataFrame(recs), animals=pd.DataFrame(animals))
 
 
@@ -240,4 +260,5 @@ def known_calls_world(call_types=None, *, noise: str | None = None, snr_db: floa
                           "n_samples": n_samples, "seed": int(rng.integers(0, 2**31 - 1))}])
     events = draw_events(name, duration_s, params.noise, rng)
     animals = pd.DataFrame([{"animal": "A01", "group": "A", "pitch_offset_hz": 0.0, "duration_factor": 1.0}])
-    return World(params, _finish_calls(calls), events, recs, animals)
+    calls = _finish_calls(calls)
+    return World(params, calls, with_reverb_tails(events, calls), recs, animals)
