@@ -1,10 +1,11 @@
 #!/usr/bin/env python
 """Segmentation per synthetic noise class at a fixed per-call SNR, with exact truth.
 
-Default source (``--source world``): the vocal world of :mod:`usvpipe.synth` (one animal,
-``--syllables`` calls of every call type, every call at exactly ``--snr-db`` per-call SNR
-as the world defines it: the dry call's mean square against the background's power in the
-call's own band +-5 kHz), one recording per class with only that noise class switched on:
+Default source (``--source world``): the vocal world's benchmark recording
+(:func:`usvpipe.synth.known_calls_world`: ``--calls-per-type`` calls of each of its 11 call
+types, every call at exactly ``--snr-db`` per-call SNR as the world defines it: the dry
+call's mean square against the background's power in the call's own band +-5 kHz), one
+recording per class with only that noise class switched on:
 ``clean`` (background only), ``clicks``, ``scratches``, ``reverb``, ``hum``, ``gain`` (see
 :mod:`usvpipe.synth.noise` for what each is). Plus one extra class built here:
 
@@ -36,7 +37,7 @@ defaults otherwise.
 
 Usage::
 
-    OMP_NUM_THREADS=1 python scripts/bench/segment_noise_classes.py [--source world|own] [--syllables 150]
+    OMP_NUM_THREADS=1 python scripts/bench/segment_noise_classes.py [--source world|own] [--calls-per-type 15]
         [--seed 0] [--snr-db 10] [--classes clean,clicks] [--set contour_max_gap_s=0 ...]
 """
 from __future__ import annotations
@@ -161,12 +162,14 @@ def _place_in_gaps(audio, gaps, make, rate_hz: float, rng) -> None:
         audio[s : s + y.size] += y
 
 
-def make_world_class(name: str, syllables: int = 150, seed: int = 0, snr_db: float = 10.0):
-    """``(audio float32, truth onset_s/offset_s)``: one vocal-world recording with only noise class ``name`` on."""
-    from usvpipe.synth import WorldParams, render_recording, simulate_world
+def make_world_class(name: str, calls_per_type: int = 15, seed: int = 0, snr_db: float = 10.0):
+    """``(audio float32, truth onset_s/offset_s)``: the vocal world's benchmark recording
+    (:func:`usvpipe.synth.known_calls_world`: ``calls_per_type`` calls of each of the 11
+    call types in turn, every call at exactly ``snr_db``) under noise class ``name`` only."""
+    from usvpipe.synth import known_calls_world, render_recording
 
-    world = simulate_world(WorldParams(groups=("A",), animals_per_group=1, syllables_per_animal=syllables,
-                                       noise=() if name == "clean" else (name,), snr_db=(snr_db, snr_db), seed=seed))
+    world = known_calls_world(noise=None if name == "clean" else name, snr_db=snr_db, calls_per_type=calls_per_type,
+                              seed=seed)
     audio, calls, _ = render_recording(world, world.recordings.recording[0])
     return audio, calls[["onset_s", "offset_s"]].reset_index(drop=True)
 
@@ -256,7 +259,7 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--source", choices=["world", "own"], default="world")
-    ap.add_argument("--syllables", type=int, default=150, help="calls per recording (world source)")
+    ap.add_argument("--calls-per-type", type=int, default=15, help="calls of each of the 11 call types (world source)")
     ap.add_argument("--seconds", type=float, default=30.0, help="recording length (own source, and the dips class)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--snr-db", type=float, default=10.0)
@@ -270,7 +273,7 @@ def main(argv=None) -> int:
     extra = _parse_sets(args.set)
     t0 = time.perf_counter()
     names = [c for c in args.classes.split(",") if c]
-    data = {c: make_world_class(c, args.syllables, args.seed, args.snr_db) if args.source == "world" and c in CLASSES
+    data = {c: make_world_class(c, args.calls_per_type, args.seed, args.snr_db) if args.source == "world" and c in CLASSES
             else make_class(c, args.seconds, args.seed, args.snr_db) for c in names}
     print(f"noise classes ({args.source} source; dips: own) at {args.snr_db:g} dB per-call SNR, seed {args.seed}; "
           f"settings besides the defaults: {extra or 'none'}")
