@@ -121,3 +121,18 @@ def test_the_tonal_trace_is_exact_under_streaming(tmp_path, block_frames):
     whole = segment_audio(x, SR, params)
     assert len(whole) > 15
     pd.testing.assert_frame_equal(segment_file(path, params, block_frames=block_frames), whole, check_exact=True)
+
+
+# --------------------------------------------------------------------------- the vocal world's noise classes
+@pytest.mark.parametrize("noise", [None, "clicks", "scratches", "reverb", "hum", "gain"])
+def test_every_noise_class_of_the_vocal_world_at_10_db(noise):
+    """Every call type but ``short`` (2-8 ms, partly under ``min_dur_s``), 3 calls each, one noise class."""
+    from usvpipe.evaluate import evaluate_segments
+    from usvpipe.synth import CALL_TYPES, known_calls_world, render_recording
+
+    types = [t for t in CALL_TYPES if t != "short"]
+    world = known_calls_world(types, noise=noise, snr_db=10.0, calls_per_type=3, seed=2)
+    audio, calls, _ = render_recording(world, world.recordings.recording[0])
+    scores = evaluate_segments(segment_audio(audio, SR), calls[["onset_s", "offset_s"]], tolerance_s=0.010)
+    assert scores.event_f1 >= 0.95, scores
+    assert scores.boundary_f1 >= 0.85, scores
