@@ -111,8 +111,9 @@ def tonal_peak(whitened: np.ndarray, freqs_hz: np.ndarray, workspace: dict | Non
     with np.errstate(divide="ignore", invalid="ignore"):
         np.log10(whitened, out=log_w)
         coef = log_w @ fit  # (n, 2): level, slope
-    bad = ~np.isfinite(coef).all(axis=1)
-    if bad.any():  # exact zeros (digital silence): floor them, for those frames only
+        # a finite total means every frame's line is finite (a per-row test costs as much as the matmul)
+        bad = None if np.isfinite(coef.sum()) else ~np.isfinite(coef).all(axis=1)
+    if bad is not None and bad.any():  # exact zeros (digital silence): floor them, for those frames only
         log_w[bad] = np.log10(np.maximum(whitened[bad], _TINY))
         coef[bad] = log_w[bad] @ fit
     # log_w -= outer(slope, x), in place: the C-ordered (n, nb) buffer is the Fortran-ordered
