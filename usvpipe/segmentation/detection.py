@@ -39,7 +39,8 @@ frame, ~19 MB per hour at the default 1.5 ms hop) is kept; smoothing and thresho
 on the complete trace, so segments that straddle block boundaries are identical to the
 whole-file result. The tonal trace and the fragment decisions keep this: a frame's tonality
 depends only on its own spectrum and its noise window's floor, and the streaming segmenter
-cuts the trace only in quiet stretches longer than any gap a decision can bridge. The noise floor is estimated per fixed window of the recording
+cuts the trace only in quiet stretches longer than any gap a decision can bridge. The
+noise floor is estimated per fixed window of the recording
 (``noise_window_s``, on the absolute frame grid) from a deterministic subsample of its
 frames (every ``m``-th frame, at most ``noise_max_frames``), so it too is independent of
 the block size (blocks never cross a noise window's edge); :func:`segment_audio` uses
