@@ -57,7 +57,9 @@ class SegmentParams:
         none over 1 and 2 ms, the sub-frame boundary interpolation needs no smoothing).
     min_dur_s, max_dur_s : float
         Syllables outside this duration range are dropped (default 5 ms - 0.5 s: mouse
-        USVs are rarely shorter than 5 ms; longer events are usually noise). A dropped
+        USVs are rarely shorter than 5 ms, the shortest human-labelled amvoc syllable
+        lasts 8 ms; longer events are usually noise; 2-3 ms keeps the shortest calls at
+        some cost in precision, see benchmarks/segmentation-defaults.md). A dropped
         short piece is counted in the ``dropped_fragments`` column of the nearest kept
         detection within ``contour_max_gap_s``.
     min_gap_s : float
