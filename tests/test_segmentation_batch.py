@@ -332,5 +332,6 @@ def test_cli_trace_and_contour_options_reach_the_store_and_the_fragment_columns_
     assert (params["trace"], params["contour_max_gap_s"], params["contour_max_jump_hz"]) == ("band_power", 0.015, 8000.0)
     segs = pd.read_csv(out / "segments.csv")
     assert len(segs) > 0 and (segs.joined_pieces >= 1).all() and (segs.dropped_fragments >= 0).all()
+    assert segs.joined_pieces.dtype.kind == "i" and segs.dropped_fragments.dtype.kind == "i"  # written as integers
     bad = CliRunner().invoke(main, ["segment", str(dataset), str(tmp_path / "o2"), "--no-progress", "--trace", "flat"])
     assert bad.exit_code == 2 and "flat" in bad.output
