@@ -9,7 +9,8 @@ detections of the published tools shipped with the data (DeepSqueak, VocalMat, M
 
 Usage::
 
-    python scripts/amvoc_accuracy.py [--data ../shared/data/amvoc] [--threshold-mode noise|absolute] [--no-tools]
+    python scripts/amvoc_accuracy.py [--data ../shared/data/amvoc] [--threshold-mode noise|absolute]
+        [--trace tonal|band_power] [--set min_dur_s=0.003 ...] [--no-tools]
 """
 from __future__ import annotations
 
@@ -49,16 +50,22 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "amvoc")
     ap.add_argument("--threshold-mode", default=None, choices=["noise", "absolute"])
+    ap.add_argument("--trace", default=None, choices=["tonal", "band_power"])
+    ap.add_argument("--set", action="append", default=[], help="a SegmentParams field=value (repeatable)")
     ap.add_argument("--no-tools", action="store_true", help="do not score the published tools' detections")
     args = ap.parse_args(argv)
     if not args.data.is_dir():
         print(f"amvoc data not found at {args.data} (pass --data)", file=sys.stderr)
         return 2
-    params = SegmentParams() if args.threshold_mode is None else SegmentParams(threshold_mode=args.threshold_mode)
+    kw = {k: v for k, v in (("threshold_mode", args.threshold_mode), ("trace", args.trace)) if v is not None}
+    for item in args.set:
+        key, value = item.split("=", 1)
+        kw[key] = type(getattr(SegmentParams(), key))(value)
+    params = SegmentParams(**kw)
     truth = {n: read_segments(args.data / n / f"gt_{n}.csv") for n in RECORDINGS}
     pred = {n: segment_file(args.data / n / f"rec_{n}.wav", params) for n in RECORDINGS}
     rows, pooled = score(pred, truth)
-    print(f"usvpipe segment (threshold_mode={params.threshold_mode}, default parameters otherwise)")
+    print(f"usvpipe segment (threshold_mode={params.threshold_mode}, trace={params.trace}, {kw or 'defaults'})")
     print(HEADER)
     for n, (s10, s5) in rows.items():
         print(fmt(f"rec_{n}", s10, s5))

@@ -321,3 +321,17 @@ def test_pre_cut_clips_are_segmented_and_flagged_for_their_padded_images(tmp_pat
     info = CliRunner().invoke(main, ["info", str(tmp_path / "out")])
     assert info.exit_code == 0 and "warning:" in info.output and "e.g. clip.wav" in info.output
     assert "column image_padded" in info.output
+
+
+def test_cli_trace_and_contour_options_reach_the_store_and_the_fragment_columns_reach_segments_csv(dataset, tmp_path):
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["segment", str(dataset), str(out), "--no-progress", "--trace", "band_power",
+                                    "--contour-max-gap-s", "0.015", "--contour-max-jump-hz", "8000"])
+    assert res.exit_code == 0, res.output
+    params = open_store(out).params["segment"]
+    assert (params["trace"], params["contour_max_gap_s"], params["contour_max_jump_hz"]) == ("band_power", 0.015, 8000.0)
+    segs = pd.read_csv(out / "segments.csv")
+    assert len(segs) > 0 and (segs.joined_pieces >= 1).all() and (segs.dropped_fragments >= 0).all()
+    assert segs.joined_pieces.dtype.kind == "i" and segs.dropped_fragments.dtype.kind == "i"  # written as integers
+    bad = CliRunner().invoke(main, ["segment", str(dataset), str(tmp_path / "o2"), "--no-progress", "--trace", "flat"])
+    assert bad.exit_code == 2 and "flat" in bad.output

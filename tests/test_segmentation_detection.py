@@ -105,7 +105,11 @@ def test_silent_file_rejected(tmp_path):
 
 
 def test_amvoc_accuracy_pooled(shared_data):
-    """Default parameters on the four annotated amvoc recordings: pooled event F1 >= 0.90."""
+    """Default parameters on the four annotated amvoc recordings: pooled event F1 >= 0.95, boundary F1 (10 ms) >= 0.85.
+
+    Nothing in the defaults was fitted to these recordings (chosen on noise statistics and
+    synthetic classes), so this is a left-out check.
+    """
     from usvpipe.annotations import read_segments
 
     ev, b10 = [], []
@@ -115,8 +119,8 @@ def test_amvoc_accuracy_pooled(shared_data):
         truth = read_segments(folder / f"gt_{n}.csv")
         ev.append(evaluate_segments(segs, truth, tolerance_s=0.010))
     pooled = pool_scores(ev)
-    assert pooled.event_f1 >= 0.90, pooled
-    assert pooled.boundary_f1 >= 0.80, pooled
+    assert pooled.event_f1 >= 0.95, pooled
+    assert pooled.boundary_f1 >= 0.85, pooled
 
 
 @pytest.mark.parametrize("old, name, new", [
@@ -218,10 +222,15 @@ def _click_and_burst_recording(seed=0):
 
 def test_the_noise_check_drops_clicks_and_low_frequency_bursts_but_keeps_the_call():
     x = _click_and_burst_recording()
-    without = segment_audio(x, SR, SegmentParams(noise_check=False))
-    kept = segment_audio(x, SR, SegmentParams(noise_check=True))
-    assert len(without) >= 3  # the threshold alone takes click and burst for calls
-    assert len(kept) == 1 and abs(kept.onset_s.iloc[0] - 0.3) < 0.005
+    for trace in ("band_power", "tonal"):
+        kept = segment_audio(x, SR, SegmentParams(trace=trace, noise_check=True))
+        assert len(kept) == 1 and abs(kept.onset_s.iloc[0] - 0.3) < 0.005
+    # the band-power threshold alone takes click burst and low-frequency burst for calls
+    assert len(segment_audio(x, SR, SegmentParams(trace="band_power", noise_check=False))) >= 3
+    # the tonal trace ignores the click burst by construction; the low-passed burst (a
+    # steep knee inside the band, not a power law) still needs the noise check
+    tonal = segment_audio(x, SR, SegmentParams(trace="tonal", noise_check=False))
+    assert len(tonal) == 2 and not ((tonal.onset_s > 0.85) & (tonal.onset_s < 0.95)).any()
 
 
 def test_long_broadband_pup_cries_are_not_taken_for_clicks(shared_data):

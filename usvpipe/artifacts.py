@@ -25,7 +25,11 @@ from .errors import InputFileError
 TEXT_COLUMNS = ("id", "recording", "animal", "group", "shard", "label")
 # segments.csv: where each syllable is, then its scores
 SEGMENT_COLUMNS = ("recording", "animal", "group", "onset_s", "offset_s")
-SCORE_COLUMNS = ("duration_s", "peak_amplitude", "mean_amplitude", "mean_freq_hz", "min_freq_hz", "max_freq_hz")
+SCORE_COLUMNS = ("duration_s", "peak_amplitude", "mean_amplitude", "mean_freq_hz", "min_freq_hz", "max_freq_hz",
+                 "joined_pieces", "dropped_fragments")
+#: Score columns that are counts (integers): the segmenter's fragment decisions
+#: (usvpipe.segmentation.fragments); tables written before they existed lack them.
+COUNT_COLUMNS = ("joined_pieces", "dropped_fragments")
 _LATENT_RE = re.compile(r"^z(\d+)$")
 _ENCODE_FIX = "pass the latents table written by `usvpipe encode`"
 

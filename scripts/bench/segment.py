@@ -102,17 +102,22 @@ def make_inputs(tmp: Path, data: Path | None, synth_s: float) -> dict[str, tuple
     return out
 
 
-def time_usvpipe(path: Path, reps: int, workers: int = 1):
-    from usvpipe.segmentation import segment_file
+#: SegmentParams overrides for usvpipe (``--trace``); empty: the package's defaults
+USVPIPE_PARAMS: dict = {}
 
+
+def time_usvpipe(path: Path, reps: int, workers: int = 1):
+    from usvpipe.segmentation import SegmentParams, segment_file
+
+    params = SegmentParams(**USVPIPE_PARAMS)
     os.environ["USVPIPE_FFT_WORKERS"] = str(workers)
     if path not in _WARM:
-        segment_file(path)  # warm caches (FFT plan, imports, page cache)
+        segment_file(path, params)  # warm caches (FFT plan, imports, page cache)
         _WARM.add(path)
     best, cpu, segs = float("inf"), float("inf"), None
     for _ in range(reps):
         t0, c0 = time.perf_counter(), time.process_time()
-        segs = segment_file(path)
+        segs = segment_file(path, params)
         best = min(best, time.perf_counter() - t0)
         cpu = min(cpu, time.process_time() - c0)
     os.environ["USVPIPE_FFT_WORKERS"] = "1"
@@ -190,7 +195,11 @@ def main(argv=None) -> int:
     ap.add_argument("--synth-s", type=float, default=120.0)
     ap.add_argument("--copies", type=int, default=2, help="copies of each file in the batch test")
     ap.add_argument("--no-batch", action="store_true")
+    ap.add_argument("--trace", choices=["tonal", "band_power"], help="usvpipe's detection trace (default: the package default)")
     args = ap.parse_args(argv)
+    if args.trace:
+        USVPIPE_PARAMS["trace"] = args.trace
+    print(f"usvpipe parameters: {USVPIPE_PARAMS or 'defaults'}")
     os.environ.setdefault("USVPIPE_FFT_WORKERS", "1")
 
     with tempfile.TemporaryDirectory(prefix="usvpipe-bench-") as tmpdir:

@@ -244,6 +244,10 @@ def usvpipe_variants() -> dict:
         out["noise check " + ("off" if base.noise_check else "on")] = dataclasses.replace(base, noise_check=not base.noise_check)
     if "valley_db" in names and "noise_check" in names:
         out["both off (neither new decision)"] = dataclasses.replace(base, valley_db=0.0, noise_check=False)
+    if "trace" in names:
+        other = "band_power" if base.trace == "tonal" else "tonal"
+        out[f"trace {other}"] = dataclasses.replace(base, trace=other)
+        out[f"trace {other}, noise check off"] = dataclasses.replace(base, trace=other, noise_check=False)
     return out
 
 

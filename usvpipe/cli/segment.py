@@ -31,19 +31,27 @@ def _channel(value):
 @click.option("--window-s", type=float, help="STFT window length in seconds [0.002048].")
 @click.option("--hop-s", type=float, help="STFT hop in seconds [0.001536].")
 @click.option("--threshold-mode", type=click.Choice(["noise", "absolute"]), help="Amplitude trace: dB above the noise floor (noise) or AVA's absolute amplitude [noise].")
+@click.option("--trace", type=click.Choice(["tonal", "band_power"]),
+              help="Detection trace in noise mode: the strongest whitened bin over the frame's own spectral envelope "
+                   "(tonal: broadband clicks/scratches/bursts are not calls) or over its noise floor (band_power) [tonal].")
 @click.option("--high-threshold", type=float, help="Peak threshold (dB above the noise floor) [14].")
 @click.option("--low-threshold", type=float, help="Edge threshold (dB above the noise floor) [12].")
 @click.option("--smoothing-s", type=float, help="Gaussian smoothing of the amplitude trace, seconds [0].")
 @click.option("--min-dur-s", type=float, help="Shortest syllable kept, seconds [0.005].")
 @click.option("--max-dur-s", type=float, help="Longest syllable kept, seconds [0.5].")
 @click.option("--min-gap-s", type=float, help="Merge syllables closer than this, seconds [0.010].")
+@click.option("--contour-max-gap-s", type=float,
+              help="Join pieces closer than this when their contour is continuous, seconds; 0 = off [0.020].")
+@click.option("--contour-max-jump-hz", type=float,
+              help="Largest frequency step between one piece's end and the next one's start that the contour rule joins [10000].")
 @click.option("--time-stretch/--no-time-stretch", default=None, help="Syllable images: AVA sqrt time stretch or a fixed window [stretch].")
 @click.option("--exclude", "exclude", multiple=True, type=click.Path(path_type=Path),
               help="review.csv exported by the explorer (repeatable): detections reviewed as noise are dropped "
                    "(matched by time, intersection over union >= 0.5), relabelled ones get a label column.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def segment(in_dir, out_dir, config_path, metadata, jobs, shard, channel, min_freq_hz, max_freq_hz, window_s, hop_s, threshold_mode,
-            high_threshold, low_threshold, smoothing_s, min_dur_s, max_dur_s, min_gap_s, time_stretch, exclude, no_progress):
+            trace, high_threshold, low_threshold, smoothing_s, min_dur_s, max_dur_s, min_gap_s, contour_max_gap_s,
+            contour_max_jump_hz, time_stretch, exclude, no_progress):
     """Find syllables in every WAV under IN_DIR and write OUT_DIR.
 
     IN_DIR is a folder (searched recursively), a WAV file, or a .txt file listing WAV
@@ -62,8 +70,9 @@ def segment(in_dir, out_dir, config_path, metadata, jobs, shard, channel, min_fr
     sp = params_from_mapping(SpectrogramParams, cfg.get("spectrogram"), section="spectrogram",
                              min_freq_hz=min_freq_hz, max_freq_hz=max_freq_hz, window_s=window_s, hop_s=hop_s)
     seg = params_from_mapping(SegmentParams, cfg.get("segment"), section="segment", threshold_mode=threshold_mode,
-                              high_threshold=high_threshold, low_threshold=low_threshold, smoothing_s=smoothing_s,
-                              min_dur_s=min_dur_s, max_dur_s=max_dur_s, min_gap_s=min_gap_s)
+                              trace=trace, high_threshold=high_threshold, low_threshold=low_threshold, smoothing_s=smoothing_s,
+                              min_dur_s=min_dur_s, max_dur_s=max_dur_s, min_gap_s=min_gap_s,
+                              contour_max_gap_s=contour_max_gap_s, contour_max_jump_hz=contour_max_jump_hz)
     syl = params_from_mapping(SyllableParams, cfg.get("syllables"), section="syllables", time_stretch=time_stretch)
     run = segment_recordings(in_dir, out_dir, spectrogram=sp, segmentation=seg, syllables=syl, metadata=metadata,
                              jobs=jobs, shard=shard, progress=not no_progress, channel=_channel(channel),

@@ -32,7 +32,7 @@ from .._lock import WHOLE, acquire_writer_lock
 from .._process import die_with_parent
 from ..errors import ConfigError
 from . import worker
-from .detection import SCORE_COLUMNS
+from .detection import COUNT_COLUMNS, SCORE_COLUMNS
 from .exclusions import read_exclusions
 from .inputs import Recording, plan_recordings
 from .params import SegmentParams, SyllableParams
@@ -336,6 +336,10 @@ def _finish(run: SegmentRun, recs: Sequence[Recording], params: dict) -> None:
     table = store.merge_store(out_dir, prune=True)
     cols = ["recording", "animal", "group", "onset_s", "offset_s", *[c for c in (*SCORE_COLUMNS, "label") if c in table.columns]]
     segments = table[cols] if len(table) else table.reindex(columns=cols)
+    # the store keeps every score column as float64; the fragment counts read as integers
+    counts = [c for c in COUNT_COLUMNS if c in segments.columns and segments[c].notna().all()]
+    if counts and len(segments):
+        segments = segments.astype({c: "int64" for c in counts})
     run.segments_path = Segments(segments, source=out_dir / SEGMENTS_NAME).write(out_dir / SEGMENTS_NAME)
     run.merged = True
     run.n_syllables_total = int(len(table))

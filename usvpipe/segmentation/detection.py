@@ -3,21 +3,28 @@
 Algorithm
 ---------
 1. Band-limited power spectrogram on a fixed frame grid (:mod:`usvpipe.segmentation.spectrogram`).
-2. An amplitude trace, one value per frame:
+2. A detection trace, one value per frame:
 
    - ``threshold_mode="noise"`` (default): each frequency bin's power is divided by that
-     bin's noise floor (its median over time), and the trace is the largest ratio in the
-     band, in dB. Mouse USVs are narrow-band whistles, so the loudest bin relative to its
-     own floor is a far more sensitive detector than the band's mean level, and being
-     relative to the floor it does not depend on the recording's gain or on coloured
-     background noise. Thresholds are in dB above the floor.
+     bin's noise floor (its median over time): the spectrum is whitened. Then
+     ``trace="tonal"`` (default, :mod:`usvpipe.segmentation.tonal`): the trace is how far
+     the strongest whitened bin stands above the frame's own spectral envelope (a line in
+     log power vs. log frequency), in dB: a whistle stands out, a broadband click,
+     scratch or burst of any level does not, so a burst neither becomes a detection nor
+     bridges two calls. ``trace="band_power"``: the largest whitened ratio in the band,
+     in dB (sensitive to narrow-band whistles and independent of gain and background
+     colour, but a broadband sound raises it like a call). Thresholds are in dB above
+     the background.
    - ``threshold_mode="absolute"`` (AVA): the trace is the mean over the band of the
      normalised log spectrogram (``spec_min_db``/``spec_max_db`` mapped to [0, 1]);
      thresholds are in those [0, 1] units.
 3. The trace is smoothed with a Gaussian (``smoothing_s``).
 4. Hysteresis: a syllable is a run of frames above ``low_threshold`` that rises above
    ``high_threshold`` somewhere; runs separated by less than ``min_gap_s`` are merged;
-   syllables shorter than ``min_dur_s`` or longer than ``max_dur_s`` are dropped.
+   runs closer than ``contour_max_gap_s`` whose peak frequency is continuous across the
+   gap are joined (:mod:`usvpipe.segmentation.fragments`); syllables shorter than
+   ``min_dur_s`` (counted in their neighbour's ``dropped_fragments``) or longer than
+   ``max_dur_s`` are dropped.
 
 Onset/offset are where the smoothed trace crosses ``low_threshold``, linearly
 interpolated between the frame centres on either side (sub-frame precision; half a hop
@@ -30,7 +37,10 @@ Exactness under streaming
 samples as when the file is read whole. Only the per-frame trace (two float32 per
 frame, ~19 MB per hour at the default 1.5 ms hop) is kept; smoothing and thresholding run
 on the complete trace, so segments that straddle block boundaries are identical to the
-whole-file result. The noise floor is estimated per fixed window of the recording
+whole-file result. The tonal trace and the fragment decisions keep this: a frame's tonality
+depends only on its own spectrum and its noise window's floor, and the streaming segmenter
+cuts the trace only in quiet stretches longer than any gap a decision can bridge. The
+noise floor is estimated per fixed window of the recording
 (``noise_window_s``, on the absolute frame grid) from a deterministic subsample of its
 frames (every ``m``-th frame, at most ``noise_max_frames``), so it too is independent of
 the block size (blocks never cross a noise window's edge); :func:`segment_audio` uses
@@ -40,8 +50,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..artifacts import SCORE_COLUMNS  # noqa: F401  (the segments schema; re-exported here)
+from ..artifacts import COUNT_COLUMNS, SCORE_COLUMNS  # noqa: F401  (the segments schema; re-exported here)
 from ..errors import ConfigError, InputFileError
+from .fragments import attribute_fragments, count_pieces, join_continuous
 from .params import SegmentParams
 from .sources import DEFAULT_BLOCK_FRAMES, ArraySource, FileSource
 from .spectrogram import SpectrogramParams
@@ -62,7 +73,7 @@ def _radius(sigma: float) -> int:
 
 
 def _empty() -> dict:
-    return {c: np.zeros(0) for c in ("onset_s", "offset_s", *SCORE_COLUMNS)}
+    return {c: np.zeros(0, np.int64 if c in COUNT_COLUMNS else np.float64) for c in ("onset_s", "offset_s", *SCORE_COLUMNS)}
 
 
 def _piece_segments(smooth, amp, freq, flat, cen, k0: int, n_total: int, geom, params: SegmentParams) -> dict:
@@ -72,8 +83,11 @@ def _piece_segments(smooth, amp, freq, flat, cen, k0: int, n_total: int, geom, p
     arrays are the piece's smoothed and raw trace, peak frequency and features.
     """
     high, low = params.thresholds
-    starts, stops = _hysteresis_runs(smooth, high, low)
-    starts, stops = _merge_close_runs(starts, stops, geom.hop_s, params.min_gap_s)
+    pieces, piece_stops = _hysteresis_runs(smooth, high, low)
+    starts, stops = _merge_close_runs(pieces, piece_stops, geom.hop_s, params.min_gap_s)
+    contour_frames = params.contour_max_gap_s / geom.hop_s
+    if params.contour_max_gap_s > 0 and starts.size > 1:
+        starts, stops = join_continuous(starts, stops, smooth, freq, contour_frames, params.contour_max_jump_hz)
     on_level = off_level = np.full(starts.shape, low, np.float64)
     if params.valley_db > 0 and params.threshold_mode == "noise" and starts.size:
         from .decisions import split_at_valleys
@@ -82,13 +96,16 @@ def _piece_segments(smooth, amp, freq, flat, cen, k0: int, n_total: int, geom, p
         starts, stops, on_level, off_level = split_at_valleys(smooth, starts, stops, low, params.valley_db, min_gap_frames)
     onset, offset = _boundaries_s(smooth, starts, stops, on_level, off_level, k0, n_total, geom)
     dur = offset - onset
-    keep = (dur >= params.min_dur_s) & (dur <= params.max_dur_s)
+    short = dur < params.min_dur_s
+    keep = ~short & (dur <= params.max_dur_s)
     if params.noise_check and params.threshold_mode == "noise" and keep.any():
         _drop_noise_like(keep, flat, cen, amp, starts, stops, dur, low, geom, params)
+    dropped = attribute_fragments(starts, stops, keep, short, max(contour_frames, params.min_gap_s / geom.hop_s))
     starts, stops, onset, offset, dur = starts[keep], stops[keep], onset[keep], offset[keep], dur[keep]
     peak, mean, mf, fmin, fmax = _segment_statistics(smooth, freq, starts, stops, low)
     return {"onset_s": onset, "offset_s": offset, "duration_s": dur, "peak_amplitude": peak, "mean_amplitude": mean,
-            "mean_freq_hz": mf, "min_freq_hz": fmin, "max_freq_hz": fmax}
+            "mean_freq_hz": mf, "min_freq_hz": fmin, "max_freq_hz": fmax,
+            "joined_pieces": count_pieces(pieces, starts, stops), "dropped_fragments": dropped}
 
 
 def _run_bounds(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
@@ -241,7 +258,9 @@ class TraceSegmenter:
         self.min_piece = int(min_piece_frames)
         self.sigma = params.smoothing_s / geom.hop_s
         self.r = _radius(self.sigma)
-        self.quiet = int(np.ceil(params.min_gap_s / geom.hop_s)) + 2
+        # the farthest any decision looks beyond a detection's edge: the plain merge gap or
+        # the contour rule's gap (joins and fragment attribution)
+        self.quiet = int(np.ceil(max(params.min_gap_s, params.contour_max_gap_s) / geom.hop_s)) + 2
         self.k0 = 0  # global index of the buffer's first frame
         self.p = 0  # first frame not yet segmented (>= k0)
         self.buf = None  # [amp, freq, flat, cen] for frames k0 ..

@@ -13,6 +13,7 @@ from ..constraints import Interval, OneOf, check_params, config_error
 from .spectrogram import SpectrogramParams
 
 _THRESHOLD_MODES = ("noise", "absolute")
+_TRACES = ("tonal", "band_power")
 _NORMALIZATIONS = ("noise", "fixed")
 _NUMBER = Interval(float)
 _NON_NEGATIVE = Interval(float, 0, None)
@@ -29,17 +30,26 @@ class SegmentParams:
         ``"noise"`` (default): trace = loudest band bin in dB above that bin's noise
         floor; robust to gain and coloured noise, sensitive to faint narrow-band calls.
         ``"absolute"``: AVA's mean normalised spectrogram amplitude.
+    trace : {"tonal", "band_power"}
+        The per-frame detection trace in ``noise`` mode (see
+        :mod:`usvpipe.segmentation.tonal`). ``"tonal"`` (default): how far the frame's
+        strongest whitened bin stands above the frame's own spectral envelope (a line in
+        log power vs. log frequency), so broadband sounds (clicks, scratches, bursts, a
+        gain step) read as background whatever their level, and a burst between two calls
+        does not bridge them. ``"band_power"``: the strongest whitened bin over its noise
+        floor (the previous default; a broadband sound raises it like a call). Chosen on
+        the synthetic noise classes (``scripts/bench/segment_noise_classes.py``) and
+        checked on amvoc; ``benchmarks/segmentation-defaults.md`` gives both.
     high_threshold : float
-        A syllable's trace must exceed this somewhere (default 14 dB above the floor in
-        ``noise`` mode). Noise alone reaches ~9 dB median and ~13-15 dB at its 99th
-        percentile with the default spectrogram (the trace is a maximum over ~160 bins);
-        its excursions above 14 dB last a frame or two, so ``min_dur_s`` drops them. The
-        default thresholds, ``smoothing_s`` and ``min_gap_s`` are what the
-        leave-one-recording-out protocol (``scripts/bench/segment_loro.py``) chooses on all
-        annotated recordings; docs/segment.md gives the left-out scores.
+        A syllable's trace must exceed this somewhere (default 14 dB above the
+        background in ``noise`` mode). Set from the trace's statistics on background
+        noise alone, not from calls: both traces are the maximum of ~160 exponential
+        fluctuations (median ~9 dB) and white noise exceeds 14 dB in < 1e-4 of the frames
+        (99.99th percentile 13.2 dB band-power, 13.5 dB tonal; 30 s of white noise).
     low_threshold : float
-        The syllable extends while the trace stays above this (default 12 dB): the
-        hysteresis keeps faint onsets/offsets attached to a call detected by its peak.
+        The syllable extends while the trace stays above this (default 12 dB, which
+        background noise exceeds in < 1 % of the frames: 0.4 % band-power, 0.6 % tonal):
+        the hysteresis keeps faint onsets/offsets attached to a call detected by its peak.
     abs_high_threshold, abs_low_threshold : float
         The same for ``absolute`` mode, in normalised [0, 1] units.
     smoothing_s : float
@@ -47,10 +57,27 @@ class SegmentParams:
         none over 1 and 2 ms, the sub-frame boundary interpolation needs no smoothing).
     min_dur_s, max_dur_s : float
         Syllables outside this duration range are dropped (default 5 ms - 0.5 s: mouse
-        USVs are rarely shorter than 5 ms; longer events are usually noise).
+        USVs are rarely shorter than 5 ms, the shortest human-labelled amvoc syllable
+        lasts 8 ms; longer events are usually noise; 2-3 ms keeps the shortest calls at
+        some cost in precision, see benchmarks/segmentation-defaults.md). A dropped
+        short piece is counted in the ``dropped_fragments`` column of the nearest kept
+        detection within ``contour_max_gap_s``.
     min_gap_s : float
-        Syllables separated by less than this are merged (default 10 ms: a call whose
-        level dips for a few ms stays one syllable; amvoc's shortest real gap is 18 ms).
+        Syllables separated by less than this are merged whatever their spectrum
+        (default 10 ms: half the shortest silence between two syllables, which holds an
+        inspiration; a call whose level dips for a few ms stays one syllable).
+    contour_max_gap_s, contour_max_jump_hz : float
+        The contour rule (:mod:`usvpipe.segmentation.fragments`): pieces separated by a
+        silence shorter than ``contour_max_gap_s`` (default 20 ms) are joined when the
+        peak frequency where one ends and the next starts differ by at most
+        ``contour_max_jump_hz`` (default 10 kHz). 20 ms: syllables are produced on
+        exhalations, so two syllables are separated by an inspiration (Sirotin et al.
+        2014; Castellucci et al. 2018), and no two annotated amvoc syllables are closer
+        than 18 ms; a shorter silence with a continuous contour is a dip inside one call.
+        10 kHz: of the two finalists (5 and 10 kHz) on the synthetic ``dips`` class (calls
+        with a 8-18 ms near-silent stretch), 5 kHz left calls whose sweep and FM moved
+        their frequency by more across the dip unjoined (event F1 0.957 vs 0.989 at
+        10 dB SNR). ``contour_max_gap_s = 0`` turns the rule off.
     noise_window_s : float
         Length of the fixed windows in which the per-bin noise floor is re-estimated
         (default 2 s: the floor follows changes of the background within seconds,
@@ -87,6 +114,7 @@ class SegmentParams:
     """
 
     threshold_mode: str = "noise"
+    trace: str = "tonal"
     high_threshold: float = 14.0
     low_threshold: float = 12.0
     abs_high_threshold: float = 0.3
@@ -102,9 +130,12 @@ class SegmentParams:
     noise_max_fraction: float = 0.25
     noise_low_edge_hz: float = 15_000.0
     noise_click_max_dur_s: float = 0.030
+    contour_max_gap_s: float = 0.020
+    contour_max_jump_hz: float = 10_000.0
 
     _constraints = {
         "threshold_mode": [OneOf(*_THRESHOLD_MODES)],
+        "trace": [OneOf(*_TRACES)],
         "high_threshold": [_NUMBER],
         "low_threshold": [_NUMBER],
         "abs_high_threshold": [_NUMBER],
@@ -119,6 +150,8 @@ class SegmentParams:
         "noise_max_fraction": [Interval(float, 0, 1, closed="right")],
         "noise_low_edge_hz": [_NON_NEGATIVE],
         "noise_click_max_dur_s": [_NON_NEGATIVE],
+        "contour_max_gap_s": [_NON_NEGATIVE],
+        "contour_max_jump_hz": [_NON_NEGATIVE],
     }
 
     def __post_init__(self):

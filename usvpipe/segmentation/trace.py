@@ -1,4 +1,4 @@
-"""The per-frame amplitude trace and the per-window noise floor it is measured against.
+"""The per-frame detection trace (tonal or band power) and the per-window noise floor it is measured against.
 
 Work proceeds one fixed noise window at a time (:func:`noise_windows`): the window's band
 power is streamed block by block, its per-bin floor is the median of a deterministic frame
@@ -150,9 +150,14 @@ def _window_trace(source, geom, sparams, params, window, block_frames, floors, w
     flat = cen = None
     if params.threshold_mode == "noise":
         power *= 1.0 / np.maximum(floor, np.float32(1e-30))
-        idx = power.argmax(axis=1)
-        peak = power[np.arange(b - a), idx]
-        amp = power_to_db(peak)
+        if params.trace == "tonal":
+            from .tonal import tonal_peak
+
+            amp, idx = tonal_peak(power, geom.freqs_hz, workspace)
+        else:
+            idx = power.argmax(axis=1)
+            peak = power[np.arange(b - a), idx]
+            amp = power_to_db(peak)
         if feats:
             from .decisions import frame_noise_features
 
