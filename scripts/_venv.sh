@@ -11,7 +11,7 @@
 #   USVPIPE_TORCH=auto     (default) keep a torch already in the venv; else pypi when `nvidia-smi` finds
 #                          a GPU; else cpu.
 #
-# Measured on the project's 2-core Linux machine with the CPU build: see the README's install section.
+# Measured on the project's 2-core Linux machine with the CPU build: see benchmarks/install-size-and-time.md.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 VENV="${USVPIPE_VENV:-.venv}"

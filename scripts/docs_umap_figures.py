@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Regenerate the README pictures of `usvpipe umap` (docs/img/umap_*.png, docs/img/explorer*.png).
+"""Regenerate the pictures of `usvpipe umap` in docs/umap.md (docs/img/umap_*.png, docs/img/explorer*.png).
 
     OMP_NUM_THREADS=2 python scripts/docs_umap_figures.py [--out docs/img] [--n-per-animal 400]
 

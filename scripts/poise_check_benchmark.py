@@ -1,7 +1,7 @@
 #!/usr/bin/env python
-"""The held-out cross-generation check of ``poise train``: its figures in docs/poise.md.
+"""The held-out cross-generation check of ``poise train``: its figures in benchmarks/poise-heldout-check.md.
 
-Three parts, each printing what the docs report:
+Three parts, each printing what that record reports:
 
 * ``--part calibration``: the permutation p-value under the null (generations independent of
   their partners): the share of ``--null-sets`` random data sets (30 items of 4 values, 99

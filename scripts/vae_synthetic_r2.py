@@ -8,7 +8,8 @@ recordings, which the VAE never trained on. For reference it also prints the R²
 10-nearest-neighbour regression on the same latents: the information present whether or
 not it is linearly laid out.
 
-Usage (full scale, what the README reports)::
+Usage (full scale, 128×128: needs a GPU and has not been run yet; benchmarks/vae-synthetic-latents.md
+has the CPU runs)::
 
     python scripts/vae_synthetic_r2.py --size 128 --n 20000 --epochs 30 --device auto
 

@@ -45,7 +45,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 #: The generator's shape parameters a 32x32 demo image shows (FM depth and rate fall under one
-#: frequency row and harmonics mostly outside the band: docs/vae.md).
+#: frequency row and harmonics mostly outside the band:
+#: benchmarks/vae-synthetic-latents.md).
 VISIBLE_AT_32 = ("start_freq_hz", "end_freq_hz", "duration_s")
 
 from usvpipe.pipeline.demo import DEMO_BALANCE_SE, DEMO_SNR_DB, make_demo_data  # noqa: E402  (after the sys.path line above)

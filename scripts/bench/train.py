@@ -12,7 +12,8 @@ Measured in one run, on one device, same data, same architecture and batch size:
 
 Prints syllables/second per epoch (median over the timed epochs; the first epoch of each run
 is warm-up; variants run in turns, ``--rounds`` times),
-the ratio to ``plain`` and, on CUDA, peak GPU memory. Example (the README's H100 target:
+the ratio to ``plain`` and, on CUDA, peak GPU memory. Example (the H100 target of
+benchmarks/vae-trainer-speed.md:
 an epoch over 100k 128×128 syllables in < 10 s, ≥ 3× the plain loop)::
 
     python scripts/bench/train.py --device cuda --n 100000 --size 128 --epochs 3

@@ -4,7 +4,7 @@ Two paired modalities ``x`` (e.g. video frames) and ``x'`` (e.g. USV syllable sp
 get private latents ``z`` and ``z'``; the prior couples them through ``z.z'`` and ``z^2.z'^2``
 terms, the posterior is a product of experts in natural-parameter space, and expectations
 come from vectorised block-Gibbs sampling. Baselines (MVAE, MMVAE, independent VAEs) share
-the same networks. See ``docs/readme/poise.md``.
+the same networks. See ``docs/poise.md``.
 
 Public API (torch is imported on first use)::
 

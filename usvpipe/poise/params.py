@@ -65,7 +65,7 @@ class PoiseParams:
         latents themselves are the goal (identifiability), use ``paired`` with a
         ``prior_warmup_epochs`` of about half the epochs: from the independent start the
         learnt couplings decay to ~0 and the latents stay rotated; the held paired start
-        lets the encoders align with the prior's axes first (docs/poise.md). For
+        lets the encoders align with the prior's axes first (benchmarks/poise-identifiability.md). For
         cross-generation alone, ``independent`` did better in our video + audio runs.
     pair_coupling, pair_quartic : float
         Strength of the ``paired`` start (``G11_ii`` and ``-G22_ii``; ``lambda`` starts at
@@ -92,7 +92,7 @@ class PoiseParams:
         encoders through the coupling. ``forward``: both from one ``z | z'``, ``z' | z`` sweep
         (the behaviour before issue 12): the frame's reconstruction then has no gradient into
         the other modality's encoder, and cross-generation of modality 1 from modality 2 alone
-        is not trained (docs/poise.md, *Why audio -> video failed*).
+        is not trained (benchmarks/poise-video-pairs.md, *Why audio → video failed*).
     modality_dropout : float
         POISE only: the probability, per batch, that modality 1 is masked (its expert
         contributes ``Delta = 0``; both are still reconstructed), and the same for modality

@@ -104,7 +104,8 @@ class CoupledPrior(nn.Module):
         self.g22_raw = nn.Parameter(torch.full((n, m), math.log(math.expm1(g22_init))))
         if pair_coupling > 0 or pair_quartic > 0:
             # A sparse, axis-specific start: a near-independent start is a saddle where the
-            # learnt couplings decay to ~0 and the latents stay rotated (docs/poise.md).
+            # learnt couplings decay to ~0 and the latents stay rotated
+            # (benchmarks/poise-identifiability.md).
             # Pairing z_i with z'_i and a positive sign lose no generality: latent labels
             # and signs are arbitrary.
             k = min(n, m)

@@ -43,7 +43,7 @@ Parameter ranges (:data:`CALL_TYPE_TABLE`) and their sources
 The thresholds that *define* the types follow the published classification rules; the
 ranges inside each type are set by a stated principle, because per-type summary statistics
 (means and SDs of duration, frequency, bandwidth, jump size per type) could not be found
-in the sources reachable here (see docs/_incoming/world.md, "What was and was not found"):
+in the sources reachable here (see docs/synth.md, "What was and was not found"):
 
 =============  ============  ==========  =============  ======================================
 type           duration ms   mean kHz    FM/jump kHz    definition (source) / principle

@@ -5,7 +5,7 @@ like the prior, ``N(0, I)``. A syllable whose mean lies many prior standard devi
 along some dimension is one the model could only describe by extrapolating: a call of
 another species, a recording set-up seen nowhere else, a click or a burst of noise. Its
 place in a UMAP picture and what a read-out predicts for it are extrapolations too. On the
-real store (docs/vae.md) the syllables farthest out in every trained model were those of
+real store (benchmarks/vae-readout-and-atypical.md) the syllables farthest out in every trained model were those of
 the one deer-mouse recording among the laboratory-mouse ones.
 
 Such syllables are flagged, never dropped: a new kind of call may be the finding.

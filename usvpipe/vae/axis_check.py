@@ -6,7 +6,7 @@ widening it moves z1 by a fixed amount per doubling). That is a penalty weighed 
 reconstruction term, not a constraint, so how well it holds depends on the balance the run
 found and on how far new recordings are from the training ones: on the real store's held-out
 recordings the 128×128 model (the GPU default) moved z0 by 0.6× the intended amount, and the
-move explained a third of z0's change (docs/vae.md). So every run measures it:
+move explained a third of z0's change (benchmarks/vae-axis-at-128.md). So every run measures it:
 each held-out image is encoded as it is and moved by a few known amounts, and the change of the
 posterior means is compared with the intended one.
 

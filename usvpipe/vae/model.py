@@ -167,7 +167,8 @@ class VAE(nn.Module):
             # call, so a call moved by r rows moves z0 by r rows' worth, and z0's value is a
             # position in the image for every kind of call, not a free offset. Exactly so only
             # for a sharp map; trained ones stay broad (13-29 of 64 effective rows on the real
-            # store), the rows without the call do not move, and z0 moves somewhat less (docs/vae.md).
+            # store), the rows without the call do not move, and z0 moves somewhat less
+            # (benchmarks/vae-axis-encoder.md, "z0 read off a detector").
             self.locator = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(inplace=True),
                                          nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(inplace=True),
                                          nn.Conv2d(8, 1, 1))

@@ -114,30 +114,32 @@ class TrainParams:
         them; it draws the call where they are 0 and the image is then moved by z0 along
         frequency (and widened by z1), so an axis carries only where the call lies and nothing
         of its shape (z0 then reads pitch with one slope in every recording, but neighbours in
-        the latent space weigh pitch less; docs/vae.md, "The decoder moves the call").
+        the latent space weigh pitch less; benchmarks/vae-axis-decoder-move.md).
     axis_encoder : {"auto", "network", "locate", "contour", "contour+width"}
         How the encoder gives z0 when ``latent_axes`` has a pitch axis. ``"auto"`` (the default):
         ``"contour+width"`` where it applies (``latent_axes = "pitch"``, ``axis_decoder =
         "network"``, ``latent_dim >= 3``; measured best on the real and the synthetic store,
-        docs/vae.md), ``"network"`` otherwise (:attr:`resolved_axis_encoder`). ``"network"``: z0's mean
-        is an output of the encoder network like every other dimension, held to the move by the
-        penalty alone. ``"locate"``: z0's mean is where a small convolutional detector fires
-        along frequency (a soft arg-max over the rows of its map averaged over time), so z0's value
-        is a position in the image for every kind of call, and a call moved by r rows moves z0 by r
-        rows' worth (exactly only for a sharp map; trained maps stay broad, and z0 moves
-        somewhat less). On the real store it gave z0 the
-        nominal scale, but read the laboratory mice's mean frequency less well than the default,
-        cost duration on the synthetic store, and takes a third or more CPU time (docs/vae.md,
-        "z0 read off a detector"; measured, not the default). ``"contour"``: z0's mean is a fixed
-        rule, no detector to learn: the mean of the loudest row of each column where the call is
-        (:func:`usvpipe.vae.model.contour_row`), the image's own reading of mean frequency; z0 is
-        then as good a pitch read-out as that rule, by construction, and the network's other
-        dimensions are free of it (docs/vae.md, "z0 read off the contour"; measured, not the default).
+        benchmarks/vae-axis-encoder.md), ``"network"`` otherwise (:attr:`resolved_axis_encoder`).
+        ``"network"``: z0's mean is an output of the encoder network like every other dimension,
+        held to the move by the penalty alone. ``"locate"``: z0's mean is where a small
+        convolutional detector fires along frequency (a soft arg-max over the rows of its map
+        averaged over time), so z0's value is a position in the image for every kind of call, and
+        a call moved by r rows moves z0 by r rows' worth (exactly only for a sharp map; trained
+        maps stay broad, and z0 moves somewhat less). On the real store it gave z0 the nominal
+        scale, but read the laboratory mice's mean frequency less well than the default, cost
+        duration on the synthetic store, and takes a third or more CPU time
+        (benchmarks/vae-axis-encoder.md, "z0 read off a detector"; measured, not the default).
+        ``"contour"``: z0's mean is a fixed rule, no detector to learn: the mean of the loudest
+        row of each column where the call is (:func:`usvpipe.vae.model.contour_row`), the image's
+        own reading of mean frequency; z0 is then as good a pitch read-out as that rule, by
+        construction, and the network's other dimensions are free of it
+        (benchmarks/vae-axis-encoder.md, "z0 read off the contour"; measured, not the default).
         ``"contour+width"``: as ``"contour"``, and z1's mean is a second fixed rule, the share of
         the image's columns the call spans (:func:`usvpipe.vae.model.contour_width`), so the two
         things an analyst reads first are latents on fixed scales and the network's 30 others
-        describe the rest of the call; needs ``latent_axes = "pitch"`` (z1 is then a read-out of the
-        width, not a trained log-width axis; docs/vae.md, "z0 and z1 read off the contour").
+        describe the rest of the call; needs ``latent_axes = "pitch"`` (z1 is then a read-out of
+        the width, not a trained log-width axis; benchmarks/vae-axis-encoder.md, "z0 and z1 read
+        off the contour").
     patience : int
         Early stopping: stop after this many epochs without a validation-loss improvement
         larger than ``min_delta`` (0 disables early stopping).

@@ -9,8 +9,9 @@ against them:
 
 - the 5-fold cross-validated R² of each measure from the latents, with a ridge regression
   and with a 10-nearest-neighbour regression on the raw latents (UMAP and the kernel MMD are
-  local, nonlinear and Euclidean, so a measure laid out along a curve counts; docs/vae.md
-  has the figures on the real recordings of ``../shared/data``). With syllables from at least
+  local, nonlinear and Euclidean, so a measure laid out along a curve counts;
+  benchmarks/vae-readout-and-atypical.md has the figures on the real recordings of
+  ``../shared/data``). With syllables from at least
   5 recordings the folds hold out whole recordings: a group comparison is between animals, so
   what counts is what the latents say about recordings they were not fitted on; with random
   folds a representation that only tells the recordings apart scores high (on the real
@@ -37,7 +38,8 @@ MAX_READOUT_SYLLABLES = 4096
 #: Fewer syllables than this give no check: 5 folds of a handful of points say nothing.
 MIN_READOUT_SYLLABLES = 40
 #: How far (in R²) the latents' best read-out may fall below the PCA's before a warning. On
-#: 170 real syllables one training seed moves a read-out by about 0.05-0.1 (docs/vae.md), so
+#: 170 real syllables one training seed moves a read-out by about 0.05-0.1
+#: (benchmarks/vae-readout-and-atypical.md, benchmarks/vae-pitch-axis.md), so
 #: a smaller gap is not evidence that the latents carry less.
 READOUT_TOLERANCE = 0.1
 FOLDS = 5
