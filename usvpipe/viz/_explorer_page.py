@@ -443,6 +443,8 @@ function fromHash() {
   }
 }
 fromHash(); window.addEventListener("hashchange", fromHash);
+// where row i is drawn, in the window's CSS pixels (for browser tests and screenshot scripts to click it)
+window.usvpipePointPx = function (i) { var p = toPx(i), b = cv.getBoundingClientRect(); return [b.left + p[0], b.top + p[1]]; };
 var st = document.getElementById("js-status"); st.dataset.status = "ready"; st.dataset.n = String(N);
 var t0 = performance.now(); draw(); st.dataset.drawms = (performance.now() - t0).toFixed(1);  // one full redraw, for benchmarks
 st.dataset.loadms = (t0 - T_START).toFixed(1);
