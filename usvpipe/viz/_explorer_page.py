@@ -12,6 +12,7 @@ TEMPLATE = r"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>@@TITLE@@</title>
+<link rel="icon" href="data:,">
 <script>
 // Collect script errors first, so headless checks can read them from the DOM.
 window.__errors = [];
@@ -201,8 +202,8 @@ function draw() {
   if (!view || !grid) return;
   var w = cv.width, h = cv.height, img = ctx.createImageData(w, h), buf = new Uint32Array(img.data.buffer);
   buf.fill(0xffffffff);
-  // points big enough to hit when few (5 px below 2,000), small enough not to hide each other when many
-  var nd = nVisibleDrawn, r = Math.max(1, Math.round(dpr * (nd < 2000 ? 5 : nd < 20000 ? 3.5 : nd < 60000 ? 2 : 1.5) * Math.min(3, Math.sqrt(view.s * S / Math.min(W, H)))));
+  // points big enough to hit when few (6 px below 2,000), small enough not to hide each other when many
+  var nd = nVisibleDrawn, r = Math.max(1, Math.round(dpr * (nd < 2000 ? 6 : nd < 20000 ? 3.5 : nd < 60000 ? 2 : 1.5) * Math.min(3, Math.sqrt(view.s * S / Math.min(W, H)))));
   for (var k = 0; k < order.length; k++) {
     var i = order[k]; if (!visible(i)) continue;
     var px = Math.round((view.ox + D.x[i] * view.s) * dpr - r / 2), py = Math.round((H - (view.oy + D.y[i] * view.s)) * dpr - r / 2), col = pointColor[i];
