@@ -280,8 +280,31 @@ def _front_line(doc: _Doc, line: str):
     doc.front.append(line)
 
 
-def _answer_box(doc: _Doc, config: PipelineConfig, ans, meas: Optional[dict]):
+def _caveats(out: Path, config: PipelineConfig, mmd: Optional[dict], trust: Optional[dict], ans) -> dict:
+    """The answer box's extra lines (see :mod:`.caveats`): ``{"lead", "direction", "synthetic", "health",
+    "representations"}``; the misleading-number warnings are added to ``ans.warnings``."""
+    from .caveats import (direction_sentence, health_against_pca, negative_interval_note, short_recordings_warning,
+                          synthetic_note)
+
+    lead = health_against_pca(trust) if ans.decision != "not interpretable" else ""
+    if lead:
+        ans.warnings.append(("warn", lead))
+    rate = short_recordings_warning(_read_csv(out / "measures" / "measures_per_animal.csv"))
+    if rate:
+        ans.warnings.append(("warn", rate))
+    neg = negative_interval_note(ans.effect) if ans.decision != "not interpretable" else ""
+    if neg:
+        ans.warnings.append(("note", neg))
+    reps = "; ".join(f"{r['representation']}: {r['decision']} (p = {r['p']})" for r in second_opinion_rows(mmd)
+                     if r.get("tested", True))
+    return {"lead": lead, "direction": direction_sentence(_read_json(out / "measures" / "measures.json")),
+            "synthetic": synthetic_note(config.run.input), "health": health_line(trust),
+            "representations": f"Across representations (animal-level test): {reps}." if reps else ""}
+
+
+def _answer_box(doc: _Doc, config: PipelineConfig, ans, meas: Optional[dict], extra: Optional[dict] = None):
     """Title, the answer in words, its effect size, the classical measures that differ, the warnings."""
+    extra = extra or {}
     doc.md += ["# usvpipe report", "", f"usvpipe {__version__}; config: {config.source or '(built in)'}", ""]
     doc.html.append(f"<h1>usvpipe report</h1><p class=\"small\">usvpipe {__version__} &middot; config: "
                     f"{html.escape(config.source or '(built in)')}</p>")
@@ -289,6 +312,8 @@ def _answer_box(doc: _Doc, config: PipelineConfig, ans, meas: Optional[dict]):
                     f"<p>{html.escape(ans.sentence)}</p>")
     doc.md += ["## The answer", "", f"**{ans.sentence}**", ""]
     doc.front.append(ans.sentence)
+    if extra.get("lead"):  # the VAE holds up worse than PCA: say so before its effect size
+        _front_line(doc, extra["lead"])
     if ans.effect is not None and ans.decision != "not interpretable":  # no latent effect size from uninformative latents
         e = ans.effect
         _front_line(doc, f"Effect size: {e.method.format(value=_fmt(e.value, 3), lo=_fmt(e.ci95[0], 3), hi=_fmt(e.ci95[1], 3))}.")
@@ -297,6 +322,14 @@ def _answer_box(doc: _Doc, config: PipelineConfig, ans, meas: Optional[dict]):
         _front_line(doc, "Classical measures that differ (animal level, Holm-corrected): " +
                     (", ".join(f"{t['label']} ({_fmt(t.get('difference'))} [{_fmt(t.get('ci95_low'))}, "
                                f"{_fmt(t.get('ci95_high'))}])" for t in sig) if sig else "none") + ".")
+    if extra.get("direction"):
+        _front_line(doc, extra["direction"])
+    if extra.get("health"):
+        _front_line(doc, f"Training health: {extra['health']}")
+    if extra.get("synthetic"):
+        _front_line(doc, extra["synthetic"])
+    if extra.get("representations"):  # the PDF's first page has no room for the table below; one line says it
+        doc.front.append(extra["representations"])
     doc.html.append("</div>")
     _warnings_box(doc, ans.warnings)
 
@@ -306,9 +339,15 @@ def _second_opinion_section(doc: _Doc, mmd: Optional[dict]):
     if not so:
         return
     doc.h2("Does the difference hold across representations?", "second-opinion")
-    agree = len({r["decision"] for r in so}) == 1
+    from .caveats import vae_worse_than_pca
+
+    if vae_worse_than_pca((mmd or {}).get("latent_health")):  # lead with the representation that holds up
+        so.sort(key=lambda r: "pca" not in r["representation"].lower())
+    tested = [r for r in so if r.get("tested", True)]
+    agree = len({r["decision"] for r in tested}) == 1
     doc.p("The same animal-level test on other descriptions of the syllables. " +
-          ("They agree." if agree else "They disagree: the answer depends on the representation; report it with care."))
+          ("Only one was tested." if len(tested) < 2 else "They agree." if agree else
+           "They disagree: the answer depends on the representation; report it with care."))
     doc.table(["representation", "statistic", "p", "unit", "decision", "features"],
               [[r["representation"], r["statistic"], r["p"], r["unit"], r["decision"], r["features"]] for r in so], "num")
 
@@ -408,7 +447,7 @@ def write_report(out: Path, config: PipelineConfig, outcomes: list[StageOutcome]
     mmd, trust, meas, per_group, ans = _load_inputs(out, outcomes, result)
 
     doc = _Doc()
-    _answer_box(doc, config, ans, meas)
+    _answer_box(doc, config, ans, meas, _caveats(out, config, mmd, trust, ans))
     _second_opinion_section(doc, mmd)
     _explorer_link(doc, out)
     _evidence_sections(doc, out, mmd, trust, meas, per_group, _collect_figures(out))
@@ -472,18 +511,26 @@ def pdf_pages(front: list, warnings: list, figures: list, *, subtitle: str = "")
                  bbox={"boxstyle": "round,pad=0.6", "facecolor": "#fff8e6", "edgecolor": "#E69F00"})
     yield fig
     for png, caption, rel in figures:
-        img = mpimg.imread(str(png))
-        fig = Figure(figsize=_PAGE_IN)
-        h, w = img.shape[:2]
-        # the image fills the page's width (at most 70 % of its height), the caption below it
-        width = 0.84
-        height = width * (h / w) * (_PAGE_IN[0] / _PAGE_IN[1])
-        if height > 0.70:
-            height = 0.70
-            width = height * (w / h) * (_PAGE_IN[1] / _PAGE_IN[0])
-        top = 0.95
-        ax = fig.add_axes([(1 - width) / 2, top - height, width, height])
-        ax.imshow(img, interpolation="antialiased")
-        ax.axis("off")
-        fig.text(0.08, top - height - 0.03, _wrap(caption, 95) + f"\n({rel})", fontsize=9.5, va="top", linespacing=1.35)
-        yield fig
+        yield _figure_page(mpimg.imread(str(png)), caption, rel)
+
+
+def _figure_page(img, caption: str, rel: str):
+    """One figure filling an A4 page: landscape for a wide figure, portrait for a tall one; caption below."""
+    from matplotlib.figure import Figure
+
+    h, w = img.shape[:2]
+    page = _PAGE_IN if h / w >= 0.75 else _PAGE_IN[::-1]  # a wide figure on a portrait page would fill its top third
+    fig = Figure(figsize=page)
+    caption_h = 0.09 if page[0] < page[1] else 0.13  # the caption's share of the page height
+    top, room_h, room_w = 0.96, 0.96 - caption_h - 0.04, 0.92
+    width = room_w
+    height = width * (h / w) * (page[0] / page[1])
+    if height > room_h:
+        height = room_h
+        width = height * (w / h) * (page[1] / page[0])
+    ax = fig.add_axes([(1 - width) / 2, top - height, width, height])
+    ax.imshow(img, interpolation="antialiased")
+    ax.axis("off")
+    wrap = 95 if page[0] < page[1] else 140
+    fig.text(0.06, top - height - 0.02, _wrap(caption, wrap) + f"\n({rel})", fontsize=9.5, va="top", linespacing=1.35)
+    return fig
