@@ -400,3 +400,25 @@ def test_the_real_demo_trains_with_the_package_defaults_and_the_synthetic_one_wi
     # the recipe benchmarked on the real recordings, not the one chosen on the synthetic demo data
     assert real.stages["syllables"] == SyllableParams()
     assert real.stages["train"] == TrainParams(seed=3)
+
+
+def test_stage_announcements_count_epochs_in_words_and_mention_compiling_only_when_not_compiled(monkeypatch):
+    from usvpipe.pipeline import config_from_mapping
+    from usvpipe.pipeline.run import _what
+    from usvpipe.viz import _projection
+
+    one = config_from_mapping({"run": {"output": "x"}, "train": {"epochs": 1, "patience": 1}})
+    assert "(1 epoch, more if needed" in _what("train", one) and "after 1 epoch without" in _what("train", one)
+    monkeypatch.setattr(_projection, "umap_compiled", lambda: True)
+    assert "compiles" not in _what("umap", one)
+    monkeypatch.setattr(_projection, "umap_compiled", lambda: False)
+    assert "compiles its numba code" in _what("umap", one)
+
+
+def test_umap_compiled_reads_numbas_cache_files(tmp_path):
+    from usvpipe.viz._projection import umap_compiled
+
+    assert not umap_compiled([tmp_path, tmp_path / "missing"])
+    (tmp_path / "umap").mkdir()
+    (tmp_path / "umap" / "layouts._optimize_layout_euclidean_single_epoch-63.py311.nbi").write_bytes(b"")
+    assert umap_compiled([tmp_path])

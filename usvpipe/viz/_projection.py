@@ -236,20 +236,21 @@ def cache_umap_kernels() -> int:
     return count
 
 
-def umap_compiled() -> bool:
+def umap_compiled(places=None) -> bool:
     """Whether numba's disk cache already holds UMAP's layout optimiser (compiled by :func:`warm_up` at install,
-    or by an earlier run), so a run will not spend its first minute compiling. Looks at the files only: no
-    import of umap or numba."""
-    import importlib.util
-    import os
+    or by an earlier run), so a run will not spend its first minute compiling. Looks at the files only (in
+    ``places``; by default umap's ``__pycache__`` and ``$NUMBA_CACHE_DIR``): no import of umap or numba."""
+    if places is None:
+        import importlib.util
+        import os
 
-    spec = importlib.util.find_spec("umap")
-    if spec is None or not spec.submodule_search_locations:
-        return False
-    places = [Path(p) / "__pycache__" for p in spec.submodule_search_locations]
-    if os.environ.get("NUMBA_CACHE_DIR"):
-        places.append(Path(os.environ["NUMBA_CACHE_DIR"]))
-    for place in places:
+        spec = importlib.util.find_spec("umap")
+        if spec is None or not spec.submodule_search_locations:
+            return False
+        places = [Path(p) / "__pycache__" for p in spec.submodule_search_locations]
+        if os.environ.get("NUMBA_CACHE_DIR"):
+            places.append(Path(os.environ["NUMBA_CACHE_DIR"]))
+    for place in map(Path, places):
         try:
             if any(place.rglob("layouts._optimize_layout_euclidean_single_epoch*.nbi")):
                 return True
