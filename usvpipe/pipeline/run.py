@@ -44,8 +44,25 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True, force: bool =
     run = config.run
     if not run.input and "segment" in run.stages:
         raise ConfigError("[run].input", "is empty", "set it to your WAV folder, or run `usvpipe demo`")
+    from .._lock import WHOLE, acquire_writer_lock
+
+    out = _io.ensure_output_dir(run.output)
+    # one run per folder; `usvpipe info` reads the lock as "in progress", or, left behind, as "interrupted"
+    lock = acquire_writer_lock(out, WHOLE, what="run folder")
+    try:
+        result = _run_stages(config, out, progress=progress, force=force, quiet=quiet)
+    except BaseException:
+        lock.abandon()
+        raise
+    lock.release()
+    return result
+
+
+def _run_stages(config: PipelineConfig, out: Path, *, progress: bool, force: bool, quiet: bool) -> PipelineResult:
+    """:func:`run_pipeline`'s body, under the folder's writer lock."""
+    run = config.run
     started = time.time()
-    r = _Run(config, _io.ensure_output_dir(run.output), progress=progress and not quiet, force=force)
+    r = _Run(config, out, progress=progress and not quiet, force=force)
     r.say = (lambda msg: None) if quiet else _say
     r.quiet = quiet
     r.history = _read_history(r.out)
