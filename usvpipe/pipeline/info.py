@@ -15,7 +15,9 @@ def describe_directory(path) -> list[str]:
     path = Path(path)
     if not path.exists():
         raise UsvpipeError(f"{path}: does not exist")
-    state = run_state_lines(path) if path.is_dir() else []
+    # a run folder's lock (a store's own writer lock is the store's business: its lines below say how far it got)
+    is_store = (path / "shards").is_dir() or (path / "manifest.json").exists()
+    state = run_state_lines(path) if path.is_dir() and not is_store else []
     if (path / "run_manifest.json").exists():
         return state + _describe_run(path)
     if state:  # a first run still going, or stopped: no manifest yet, but its folders say how far it got
