@@ -21,7 +21,7 @@ def describe_directory(path) -> list[str]:
     if (path / "run_manifest.json").exists():
         return state + _describe_run(path)
     if state:  # a first run still going, or stopped: no manifest yet, but its folders say how far it got
-        return state + ["  " + x for sub in ("store", "model") if (path / sub).exists() for x in describe_directory(path / sub)]
+        return state + _run_parts(path, in_progress="in progress" in state[0])
     if (path / "manifest.json").exists() and ((path / "shards").is_dir() or (path / "errors").is_dir()):
         m = _io.read_json(path / "manifest.json")
         n_shards = len(shard_files(path))
@@ -89,9 +89,8 @@ def run_state_lines(path: Path) -> list[str]:
     lines = []
     for holder, alive in lock_records(path):
         who = f"pid {holder.pid}, host {holder.host}" + (f", started {holder.started}" if holder.started else "")
-        command = holder.command if holder.command.startswith("usvpipe run ") else ""
-        kind = "a run" if command or holder.command.startswith("usvpipe demo") or not holder.command else \
-            f"`{holder.command}`"
+        command = holder.command if holder.command.startswith(("usvpipe run ", "usvpipe demo")) else ""
+        kind = "a run" if command or not holder.command else f"`{holder.command}`"
         if alive:
             lines.append(f"{path}: {kind} is in progress ({who})" + (f": `{holder.command}`" if holder.command else "")
                          + "; wait for it to finish (what it has written so far is below)")
@@ -99,6 +98,22 @@ def run_state_lines(path: Path) -> list[str]:
             again = f"`{command}`" if command else "`usvpipe run CONFIG`" if kind == "a run" else f"`{holder.command}`"
             lines.append(f"{path}: {kind} was interrupted ({who}); re-run {again} to finish it (stages already "
                          f"done are skipped)")
+    return lines
+
+
+def _run_parts(path: Path, *, in_progress: bool) -> list[str]:
+    """The store's and model's lines under a running or interrupted run; the model's advice is the run's
+    (re-running the run resumes its training; a second `usvpipe train` beside a running one would clash)."""
+    lines = []
+    for sub in ("store", "model"):
+        if not (path / sub).exists():
+            continue
+        sub_lines = describe_directory(path / sub)
+        if sub == "model" and "not finished" in sub_lines[0]:
+            sub_lines = [f"{path / sub}: VAE training " + ("under way in that run" if in_progress else
+                                                           "not finished: re-running the run resumes it from its "
+                                                           "last checkpoint")]
+        lines += ["  " + x for x in sub_lines]
     return lines
 
 
