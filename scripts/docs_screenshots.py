@@ -34,8 +34,6 @@ def shoot_report(report: Path, shot: Path, width: int, height: int) -> list[str]
 
 
 def shoot_explorer(run_dir: Path, shot: Path, row: int) -> dict:
-    from selenium.webdriver.common.action_chains import ActionChains
-
     from usvpipe.pipeline.explore import find_target, make_site
     from usvpipe.viz._explore_server import make_server
 
@@ -50,13 +48,10 @@ def shoot_explorer(run_dir: Path, shot: Path, row: int) -> dict:
             url = f"http://127.0.0.1:{server.server_address[1]}/"
         try:
             with chromium(1280, 800) as driver:
-                driver.get(url)
+                driver.get(f"{url}#row={row}")  # pre-selected and pinned, as a click would
                 wait_for(driver, "document.getElementById('js-status').dataset.status === 'ready'")
-                x, y = driver.execute_script(f"return window.usvpipePointPx({row})")
-                ActionChains(driver).move_by_offset(round(x), round(y)).click().perform()
                 driver.find_element("id", "play").click()
                 driver.find_element("id", "rv-call").click()
-                wait_for(driver, "document.getElementById('js-status').dataset.thumb !== undefined || true")
                 driver.save_screenshot(str(shot))
                 return {"url": url, "served": server is not None, "errors": console_errors(driver),
                         "selected": driver.execute_script("return document.getElementById('js-status').dataset.selected")}

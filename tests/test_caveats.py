@@ -111,3 +111,9 @@ def test_the_report_carries_direction_health_synthetic_and_flags_on_its_first_pa
     for words in ("differ", "B's calls are longer", "Training health", "Across representations", "These data are synthetic"):
         assert words in front
     assert any("calls per minute of clip" in w for _, w in seen["warnings"])
+
+
+def test_a_vae_within_two_hundredths_of_pca_is_no_better_rather_than_worse():
+    m = _mmd(latent_health={"passed": True, "recon_r2": 0.227, "pca_r2": 0.233, "held_out": True})
+    assert "no better than PCA of the same dimension" in health_against_pca(m)
+    assert "the VAE reconstructs no better than PCA" in health_line(m)

@@ -241,11 +241,17 @@ def readout_rows(mmd: Optional[Mapping]) -> list[dict]:
             for r in readouts_from((mmd or {}).get("latent_readout"))]
 
 
-def _below(x, y) -> bool:
+#: an R² gap from which the VAE is "worse than" PCA rather than "no better than" it (R² is read to two decimals)
+CLEARLY_WORSE = 0.02
+
+
+def pca_comparison(health: Optional[Mapping]) -> str:
+    """"worse than" / "no better than" when the VAE's reconstruction R² is below PCA's of the same dimension, else ""."""
     try:
-        return float(x) < float(y)
-    except (TypeError, ValueError):
-        return False
+        gap = float(health["pca_r2"]) - float(health["recon_r2"])
+    except (KeyError, TypeError, ValueError):
+        return ""
+    return "" if not gap > 0 else "worse than" if gap >= CLEARLY_WORSE else "no better than"
 
 
 def health_line(mmd: Optional[Mapping]) -> str:
@@ -258,10 +264,10 @@ def health_line(mmd: Optional[Mapping]) -> str:
     if h.get("active_units") is not None:
         parts.append(f"{h.get('active_units')} of {h.get('latent_dim', '?')} latent units active")
     if h.get("recon_r2") is not None:
-        worse = h.get("pca_r2") is not None and _below(h.get("recon_r2"), h.get("pca_r2"))
+        how = pca_comparison(h)
         parts.append(f"{'held-out ' if h.get('held_out') else ''}reconstruction R² {_fmt(h.get('recon_r2'))} "
                      f"(PCA of the same dimension: {_fmt(h.get('pca_r2'))}"
-                     + ("; the VAE reconstructs worse than PCA)" if worse else ")"))
+                     + (f"; the VAE reconstructs {how} PCA)" if how else ")"))
     if h.get("n_syllables") is not None:
         parts.append(f"{_fmt_int(h.get('n_syllables'))} syllables")
     line = "; ".join(parts)

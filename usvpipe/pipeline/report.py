@@ -286,9 +286,7 @@ def _caveats(out: Path, config: PipelineConfig, mmd: Optional[dict], trust: Opti
     from .caveats import (direction_sentence, health_against_pca, negative_interval_note, short_recordings_warning,
                           synthetic_note)
 
-    lead = health_against_pca(trust) if ans.decision != "not interpretable" else ""
-    if lead:
-        ans.warnings.append(("warn", lead))
+    lead = health_against_pca(trust) if ans.decision != "not interpretable" else ""  # shown first in the box
     rate = short_recordings_warning(_read_csv(out / "measures" / "measures_per_animal.csv"))
     if rate:
         ans.warnings.append(("warn", rate))
@@ -298,7 +296,7 @@ def _caveats(out: Path, config: PipelineConfig, mmd: Optional[dict], trust: Opti
     reps = "; ".join(f"{r['representation']}: {r['decision']} (p = {r['p']})" for r in second_opinion_rows(mmd)
                      if r.get("tested", True))
     return {"lead": lead, "direction": direction_sentence(_read_json(out / "measures" / "measures.json")),
-            "synthetic": synthetic_note(config.run.input), "health": health_line(trust),
+            "synthetic": synthetic_note(config.run.input, config.source or ""), "health": health_line(trust),
             "representations": f"Across representations (animal-level test): {reps}." if reps else ""}
 
 
