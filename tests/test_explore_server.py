@@ -125,3 +125,12 @@ def test_explore_says_what_to_do_without_an_explorer_and_without_recordings(run,
         find_target(tmp_path)
     with pytest.raises(UsvpipeError, match="is not a folder"):
         find_target(run, ExploreParams(recordings=str(tmp_path / "nope")))
+
+
+def test_the_cli_refuses_a_folder_without_an_explorer_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from usvpipe.cli import main
+
+    res = CliRunner().invoke(main, ["explore", str(tmp_path)])
+    assert res.exit_code == 2 and "has no umap/explorer.html" in res.output and "Traceback" not in res.output

@@ -353,8 +353,11 @@ def _second_opinion_section(doc: _Doc, mmd: Optional[dict]):
 def _explorer_link(doc: _Doc, out: Path):
     if (out / "umap" / "explorer.html").exists():
         doc.html.append('<p><a href="umap/explorer.html">Open the interactive latent-space explorer</a> '
-                        "(umap/explorer.html: send it along with this file; it is self-contained too).</p>")
-        doc.md += ["[Interactive latent-space explorer](umap/explorer.html)", ""]
+                        "(umap/explorer.html: send it along with this file; it is self-contained too). To hear every "
+                        "syllable and save your review into this folder, run <code>usvpipe explore "
+                        f"{html.escape(str(out))}</code>.</p>")
+        doc.md += ["[Interactive latent-space explorer](umap/explorer.html) (to hear every syllable and save the review "
+                   f"here: `usvpipe explore {out}`)", ""]
 
 
 def _collect_figures(out: Path) -> dict:
