@@ -102,14 +102,15 @@ def test_the_report_carries_direction_health_synthetic_and_flags_on_its_first_pa
     orig = report_mod.pdf_pages
 
     def spy(front, warnings, figures, **kw):
-        seen["front"], seen["warnings"] = list(front), list(warnings)
+        seen["front"], seen["warnings"], seen["table"] = list(front), list(warnings), list(kw.get("table", []))
         return orig(front, warnings, figures, **kw)
 
     monkeypatch.setattr(report_mod, "pdf_pages", spy)
     write_report(out, cfg, stages, PipelineResult(output=out, stages=stages, mmd=m))
     front = " ".join(seen["front"])
-    for words in ("differ", "B's calls are longer", "Training health", "Across representations", "These data are synthetic"):
+    for words in ("differ", "B's calls are longer", "Training health", "These data are synthetic"):
         assert words in front
+    assert [r[0] for r in seen["table"]] == ["representation", "PCA of the images", "VAE latents", "classical measures"]
     assert any("calls per minute of clip" in w for _, w in seen["warnings"])
 
 

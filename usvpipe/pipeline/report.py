@@ -105,6 +105,7 @@ class _Doc:
         self.md: list[str] = []
         self.figures: list[tuple[Path, str, str]] = []  # (file, caption, relative path), in report order
         self.front: list[str] = []  # the answer's lines, for the PDF's first page
+        self.representations: list = []  # the representations table's rows (header first), for the PDF's first page
 
     def h2(self, title: str, anchor: str = ""):
         a = f' id="{anchor}"' if anchor else ""
@@ -293,11 +294,16 @@ def _caveats(out: Path, config: PipelineConfig, mmd: Optional[dict], trust: Opti
     neg = negative_interval_note(ans.effect) if ans.decision != "not interpretable" else ""
     if neg:
         ans.warnings.append(("note", neg))
-    reps = "; ".join(f"{r['representation']}: {r['decision']} (p = {r['p']})" for r in second_opinion_rows(mmd)
-                     if r.get("tested", True))
+    rows = second_opinion_rows(mmd)
+    from .caveats import vae_worse_than_pca
+
+    if vae_worse_than_pca((trust or {}).get("latent_health")):  # the one that holds up first, as in the HTML table
+        rows.sort(key=lambda r: "pca" not in r["representation"].lower())
+    table = [["representation", "MMD²", "p", "decision"]] + [[r["representation"], r["statistic"], r["p"], r["decision"]]
+                                                             for r in rows]
     return {"lead": lead, "direction": direction_sentence(_read_json(out / "measures" / "measures.json")),
             "synthetic": synthetic_note(config.run.input, config.source or ""), "health": health_line(trust),
-            "representations": f"Across representations (animal-level test): {reps}." if reps else ""}
+            "representations": table if rows else []}
 
 
 def _answer_box(doc: _Doc, config: PipelineConfig, ans, meas: Optional[dict], extra: Optional[dict] = None):
@@ -326,8 +332,7 @@ def _answer_box(doc: _Doc, config: PipelineConfig, ans, meas: Optional[dict], ex
         _front_line(doc, f"Training health: {extra['health']}")
     if extra.get("synthetic"):
         _front_line(doc, extra["synthetic"])
-    if extra.get("representations"):  # the PDF's first page has no room for the table below; one line says it
-        doc.front.append(extra["representations"])
+    doc.representations = extra.get("representations") or []  # the PDF's first page shows this table too
     doc.html.append("</div>")
     _warnings_box(doc, ans.warnings)
 
@@ -456,7 +461,7 @@ def write_report(out: Path, config: PipelineConfig, outcomes: list[StageOutcome]
 
     _io.write_text_atomic(out / "report.md", "\n".join(doc.md))
     write_pdf(out / "report.pdf", doc.front, ans.warnings, doc.figures,
-              subtitle=f"usvpipe {__version__}; config: {config.source or '(built in)'}")
+              subtitle=f"usvpipe {__version__}; config: {config.source or '(built in)'}", table=doc.representations)
     return _io.write_text_atomic(out / "report.html", _html_page("".join(doc.html)))
 
 
@@ -470,26 +475,48 @@ def _wrap(text: str, width: int) -> str:
     return "\n".join(textwrap.fill(part, width) for part in str(text).split("\n"))
 
 
-def write_pdf(path: Path, front: list, warnings: list, figures: list, *, subtitle: str = "") -> Path:
+def write_pdf(path: Path, front: list, warnings: list, figures: list, *, subtitle: str = "", table: list = ()) -> Path:
     """The report's PDF twin: page 1 the answer in words and the warnings, then one figure per page.
 
     ``front``: the answer's lines (sentence, effect size, classical measures); ``warnings``:
     ``(level, text)`` pairs as in the HTML's box; ``figures``: ``(png, caption, relative path)``
-    in report order. Written atomically with matplotlib's ``PdfPages`` (no display, no pyplot).
+    in report order; ``table``: the representations table's rows, header first. Written atomically with matplotlib's ``PdfPages`` (no display, no pyplot).
     """
     from matplotlib.backends.backend_pdf import PdfPages
 
     path = Path(path)
     with _io.atomic_path(path) as tmp:
         with PdfPages(tmp, metadata={"Title": "usvpipe report", "Creator": f"usvpipe {__version__}"}) as pdf:
-            for fig in pdf_pages(front, warnings, figures, subtitle=subtitle):  # Figure objects: no pyplot state
+            for fig in pdf_pages(front, warnings, figures, subtitle=subtitle, table=table):  # Figure objects: no pyplot state
                 pdf.savefig(fig)
     return path
 
 
-def pdf_pages(front: list, warnings: list, figures: list, *, subtitle: str = ""):
-    """Yield the PDF's pages as matplotlib figures (A4 portrait); :func:`write_pdf` saves them."""
+def pdf_pages(front: list, warnings: list, figures: list, *, subtitle: str = "", table: list = ()):
+    """Yield the PDF's pages as matplotlib figures (A4; landscape for wide figures); :func:`write_pdf` saves them."""
     import matplotlib.image as mpimg
+
+    yield _front_page(front, warnings, table, subtitle)
+    for png, caption, rel in figures:
+        yield _figure_page(mpimg.imread(str(png)), caption, rel)
+
+
+def _text_bottom(fig, text) -> float:
+    """Where ``text`` ends on ``fig`` (figure fraction), for stacking the next block below it."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    return text.get_window_extent(renderer).transformed(fig.transFigure.inverted()).y0
+
+
+def _cell(v, width: int = 48) -> str:
+    """A table cell for the PDF's monospace table: a long reason (a skipped representation's) cut to fit the page."""
+    v = str(v)
+    return v if len(v) <= width else v[: width - 1] + "…"
+
+
+def _front_page(front: list, warnings: list, table: list, subtitle: str):
+    """Page 1: the answer's lines, the representations table (monospace, aligned), the warnings."""
     from matplotlib.figure import Figure
 
     order = {"stop": 0, "warn": 1, "note": 2}
@@ -499,20 +526,23 @@ def pdf_pages(front: list, warnings: list, figures: list, *, subtitle: str = "")
     fig.text(0.08, 0.915, subtitle, fontsize=8, color="#666", va="top")
     fig.text(0.08, 0.88, "The answer", fontsize=14, weight="bold", va="top")
     body = "\n\n".join(_wrap(line, 88) for line in front) or "(no answer: the run produced no test)"
-    t = fig.text(0.08, 0.85, body, fontsize=10, va="top", linespacing=1.35)
+    last = fig.text(0.08, 0.85, body, fontsize=10, va="top", linespacing=1.35)
+    if table:
+        table = [[_cell(v) for v in r] for r in table]
+        widths = [max(len(r[k]) for r in table) for k in range(len(table[0]))]
+        lines = ["  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip() for r in table]
+        top = _text_bottom(fig, last) - 0.025
+        fig.text(0.08, top, "Does the difference hold across representations? (animal-level test)", fontsize=10,
+                 weight="bold", va="top")
+        last = fig.text(0.08, top - 0.022, "\n".join(lines), fontsize=8.5, family="monospace", va="top", linespacing=1.3)
     if warnings:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-
         ws = sorted(warnings, key=lambda w: order.get(w[0], 3))
         box = "\n".join(_wrap(f"{label.get(w[0], w[0])}: {w[1]}", 92) for w in ws)
-        renderer = FigureCanvasAgg(fig).get_renderer()
-        bottom = t.get_window_extent(renderer).transformed(fig.transFigure.inverted()).y0
+        bottom = _text_bottom(fig, last)
         fig.text(0.08, bottom - 0.04, "Warnings", fontsize=12, weight="bold", va="top", color="#a35f00")
         fig.text(0.08, bottom - 0.075, box, fontsize=9, va="top", linespacing=1.3,
                  bbox={"boxstyle": "round,pad=0.6", "facecolor": "#fff8e6", "edgecolor": "#E69F00"})
-    yield fig
-    for png, caption, rel in figures:
-        yield _figure_page(mpimg.imread(str(png)), caption, rel)
+    return fig
 
 
 def _figure_page(img, caption: str, rel: str):
