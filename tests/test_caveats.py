@@ -96,7 +96,7 @@ def test_the_report_carries_direction_health_synthetic_and_flags_on_its_first_pa
     assert table.index("PCA of the images") < table.index("VAE latents")  # the one that holds up leads
     assert "not tested (no such columns)" in table
     # page 1 of the PDF is drawn from the same lines
-    from usvpipe.pipeline import report as report_mod
+    from usvpipe.pipeline import report_pdf as report_mod
 
     seen = {}
     orig = report_mod.pdf_pages
