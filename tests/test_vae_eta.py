@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from usvpipe.vae.eta import FinishEstimate
-from usvpipe.vae.training import seconds_left
+from usvpipe.vae.schedule import seconds_left
 
 
 def _countdown(epoch_s, n_epochs, smooth: bool):

@@ -1,6 +1,6 @@
 """The training's time-left line, smoothed so it does not swing from 37 to 5 minutes between epochs.
 
-:func:`usvpipe.vae.training.seconds_left` estimates the remaining time from the recent epochs' pace;
+:func:`usvpipe.vae.schedule.seconds_left` estimates the remaining time from the recent epochs' pace;
 each epoch's estimate is noisy (a checkpoint, figures drawn, another process on the machine). What
 should stay still while the pace is steady is the predicted *finish time* (now + time left), so that
 is what is smoothed: an exponential moving average of the predicted finish times, from which the
