@@ -28,11 +28,6 @@ PACKAGE = Path(__file__).resolve().parents[1] / "usvpipe"
 MAX_MODULE_LINES = 600
 MAX_FUNCTION_LINES = 80
 
-#: Modules and functions still over the limits because another branch of issue 34's round splits them
-#: (synth.py and viz/_explorer.py). Listed only while they are over: when the split lands, the test
-#: says the entry is stale, and the integrator deletes it.
-KNOWN_OVERSIZE_MODULES = {"usvpipe/viz/_explorer.py"}
-KNOWN_OVERSIZE_FUNCTIONS: set[str] = set()
 
 
 @functools.lru_cache(maxsize=1)
@@ -198,16 +193,8 @@ def _sizes():
 
 def test_no_module_is_over_600_lines_and_no_function_over_80():
     modules, functions = _sizes()
-    new_modules = [f"{name}: {n} lines" for name, n in modules if name not in KNOWN_OVERSIZE_MODULES]
-    new_functions = [f"{name}: {n} lines" for name, n in functions if name not in KNOWN_OVERSIZE_FUNCTIONS]
+    new_modules = [f"{name}: {n} lines" for name, n in modules]
+    new_functions = [f"{name}: {n} lines" for name, n in functions]
     assert not new_modules and not new_functions, (
         f"split by concern (modules <= {MAX_MODULE_LINES} lines, functions <= {MAX_FUNCTION_LINES}):\n"
         + "\n".join(new_modules + new_functions))
-
-
-def test_every_known_size_exception_is_still_needed():
-    modules, functions = _sizes()
-    stale = sorted((KNOWN_OVERSIZE_MODULES - {m for m, _ in modules})
-                   | (KNOWN_OVERSIZE_FUNCTIONS - {f for f, _ in functions}))
-    assert not stale, ("now within the limits: delete from KNOWN_OVERSIZE_MODULES/FUNCTIONS in this file: "
-                       + ", ".join(stale))

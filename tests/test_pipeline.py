@@ -23,6 +23,7 @@ from conftest import write_call_store
 
 from usvpipe.cli import main
 from usvpipe.config import load_config
+from usvpipe.errors import UsvpipeError
 from usvpipe.pipeline import config_from_mapping, default_config_text, demo_config, describe_directory, run_pipeline
 from usvpipe.store import open_store
 
@@ -400,3 +401,56 @@ def test_the_real_demo_trains_with_the_package_defaults_and_the_synthetic_one_wi
     # the recipe benchmarked on the real recordings, not the one chosen on the synthetic demo data
     assert real.stages["syllables"] == SyllableParams()
     assert real.stages["train"] == TrainParams(seed=3)
+
+
+def test_stage_announcements_count_epochs_in_words_and_mention_compiling_only_when_not_compiled(monkeypatch):
+    from usvpipe.pipeline import config_from_mapping
+    from usvpipe.pipeline.run import _what
+    from usvpipe.viz import _projection
+
+    one = config_from_mapping({"run": {"output": "x"}, "train": {"epochs": 1, "patience": 1}})
+    assert "(1 epoch, more if needed" in _what("train", one) and "after 1 epoch without" in _what("train", one)
+    monkeypatch.setattr(_projection, "umap_compiled", lambda: True)
+    assert "compiles" not in _what("umap", one)
+    monkeypatch.setattr(_projection, "umap_compiled", lambda: False)
+    assert "compiles its numba code" in _what("umap", one)
+
+
+def test_umap_compiled_reads_numbas_cache_files(tmp_path):
+    from usvpipe.viz._projection import umap_compiled
+
+    assert not umap_compiled([tmp_path, tmp_path / "missing"])
+    (tmp_path / "umap").mkdir()
+    (tmp_path / "umap" / "layouts._optimize_layout_euclidean_single_epoch-63.py311.nbi").write_bytes(b"")
+    assert umap_compiled([tmp_path])
+
+
+def test_info_on_a_run_in_progress_names_its_process_and_after_an_interrupt_says_to_rerun(tmp_path, monkeypatch):
+    import sys as _sys
+
+    from usvpipe.pipeline.run import _Run
+
+    out = tmp_path / "run"
+    holder = subprocess.Popen(
+        [_sys.executable, "-c", "import sys, time; sys.argv = ['usvpipe', 'run', 'my.toml']\n"
+         "from usvpipe._lock import acquire_writer_lock\n"
+         f"lock = acquire_writer_lock({str(out)!r}, 'all', what='run folder'); print('ready', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        lines = describe_directory(out)
+        assert f"a run is in progress (pid {holder.pid}, host " in lines[0] and "`usvpipe run my.toml`" in lines[0]
+        assert "not a usvpipe output directory" not in " ".join(lines)
+        # a second run into the same folder is refused, naming the first
+        with pytest.raises(UsvpipeError, match=f"pid {holder.pid}"):
+            run_pipeline(config_from_mapping({"run": {"output": str(out), "stages": ["mmd"]}}), progress=False, quiet=True)
+    finally:
+        holder.kill()
+        holder.wait()
+    # a run stopped by Ctrl-C leaves its lock file behind, unlocked: info reads it as interrupted
+    monkeypatch.setattr(_sys, "argv", ["usvpipe", "run", "cfg.toml"])
+    monkeypatch.setattr(_Run, "segment", lambda self: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(config_from_mapping({"run": {"output": str(out), "stages": ["mmd"]}}), progress=False, quiet=True)
+    lines = describe_directory(out)
+    assert "a run was interrupted (pid" in lines[0] and "re-run `usvpipe run cfg.toml` to finish it" in lines[0]

@@ -163,6 +163,20 @@ def test_progress_to_a_log_file_has_epoch_lines_and_no_redrawn_bars(store_dir, t
     assert "epoch 2/2: train" in captured.out
 
 
+
+def test_the_start_line_is_short_plain_words_and_the_details_go_to_train_json(store_dir, tmp_path, capfd):
+    import json
+
+    train(store_dir, tmp_path, TrainParams(epochs=1, **TINY), device="cpu", progress=True)
+    out = capfd.readouterr().out
+    start = [line for line in out.splitlines() if line.startswith("training the VAE")]
+    assert len(start) == 1 and len(start[0]) < 200, start
+    assert "learning from" in start[0] and "held out" in start[0] and "obs_precision" not in start[0]
+    assert "1 epochs" not in out
+    plan = json.loads((tmp_path / "train.json").read_text())["plan"]
+    assert "obs_precision" in plan and "batch" in plan
+
+
 def _state(path):
     return torch.load(path, map_location="cpu", weights_only=True)
 

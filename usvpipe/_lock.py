@@ -123,6 +123,15 @@ def live_writers(directory, *, exclude_self: bool = True) -> list[Holder]:
     return out
 
 
+def lock_records(directory) -> list[tuple[Holder, bool]]:
+    """Every writer lock file of ``directory`` with whether its writer still runs (``False``: it stopped
+    without releasing it, e.g. an interrupted run), this process's own locks left out."""
+    lock_dir = Path(directory) / LOCK_DIR
+    if not lock_dir.is_dir():
+        return []
+    return [(_read_holder(p), _alive(p)) for p in sorted(lock_dir.glob("*.lock")) if str(p) not in _HELD]
+
+
 class WriterLock:
     """A held writer lock; release it with :meth:`release` or use it as a context manager."""
 
@@ -136,6 +145,14 @@ class WriterLock:
             self.path.unlink()
         with contextlib.suppress(OSError):
             os.close(self.fd)  # closing drops the record lock
+
+    def abandon(self) -> None:
+        """Drop the lock but leave its file: a record that this writer stopped before finishing (a later
+        writer removes it as stale; ``usvpipe info`` reads it as an interrupted run)."""
+        if _HELD.pop(str(self.path), None) is None:
+            return
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
 
     def __enter__(self):
         return self

@@ -31,6 +31,7 @@ _COMMANDS = {
     "run": ("usvpipe.cli.pipeline", "run", "Run segment -> train -> encode -> umap -> mmd from a config."),
     "demo": ("usvpipe.cli.pipeline", "demo", "Run the whole pipeline on generated (or --real) data."),
     "info": ("usvpipe.cli.pipeline", "info", "Describe an output directory and whether it is complete."),
+    "explore": ("usvpipe.cli.explore", "explore", "Serve a run's explorer locally: hear every syllable, save the review."),
 }
 
 

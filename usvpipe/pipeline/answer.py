@@ -219,10 +219,15 @@ def second_opinion_rows(mmd: Optional[Mapping]) -> list[dict]:
     for r in (mmd or {}).get("second_opinion") or []:
         if not isinstance(r, Mapping):
             continue
+        if r.get("skipped") or r.get("p_value") is None:  # not tested: neither agrees nor disagrees
+            rows.append({"representation": str(r.get("representation", "?")), "statistic": "", "p": "", "unit": "",
+                         "decision": "not tested" + (f" ({r['skipped']})" if r.get("skipped") else ""),
+                         "features": "", "tested": False})
+            continue
         rows.append({"representation": str(r.get("representation", "?")), "statistic": _fmt(r.get("statistic"), 4),
                      "p": _fmt(r.get("p_value")), "unit": str(r.get("unit", "")),
                      "decision": "differ" if r.get("reject") else "no evidence",
-                     "features": _fmt_int(r.get("n_features"))})
+                     "features": _fmt_int(r.get("n_features")), "tested": True})
     return rows
 
 
@@ -236,6 +241,19 @@ def readout_rows(mmd: Optional[Mapping]) -> list[dict]:
             for r in readouts_from((mmd or {}).get("latent_readout"))]
 
 
+#: an R² gap from which the VAE is "worse than" PCA rather than "no better than" it (R² is read to two decimals)
+CLEARLY_WORSE = 0.02
+
+
+def pca_comparison(health: Optional[Mapping]) -> str:
+    """"worse than" / "no better than" when the VAE's reconstruction R² is below PCA's of the same dimension, else ""."""
+    try:
+        gap = float(health["pca_r2"]) - float(health["recon_r2"])
+    except (KeyError, TypeError, ValueError):
+        return ""
+    return "" if not gap > 0 else "worse than" if gap >= CLEARLY_WORSE else "no better than"
+
+
 def health_line(mmd: Optional[Mapping]) -> str:
     """One line on the VAE's training health (empty without ``latent_health``)."""
     h = (mmd or {}).get("latent_health")
@@ -246,8 +264,10 @@ def health_line(mmd: Optional[Mapping]) -> str:
     if h.get("active_units") is not None:
         parts.append(f"{h.get('active_units')} of {h.get('latent_dim', '?')} latent units active")
     if h.get("recon_r2") is not None:
+        how = pca_comparison(h)
         parts.append(f"{'held-out ' if h.get('held_out') else ''}reconstruction R² {_fmt(h.get('recon_r2'))} "
-                     f"(PCA of the same dimension: {_fmt(h.get('pca_r2'))})")
+                     f"(PCA of the same dimension: {_fmt(h.get('pca_r2'))}"
+                     + (f"; the VAE reconstructs {how} PCA)" if how else ")"))
     if h.get("n_syllables") is not None:
         parts.append(f"{_fmt_int(h.get('n_syllables'))} syllables")
     line = "; ".join(parts)

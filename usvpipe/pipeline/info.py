@@ -15,8 +15,13 @@ def describe_directory(path) -> list[str]:
     path = Path(path)
     if not path.exists():
         raise UsvpipeError(f"{path}: does not exist")
+    # a run folder's lock (a store's own writer lock is the store's business: its lines below say how far it got)
+    is_store = (path / "shards").is_dir() or (path / "manifest.json").exists()
+    state = run_state_lines(path) if path.is_dir() and not is_store else []
     if (path / "run_manifest.json").exists():
-        return _describe_run(path)
+        return state + _describe_run(path)
+    if state:  # a first run still going, or stopped: no manifest yet, but its folders say how far it got
+        return state + _run_parts(path, in_progress="in progress" in state[0])
     if (path / "manifest.json").exists() and ((path / "shards").is_dir() or (path / "errors").is_dir()):
         m = _io.read_json(path / "manifest.json")
         n_shards = len(shard_files(path))
@@ -36,7 +41,8 @@ def describe_directory(path) -> list[str]:
         names = ", ".join(m.name for m in models)
         if (path / "train.json").exists():
             t = _io.read_json(path / "train.json")
-            lines = [f"{path}: trained VAE ({names}): {t.get('epochs_run')} epochs, {t.get('steps', '?')} steps "
+            epochs = f"{t.get('epochs_run')} epoch" + ("" if t.get("epochs_run") == 1 else "s")
+            lines = [f"{path}: trained VAE ({names}): {epochs}, {t.get('steps', '?')} steps "
                      f"(profile {t.get('profile', 'full')}, images {t.get('image_shape', '?')}, axis encoder "
                      f"{t.get('axis_encoder') or (t.get('params') or {}).get('axis_encoder', 'network')}), kept epoch "
                      f"{t.get('kept_epoch', t.get('best_epoch'))}, {t.get('n_train')} train / {t.get('n_val')} "
@@ -73,6 +79,42 @@ def describe_directory(path) -> list[str]:
     if wavs:
         return [f"{path}: input folder with {len(wavs)} WAV file(s); segment it with `usvpipe segment {path} OUT_DIR`"]
     return [f"{path}: not a usvpipe output directory ({sum(1 for _ in path.iterdir())} entries)"]
+
+
+def run_state_lines(path: Path) -> list[str]:
+    """"a run is in progress (pid …, host …, started …)" or "… was interrupted …: re-run …", from the
+    folder's writer locks (``[]`` when no writer holds or left one)."""
+    from .._lock import lock_records
+
+    lines = []
+    for holder, alive in lock_records(path):
+        who = f"pid {holder.pid}, host {holder.host}" + (f", started {holder.started}" if holder.started else "")
+        command = holder.command if holder.command.startswith(("usvpipe run ", "usvpipe demo")) else ""
+        kind = "a run" if command or not holder.command else f"`{holder.command}`"
+        if alive:
+            lines.append(f"{path}: {kind} is in progress ({who})" + (f": `{holder.command}`" if holder.command else "")
+                         + "; wait for it to finish (what it has written so far is below)")
+        else:
+            again = f"`{command}`" if command else "`usvpipe run CONFIG`" if kind == "a run" else f"`{holder.command}`"
+            lines.append(f"{path}: {kind} was interrupted ({who}); re-run {again} to finish it (stages already "
+                         f"done are skipped)")
+    return lines
+
+
+def _run_parts(path: Path, *, in_progress: bool) -> list[str]:
+    """The store's and model's lines under a running or interrupted run; the model's advice is the run's
+    (re-running the run resumes its training; a second `usvpipe train` beside a running one would clash)."""
+    lines = []
+    for sub in ("store", "model"):
+        if not (path / sub).exists():
+            continue
+        sub_lines = describe_directory(path / sub)
+        if sub == "model" and "not finished" in sub_lines[0]:
+            sub_lines = [f"{path / sub}: VAE training " + ("under way in that run" if in_progress else
+                                                           "not finished: re-running the run resumes it from its "
+                                                           "last checkpoint")]
+        lines += ["  " + x for x in sub_lines]
+    return lines
 
 
 def _is_poise_run(path: Path) -> bool:

@@ -1,7 +1,7 @@
 """The run's report: one self-contained ``report.html`` (images embedded, opens offline from an
 e-mail attachment), its Markdown twin ``report.md`` (images linked next to it) and a PDF twin
-``report.pdf`` (page 1: the answer in words and the warnings; then one figure per page with
-its caption; written with matplotlib's PdfPages, no other dependency).
+``report.pdf`` (page 1: the answer in words, the representations table and the warnings; then
+one figure per page with its caption; :mod:`.report_pdf`).
 
 Order: the answer in words (with an effect size and its interval) and a warnings box, then
 whether the difference holds across representations, the classical measures, the
@@ -21,6 +21,7 @@ from .. import _io
 from .._version import __version__
 from ..groups import group_label
 from .answer import _fmt, _fmt_int, answer, group_effect, health_line, readout_rows, second_opinion_rows
+from .report_pdf import pdf_pages, write_pdf  # noqa: F401  (pdf_pages: public here since the PDF was added)
 
 if TYPE_CHECKING:
     from .config import PipelineConfig
@@ -105,6 +106,7 @@ class _Doc:
         self.md: list[str] = []
         self.figures: list[tuple[Path, str, str]] = []  # (file, caption, relative path), in report order
         self.front: list[str] = []  # the answer's lines, for the PDF's first page
+        self.representations: list = []  # the representations table's rows (header first), for the PDF's first page
 
     def h2(self, title: str, anchor: str = ""):
         a = f' id="{anchor}"' if anchor else ""
@@ -280,8 +282,34 @@ def _front_line(doc: _Doc, line: str):
     doc.front.append(line)
 
 
-def _answer_box(doc: _Doc, config: PipelineConfig, ans, meas: Optional[dict]):
+def _caveats(out: Path, config: PipelineConfig, mmd: Optional[dict], trust: Optional[dict], ans) -> dict:
+    """The answer box's extra lines (see :mod:`.caveats`): ``{"lead", "direction", "synthetic", "health",
+    "representations"}``; the misleading-number warnings are added to ``ans.warnings``."""
+    from .caveats import (direction_sentence, health_against_pca, negative_interval_note, short_recordings_warning,
+                          synthetic_note)
+
+    lead = health_against_pca(trust) if ans.decision != "not interpretable" else ""  # shown first in the box
+    rate = short_recordings_warning(_read_csv(out / "measures" / "measures_per_animal.csv"))
+    if rate:
+        ans.warnings.append(("warn", rate))
+    neg = negative_interval_note(ans.effect) if ans.decision != "not interpretable" else ""
+    if neg:
+        ans.warnings.append(("note", neg))
+    rows = second_opinion_rows(mmd)
+    from .caveats import vae_worse_than_pca
+
+    if vae_worse_than_pca((trust or {}).get("latent_health")):  # the one that holds up first, as in the HTML table
+        rows.sort(key=lambda r: "pca" not in r["representation"].lower())
+    table = [["representation", "MMD²", "p", "decision"]] + [[r["representation"], r["statistic"], r["p"], r["decision"]]
+                                                             for r in rows]
+    return {"lead": lead, "direction": direction_sentence(_read_json(out / "measures" / "measures.json")),
+            "synthetic": synthetic_note(config.run.input, config.source or ""), "health": health_line(trust),
+            "representations": table if rows else []}
+
+
+def _answer_box(doc: _Doc, config: PipelineConfig, ans, meas: Optional[dict], extra: Optional[dict] = None):
     """Title, the answer in words, its effect size, the classical measures that differ, the warnings."""
+    extra = extra or {}
     doc.md += ["# usvpipe report", "", f"usvpipe {__version__}; config: {config.source or '(built in)'}", ""]
     doc.html.append(f"<h1>usvpipe report</h1><p class=\"small\">usvpipe {__version__} &middot; config: "
                     f"{html.escape(config.source or '(built in)')}</p>")
@@ -289,6 +317,8 @@ def _answer_box(doc: _Doc, config: PipelineConfig, ans, meas: Optional[dict]):
                     f"<p>{html.escape(ans.sentence)}</p>")
     doc.md += ["## The answer", "", f"**{ans.sentence}**", ""]
     doc.front.append(ans.sentence)
+    if extra.get("lead"):  # the VAE holds up worse than PCA: say so before its effect size
+        _front_line(doc, extra["lead"])
     if ans.effect is not None and ans.decision != "not interpretable":  # no latent effect size from uninformative latents
         e = ans.effect
         _front_line(doc, f"Effect size: {e.method.format(value=_fmt(e.value, 3), lo=_fmt(e.ci95[0], 3), hi=_fmt(e.ci95[1], 3))}.")
@@ -297,6 +327,13 @@ def _answer_box(doc: _Doc, config: PipelineConfig, ans, meas: Optional[dict]):
         _front_line(doc, "Classical measures that differ (animal level, Holm-corrected): " +
                     (", ".join(f"{t['label']} ({_fmt(t.get('difference'))} [{_fmt(t.get('ci95_low'))}, "
                                f"{_fmt(t.get('ci95_high'))}])" for t in sig) if sig else "none") + ".")
+    if extra.get("direction"):
+        _front_line(doc, extra["direction"])
+    if extra.get("health"):
+        _front_line(doc, f"Training health: {extra['health']}")
+    if extra.get("synthetic"):
+        _front_line(doc, extra["synthetic"])
+    doc.representations = extra.get("representations") or []  # the PDF's first page shows this table too
     doc.html.append("</div>")
     _warnings_box(doc, ans.warnings)
 
@@ -306,9 +343,15 @@ def _second_opinion_section(doc: _Doc, mmd: Optional[dict]):
     if not so:
         return
     doc.h2("Does the difference hold across representations?", "second-opinion")
-    agree = len({r["decision"] for r in so}) == 1
+    from .caveats import vae_worse_than_pca
+
+    if vae_worse_than_pca((mmd or {}).get("latent_health")):  # lead with the representation that holds up
+        so.sort(key=lambda r: "pca" not in r["representation"].lower())
+    tested = [r for r in so if r.get("tested", True)]
+    agree = len({r["decision"] for r in tested}) == 1
     doc.p("The same animal-level test on other descriptions of the syllables. " +
-          ("They agree." if agree else "They disagree: the answer depends on the representation; report it with care."))
+          ("Only one was tested." if len(tested) < 2 else "They agree." if agree else
+           "They disagree: the answer depends on the representation; report it with care."))
     doc.table(["representation", "statistic", "p", "unit", "decision", "features"],
               [[r["representation"], r["statistic"], r["p"], r["unit"], r["decision"], r["features"]] for r in so], "num")
 
@@ -316,8 +359,11 @@ def _second_opinion_section(doc: _Doc, mmd: Optional[dict]):
 def _explorer_link(doc: _Doc, out: Path):
     if (out / "umap" / "explorer.html").exists():
         doc.html.append('<p><a href="umap/explorer.html">Open the interactive latent-space explorer</a> '
-                        "(umap/explorer.html: send it along with this file; it is self-contained too).</p>")
-        doc.md += ["[Interactive latent-space explorer](umap/explorer.html)", ""]
+                        "(umap/explorer.html: send it along with this file; it is self-contained too). To hear every "
+                        "syllable and save your review into this folder, run <code>usvpipe explore "
+                        f"{html.escape(str(out))}</code>.</p>")
+        doc.md += ["[Interactive latent-space explorer](umap/explorer.html) (to hear every syllable and save the review "
+                   f"here: `usvpipe explore {out}`)", ""]
 
 
 def _collect_figures(out: Path) -> dict:
@@ -408,7 +454,7 @@ def write_report(out: Path, config: PipelineConfig, outcomes: list[StageOutcome]
     mmd, trust, meas, per_group, ans = _load_inputs(out, outcomes, result)
 
     doc = _Doc()
-    _answer_box(doc, config, ans, meas)
+    _answer_box(doc, config, ans, meas, _caveats(out, config, mmd, trust, ans))
     _second_opinion_section(doc, mmd)
     _explorer_link(doc, out)
     _evidence_sections(doc, out, mmd, trust, meas, per_group, _collect_figures(out))
@@ -416,74 +462,5 @@ def write_report(out: Path, config: PipelineConfig, outcomes: list[StageOutcome]
 
     _io.write_text_atomic(out / "report.md", "\n".join(doc.md))
     write_pdf(out / "report.pdf", doc.front, ans.warnings, doc.figures,
-              subtitle=f"usvpipe {__version__}; config: {config.source or '(built in)'}")
+              subtitle=f"usvpipe {__version__}; config: {config.source or '(built in)'}", table=doc.representations)
     return _io.write_text_atomic(out / "report.html", _html_page("".join(doc.html)))
-
-
-#: A4 portrait, inches
-_PAGE_IN = (8.27, 11.69)
-
-
-def _wrap(text: str, width: int) -> str:
-    import textwrap
-
-    return "\n".join(textwrap.fill(part, width) for part in str(text).split("\n"))
-
-
-def write_pdf(path: Path, front: list, warnings: list, figures: list, *, subtitle: str = "") -> Path:
-    """The report's PDF twin: page 1 the answer in words and the warnings, then one figure per page.
-
-    ``front``: the answer's lines (sentence, effect size, classical measures); ``warnings``:
-    ``(level, text)`` pairs as in the HTML's box; ``figures``: ``(png, caption, relative path)``
-    in report order. Written atomically with matplotlib's ``PdfPages`` (no display, no pyplot).
-    """
-    from matplotlib.backends.backend_pdf import PdfPages
-
-    path = Path(path)
-    with _io.atomic_path(path) as tmp:
-        with PdfPages(tmp, metadata={"Title": "usvpipe report", "Creator": f"usvpipe {__version__}"}) as pdf:
-            for fig in pdf_pages(front, warnings, figures, subtitle=subtitle):  # Figure objects: no pyplot state
-                pdf.savefig(fig)
-    return path
-
-
-def pdf_pages(front: list, warnings: list, figures: list, *, subtitle: str = ""):
-    """Yield the PDF's pages as matplotlib figures (A4 portrait); :func:`write_pdf` saves them."""
-    import matplotlib.image as mpimg
-    from matplotlib.figure import Figure
-
-    order = {"stop": 0, "warn": 1, "note": 2}
-    label = {"stop": "STOP", "warn": "Warning", "note": "Note"}
-    fig = Figure(figsize=_PAGE_IN)
-    fig.text(0.08, 0.95, "usvpipe report", fontsize=20, weight="bold", va="top")
-    fig.text(0.08, 0.915, subtitle, fontsize=8, color="#666", va="top")
-    fig.text(0.08, 0.88, "The answer", fontsize=14, weight="bold", va="top")
-    body = "\n\n".join(_wrap(line, 88) for line in front) or "(no answer: the run produced no test)"
-    t = fig.text(0.08, 0.85, body, fontsize=10, va="top", linespacing=1.35)
-    if warnings:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-        ws = sorted(warnings, key=lambda w: order.get(w[0], 3))
-        box = "\n".join(_wrap(f"{label.get(w[0], w[0])}: {w[1]}", 92) for w in ws)
-        renderer = FigureCanvasAgg(fig).get_renderer()
-        bottom = t.get_window_extent(renderer).transformed(fig.transFigure.inverted()).y0
-        fig.text(0.08, bottom - 0.04, "Warnings", fontsize=12, weight="bold", va="top", color="#a35f00")
-        fig.text(0.08, bottom - 0.075, box, fontsize=9, va="top", linespacing=1.3,
-                 bbox={"boxstyle": "round,pad=0.6", "facecolor": "#fff8e6", "edgecolor": "#E69F00"})
-    yield fig
-    for png, caption, rel in figures:
-        img = mpimg.imread(str(png))
-        fig = Figure(figsize=_PAGE_IN)
-        h, w = img.shape[:2]
-        # the image fills the page's width (at most 70 % of its height), the caption below it
-        width = 0.84
-        height = width * (h / w) * (_PAGE_IN[0] / _PAGE_IN[1])
-        if height > 0.70:
-            height = 0.70
-            width = height * (w / h) * (_PAGE_IN[1] / _PAGE_IN[0])
-        top = 0.95
-        ax = fig.add_axes([(1 - width) / 2, top - height, width, height])
-        ax.imshow(img, interpolation="antialiased")
-        ax.axis("off")
-        fig.text(0.08, top - height - 0.03, _wrap(caption, 95) + f"\n({rel})", fontsize=9.5, va="top", linespacing=1.35)
-        yield fig

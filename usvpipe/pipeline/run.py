@@ -44,8 +44,25 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True, force: bool =
     run = config.run
     if not run.input and "segment" in run.stages:
         raise ConfigError("[run].input", "is empty", "set it to your WAV folder, or run `usvpipe demo`")
+    from .._lock import WHOLE, acquire_writer_lock
+
+    out = _io.ensure_output_dir(run.output)
+    # one run per folder; `usvpipe info` reads the lock as "in progress", or, left behind, as "interrupted"
+    lock = acquire_writer_lock(out, WHOLE, what="run folder")
+    try:
+        result = _run_stages(config, out, progress=progress, force=force, quiet=quiet)
+    except BaseException:
+        lock.abandon()
+        raise
+    lock.release()
+    return result
+
+
+def _run_stages(config: PipelineConfig, out: Path, *, progress: bool, force: bool, quiet: bool) -> PipelineResult:
+    """:func:`run_pipeline`'s body, under the folder's writer lock."""
+    run = config.run
     started = time.time()
-    r = _Run(config, _io.ensure_output_dir(run.output), progress=progress and not quiet, force=force)
+    r = _Run(config, out, progress=progress and not quiet, force=force)
     r.say = (lambda msg: None) if quiet else _say
     r.quiet = quiet
     r.history = _read_history(r.out)
@@ -315,11 +332,10 @@ class _Run:
 _WHAT = {
     "segment": "finding syllables in the WAV files and cutting their spectrograms into the store "
                "(recordings already in the store are skipped)",
-    "train": "training the VAE on the syllable spectrograms ({epochs} epochs, more if needed to reach {min_steps} "
+    "train": "training the VAE on the syllable spectrograms ({epochs}, more if needed to reach {min_steps} "
              "optimiser steps; {stopping})",
     "encode": "encoding every syllable into its latent vector",
-    "umap": "projecting the latents to 2-D and drawing the figures and the explorer (the first use in a "
-            "fresh environment compiles UMAP's numba code: up to a minute, once)",
+    "umap": "projecting the latents to 2-D and drawing the figures and the explorer",
     "mmd": "testing whether the groups differ (kernel MMD, whole animals permuted between groups)",
     "poise": "pairing each syllable with its behaviour-video frame(s) and training a POISE-VAE on the pairs",
     "measures": "call counts, rates, durations, frequencies and amplitudes per animal, tested between groups",
@@ -331,10 +347,21 @@ def _what(name: str, config: PipelineConfig) -> str:
     if name == "train":
         tp = config.stages["train"]
         patience = getattr(tp, "patience", 0)
-        stopping = (f"after those steps, stops early after {patience} epochs without validation improvement"
+        stopping = (f"after those steps, stops early after {_count(patience, 'epoch')} without validation improvement"
                     if patience else "no early stopping")
-        text = text.format(epochs=getattr(tp, "epochs", "?"), min_steps=getattr(tp, "min_steps", 0), stopping=stopping)
+        text = text.format(epochs=_count(getattr(tp, "epochs", "?"), "epoch"), min_steps=getattr(tp, "min_steps", 0),
+                           stopping=stopping)
+    if name == "umap" and getattr(config.stages["umap"], "method", "umap") == "umap":
+        from ..viz._projection import umap_compiled
+
+        if not umap_compiled():  # installing compiles it (scripts/_venv.sh); say so only when it did not
+            text += " (this first UMAP in a fresh environment compiles its numba code: up to a minute, once)"
     return text
+
+
+def _count(n, noun: str) -> str:
+    """``1 epoch``, ``3 epochs`` (``? epochs`` when unknown)."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _say(msg: str) -> None:

@@ -121,6 +121,9 @@ class _Trainer(_TrainerOutputs):
                  verbose: bool = True):
         self.params, self.ctx, self.progress = params, ctx, progress
         self.verbose = verbose and ctx.is_main
+        from .eta import FinishEstimate
+
+        self._finish_estimate = FinishEstimate()  # the time-left line, smoothed (see eta.py)
         self.out_dir = Path(out_dir)
         if ctx.is_main:
             ensure_output_dir(self.out_dir)
@@ -402,7 +405,7 @@ class _Trainer(_TrainerOutputs):
 
         p, ctx = self.params, self.ctx
         if self.verbose:
-            tqdm.write(self.describe())
+            tqdm.write(self.start_line())  # the details (describe()) go to train.json's "plan"
         from .health import MIN_SYLLABLES_SHOWN_TO_LEARN
 
         if ctx.is_main and len(self.store) < MIN_SYLLABLES_SHOWN_TO_LEARN:
@@ -509,6 +512,7 @@ class _Trainer(_TrainerOutputs):
                 "best_epoch": best_epoch, "kept_epoch": kept_epoch, "keep": self.keep, "epochs_run": len(self.history),
                 "stopped_early": stopped_early, "model": MODEL_NAME, "checkpoint": CHECKPOINT_NAME,
                 "health": health.to_dict(), "latent_axes_check": [c.to_dict() for c in axis_checks],
+                "plan": self.describe(),
             })
         ctx.barrier()
         self.source.close()

@@ -19,15 +19,23 @@ from .schedule import describe_seconds, seconds_left
 class _TrainerOutputs:
     """The trainer's outputs and messages (see the module docstring)."""
 
+    def start_line(self) -> str:
+        """What this run will do, in one short line of plain words (printed before the first epoch)."""
+        device = {"cpu": "the CPU", "cuda": "the GPU", "mps": "the Apple GPU"}.get(self.ctx.device.type, str(self.ctx.device))
+        epochs = f"{self.n_epochs} epoch" + ("" if self.n_epochs == 1 else "s")
+        return (f"training the VAE on {device}: learning from {len(self.train_rows):,} syllables, checking on "
+                f"{len(self.val_rows):,} held out; {epochs} ({self.n_epochs * self.steps_per_epoch:,} steps); "
+                f"details in {self.out_dir / 'train.json'}")
+
     def describe(self) -> str:
-        """What this run will do, in one line (printed before the first epoch)."""
+        """What this run will do, in detail (train.json's "plan"; :meth:`start_line` is what the terminal shows)."""
         p = self.params
         encoder = p.resolved_axis_encoder
         h, w = self.model.output_shape
         profile = (f"CPU profile: {self.store.spec_shape[0]}x{self.store.spec_shape[1]} syllables averaged to {h}x{w} "
                    "so a CPU can train enough steps (profile = \"full\" keeps them as they are)"
                    if self.profile == "cpu" else f"{h}x{w} syllables")
-        length = f"{self.n_epochs} epochs x {self.steps_per_epoch} steps"
+        length = f"{self.n_epochs} epoch{'' if self.n_epochs == 1 else 's'} x {self.steps_per_epoch} steps"
         if self.n_epochs > p.epochs:
             length += f" (raised from {p.epochs} epochs to reach min_steps = {p.min_steps})"
         return (f"training on {self.ctx.device}: {len(self.train_rows)} train / {len(self.val_rows)} validation syllables "
@@ -127,6 +135,7 @@ class _TrainerOutputs:
             # this process's epochs only: a resumed run's earlier epochs ran elsewhere, at another pace
             left = None if last else seconds_left([r["epoch_s"] for r in self.history[self._first_epoch_row:]],
                                                   self.n_epochs - epoch)
+            left = self._finish_estimate.update(time.monotonic(), left)  # smoothed: it does not swing between epochs
             left_txt = f"; ~{describe_seconds(left)} left" if left is not None else ""
             tqdm.write(f"epoch {epoch}/{self.n_epochs}: train {row['train_loss']:.2f}{val_txt} "
                        f"({row['n_syllables'] / max(dt, 1e-9):.0f} syll/s{left_txt})")

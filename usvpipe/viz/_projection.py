@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -233,6 +234,29 @@ def cache_umap_kernels() -> int:
                 except Exception:  # a kernel numba cannot cache stays compiled per process, as before
                     pass
     return count
+
+
+def umap_compiled(places=None) -> bool:
+    """Whether numba's disk cache already holds UMAP's layout optimiser (compiled by :func:`warm_up` at install,
+    or by an earlier run), so a run will not spend its first minute compiling. Looks at the files only (in
+    ``places``; by default umap's ``__pycache__`` and ``$NUMBA_CACHE_DIR``): no import of umap or numba."""
+    if places is None:
+        import importlib.util
+        import os
+
+        spec = importlib.util.find_spec("umap")
+        if spec is None or not spec.submodule_search_locations:
+            return False
+        places = [Path(p) / "__pycache__" for p in spec.submodule_search_locations]
+        if os.environ.get("NUMBA_CACHE_DIR"):
+            places.append(Path(os.environ["NUMBA_CACHE_DIR"]))
+    for place in map(Path, places):
+        try:
+            if any(place.rglob("layouts._optimize_layout_euclidean_single_epoch*.nbi")):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def warm_up(n: int = 300, d: int = 32) -> float:
