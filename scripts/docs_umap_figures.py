@@ -98,7 +98,7 @@ def main(argv=None):
                  "density": "umap_density.png", "spectrogram_grid": "umap_spectrogram_grid.png", "traversal_control_to_deaf": "umap_traversal.png"}
         for key, name in names.items():
             im = Image.open(run.figures[key][0])
-            if run.figures[key][0].stat().st_size > 200_000:  # keep README images small
+            if run.figures[key][0].stat().st_size > 200_000:  # keep the guides' images small
                 im = im.convert("RGB").quantize(colors=256)
             im.save(args.out / name, optimize=True)
         # explorer screenshot with a pre-selected point (the hover panel)
