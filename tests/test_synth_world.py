@@ -198,3 +198,10 @@ def test_cli_vocal_world_writes_truth_and_rejects_bad_options(tmp_path):
     res = CliRunner().invoke(main, ["synth", str(tmp_path / "z"), "--world", "vocal", "--config", str(cfg)])
     assert res.exit_code == 0, res.output
     assert len(pd.read_csv(tmp_path / "z" / "truth_calls.csv")) == 10
+
+
+def test_a_config_files_single_snr_number_is_one_fixed_snr():
+    # `snr_db = 10` in a [synth] section arrives as a bare number, not a list
+    assert WorldParams(snr_db=10).snr_db == (10.0, 10.0)
+    assert WorldParams(snr_db=7.5).snr_db == (7.5, 7.5)
+    assert WorldParams(snr_db=[5, 30]).snr_db == (5.0, 30.0)

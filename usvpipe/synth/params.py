@@ -81,6 +81,8 @@ class WorldParams:
             value = getattr(self, name)
             if isinstance(value, str):
                 value = tuple(v for v in value.split(",") if v)
+            elif isinstance(value, (int, float)):  # a config file's `snr_db = 10`: one fixed SNR
+                value = (value,)
             object.__setattr__(self, name, tuple(value))
         object.__setattr__(self, "snr_db", tuple(float(v) for v in self.snr_db))
         object.__setattr__(self, "difference_size", float(self.difference_size))
