@@ -101,8 +101,15 @@ def write_json_atomic(path, obj: Any, *, indent: int = 2) -> Path:
 
 
 def write_csv_atomic(path, frame, **to_csv_kwargs) -> Path:
-    """Write a pandas DataFrame as CSV atomically (``index=False`` by default)."""
+    """Write a pandas DataFrame as CSV atomically (``index=False`` by default).
+
+    Text cells a spreadsheet would run as a formula get a leading apostrophe
+    (:func:`usvpipe._csv.neutralise_frame`); :func:`usvpipe._csv.read_csv` removes it again.
+    """
+    from ._csv import neutralise_frame
+
     to_csv_kwargs.setdefault("index", False)
+    frame = neutralise_frame(frame)
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, **to_csv_kwargs)
     return Path(path)

@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._csv import read_csv
 from .config import check_choice
 from .errors import ConfigError, InputFileError
 
@@ -458,7 +459,7 @@ def read_review(path) -> pd.DataFrame:
     if not path.is_file():
         raise InputFileError(path, "review file not found", "export review.csv from the explorer's review panel")
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8-sig")
+        table = read_csv(path, all_text=True, skipinitialspace=True)
     except Exception as exc:  # pandas raises several types for malformed CSVs
         raise InputFileError(path, f"unreadable review CSV ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})",
                              _REVIEW_FIX_COLUMNS) from None

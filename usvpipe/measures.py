@@ -29,6 +29,8 @@ from typing import Mapping, Optional
 import numpy as np
 
 from . import _io
+from ._csv import read_csv
+from .artifacts import TEXT_COLUMNS
 from .errors import InputFileError
 
 #: (column in the per-animal table, label with unit, source column in syllables.csv, scale)
@@ -281,7 +283,8 @@ def measures_stage(store_dir, out_dir, *, input_root=None, group_col: str = "gro
     table = store_dir / "syllables.csv"
     try:
         # identifiers as text, so animal "1" is not the float 1.0 when some rows lack it
-        syl = pd.read_csv(table, dtype={"recording": str, animal_col: str, group_col: str})
+        # and "NA"/"None" as names, not gaps (the one reader, usvpipe._csv)
+        syl = read_csv(table, text_columns=(*TEXT_COLUMNS, animal_col, group_col))
     except FileNotFoundError:
         raise InputFileError(table, "no syllables table", "run `usvpipe segment` into this store first") from None
     manifest = {}

@@ -39,6 +39,7 @@ from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
+from ._csv import read_csv
 from ._io import TMP_PREFIX, atomic_path, read_json, remove_stale_temporaries, write_csv_atomic, write_json_atomic
 from ._version import __version__
 from .errors import InputFileError, UsvpipeError
@@ -590,10 +591,7 @@ def open_store(path, *, merge_if_stale: bool = True) -> SyllableStore:
     meta_cols = {k for r in manifest.get("recordings", {}).values() if isinstance(r, dict) for k in r.get("metadata", {})}
     text_cols = (*TEXT_COLUMNS, *sorted(meta_cols - set(TEXT_COLUMNS)))
     # keep_default_na=False: an animal or group called "NA" (or "None") is a name, not a gap
-    table = pd.read_csv(table_path, dtype={c: str for c in text_cols}, keep_default_na=False, na_values=[""])
-    for c in text_cols:
-        if c in table:
-            table[c] = table[c].fillna("")
+    table = read_csv(table_path, text_columns=text_cols)
     if "spec_shape" not in manifest or not manifest["spec_shape"]:
         if len(table):
             import h5py

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import _io
+from .._csv import read_csv
 from ..errors import UsvpipeError
 from .report import _describe_mmd
 
@@ -211,10 +212,8 @@ def _describe_wav(path: Path) -> str:
 
 
 def _describe_table(path: Path) -> str:
-    import pandas as pd
-
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, nrows=2_000_000)
+        table = read_csv(path, all_text=True, nrows=2_000_000)
     except Exception as exc:  # noqa: BLE001 - describing, not validating
         return f"{path}: not a readable CSV ({type(exc).__name__})"
     cols = set(table.columns)

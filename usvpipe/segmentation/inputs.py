@@ -105,19 +105,22 @@ def read_metadata(path) -> dict[Path, dict]:
 
     Paths may be absolute or relative to the CSV's folder.
     """
-    import pandas as pd
+    from .._csv import read_csv
 
     path = Path(path)
     if not path.exists():
         raise InputFileError(path, "metadata CSV not found", "check the --metadata path")
     try:
-        # skipinitialspace: hand-written "path, animal, group" is common
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        # skipinitialspace: hand-written "path, animal, group" is common; all text: "NA" is a name
+        table = read_csv(path, all_text=True, ours=False, skipinitialspace=True)
+        if len(table.columns) == 1 and ";" in str(table.columns[0]):
+            # spreadsheets in comma-decimal locales save CSV with ';'
+            table = read_csv(path, all_text=True, ours=False, skipinitialspace=True, sep=";")
+    except UnicodeDecodeError:
+        raise InputFileError(path, "metadata CSV is neither UTF-8 nor Windows-1252 text",
+                             'save it as "CSV UTF-8" (Excel: File > Save As > CSV UTF-8)') from None
     except Exception as exc:  # pandas raises several types for malformed CSVs
         raise InputFileError(path, f"unreadable metadata CSV ({str(exc).splitlines()[0]})", "write it as CSV with columns path,animal,group") from None
-    if len(table.columns) == 1 and ";" in str(table.columns[0]):
-        # spreadsheets in comma-decimal locales save CSV with ';'
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, sep=";")
     table.columns = [str(c).strip() for c in table.columns]
     missing = [c for c in ("path", "animal", "group") if c not in table.columns]
     if missing:
