@@ -135,3 +135,36 @@ def test_a_pipe_in_a_group_name_keeps_the_markdown_table_whole():
     lines = [line for line in doc.md if line.startswith("|")]
     assert all(line.replace("\\|", "").count("|") == 3 for line in lines)
     assert "A\\|B" in lines[2]
+
+
+# --------------------------------------------------------------------------- item 3: a second folder, same names
+
+def test_a_second_folder_with_the_same_names_is_refused_and_the_first_ones_syllables_stay(dataset, tmp_path):
+    from usvpipe.errors import UsvpipeError
+
+    day1 = _copy(dataset, tmp_path / "day1")
+    day2 = tmp_path / "day2"
+    make_dataset(day2, animals_per_group=2, duration_s=1.0, seed=11)
+    assert [w.relative_to(day2) for w in _wavs(day2)] == [w.relative_to(day1) for w in _wavs(day1)]
+    store = tmp_path / "S"
+    segment_recordings(day1, store, progress=False)
+    before = open_store(store).table.copy()
+    shards = {p.name: p.stat().st_mtime_ns for p in (store / "shards").glob("*.h5")}
+    with pytest.raises(UsvpipeError) as err:
+        segment_recordings(day2, store, progress=False)
+    msg = str(err.value)
+    assert "\n" not in msg and str(day2) in msg and str(day1) in msg and "another output folder" in msg
+    assert {p.name: p.stat().st_mtime_ns for p in (store / "shards").glob("*.h5")} == shards
+    pd.testing.assert_frame_equal(open_store(store).table, before)
+    manifest = pd.read_json(store / "manifest.json", typ="series")["recordings"]
+    assert all(Path(r["source_path"]).is_relative_to(day1.resolve()) and len(r["source_digest"]) == 64
+               for r in manifest.values())
+
+
+def test_a_moved_folder_is_the_same_recordings_not_a_clash(dataset, tmp_path):
+    day1 = _copy(dataset, tmp_path / "day1")
+    store = tmp_path / "S"
+    segment_recordings(day1, store, progress=False)
+    moved = day1.rename(tmp_path / "moved")
+    run = segment_recordings(moved, store, progress=False)
+    assert not run.failures and len(open_store(store).table["recording"].unique()) == 4

@@ -176,6 +176,10 @@ def write_shard(
                 f.attrs["metadata_json"] = json.dumps({str(k): str(v) for k, v in metadata.items()})
             f.attrs["source_size"] = int(fp.get("size", -1))
             f.attrs["source_mtime_ns"] = int(fp.get("mtime_ns", -1))
+            # which file this recording id came from: a second folder with the same relative
+            # names must not replace it silently (see source_conflict)
+            f.attrs["source_path"] = str(fp.get("path", ""))
+            f.attrs["source_digest"] = str(fp.get("digest", ""))
             f.attrs["params_json"] = json.dumps(dict(params or {}), default=str)
             f.attrs["params_digest"] = params_digest
             f.attrs["usvpipe_version"] = __version__
@@ -248,6 +252,8 @@ class ShardInfo:
     spec_shape: tuple = ()
     metadata: dict = field(default_factory=dict, compare=False)
     review: dict = field(default_factory=dict, compare=False)  # counts of the exclusion list applied
+    source_path: str = ""  # resolved path of the WAV (empty in stores written before it was recorded)
+    source_digest: str = ""  # usvpipe._io.content_digest of that WAV
 
 
 def read_shard_info(path) -> ShardInfo:
@@ -271,6 +277,8 @@ def read_shard_info(path) -> ShardInfo:
                 spec_shape=tuple(int(s) for s in spec.shape[1:]),
                 metadata=json.loads(a.get("metadata_json", "{}")),
                 review=json.loads(a.get("review_json", "{}")),
+                source_path=str(a.get("source_path", "")),
+                source_digest=str(a.get("source_digest", "")),
             )
     except (OSError, KeyError) as exc:
         raise InputFileError(path, f"unreadable store shard ({exc})", "delete it and re-run `usvpipe segment`") from None
@@ -400,6 +408,7 @@ def _recording_entry(i, store_dir: Path) -> dict:
         "group": i.group,
         "source_size": i.source_size,
         "source_mtime_ns": i.source_mtime_ns,
+        **({"source_path": i.source_path, "source_digest": i.source_digest} if i.source_path else {}),
         **({"metadata": i.metadata} if i.metadata else {}),
         **({"review": i.review} if i.review else {}),
     }

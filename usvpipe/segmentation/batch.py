@@ -30,7 +30,7 @@ from typing import Sequence
 from ..config import params_digest, params_to_dict
 from .._lock import WHOLE, acquire_writer_lock
 from .._process import die_with_parent
-from ..errors import ConfigError
+from ..errors import ConfigError, UsvpipeError
 from . import worker
 from .detection import SCORE_COLUMNS
 from .exclusions import read_exclusions
@@ -220,6 +220,7 @@ def _segment_locked(recs, problems, shard, out_dir: Path, t0: float, *, spectrog
     from .. import store
     from ..hpc import select_shard
 
+    _refuse_other_sources(recs, out_dir)
     # the store is a function of these inputs: shards of other recordings are left out of
     # every merge from now on, and removed once every input is complete
     store.write_inputs(out_dir, [r.recording for r in recs])
@@ -247,6 +248,50 @@ def _segment_locked(recs, problems, shard, out_dir: Path, t0: float, *, spectrog
     _finish(run, recs, params)
     run.elapsed_s = time.perf_counter() - t0
     return run
+
+
+def _refuse_other_sources(recs: Sequence[Recording], out_dir: Path) -> None:
+    """Stop before anything is written when a recording id of the store came from another file.
+
+    ``segment day1 OUT`` then ``segment day2 OUT`` with the same relative names replaced day 1's
+    syllables without a word; now the second command names both files and changes nothing.
+    """
+    clashes = [(rec, old) for rec in recs if (old := _source_conflict(out_dir, rec.recording, rec.path))]
+    if clashes:
+        rec, old = clashes[0]
+        more = f" ({len(clashes) - 1} more recording(s) alike)" if len(clashes) > 1 else ""
+        raise UsvpipeError(rec.path, f"recording {rec.recording} is already in {out_dir} from another file, "
+                           f"{old}{more}; segmenting would replace its syllables",
+                           "segment this folder into another output folder, or pass both folders in one command "
+                           "(their recordings then keep apart names); to replace the old recordings, delete "
+                           f"{out_dir} first")
+
+
+def _source_conflict(store_dir, recording: str, source) -> str:
+    """The file a recording id of the store came from, when ``source`` is another recording ("" else).
+
+    Another path with the same content (a moved or copied folder) is the same recording; the same
+    path with new content is an edited recording (re-segmented, as before). Another path with
+    other content is another recording under the same id: replacing it would lose its syllables.
+    """
+    from .. import store
+    from .._io import content_digest
+
+    path = store.shard_path(store_dir, recording)
+    if not path.exists():
+        return ""
+    try:
+        info = store.read_shard_info(path)
+    except UsvpipeError:
+        return ""
+    if not info.source_path or info.source_path == os.path.realpath(source):
+        return ""
+    try:
+        if os.path.getsize(source) == info.source_size and content_digest(source) == info.source_digest:
+            return ""
+    except OSError:
+        return ""  # an unreadable input fails on its own
+    return info.source_path
 
 
 def _labels(rec: Recording, review=()) -> dict:

@@ -59,12 +59,12 @@ class TaskResult:
 def run_task(task: Task) -> TaskResult:
     """Process one recording; never raises (failures are returned and recorded)."""
     from .. import store
-    from .._io import file_fingerprint
+    from .._io import source_identity
 
     rec = task.rec
     t0 = time.perf_counter()
     try:
-        fp = file_fingerprint(rec.path)
+        fp = source_identity(rec.path)
         # flat memory: the trace is not kept (only the noise floors), images go to the shard
         # 32 at a time as uint8
         segments, trace, source = segment_file_with_trace(rec.path, task.segmentation, task.spectrogram, channel=task.channel,
