@@ -168,3 +168,37 @@ def test_a_moved_folder_is_the_same_recordings_not_a_clash(dataset, tmp_path):
     moved = day1.rename(tmp_path / "moved")
     run = segment_recordings(moved, store, progress=False)
     assert not run.failures and len(open_store(store).table["recording"].unique()) == 4
+
+
+# --------------------------------------------------------------------------- item 4: resume with another lr
+
+def test_resume_with_another_learning_rate_is_refused_naming_it(tmp_path):
+    from dataclasses import replace
+
+    from test_vae import TINY, _make_store
+
+    from usvpipe.errors import ConfigError
+    from usvpipe.vae import TrainParams, train
+
+    store = tmp_path / "store"
+    _make_store(store, n_recordings=2, per_recording=40)
+    params = TrainParams(**{**TINY, "epochs": 3, "checkpoint_every": 1, "checkpoint_min_interval_s": 0})
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_2(epoch, row):
+        if epoch == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(store, tmp_path / "run", params, device="cpu", progress=False, on_epoch_end=kill_after_2)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
+    with pytest.raises(ConfigError) as err:
+        train(store, tmp_path / "run", replace(params, lr=0.01, weight_decay=1e-4), device="cpu", progress=False,
+              resume=True)
+    msg = str(err.value)
+    assert "\n" not in msg and "lr 0.001 -> 0.01" in msg and "weight_decay" in msg and "new OUT_DIR" in msg
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()} == before  # nothing recorded
+    resumed = train(store, tmp_path / "run", params, device="cpu", progress=False, resume=True)
+    assert list(resumed.history["epoch"]) == [1, 2, 3]

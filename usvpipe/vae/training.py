@@ -519,6 +519,7 @@ class _Trainer:
                      == self.model.config else "")
             raise ConfigError(f"{self.ckpt_path}: made with different model parameters {ckpt['model_config']}{older} "
                               "(fix: resume with the same parameters, or choose a new OUT_DIR)")
+        _refuse_changed_optimiser(self.ckpt_path, ckpt.get("params", {}), params_to_dict(self.params))
         if ckpt["store"]["n_syllables"] != len(self.store):
             raise UsvpipeError(f"{self.ckpt_path}: made from a store with {ckpt['store']['n_syllables']} syllables, "
                                f"this one has {len(self.store)} (fix: resume on the same store, or choose a new OUT_DIR)")
@@ -892,6 +893,21 @@ class _Trainer:
             profile=self.profile, batch_size=self.batch_size, obs_precision=self.obs_precision, health=health,
             axis_checks=axis_checks,
         )
+
+
+# What the optimiser and its schedule were built from. A resume continues the checkpoint's
+# optimiser state and schedule, so another value here would be recorded but not used.
+OPTIMISER_PARAMS = ("lr", "lr_schedule", "warmup_epochs", "min_lr_fraction", "weight_decay", "batch_size")
+
+
+def _refuse_changed_optimiser(ckpt_path, saved: dict, now: dict) -> None:
+    """Refuse ``--resume`` with optimiser settings other than the checkpoint's (one line naming each)."""
+    changed = [f"{k} {saved[k]!r} -> {now.get(k)!r}" for k in OPTIMISER_PARAMS if k in saved and saved[k] != now.get(k)]
+    if changed:
+        raise ConfigError(ckpt_path, f"resuming with other optimiser settings than the run was trained with "
+                          f"({', '.join(changed)}); the checkpoint's optimiser and schedule would continue "
+                          "regardless", "resume with the run's settings (drop the changed options), or train "
+                          "afresh into a new OUT_DIR with the new ones")
 
 
 def train(store_dir, out_dir, params: TrainParams = TrainParams(), *, device: str = "auto", resume: bool = False,
