@@ -202,3 +202,23 @@ def test_resume_with_another_learning_rate_is_refused_naming_it(tmp_path):
     assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()} == before  # nothing recorded
     resumed = train(store, tmp_path / "run", params, device="cpu", progress=False, resume=True)
     assert list(resumed.history["epoch"]) == [1, 2, 3]
+
+
+# --------------------------------------------------------------------------- item 5: near-duplicate groups
+
+def test_groups_left_out_of_the_mmd_are_named_with_their_near_duplicates(tmp_path):
+    from mmd_helpers import FAST, _nested
+
+    from usvpipe.mmd import MMDParams, mmd_test
+
+    rng = np.random.default_rng(0)
+    table = _nested(rng, animals=(4, 4), per_animal=4)
+    extra = _nested(rng, animals=(1, 1, 1), per_animal=4, groups=("A ", "a", ""))
+    extra["animal"] = ["x1"] * 4 + ["x2"] * 4 + ["x3"] * 4
+    path = tmp_path / "latents.csv"
+    pd.concat([table, extra]).to_csv(path, index=False)
+    res = mmd_test(path, a="A", b="B", params=MMDParams(**FAST))
+    note = next(n for n in res.notes if "not compared" in n)
+    assert "'A ' (4 syllables, 1 animal(s); differs from 'A' only in spaces or case)" in note
+    assert "'a' (4 syllables, 1 animal(s); differs from 'A'" in note and "'' (4 syllables, 1 animal(s); an empty group name)" in note
+    assert "not compared" in " ".join(res.to_dict()["notes"])
