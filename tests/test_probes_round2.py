@@ -222,3 +222,115 @@ def test_groups_left_out_of_the_mmd_are_named_with_their_near_duplicates(tmp_pat
     assert "'A ' (4 syllables, 1 animal(s); differs from 'A' only in spaces or case)" in note
     assert "'a' (4 syllables, 1 animal(s); differs from 'A'" in note and "'' (4 syllables, 1 animal(s); an empty group name)" in note
     assert "not compared" in " ".join(res.to_dict()["notes"])
+
+
+# --------------------------------------------------------------------------- items 6-9: which files a folder holds
+
+def _rec_ids(folder, metadata=None):
+    from usvpipe.segmentation.inputs import plan_recordings
+
+    recs, problems = plan_recordings(folder, metadata)
+    return recs, problems
+
+
+def test_wavs_in_hidden_and_trash_folders_are_skipped_and_said(dataset, tmp_path, caplog):
+    data = _copy(dataset, tmp_path / "in")
+    wav = _wavs(data)[0]
+    for trash in (".Trashes/501/A/a9", "B/.Trash-1000/files", "$RECYCLE.BIN/S-1-5", ".hidden/A/a1"):
+        (data / trash).mkdir(parents=True)
+        shutil.copy(wav, data / trash / "deleted.wav")
+    recs, _ = _rec_ids(data)
+    assert len(recs) == 4 and not any("deleted" in r.recording for r in recs)
+    assert "4 audio file(s) in hidden or trash folders skipped" in caplog.text
+
+
+def test_flac_and_w64_files_in_a_folder_are_read_and_other_audio_is_named(dataset, tmp_path, caplog):
+    import soundfile as sf
+
+    data = _copy(dataset, tmp_path / "in")
+    wavs = _wavs(data)
+    for wav, fmt in ((wavs[0], "FLAC"), (wavs[1], "W64")):
+        audio, sr = sf.read(wav, dtype="int16")
+        sf.write(wav.with_suffix("." + fmt.lower()), audio, sr, format=fmt, subtype="PCM_16")
+        wav.unlink()
+    (data / "A" / "note.mp3").write_bytes(b"ID3")
+    recs, _ = _rec_ids(data)
+    assert sorted(Path(r.recording).suffix for r in recs) == [".flac", ".w64", ".wav", ".wav"]
+    assert "1 audio file(s) in formats usvpipe does not read skipped" in caplog.text and "note.mp3" in caplog.text
+    run = segment_recordings(data, tmp_path / "store", progress=False)
+    assert not run.failures
+    table = open_store(tmp_path / "store").table
+    assert {Path(r).suffix for r in table["recording"]} == {".flac", ".w64", ".wav"}
+
+
+def test_symlinked_folders_are_followed_once_and_broken_links_are_named(dataset, tmp_path, caplog):
+    data = tmp_path / "in"
+    data.mkdir()
+    elsewhere = _copy(dataset, tmp_path / "elsewhere")
+    (data / "A").symlink_to(elsewhere / "A", target_is_directory=True)
+    shutil.copytree(elsewhere / "B", data / "B")
+    (data / "B" / "loop").symlink_to(data, target_is_directory=True)
+    (data / "B" / _wavs(data / "B")[0].parent.name / "gone.wav").symlink_to(tmp_path / "nowhere.wav")
+    recs, _ = _rec_ids(data)
+    assert sorted(r.recording for r in recs) == sorted(w.relative_to(elsewhere).as_posix() for w in _wavs(elsewhere))
+    assert "1 broken symbolic link(s) skipped" in caplog.text and "gone.wav" in caplog.text
+    assert "already searched not followed again" in caplog.text
+
+
+def test_nfd_file_names_match_an_nfc_metadata_csv_and_make_one_group(dataset, tmp_path):
+    import unicodedata
+
+    nfd, nfc = unicodedata.normalize("NFD", "Käse"), unicodedata.normalize("NFC", "Käse")
+    assert nfd != nfc
+    data = tmp_path / "in"
+    wavs = _wavs(dataset)
+    for i, group in enumerate((nfd, nfc)):
+        for j in range(2):
+            (data / group / f"m{i}{j}").mkdir(parents=True)
+            shutil.copy(wavs[2 * i + j], data / group / f"m{i}{j}" / "rec.wav")
+    recs, _ = _rec_ids(data)
+    assert {r.group for r in recs} == {nfc}
+    assert all(r.recording == unicodedata.normalize("NFC", r.recording) for r in recs)
+    meta = tmp_path / "meta.csv"
+    rows = [{"path": f"{nfc}/m{i}{j}/rec.wav", "animal": f"m{i}{j}", "group": "G" + str(i)} for i in (0, 1) for j in (0, 1)]
+    pd.DataFrame(rows).to_csv(meta, index=False, encoding="utf-8")
+    recs, problems = _rec_ids(data, metadata=meta)
+    assert problems == [] and sorted({r.group for r in recs}) == ["G0", "G1"]
+
+
+# --------------------------------------------------------------------------- item 12: the right fix
+
+def test_a_recording_at_a_1461_character_path_is_read(dataset, tmp_path):
+    from usvpipe.audio import audio_info, read_audio
+
+    folder = tmp_path
+    while len(str(folder)) < 1300:
+        folder = folder / ("d" * 100)
+    folder.mkdir(parents=True)
+    target = folder / ("x" * (1461 - len(str(folder)) - 5) + ".wav")
+    assert len(str(target)) == 1461
+    shutil.copy(_wavs(dataset)[0], target)
+    info = audio_info(target)
+    assert info.n_frames > 0 and read_audio(target)[0].shape[0] == info.n_frames
+
+
+def test_a_name_too_long_for_the_file_system_says_so(tmp_path):
+    from usvpipe.audio import audio_info
+    from usvpipe.errors import InputFileError
+
+    with pytest.raises(InputFileError, match="path too long for the file system .*fix: move the recordings"):
+        audio_info(tmp_path / ("y" * 300 + ".wav"))
+
+
+def test_a_cp1252_metadata_csv_is_read_with_a_note_and_an_undecodable_one_says_csv_utf8(dataset, tmp_path, caplog):
+    from usvpipe.errors import InputFileError
+    from usvpipe.segmentation.inputs import read_metadata
+
+    wav = _wavs(dataset)[0]
+    meta = tmp_path / "meta.csv"
+    meta.write_bytes(f"path,animal,group\n{wav},Maus1,Käse\n".encode("cp1252"))
+    assert list(read_metadata(meta).values())[0]["group"] == "Käse"
+    assert "Windows-1252" in caplog.text and "CSV UTF-8" in caplog.text
+    meta.write_bytes(b"path,animal,group\n" + str(wav).encode() + b",M\x81,G\x8d\n")
+    with pytest.raises(InputFileError, match='save it as "CSV UTF-8"'):
+        read_metadata(meta)

@@ -58,11 +58,13 @@ def recording_durations(recordings, root) -> dict[str, float]:
     """
     import soundfile as sf
 
+    from .audio import soundfile_source
+
     out = {}
     for rec in recordings:
         path = Path(root) / str(rec)
         try:
-            info = sf.info(str(path))
+            info = sf.info(soundfile_source(path))
         except (RuntimeError, OSError, TypeError):
             continue
         if info.samplerate > 0:

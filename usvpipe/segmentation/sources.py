@@ -11,7 +11,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..audio import block_spans, pcm16_to_float32, read_block, select_channel
+from ..audio import block_spans, pcm16_to_float32, read_block, select_channel, soundfile_source
 from .spectrogram import FrameGeometry
 
 # STFT frames per streamed block (~1.5 s at the default hop): small enough to stay in cache.
@@ -56,7 +56,7 @@ class FileSource:
         """Keep the file open for many :meth:`read` calls."""
         import soundfile as sf
 
-        self._fh = sf.SoundFile(self.info.path)
+        self._fh = sf.SoundFile(soundfile_source(self.info.path))
         return self
 
     def __exit__(self, *exc):
@@ -78,7 +78,7 @@ class FileSource:
                 self._fh.seek(a)
                 data = self._fh.read(b - a, dtype=dtype, always_2d=True)
             else:
-                with sf.SoundFile(self.info.path) as fh:
+                with sf.SoundFile(soundfile_source(self.info.path)) as fh:
                     fh.seek(a)
                     data = fh.read(b - a, dtype=dtype, always_2d=True)
             if pcm16:
