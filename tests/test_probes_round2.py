@@ -334,3 +334,90 @@ def test_a_cp1252_metadata_csv_is_read_with_a_note_and_an_undecodable_one_says_c
     meta.write_bytes(b"path,animal,group\n" + str(wav).encode() + b",M\x81,G\x8d\n")
     with pytest.raises(InputFileError, match='save it as "CSV UTF-8"'):
         read_metadata(meta)
+
+
+# --------------------------------------------------------------------------- items 10-11: disk full
+
+def _disk_full_after(monkeypatch, n_ok: int):
+    """Make the shard writer fail with ENOSPC after ``n_ok`` successful shards (in workers too: fork)."""
+    import errno
+
+    from usvpipe import store
+
+    real, calls = store._write_blocks, {"n": 0}
+
+    def write_blocks(dataset, blocks):
+        calls["n"] += 1
+        if calls["n"] > n_ok:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(dataset, blocks)
+
+    monkeypatch.setattr(store, "_write_blocks", write_blocks)
+
+
+def _nothing_blamed_nothing_trusted(store_dir: Path):
+    from usvpipe import store
+
+    assert not list((store_dir / store.ERROR_DIR).glob("*")), "an input was blamed for the full disk"
+    assert not (store_dir / "segments.csv").exists() and not (store_dir / "manifest.json").exists()
+    assert not [p for p in store_dir.rglob("*") if p.name.startswith(".tmp-")]
+
+
+def test_a_full_disk_during_segment_stops_the_batch_in_one_line_blaming_no_input(dataset, tmp_path, monkeypatch):
+    from usvpipe.errors import OutputError
+
+    data = _copy(dataset, tmp_path / "in")
+    out = tmp_path / "store"
+    _disk_full_after(monkeypatch, 1)
+    with pytest.raises(OutputError) as err:
+        segment_recordings(data, out, progress=False, jobs=1)
+    msg = str(err.value)
+    assert "\n" not in msg and "no space left on device" in msg and "free space or choose another output folder" in msg
+    assert len(list((out / "shards").glob("*.h5"))) == 1  # the one before stays, whole; the batch stopped
+    _nothing_blamed_nothing_trusted(out)
+    monkeypatch.undo()
+    run = segment_recordings(data, out, progress=False)  # space freed: the re-run finishes the rest
+    assert run.merged and not run.failures and run.n_skipped == 1
+
+
+def test_a_full_disk_in_a_segment_worker_gives_the_same_line_and_exit_code(dataset, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from usvpipe.cli import main
+
+    data = _copy(dataset, tmp_path / "in")
+    out = tmp_path / "store"
+    _disk_full_after(monkeypatch, 0)
+    res = CliRunner().invoke(main, ["segment", str(data), str(out), "--jobs", "2", "--no-progress"])
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "no space left on device" in lines[0] and "report this" not in lines[0], res.output
+    _nothing_blamed_nothing_trusted(out)
+
+
+def test_a_full_disk_during_train_is_one_line_and_the_checkpoint_stays_whole(tmp_path, monkeypatch):
+    import errno
+
+    import torch
+    from test_vae import TINY, _make_store
+
+    from usvpipe.errors import OutputError
+    from usvpipe.vae import TrainParams, train
+    from usvpipe.vae.training import load_checkpoint
+
+    store = tmp_path / "store"
+    _make_store(store, n_recordings=2, per_recording=40)
+    params = TrainParams(**{**TINY, "epochs": 3, "checkpoint_every": 1, "checkpoint_min_interval_s": 0})
+    real, calls = torch.save, {"n": 0}
+
+    def save(obj, f, *a, **k):
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(obj, f, *a, **k)
+
+    monkeypatch.setattr(torch, "save", save)
+    with pytest.raises(OutputError, match="no space left on device .*free space or choose another output folder"):
+        train(store, tmp_path / "run", params, device="cpu", progress=False)
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["epoch"] == 1
+    assert not [p for p in (tmp_path / "run").iterdir() if p.name.startswith(".tmp-")]

@@ -19,6 +19,54 @@ from typing import Any, Iterator
 from .errors import OutputError
 
 TMP_PREFIX = ".tmp-"
+# Below this many free bytes a failed write is taken as the disk being full: torch and HDF5
+# report a full disk as a RuntimeError or an OSError without errno ("file write failed").
+_FULL_BELOW_BYTES = 1 << 20
+
+
+class NoSpaceError(OutputError):
+    """The file system holding an output is full (or the user's quota is spent): the batch stops.
+
+    Not a problem of any input: nothing is recorded against a recording, and the run is not
+    marked complete.
+    """
+
+
+def _mount_point(path: Path) -> Path:
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    while not os.path.ismount(path) and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _free_bytes(path: Path) -> int | None:
+    try:
+        return shutil.disk_usage(_mount_point(path)).free
+    except OSError:
+        return None
+
+
+def no_space_error(exc: BaseException, path) -> NoSpaceError | None:
+    """``exc`` as a one-line :class:`NoSpaceError` when it means the disk is full, else None.
+
+    Call it before a failed write's temporary file is removed: the free space is read then.
+    """
+    import errno
+
+    if isinstance(exc, NoSpaceError):
+        return exc
+    full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    text = str(exc)
+    full = full or "No space left on device" in text or "Disk quota exceeded" in text or "errno = 28" in text
+    if not full and isinstance(exc, (OSError, RuntimeError)):
+        free = _free_bytes(Path(path))
+        full = free is not None and free < _FULL_BELOW_BYTES
+    if not full:
+        return None
+    return NoSpaceError(_mount_point(Path(path)), f"no space left on device (writing {path})",
+                        "free space or choose another output folder")
 
 
 def _current_umask() -> int:
@@ -46,7 +94,8 @@ def atomic_path(path, *, suffix: str | None = None) -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + path.stem + "-", suffix=suffix, dir=path.parent)
     except OSError as exc:
-        raise OutputError(path, f"cannot write here ({exc.strerror or exc})", "choose a writable location") from None
+        raise no_space_error(exc, path) or OutputError(path, f"cannot write here ({exc.strerror or exc})",
+                                                       "choose a writable location") from None
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -54,9 +103,12 @@ def atomic_path(path, *, suffix: str | None = None) -> Iterator[Path]:
         _fsync_file(tmp)
         os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
+        full = no_space_error(exc, path) if isinstance(exc, Exception) else None
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if full is not None and full is not exc:
+            raise full from None
         raise
 
 

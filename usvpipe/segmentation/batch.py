@@ -29,6 +29,7 @@ from typing import Sequence
 
 from ..config import params_digest, params_to_dict
 from .._lock import WHOLE, acquire_writer_lock
+from .._io import NoSpaceError
 from .._process import die_with_parent
 from ..errors import ConfigError, UsvpipeError
 from . import worker
@@ -343,6 +344,9 @@ def _execute(tasks: Sequence[worker.Task], jobs: int, progress: bool):
             for fut in as_completed(futures):
                 try:
                     yield fut.result()
+                except NoSpaceError:
+                    pool.shutdown(wait=True, cancel_futures=True)  # the rest would fail alike
+                    raise
                 except BrokenProcessPool:
                     # A worker was killed (typically out of memory): every recording still
                     # in the pool whose shard is not written is reported, and a re-run

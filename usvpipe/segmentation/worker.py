@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
+from .._io import NoSpaceError, no_space_error
 from ..errors import UsvpipeError
 from .detection import SCORE_COLUMNS, segment_file_with_trace
 from .images import PADDED_COLUMN, images_past_the_edges, iter_syllable_images
@@ -89,11 +90,16 @@ def run_task(task: Task) -> TaskResult:
         store.clear_error(task.out_dir, rec.recording)
         return TaskResult("done", rec.recording, rec.path, len(segments), duration, time.perf_counter() - t0,
                           n_excluded=review["n_excluded"] if review else 0, n_padded=int(padded.sum()))
+    except NoSpaceError:
+        raise  # the output's disk is full: not this recording's fault, and the batch stops
     except UsvpipeError as exc:
         reason = str(exc)
     except MemoryError:
         reason = f"{rec.path}: out of memory while processing (fix: run with fewer --jobs)"
     except OSError as exc:
+        full = no_space_error(exc, store.shard_path(task.out_dir, rec.recording))
+        if full is not None:
+            raise full from None
         if exc.filename is not None and os.path.abspath(os.fsdecode(exc.filename)) == os.path.abspath(rec.path):
             # e.g. a path in a .txt listing that does not exist, or a file without read permission
             what = "file not found" if isinstance(exc, FileNotFoundError) else f"cannot read the file ({exc.strerror})"
