@@ -421,3 +421,39 @@ def test_a_full_disk_during_train_is_one_line_and_the_checkpoint_stays_whole(tmp
         train(store, tmp_path / "run", params, device="cpu", progress=False)
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["epoch"] == 1
     assert not [p for p in (tmp_path / "run").iterdir() if p.name.startswith(".tmp-")]
+
+
+# --------------------------------------------------------------------------- item 13: warnings users expect
+
+def test_mixed_sample_rates_in_one_analysis_are_warned(dataset, tmp_path, caplog):
+    data = _copy(dataset, tmp_path / "in")
+    other = tmp_path / "other"
+    make_dataset(other, groups=("C",), animals_per_group=1, duration_s=1.0, sample_rate_hz=300_000, seed=5)
+    shutil.copytree(other / "C", data / "C")
+    run = segment_recordings(data, tmp_path / "store", progress=False)
+    note = next(n for n in run.notes if "sample rates" in n)
+    assert "250000 Hz: 4, 300000 Hz: 1" in note and "C/" in note and note in caplog.text
+
+
+def test_a_clipped_recording_is_warned(dataset, tmp_path):
+    import soundfile as sf
+
+    data = _copy(dataset, tmp_path / "in")
+    wav = _wavs(data)[0]
+    audio, sr = sf.read(wav, dtype="float64")
+    sf.write(wav, np.clip(audio * 50, -1, 1), sr, subtype="PCM_16")
+    run = segment_recordings(data, tmp_path / "store", progress=False)
+    note = next(n for n in run.notes if "clipped" in n)
+    assert note.startswith("1 recording(s) clipped (e.g. " + wav.relative_to(data).as_posix())
+    clean = segment_recordings(_copy(dataset, tmp_path / "clean"), tmp_path / "store2", progress=False)
+    assert not any("clipped" in n for n in clean.notes)
+
+
+def test_the_same_recording_twice_is_warned(dataset, tmp_path):
+    data = _copy(dataset, tmp_path / "in")
+    wavs = _wavs(data)
+    (wavs[0].parent / "copy.wav").symlink_to(wavs[0])
+    shutil.copy(wavs[1], wavs[1].parent / (wavs[1].stem + " (copy).wav"))
+    run = segment_recordings(data, tmp_path / "store", progress=False)
+    note = next(n for n in run.notes if "more than once" in n)
+    assert note.startswith("4 recordings are 2 recording(s) present more than once")

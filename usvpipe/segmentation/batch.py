@@ -32,7 +32,7 @@ from .._lock import WHOLE, acquire_writer_lock
 from .._io import NoSpaceError
 from .._process import die_with_parent
 from ..errors import ConfigError, UsvpipeError
-from . import worker
+from . import checks, worker
 from .detection import SCORE_COLUMNS
 from .exclusions import read_exclusions
 from .inputs import Recording, plan_recordings
@@ -91,6 +91,8 @@ class SegmentRun:
     padded_recordings: list = field(default_factory=list)
     review_files: tuple = ()
     review_totals: dict | None = None
+    clipped: list = field(default_factory=list)  # (recording, samples at full scale, samples) processed now
+    notes: list = field(default_factory=list)  # warnings on the inputs (usvpipe.segmentation.checks), also logged
 
     @property
     def realtime_factor(self) -> float:
@@ -114,6 +116,7 @@ class SegmentRun:
                 self.padded_recordings.append((result.recording, result.n_padded, result.n_syllables))
             self.n_syllables += result.n_syllables
             self.audio_s += result.audio_s
+            self.clipped.append((result.recording, result.n_clipped, result.n_samples))
         else:
             self.n_failed += 1
             self.failures.append((result.path, result.error))
@@ -242,13 +245,36 @@ def _segment_locked(recs, problems, shard, out_dir: Path, t0: float, *, spectrog
             run.add(worker.TaskResult("failed", rec.recording, rec.path, error=status))
         else:
             tasks.append(task)
+    _note(run, checks.sample_rate_note(_sample_rates(recs)))
     for result in _execute(tasks, jobs, progress):
         run.add(result)
+    _note(run, checks.clipped_note(run.clipped))
     run.failures.sort()
     run.errors_path = _write_errors_csv(Path(out_dir), problems, {r.recording for r in recs})
     _finish(run, recs, params)
     run.elapsed_s = time.perf_counter() - t0
     return run
+
+
+def _note(run: SegmentRun, line: str) -> None:
+    if line:
+        run.notes.append(line)
+        log.warning("%s", line)
+
+
+def _sample_rates(recs: Sequence[Recording]) -> dict:
+    """recording -> sample rate (Hz) from each readable header (an unreadable file fails on its own)."""
+    import soundfile as sf
+
+    from ..audio import soundfile_source
+
+    rates = {}
+    for rec in recs:
+        try:
+            rates[rec.recording] = int(sf.info(soundfile_source(rec.path)).samplerate)
+        except (RuntimeError, OSError, TypeError, sf.SoundFileError):
+            continue
+    return rates
 
 
 def _refuse_other_sources(recs: Sequence[Recording], out_dir: Path) -> None:
@@ -390,6 +416,7 @@ def _finish(run: SegmentRun, recs: Sequence[Recording], params: dict) -> None:
     run.n_syllables_total = int(len(table))
     manifest = read_json(out_dir / store.MANIFEST_NAME)
     run.pruned = list(manifest.get("pruned", []))
+    _note(run, checks.duplicate_note(manifest.get("recordings", {})))
     reviews = [r["review"] for r in manifest.get("recordings", {}).values() if r.get("review")]
     if reviews:
         run.review_totals = {k: int(sum(r.get(k, 0) for r in reviews))

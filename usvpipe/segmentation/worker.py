@@ -51,6 +51,8 @@ class TaskResult:
     error: str = ""
     n_excluded: int = 0  # detections dropped as noise by an exclusion list
     n_padded: int = 0  # syllables whose image runs past the recording's edges (silence shown)
+    n_clipped: int = 0  # samples at full scale (see FileSource.n_clipped)
+    n_samples: int = 0
 
     @property
     def ok(self) -> bool:
@@ -89,7 +91,8 @@ def run_task(task: Task) -> TaskResult:
         )
         store.clear_error(task.out_dir, rec.recording)
         return TaskResult("done", rec.recording, rec.path, len(segments), duration, time.perf_counter() - t0,
-                          n_excluded=review["n_excluded"] if review else 0, n_padded=int(padded.sum()))
+                          n_excluded=review["n_excluded"] if review else 0, n_padded=int(padded.sum()),
+                          n_clipped=int(getattr(source, "n_clipped", 0)), n_samples=int(source.n_samples))
     except NoSpaceError:
         raise  # the output's disk is full: not this recording's fault, and the batch stops
     except UsvpipeError as exc:
