@@ -457,3 +457,37 @@ def test_the_same_recording_twice_is_warned(dataset, tmp_path):
     run = segment_recordings(data, tmp_path / "store", progress=False)
     note = next(n for n in run.notes if "more than once" in n)
     assert note.startswith("4 recordings are 2 recording(s) present more than once")
+
+
+# --------------------------------------------------------------------------- item 14: epochs as asked
+
+def test_an_explicit_epoch_count_wins_over_the_automatic_step_floor_with_a_warning(tmp_path, caplog):
+    from test_vae import _make_store
+
+    from usvpipe.vae import TrainParams, train
+    from usvpipe.vae.training import planned_epochs
+
+    assert planned_epochs(TrainParams(), steps_per_epoch=7) == 286  # auto: 100 raised to 2000 steps
+    assert planned_epochs(TrainParams(epochs=2), steps_per_epoch=7) == 2  # typed: as asked
+    assert planned_epochs(TrainParams(epochs="2"), steps_per_epoch=7) == 2  # typed on the CLI / in TOML
+    assert planned_epochs(TrainParams(epochs=2, min_steps=70), steps_per_epoch=7) == 10  # both typed: the floor
+    store = tmp_path / "store"
+    _make_store(store, n_recordings=2, per_recording=40)
+    res = train(store, tmp_path / "run", TrainParams(epochs=2, latent_dim=4, channels=(4, 8), hidden=(16,),
+                                                      batch_size=16, figure_every=0), device="cpu", progress=False)
+    assert list(res.history["epoch"]) == [1, 2]
+    assert "2 epochs as asked" in caplog.text and "health may fail" in caplog.text
+
+
+def test_the_cli_epochs_option_is_honoured(tmp_path):
+    from click.testing import CliRunner
+    from test_vae import _make_store
+
+    from usvpipe.cli import main
+
+    store = tmp_path / "store"
+    _make_store(store, n_recordings=2, per_recording=40)
+    res = CliRunner().invoke(main, ["train", str(store), str(tmp_path / "run"), "--epochs", "1", "--latent-dim", "4",
+                                    "--batch-size", "16", "--device", "cpu", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert len(pd.read_csv(tmp_path / "run" / "loss.csv")) == 1

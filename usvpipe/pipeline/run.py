@@ -337,8 +337,7 @@ class _Run:
 _WHAT = {
     "segment": "finding syllables in the WAV files and cutting their spectrograms into the store "
                "(recordings already in the store are skipped)",
-    "train": "training the VAE on the syllable spectrograms ({epochs} epochs, more if needed to reach {min_steps} "
-             "optimiser steps; {stopping})",
+    "train": "training the VAE on the syllable spectrograms ({epochs} epochs{floor}; {stopping})",
     "encode": "encoding every syllable into its latent vector",
     "umap": "projecting the latents to 2-D and drawing the figures and the explorer (the first use in a "
             "fresh environment compiles UMAP's numba code: up to a minute, once)",
@@ -355,7 +354,9 @@ def _what(name: str, config: PipelineConfig) -> str:
         patience = getattr(tp, "patience", 0)
         stopping = (f"after those steps, stops early after {patience} epochs without validation improvement"
                     if patience else "no early stopping")
-        text = text.format(epochs=getattr(tp, "epochs", "?"), min_steps=getattr(tp, "min_steps", 0), stopping=stopping)
+        floor = getattr(tp, "step_floor", 0)
+        text = text.format(epochs=getattr(tp, "resolved_epochs", "?"), stopping=stopping,
+                           floor=f", more if needed to reach {floor} optimiser steps" if floor else ", as asked")
     return text
 
 

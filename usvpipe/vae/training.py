@@ -236,9 +236,11 @@ def _set_rng_state(state: dict, device) -> None:
 
 # -- schedule ----------------------------------------------------------------------------------
 def planned_epochs(params: TrainParams, steps_per_epoch: int) -> int:
-    """``params.epochs``, or more when that many epochs would be fewer than ``params.min_steps`` steps."""
-    need = -(-params.min_steps // max(steps_per_epoch, 1)) if params.min_steps else 0
-    return max(params.epochs, need)
+    """The epochs asked for, or more when that many would be fewer than the step floor
+    (:attr:`TrainParams.step_floor`: none when the user gave ``epochs`` and not ``min_steps``)."""
+    floor = params.step_floor
+    need = -(-floor // max(steps_per_epoch, 1)) if floor else 0
+    return max(params.resolved_epochs, need)
 
 
 #: Epochs whose times :func:`seconds_left` reads: recent enough to follow a change of pace
@@ -557,8 +559,11 @@ class _Trainer:
                    "so a CPU can train enough steps (profile = \"full\" keeps them as they are)"
                    if self.profile == "cpu" else f"{h}x{w} syllables")
         length = f"{self.n_epochs} epochs x {self.steps_per_epoch} steps"
-        if self.n_epochs > p.epochs:
-            length += f" (raised from {p.epochs} epochs to reach min_steps = {p.min_steps})"
+        if self.n_epochs > p.resolved_epochs:
+            length += f" (raised from {p.resolved_epochs} epochs to reach min_steps = {p.step_floor})"
+        elif self.n_epochs * self.steps_per_epoch < p.resolved_min_steps:
+            length += (f" as asked (epochs = {p.epochs}: {self.n_epochs * self.steps_per_epoch} steps, fewer than the "
+                       f"{p.resolved_min_steps} the default would make; the training health may fail)")
         return (f"training on {self.ctx.device}: {len(self.train_rows)} train / {len(self.val_rows)} validation syllables "
                 f"(split by {self.split_info['unit']}); {profile}; batch {self.batch_size}, {length}; "
                 f"obs_precision {self.obs_precision:.4g}{' (auto)' if p.obs_precision == 'auto' else ''}; "
@@ -755,6 +760,11 @@ class _Trainer:
         p, ctx = self.params, self.ctx
         if self.verbose:
             tqdm.write(self.describe())
+        steps = self.n_epochs * self.steps_per_epoch
+        if ctx.is_main and self.n_epochs == p.resolved_epochs and p.epochs != "auto" and steps < p.resolved_min_steps:
+            log.warning("%s: %d epochs as asked make %d optimiser steps, fewer than the %d of the automatic floor: "
+                        "the training health may fail (fix: leave epochs at auto, or set min_steps)",
+                        self.out_dir, self.n_epochs, steps, p.resolved_min_steps)
         from .health import MIN_SYLLABLES_SHOWN_TO_LEARN
 
         if ctx.is_main and len(self.store) < MIN_SYLLABLES_SHOWN_TO_LEARN:
@@ -829,7 +839,7 @@ class _Trainer:
     def _should_stop(self) -> bool:
         """Early stopping: ``patience`` epochs without improvement, never before ``min_steps``."""
         p = self.params
-        return p.patience > 0 and self.best["bad_epochs"] >= p.patience and self._steps_done() >= p.min_steps
+        return p.patience > 0 and self.best["bad_epochs"] >= p.patience and self._steps_done() >= p.step_floor
 
     def _log_epoch(self, epoch: int, row: dict, dt: float, last: bool) -> None:
         import pandas as pd
