@@ -36,8 +36,11 @@ def _parse_set(items) -> dict:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="usvpipe.toml; its [train] section gives defaults, options override it.")
 @click.option("--epochs", type=int, default=None,
-              help="Epochs, raised when they would be fewer than --min-steps steps [default: 100].")
-@click.option("--min-steps", type=int, default=None, help="Floor on optimiser steps, 0 = none [default: 2000].")
+              help="Epochs, trained as asked (a warning when fewer than 2000 steps) [default: auto: 100, raised to "
+                   "reach --min-steps].")
+@click.option("--min-steps", type=int, default=None,
+              help="Floor on optimiser steps, 0 = none; given, it applies to --epochs too [default: auto: 2000 when "
+                   "--epochs is not given].")
 @click.option("--batch-size", default=None,
               help="Syllables per step per process, or auto (128, smaller for small stores) [default: auto].")
 @click.option("--profile", type=click.Choice(["auto", "full", "cpu"]), default=None,
