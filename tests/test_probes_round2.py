@@ -491,3 +491,48 @@ def test_the_cli_epochs_option_is_honoured(tmp_path):
                                     "--batch-size", "16", "--device", "cpu", "--no-progress"])
     assert res.exit_code == 0, res.output
     assert len(pd.read_csv(tmp_path / "run" / "loss.csv")) == 1
+
+
+# --------------------------------------------------------------------------- item 16: threads under contention
+
+def test_the_thread_count_follows_what_the_process_may_use():
+    from usvpipe._threads import choose_threads
+
+    assert choose_threads(environ={}, cpus=2, load=0.2).threads == 2  # idle machine: every CPU
+    assert choose_threads(environ={}, cpus=2, load=1.1).threads == 1  # one busy process beside it
+    assert choose_threads(environ={}, cpus=2, load=7.0).threads == 1  # never below one
+    assert choose_threads(environ={"SLURM_CPUS_PER_TASK": "4"}, cpus=64, load=0.0).threads == 4
+    assert choose_threads(environ={"OMP_NUM_THREADS": "3"}, cpus=2, load=5.0).threads == 3  # the user's choice
+    assert choose_threads(2, environ={"OMP_NUM_THREADS": "3"}, cpus=8, load=0.0).threads == 2  # --threads wins
+    line = choose_threads(environ={}, cpus=2, load=1.1).line()
+    assert line.startswith("1 CPU thread (2 CPUs usable, load 1.1 at start") and "OMP_NUM_THREADS or train --threads overrides" in line
+
+
+def test_training_uses_the_chosen_threads_says_so_and_restores_torchs(tmp_path, capsys):
+    import torch
+    from click.testing import CliRunner
+    from test_vae import _make_store
+
+    from usvpipe.cli import main
+
+    store = tmp_path / "store"
+    _make_store(store, n_recordings=2, per_recording=40)
+    before = torch.get_num_threads()
+    seen = []
+    from usvpipe.vae import training
+
+    real_fit = training._Trainer.fit
+
+    def fit(self, on_epoch_end=None):
+        seen.append(torch.get_num_threads())
+        return real_fit(self, on_epoch_end)
+
+    training._Trainer.fit = fit
+    try:
+        res = CliRunner().invoke(main, ["train", str(store), str(tmp_path / "run"), "--epochs", "1", "--latent-dim", "4",
+                                        "--batch-size", "16", "--device", "cpu", "--no-progress", "--threads", "1"])
+    finally:
+        training._Trainer.fit = real_fit
+    assert res.exit_code == 0, res.output
+    assert seen == [1] and torch.get_num_threads() == before
+    assert "training on cpu (1 CPU thread (--threads))" in res.output + capsys.readouterr().out

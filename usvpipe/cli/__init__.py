@@ -79,6 +79,9 @@ def main(verbose: int, quiet: bool):
     Every stage reads and writes plain files (CSV, HDF5, JSON), so each can be run,
     re-run or replaced on its own. Run `usvpipe COMMAND --help` for details.
     """
+    from .._threads import note_start_load
+
+    note_start_load()  # before this command's own work raises it (usvpipe._threads)
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 

@@ -354,9 +354,12 @@ def _what(name: str, config: PipelineConfig) -> str:
         patience = getattr(tp, "patience", 0)
         stopping = (f"after those steps, stops early after {patience} epochs without validation improvement"
                     if patience else "no early stopping")
+        from .._threads import choose_threads
+
         floor = getattr(tp, "step_floor", 0)
         text = text.format(epochs=getattr(tp, "resolved_epochs", "?"), stopping=stopping,
                            floor=f", more if needed to reach {floor} optimiser steps" if floor else ", as asked")
+        text += f"; on the CPU with {choose_threads().line()}" if config.run.device in ("cpu", "auto") else ""
     return text
 
 

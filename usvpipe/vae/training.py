@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import random
+from typing import Optional
 import sys
 import time
 from dataclasses import dataclass, field
@@ -378,6 +379,8 @@ class _Trainer:
     state), :meth:`fit` runs the epochs and writes the outputs. Every process of a DDP run
     holds one; only rank 0 writes."""
 
+    thread_line = "threads as torch chose"  # set by train(): how many CPU threads and why
+
     def __init__(self, store_dir, out_dir, params: TrainParams, ctx: _Context, *, resume: bool, progress: bool,
                  verbose: bool = True):
         self.params, self.ctx, self.progress = params, ctx, progress
@@ -564,7 +567,7 @@ class _Trainer:
         elif self.n_epochs * self.steps_per_epoch < p.resolved_min_steps:
             length += (f" as asked (epochs = {p.epochs}: {self.n_epochs * self.steps_per_epoch} steps, fewer than the "
                        f"{p.resolved_min_steps} the default would make; the training health may fail)")
-        return (f"training on {self.ctx.device}: {len(self.train_rows)} train / {len(self.val_rows)} validation syllables "
+        return (f"training on {self.ctx.device} ({self.thread_line}): {len(self.train_rows)} train / {len(self.val_rows)} validation syllables "
                 f"(split by {self.split_info['unit']}); {profile}; batch {self.batch_size}, {length}; "
                 f"obs_precision {self.obs_precision:.4g}{' (auto)' if p.obs_precision == 'auto' else ''}; "
                 f"model.pt keeps the {self.keep} weights"
@@ -921,7 +924,7 @@ def _refuse_changed_optimiser(ckpt_path, saved: dict, now: dict) -> None:
 
 
 def train(store_dir, out_dir, params: TrainParams = TrainParams(), *, device: str = "auto", resume: bool = False,
-          progress: bool = True, quiet: bool = False, on_epoch_end=None) -> TrainResult:
+          progress: bool = True, quiet: bool = False, on_epoch_end=None, threads: Optional[int] = None) -> TrainResult:
     """Train a VAE on a syllable store.
 
     Parameters
@@ -944,13 +947,27 @@ def train(store_dir, out_dir, params: TrainParams = TrainParams(), *, device: st
     on_epoch_end : callable, optional
         ``f(epoch, row)`` called on every process after each epoch (and after its
         checkpoint); ``row`` is the epoch's history dict. Raising stops training.
+    threads : int, optional
+        torch's CPU threads for this run (restored after it); default: chosen from the CPUs
+        this process may use and the load at start (:func:`usvpipe._threads.choose_threads`).
 
     Returns
     -------
     TrainResult
     """
+    import torch
+
+    from .._threads import choose_threads
+
     if not isinstance(params, TrainParams):
         raise TypeError("params must be a usvpipe.vae.TrainParams")
+    before = torch.get_num_threads()
     with _process_context(device) as ctx:
-        trainer = _Trainer(store_dir, out_dir, params, ctx, resume=resume, progress=progress, verbose=not quiet)
-        return trainer.fit(on_epoch_end)
+        choice = choose_threads(threads)
+        torch.set_num_threads(choice.threads)
+        try:
+            trainer = _Trainer(store_dir, out_dir, params, ctx, resume=resume, progress=progress, verbose=not quiet)
+            trainer.thread_line = choice.line()
+            return trainer.fit(on_epoch_end)
+        finally:
+            torch.set_num_threads(before)
