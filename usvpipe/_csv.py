@@ -53,16 +53,35 @@ def _text_columns(frame) -> list:
     return [c for c in frame.columns if _is_text(frame[c])]
 
 
+def _mask(values, pattern: re.Pattern, strip: int):
+    """Text cells matching ``pattern`` that are not a number once ``strip`` characters are dropped (vectorised)."""
+    text = values.astype(object).where(values.map(type) == str, "") if values.dtype == object else values.astype(str)
+    text = text.str
+    hit = text.match(pattern.pattern).fillna(False).astype(bool)
+    if hit.any():
+        hit &= ~text.slice(strip).str.fullmatch(_NUMBER.pattern).fillna(False).astype(bool)
+    return hit
+
+
+def _changed_column(values, pattern, strip, change):
+    hit = _mask(values, pattern, strip)
+    if not hit.any():
+        return None
+    out = values.copy()
+    rows = hit.to_numpy()
+    out[rows] = [change(v) for v in values[rows]]
+    return out
+
+
 def neutralise_frame(frame):
     """A copy of ``frame`` whose text cells (and text index and header) are safe in a spreadsheet.
 
-    Returns ``frame`` itself when nothing needs a change (the common case costs one scan).
+    Returns ``frame`` itself when nothing needs a change (the common case costs one vectorised scan).
     """
     import pandas as pd
 
-    cols = _text_columns(frame)
-    changed = {c: frame[c].map(neutralise_cell) for c in cols}
-    changed = {c: s for c, s in changed.items() if not s.equals(frame[c])}
+    changed = {c: _changed_column(frame[c], _FORMULA_START, 0, lambda v: "'" + v) for c in _text_columns(frame)}
+    changed = {c: s for c, s in changed.items() if s is not None}
     header = [neutralise_cell(str(c)) if isinstance(c, str) else c for c in frame.columns]
     index_text = _is_text(frame.index)
     if not changed and header == list(frame.columns) and not index_text:
@@ -78,7 +97,9 @@ def neutralise_frame(frame):
 
 def _restore_frame(frame):
     for c in _text_columns(frame):
-        frame[c] = frame[c].map(restore_cell)
+        restored = _changed_column(frame[c], _PROTECTED, 1, lambda v: v[1:])
+        if restored is not None:
+            frame[c] = restored
     frame.columns = [restore_cell(c) if isinstance(c, str) else c for c in frame.columns]
     if _is_text(frame.index):
         frame.index = frame.index.map(restore_cell)
