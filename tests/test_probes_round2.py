@@ -536,3 +536,13 @@ def test_training_uses_the_chosen_threads_says_so_and_restores_torchs(tmp_path, 
     assert res.exit_code == 0, res.output
     assert seen == [1] and torch.get_num_threads() == before
     assert "training on cpu (1 CPU thread (--threads))" in res.output + capsys.readouterr().out
+
+
+def test_exported_segments_neutralise_formula_labels_and_read_back_as_written(tmp_path):
+    from usvpipe.annotations import read_segments, write_segments
+
+    frame = pd.DataFrame({"onset_s": [0.1, 0.5], "offset_s": [0.2, 0.6], "label": ["=cmd|' /C calc'!A0", "-"]})
+    path = write_segments(frame, tmp_path / "seg.csv")
+    assert _unsafe(_cells(path)) == []
+    back = read_segments(path)
+    assert list(back["label"]) == ["=cmd|' /C calc'!A0", "-"]
