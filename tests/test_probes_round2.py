@@ -546,3 +546,16 @@ def test_exported_segments_neutralise_formula_labels_and_read_back_as_written(tm
     assert _unsafe(_cells(path)) == []
     back = read_segments(path)
     assert list(back["label"]) == ["=cmd|' /C calc'!A0", "-"]
+
+
+def test_a_shard_that_cannot_fit_is_refused_before_hdf5_touches_the_disk(tmp_path, monkeypatch):
+    """HDF5 meeting a full disk mid-write crashed the interpreter (exit 139, seen on a full tmpfs);
+    a shard is now checked against the free space first."""
+    from usvpipe import _io, store
+    from usvpipe.errors import OutputError
+
+    monkeypatch.setattr(_io, "_free_bytes", lambda path: 100 << 10)
+    images = np.zeros((20, 128, 128), np.uint8)
+    with pytest.raises(OutputError, match=r"no space left on device \(0.1 MiB free, .* MiB needed to write .*rec1"):
+        store.write_shard(tmp_path, "rec1", images, np.arange(20.0), np.arange(20.0) + 0.05)
+    assert not list(tmp_path.rglob("*.h5")) and not list(tmp_path.rglob(".tmp-*"))

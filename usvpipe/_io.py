@@ -126,6 +126,73 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
+def check_room(path, need_bytes: int) -> None:
+    """Raise :class:`NoSpaceError` when the file system of ``path`` has fewer than ``need_bytes`` free."""
+    free = _free_bytes(Path(path))
+    if free is not None and free < need_bytes:
+        raise NoSpaceError(_mount_point(Path(path)), f"no space left on device ({free / 2**20:.1f} MiB free, "
+                           f"{need_bytes / 2**20:.1f} MiB needed to write {path})",
+                           "free space or choose another output folder")
+
+
+def _without_full_disk_reports(hook):
+    if getattr(hook, "drops_full_disk_reports", False):
+        return hook
+
+    def filtered(unraisable):
+        text = f"{unraisable.exc_value}"
+        if "No space left on device" in text or "errno = 28" in text or "file write failed" in text:
+            return
+        hook(unraisable)
+
+    filtered.drops_full_disk_reports = True
+    return filtered
+
+
+def write_hdf5(path, fill, *, name=None) -> None:
+    """Create the HDF5 file ``path`` and call ``fill(h5py_file)``; a full disk raises :class:`NoSpaceError`.
+
+    An HDF5 file whose writes failed for want of space cannot be closed cleanly: h5py reports
+    every failed flush when its objects are freed and the interpreter could crash later on the
+    dangling handles (seen: exit 139). So they are freed here, at once, with those reports
+    silenced, before the one-line error goes up.
+    """
+    import gc
+    import sys
+    import types
+
+    import h5py
+
+    def run():
+        with h5py.File(path, "w") as f:
+            fill(f)
+
+    # h5py reports a failed flush from its objects' deallocators (sys.unraisablehook), which
+    # may run inside the `with` already: they are held back, dropped if the disk was full,
+    # and passed on otherwise (the hook's `object` is not kept, as the docs ask)
+    held, hook = [], sys.unraisablehook
+    sys.unraisablehook = lambda u: held.append(types.SimpleNamespace(
+        exc_type=u.exc_type, exc_value=u.exc_value, exc_traceback=u.exc_traceback, err_msg=u.err_msg, object=None))
+    failure = None
+    try:
+        try:
+            run()
+        except Exception as exc:  # noqa: BLE001 - only a full disk is handled here
+            failure = no_space_error(exc, path if name is None else name)
+            if failure is None:
+                raise
+        if failure is not None:
+            gc.collect()
+            raise failure
+    finally:
+        # after a full disk, h5py's handles on the failed file keep reporting until the process
+        # ends: from then on this process drops those reports (and only those)
+        sys.unraisablehook = hook if failure is None else _without_full_disk_reports(hook)
+        if failure is None:
+            for u in held:
+                hook(u)
+
+
 def write_text_atomic(path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -40,7 +40,7 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 
 from ._csv import read_csv
-from ._io import TMP_PREFIX, atomic_path, read_json, remove_stale_temporaries, write_csv_atomic, write_json_atomic
+from ._io import TMP_PREFIX, atomic_path, check_room, write_hdf5, read_json, remove_stale_temporaries, write_csv_atomic, write_json_atomic
 from ._version import __version__
 from .errors import InputFileError, UsvpipeError
 
@@ -149,42 +149,49 @@ def write_shard(
     path = shard_path(store_dir, recording)
     # The temporary name must not end in .h5, or readers globbing shards/*.h5 would see
     # a half-written file from a concurrent (or killed) writer.
+    # room for the images and a margin (HDF5 that hits a full disk mid-write leaves objects that
+    # crash the interpreter later; a clean refusal beforehand is the common case's answer)
+    need = int(n * (shape[0] * shape[1] + 8 * (3 + len(columns or {}))) * 1.25) + (256 << 10)
+
+    def fill(f):
+        if blocks is None:
+            f.create_dataset("spectrograms", data=spectrograms, chunks=(1, *shape) if n else None)
+        else:
+            _write_blocks(f.create_dataset("spectrograms", shape=(n, *shape), dtype=np.uint8, chunks=(1, *shape) if n else None), blocks)
+        f.create_dataset("onset_s", data=onset_s)
+        f.create_dataset("offset_s", data=offset_s)
+        grp = f.create_group("columns")
+        for name, values in (columns or {}).items():
+            values = np.asarray(values, dtype=np.float64).reshape(-1)
+            if values.shape != (n,):
+                raise ValueError(f"column {name!r} must have {n} values")
+            grp.create_dataset(name, data=values)
+        if labels is not None:
+            if len(labels) != n:
+                raise ValueError(f"labels must have {n} values")
+            f.create_dataset("label", data=[str(x) for x in labels], dtype=h5py.string_dtype())
+        if review is not None:
+            f.attrs["review_json"] = json.dumps(dict(review))
+        f.attrs["recording"] = recording
+        f.attrs["animal"] = str(animal)
+        f.attrs["group"] = str(group)
+        if metadata:
+            f.attrs["metadata_json"] = json.dumps({str(k): str(v) for k, v in metadata.items()})
+        f.attrs["source_size"] = int(fp.get("size", -1))
+        f.attrs["source_mtime_ns"] = int(fp.get("mtime_ns", -1))
+        # which file this recording id came from: a second folder with the same relative
+        # names must not replace it silently (see source_conflict)
+        f.attrs["source_path"] = str(fp.get("path", ""))
+        f.attrs["source_digest"] = str(fp.get("digest", ""))
+        f.attrs["params_json"] = json.dumps(dict(params or {}), default=str)
+        f.attrs["params_digest"] = params_digest
+        f.attrs["usvpipe_version"] = __version__
+        f.attrs["format"] = STORE_FORMAT
+        f.attrs["format_version"] = FORMAT_VERSION
+
     with atomic_path(path, suffix=".part") as tmp:
-        with h5py.File(tmp, "w") as f:
-            if blocks is None:
-                f.create_dataset("spectrograms", data=spectrograms, chunks=(1, *shape) if n else None)
-            else:
-                _write_blocks(f.create_dataset("spectrograms", shape=(n, *shape), dtype=np.uint8, chunks=(1, *shape) if n else None), blocks)
-            f.create_dataset("onset_s", data=onset_s)
-            f.create_dataset("offset_s", data=offset_s)
-            grp = f.create_group("columns")
-            for name, values in (columns or {}).items():
-                values = np.asarray(values, dtype=np.float64).reshape(-1)
-                if values.shape != (n,):
-                    raise ValueError(f"column {name!r} must have {n} values")
-                grp.create_dataset(name, data=values)
-            if labels is not None:
-                if len(labels) != n:
-                    raise ValueError(f"labels must have {n} values")
-                f.create_dataset("label", data=[str(x) for x in labels], dtype=h5py.string_dtype())
-            if review is not None:
-                f.attrs["review_json"] = json.dumps(dict(review))
-            f.attrs["recording"] = recording
-            f.attrs["animal"] = str(animal)
-            f.attrs["group"] = str(group)
-            if metadata:
-                f.attrs["metadata_json"] = json.dumps({str(k): str(v) for k, v in metadata.items()})
-            f.attrs["source_size"] = int(fp.get("size", -1))
-            f.attrs["source_mtime_ns"] = int(fp.get("mtime_ns", -1))
-            # which file this recording id came from: a second folder with the same relative
-            # names must not replace it silently (see source_conflict)
-            f.attrs["source_path"] = str(fp.get("path", ""))
-            f.attrs["source_digest"] = str(fp.get("digest", ""))
-            f.attrs["params_json"] = json.dumps(dict(params or {}), default=str)
-            f.attrs["params_digest"] = params_digest
-            f.attrs["usvpipe_version"] = __version__
-            f.attrs["format"] = STORE_FORMAT
-            f.attrs["format_version"] = FORMAT_VERSION
+        check_room(path, need)
+        write_hdf5(tmp, fill, name=path)
     return path
 
 
