@@ -12,18 +12,23 @@ same), moves the result to ``--dest``, and compares with a reference run made th
 
 Compared byte for byte: the segments (``store/segments.csv``), the syllables
 (``store/syllables.csv``; every HDF5 shard's datasets, dtypes, shapes and attributes), the
-latents (``latents.csv``) and the MMD report (``mmd/report.json`` and its CSV tables). A
-shard's file bytes are not compared: it records the WAV's modification time
+latents (``latents.csv``), the MMD report (``mmd/report.json`` and its CSV tables), the
+report (``report.md``, ``report.html``, figures embedded) and the explorer's payload (the
+JSON data embedded in ``umap/explorer.html``: points, categories, thumbnails, audio clips).
+A shard's file bytes are not compared: it records the WAV's modification time
 (``source_mtime_ns``, for resumability), which differs whenever the demo data is
-regenerated; that one attribute is left out. Timings, figures and the HTML/Markdown
-report are not compared (they hold wall-clock times or renderer bytes). Exit status 0 when
-every file is identical, 1 otherwise (each difference is listed).
+regenerated; that one attribute is left out. In the report, the "seconds" column of the
+stage table is wall-clock time and is masked before comparing; everything else in it must
+match. Timings files and the figure files themselves are not compared (the report embeds
+the figures it shows). Exit status 0 when every file is identical, 1 otherwise (each
+difference is listed).
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,7 +37,12 @@ from pathlib import Path
 SCRATCH = Path("/tmp/usvpipe_compare_demo/demo")
 DEMO_ARGS = ["--animals-per-group", "5", "--duration-s", "10", "--epochs", "2", "--seed", "0", "--no-progress"]
 COMPARED = ["store/segments.csv", "store/syllables.csv", "store/shards/*.h5", "latents.csv",
-            "mmd/report.json", "mmd/*.csv"]
+            "mmd/report.json", "mmd/*.csv", "report.md", "report.html", "umap/explorer.html"]
+
+# the stage table's "seconds" cell: | train | ran | 45.3 | … (Markdown) and <td>train</td><td>ran</td><td>45.3</td> (HTML)
+STAGE_SECONDS_MD = re.compile(r"^(\| [a-z]+ \| [^|\n]+ \| )[0-9.]+( \|)", re.M)
+STAGE_SECONDS_HTML = re.compile(r"(<tr><td>[a-z]+</td><td>[^<]*</td><td>)[0-9.]+(</td>)")
+EXPLORER_PAYLOAD = re.compile(rb'<script type="application/json" id="usvpipe-data">(.*?)</script>', re.S)
 
 
 def run_demo(src: Path, dest: Path) -> None:
@@ -56,10 +66,6 @@ def compared_files(root: Path) -> list[str]:
     for pattern in COMPARED:
         out += sorted(p.relative_to(root).as_posix() for p in root.glob(pattern))
     return out
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 # attributes that legitimately differ between two runs of the same code
@@ -92,12 +98,34 @@ def _h5_content(path: Path) -> dict:
     return out
 
 
+def _comparable_bytes(path: Path) -> bytes:
+    """What is compared of a file: the report with its stage times masked, the explorer's payload, else every byte."""
+    data = path.read_bytes()
+    if path.name == "report.md":
+        return STAGE_SECONDS_MD.sub(r"\1<seconds>\2", data.decode("utf-8")).encode("utf-8")
+    if path.name == "report.html":
+        return STAGE_SECONDS_HTML.sub(r"\1<seconds>\2", data.decode("utf-8")).encode("utf-8")
+    if path.name == "explorer.html":
+        found = EXPLORER_PAYLOAD.search(data)
+        return found.group(1) if found else b"<no payload>"
+    return data
+
+
+def _first_difference(x: bytes, y: bytes) -> str:
+    i = next((k for k, (p, q) in enumerate(zip(x, y)) if p != q), min(len(x), len(y)))
+    return f"first at byte {i}: {x[max(0, i - 40):i + 40]!r} vs {y[max(0, i - 40):i + 40]!r}"
+
+
 def _same(a: Path, b: Path) -> tuple[bool, str]:
     if a.suffix == ".h5":
         x, y = _h5_content(a), _h5_content(b)
         bad = sorted(k for k in set(x) | set(y) if x.get(k) != y.get(k))
         return not bad, f"HDF5 items differ: {', '.join(bad[:5])}"
-    return a.read_bytes() == b.read_bytes(), f"sha256 {_digest(a)} vs {_digest(b)}"
+    x, y = _comparable_bytes(a), _comparable_bytes(b)
+    if x == y:
+        return True, ""
+    return False, (f"sha256 {hashlib.sha256(x).hexdigest()[:16]} vs {hashlib.sha256(y).hexdigest()[:16]}, "
+                   + _first_difference(x, y))
 
 
 def compare(reference: Path, candidate: Path) -> list[str]:
@@ -137,7 +165,8 @@ def main(argv=None) -> int:
     for p in problems:
         print(p)
     print(f"{n - len(problems)}/{n} reference files identical in {args.dest}" if problems
-          else f"all {n} compared files identical (byte for byte; HDF5 shards item by item)")
+          else f"all {n} compared files identical (byte for byte; HDF5 shards item by item; "
+               "the report with its stage times masked; the explorer's embedded payload)")
     return 1 if problems else 0
 
 

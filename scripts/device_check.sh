@@ -30,7 +30,7 @@ if [ "$MODE" = "--prepare" ]; then
         [ -d ../shared/data ] || { echo "device_check: ../shared/data not found (fix: run --prepare from a checkout beside shared/)"; exit 2; }
         "$PY" - <<'EOF'
 from pathlib import Path
-from usvpipe.pipeline_segment import segment_recordings
+from usvpipe.segmentation.batch import segment_recordings
 segment_recordings(sorted(Path("../shared/data").rglob("*.wav")), Path(".device_carry/real/store"), progress=False)
 EOF
     fi

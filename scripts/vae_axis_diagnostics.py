@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     from usvpipe.vae.axis_check import MAX_AXIS_CHECK_SYLLABLES, measure_axes
     from usvpipe.vae.data import split_rows
     from usvpipe.vae.encoding import load_model
-    from usvpipe.vae.training import end_of_run_check_rows
+    from usvpipe.vae.samples import end_of_run_check_rows
 
     torch.set_num_threads(1)
     store = open_store(args.store)

@@ -68,7 +68,7 @@ def pca_features(images: np.ndarray, n_components: int) -> np.ndarray:
 
 def pooled(images: np.ndarray, factor: int) -> np.ndarray:
     """``(n, H, W)`` images average-pooled by ``factor`` (what the CPU profile's network sees)."""
-    from usvpipe.vae.training import _pooled
+    from usvpipe.vae.samples import _pooled
 
     return _pooled(images, factor)
 
@@ -119,7 +119,7 @@ def real_store(store_dir: Path, data: Path = DATA) -> Path:
     if not (store_dir / "syllables.csv").exists():
         if not data.is_dir():
             raise SystemExit(f"{data}: not found (the real recordings live in ../shared/data)")
-        from usvpipe.pipeline_segment import segment_recordings
+        from usvpipe.segmentation.batch import segment_recordings
 
         segment_recordings(sorted(data.rglob("*.wav")), store_dir, progress=False)
     return store_dir
@@ -128,7 +128,7 @@ def real_store(store_dir: Path, data: Path = DATA) -> Path:
 def synthetic_store(store_dir: Path, wav_dir: Path, *, seconds_per_animal: float, seed: int) -> Path:
     """A synthetic dataset (2 groups x 4 animals) written to ``wav_dir``, segmented with the defaults (once)."""
     if not (store_dir / "syllables.csv").exists():
-        from usvpipe.pipeline_segment import segment_recordings
+        from usvpipe.segmentation.batch import segment_recordings
         from usvpipe.synth import make_dataset
 
         make_dataset(wav_dir, animals_per_group=4, duration_s=seconds_per_animal, seed=seed)

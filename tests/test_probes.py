@@ -320,7 +320,7 @@ def test_a_truncated_model_in_a_run_folder_is_retrained(tmp_path):
     model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
     again = run_pipeline(cfg, progress=False)
     assert [s.status for s in again.stages[1:3]] == ["ran", "ran"], again.stages
-    from usvpipe.vae.training import load_checkpoint
+    from usvpipe.vae.checkpoint import load_checkpoint
 
     load_checkpoint(model)  # readable again
     third = run_pipeline(cfg, progress=False)

@@ -342,9 +342,9 @@ def _disk_full_after(monkeypatch, n_ok: int):
     """Make the shard writer fail with ENOSPC after ``n_ok`` successful shards (in workers too: fork)."""
     import errno
 
-    from usvpipe import store
+    from usvpipe import shards
 
-    real, calls = store._write_blocks, {"n": 0}
+    real, calls = shards._write_blocks, {"n": 0}
 
     def write_blocks(dataset, blocks):
         calls["n"] += 1
@@ -352,7 +352,7 @@ def _disk_full_after(monkeypatch, n_ok: int):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(dataset, blocks)
 
-    monkeypatch.setattr(store, "_write_blocks", write_blocks)
+    monkeypatch.setattr(shards, "_write_blocks", write_blocks)
 
 
 def _nothing_blamed_nothing_trusted(store_dir: Path):
@@ -403,7 +403,7 @@ def test_a_full_disk_during_train_is_one_line_and_the_checkpoint_stays_whole(tmp
 
     from usvpipe.errors import OutputError
     from usvpipe.vae import TrainParams, train
-    from usvpipe.vae.training import load_checkpoint
+    from usvpipe.vae.checkpoint import load_checkpoint
 
     store = tmp_path / "store"
     _make_store(store, n_recordings=2, per_recording=40)
@@ -465,7 +465,7 @@ def test_an_explicit_epoch_count_wins_over_the_automatic_step_floor_with_a_warni
     from test_vae import _make_store
 
     from usvpipe.vae import TrainParams, train
-    from usvpipe.vae.training import planned_epochs
+    from usvpipe.vae.schedule import planned_epochs
 
     assert planned_epochs(TrainParams(), steps_per_epoch=7) == 286  # auto: 100 raised to 2000 steps
     assert planned_epochs(TrainParams(epochs=2), steps_per_epoch=7) == 2  # typed: as asked

@@ -119,17 +119,37 @@ def test_amvoc_accuracy_pooled(shared_data):
     assert pooled.boundary_f1 >= 0.80, pooled
 
 
-def test_the_old_module_paths_still_export_the_segmentation_api():
-    import usvpipe
-    from usvpipe import pipeline_segment, segment, spectrogram as old_spectrogram
-    from usvpipe.segmentation import batch, detection, params
-    from usvpipe.segmentation import spectrogram as new_spectrogram
+@pytest.mark.parametrize("old, name, new", [
+    ("usvpipe.segment", "segment_file", "usvpipe.segmentation.detection"),
+    ("usvpipe.segment", "SegmentParams", "usvpipe.segmentation.params"),
+    ("usvpipe.pipeline_segment", "segment_recordings", "usvpipe.segmentation.batch"),
+    ("usvpipe.pipeline_segment", "SyllableParams", "usvpipe.segmentation.params"),
+    ("usvpipe.spectrogram", "SpectrogramParams", "usvpipe.segmentation.spectrogram"),
+])
+def test_an_old_module_path_still_works_but_warns_with_the_new_import_and_the_removal_version(old, name, new):
+    import importlib
 
-    assert segment.segment_file is detection.segment_file is usvpipe.segment_file
-    assert segment.SegmentParams is params.SegmentParams is usvpipe.SegmentParams
-    assert pipeline_segment.segment_recordings is batch.segment_recordings is usvpipe.segment_recordings
-    assert pipeline_segment.SyllableParams is params.SyllableParams
-    assert old_spectrogram.SpectrogramParams is new_spectrogram.SpectrogramParams is usvpipe.SpectrogramParams
+    old_module, new_module = importlib.import_module(old), importlib.import_module(new)
+    with pytest.warns(DeprecationWarning) as caught:
+        value = getattr(old_module, name)
+    assert value is getattr(new_module, name)
+    message = str(caught[0].message)
+    assert f"from {new} import {name}" in message and "removed in usvpipe 0.3" in message
+    assert caught[0].filename == __file__  # the warning points at the caller's line, not at usvpipe
+
+
+def test_every_name_an_old_module_path_lists_resolves_in_its_new_module():
+    import importlib
+    import warnings
+
+    for old in ("usvpipe.segment", "usvpipe.pipeline_segment", "usvpipe.spectrogram"):
+        module = importlib.import_module(old)
+        for name, new in module._MOVED.items():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                assert getattr(module, name) is getattr(importlib.import_module(new), name), (old, name)
+        with pytest.raises(AttributeError):
+            module.no_such_name
 
 
 # --------------------------------------------------------------------------- streaming + decisions

@@ -366,7 +366,7 @@ def test_latents_linearly_recover_generating_parameters(tmp_path):
 
 
 def test_seconds_left_reads_the_recent_pace_without_the_first_epoch():
-    from usvpipe.vae.training import PACE_EPOCHS, describe_seconds, seconds_left
+    from usvpipe.vae.schedule import PACE_EPOCHS, describe_seconds, seconds_left
 
     assert seconds_left([], 5) is None
     assert seconds_left([3.0], 4) == 12.0  # one epoch timed: it is all there is
@@ -424,7 +424,7 @@ def test_cli_bad_inputs_give_one_line_errors(tmp_path):
 
 
 def test_fused_adam_only_where_torch_has_it(monkeypatch):
-    from usvpipe.vae.training import _has_fused_adam
+    from usvpipe.vae.runtime import _has_fused_adam
 
     cpu = torch.device("cpu")
     assert _has_fused_adam(torch.device("cuda", 0))

@@ -72,7 +72,7 @@ def test_auto_batch_size_gives_small_stores_enough_steps_and_large_ones_avas_bat
 
 
 def test_step_floor_raises_the_epochs_of_a_small_store():
-    from usvpipe.vae.training import planned_epochs
+    from usvpipe.vae.schedule import planned_epochs
 
     assert planned_epochs(TrainParams(epochs=100, min_steps=2000), steps_per_epoch=10) == 200
     assert planned_epochs(TrainParams(epochs=100, min_steps=2000), steps_per_epoch=7800) == 100
@@ -88,7 +88,7 @@ def test_cpu_profile_pools_large_images_and_is_never_silent():
 
 
 def test_auto_observation_precision_scales_with_the_pixel_variance():
-    from usvpipe.vae.training import auto_obs_precision
+    from usvpipe.vae.samples import auto_obs_precision
 
     rng = np.random.default_rng(0)
     bright = rng.uniform(0, 1, (50, 8, 8))
@@ -581,7 +581,7 @@ def _collapsed_model(tmp_path):
     from usvpipe.store import open_store
     from usvpipe.vae.health import measure_health
     from usvpipe.vae.model import build_model
-    from usvpipe.vae.training import load_checkpoint, save_checkpoint
+    from usvpipe.vae.checkpoint import load_checkpoint, save_checkpoint
 
     _random_call_store(tmp_path / "store", n_recordings=4, per_recording=30, group_shift=3.0)
     params = TrainParams(min_steps=0, epochs=2, latent_dim=4, channels=(4, 8), hidden=(16,), figure_every=0)

@@ -32,20 +32,11 @@ from . import _io
 from ._csv import read_csv
 from .artifacts import TEXT_COLUMNS
 from .errors import InputFileError
+# the measure table and the group names live in leaf modules that the figure (viz/measures.py) shares;
+# re-exported here, where they were first published
+from .groups import NO_GROUP_LABEL, group_label  # noqa: F401
+from .measure_catalog import LABELS, MEASURES  # noqa: F401
 
-#: (column in the per-animal table, label with unit, source column in syllables.csv, scale)
-MEASURES = (
-    ("calls", "call count", None, 1.0),
-    ("calls_per_min", "calls per minute of recording", None, 1.0),
-    ("duration_ms", "duration (ms)", "duration_s", 1e3),
-    ("mean_freq_khz", "mean frequency (kHz)", "mean_freq_hz", 1e-3),
-    ("min_freq_khz", "minimum frequency (kHz)", "min_freq_hz", 1e-3),
-    ("max_freq_khz", "maximum frequency (kHz)", "max_freq_hz", 1e-3),
-    ("bandwidth_khz", "bandwidth, max − min frequency (kHz)", None, 1e-3),
-    ("mean_amplitude", "mean amplitude (dB above noise floor)", "mean_amplitude", 1.0),
-    ("peak_amplitude", "peak amplitude (dB above noise floor)", "peak_amplitude", 1.0),
-)
-LABELS = {m[0]: m[1] for m in MEASURES}
 #: bootstrap draws for the effect-size intervals: the 2.5/97.5 % quantiles of 2000 draws
 #: move by < 2 % of the interval's width between seeds
 BOOTSTRAP_DRAWS = 2000
@@ -70,18 +61,6 @@ def recording_durations(recordings, root) -> dict[str, float]:
         if info.samplerate > 0:
             out[str(rec)] = info.frames / info.samplerate
     return out
-
-
-#: How a recording without a group (a file not under a group folder, or an empty ``group`` cell) is named to people.
-NO_GROUP_LABEL = "(no group)"
-
-
-def group_label(group) -> str:
-    """``group`` as a report or figure shows it: :data:`NO_GROUP_LABEL` for ``""``, ``None`` or NaN (how a
-    CSV read back gives an empty group)."""
-    if group is None or (isinstance(group, float) and math.isnan(group)) or str(group) == "":
-        return NO_GROUP_LABEL
-    return str(group)
 
 
 def per_animal_measures(syllables, durations_s: Optional[Mapping[str, float]] = None, *,

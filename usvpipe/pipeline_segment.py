@@ -1,18 +1,27 @@
-"""Compatibility module: batch segmentation now lives in :mod:`usvpipe.segmentation`.
+"""Deprecated: batch segmentation lives in :mod:`usvpipe.segmentation` (removed in usvpipe 0.3).
 
-``from usvpipe.pipeline_segment import SyllableParams, segment_recordings`` keeps working;
-new code imports from :mod:`usvpipe.segmentation` (or the top-level ``usvpipe``).
+``from usvpipe.pipeline_segment import segment_recordings`` still works, with a
+``DeprecationWarning`` that names the new import, e.g.
+``from usvpipe.segmentation.batch import segment_recordings``.
 """
 from __future__ import annotations
 
-from .segmentation.batch import ERRORS_NAME, SEGMENTS_NAME, SegmentRun, run_params, segment_recordings  # noqa: F401
-from .segmentation.images import syllable_images  # noqa: F401
-from .segmentation.inputs import (  # noqa: F401
-    WAV_SUFFIXES,
-    Recording,
-    discover_inputs,
-    layout_metadata,
-    plan_recordings,
-    read_metadata,
-)
-from .segmentation.params import SyllableParams  # noqa: F401
+from ._deprecated import moved_names
+
+_MOVED = {
+    "ERRORS_NAME": "usvpipe.segmentation.batch",
+    "SEGMENTS_NAME": "usvpipe.segmentation.batch",
+    "SegmentRun": "usvpipe.segmentation.batch",
+    "run_params": "usvpipe.segmentation.batch",
+    "segment_recordings": "usvpipe.segmentation.batch",
+    "syllable_images": "usvpipe.segmentation.images",
+    "WAV_SUFFIXES": "usvpipe.segmentation.inputs",
+    "Recording": "usvpipe.segmentation.inputs",
+    "discover_inputs": "usvpipe.segmentation.inputs",
+    "layout_metadata": "usvpipe.segmentation.inputs",
+    "plan_recordings": "usvpipe.segmentation.inputs",
+    "read_metadata": "usvpipe.segmentation.inputs",
+    "SyllableParams": "usvpipe.segmentation.params",
+}
+
+__getattr__, __dir__ = moved_names(__name__, _MOVED)

@@ -1,18 +1,25 @@
-"""Compatibility module: the segmenter now lives in :mod:`usvpipe.segmentation`.
+"""Deprecated: the segmenter lives in :mod:`usvpipe.segmentation` (removed in usvpipe 0.3).
 
-``from usvpipe.segment import SegmentParams, segment_audio, segment_file`` keeps working;
-new code imports from :mod:`usvpipe.segmentation` (or the top-level ``usvpipe``).
+``from usvpipe.segment import segment_file`` still works, with a ``DeprecationWarning`` that
+names the new import, e.g. ``from usvpipe.segmentation.detection import segment_file``.
 """
 from __future__ import annotations
 
-from .segmentation.detection import (  # noqa: F401
-    SCORE_COLUMNS,
-    segment_audio,
-    segment_file,
-    segment_file_with_trace,
-    segment_with_trace,
-    segments_from_trace,
-)
-from .segmentation.params import SegmentParams  # noqa: F401
-from .segmentation.sources import DEFAULT_BLOCK_FRAMES  # noqa: F401
-from .segmentation.trace import Trace, compute_trace, noise_floor, noise_windows  # noqa: F401
+from ._deprecated import moved_names
+
+_MOVED = {
+    "SCORE_COLUMNS": "usvpipe.segmentation.detection",
+    "segment_audio": "usvpipe.segmentation.detection",
+    "segment_file": "usvpipe.segmentation.detection",
+    "segment_file_with_trace": "usvpipe.segmentation.detection",
+    "segment_with_trace": "usvpipe.segmentation.detection",
+    "segments_from_trace": "usvpipe.segmentation.detection",
+    "SegmentParams": "usvpipe.segmentation.params",
+    "DEFAULT_BLOCK_FRAMES": "usvpipe.segmentation.sources",
+    "Trace": "usvpipe.segmentation.trace",
+    "compute_trace": "usvpipe.segmentation.trace",
+    "noise_floor": "usvpipe.segmentation.trace",
+    "noise_windows": "usvpipe.segmentation.trace",
+}
+
+__getattr__, __dir__ = moved_names(__name__, _MOVED)

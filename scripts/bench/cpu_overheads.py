@@ -77,7 +77,7 @@ def checkpoint_s(repeats: int = 20) -> float:
     import torch
 
     from usvpipe.vae.model import VAE
-    from usvpipe.vae.training import _cpu_state, save_checkpoint
+    from usvpipe.vae.checkpoint import _cpu_state, save_checkpoint
 
     model = VAE((32, 32))
     opt = torch.optim.Adam(model.parameters())
@@ -117,7 +117,7 @@ def demo_epoch_s(steps: int = 16, batch: int = 25) -> float:
     import torch
 
     from usvpipe.vae.model import VAE
-    from usvpipe.vae.training import _has_fused_adam
+    from usvpipe.vae.runtime import _has_fused_adam
 
     torch.manual_seed(0)
     model = VAE((32, 32), obs_precision=1000.0)

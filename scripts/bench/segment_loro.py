@@ -37,8 +37,9 @@ sys.path.insert(0, str(REPO))
 
 from usvpipe.annotations import read_segments  # noqa: E402
 from usvpipe.evaluate import evaluate_segments, pool_scores  # noqa: E402
-from usvpipe.segment import SegmentParams, segment_file_with_trace, segments_from_trace  # noqa: E402
-from usvpipe.spectrogram import SpectrogramParams  # noqa: E402
+from usvpipe.segmentation.detection import segment_file_with_trace, segments_from_trace  # noqa: E402
+from usvpipe.segmentation.params import SegmentParams  # noqa: E402
+from usvpipe.segmentation.spectrogram import SpectrogramParams  # noqa: E402
 
 TOLERANCE_S = 0.010
 
@@ -86,7 +87,7 @@ def load(data: Path):
     """{name: (trace, source, truth)} for every N/ with rec_N.wav and gt_N.csv."""
     recs = {}
     # the trace is computed with the lowest low threshold in the grid, so the per-frame
-    # features every candidate needs are present (see usvpipe.segment: features are kept
+    # features every candidate needs are present (see usvpipe.segmentation.detection: features are kept
     # only where the trace exceeds the low threshold)
     kw = {"low_threshold": min(GRID["low_threshold"]), "high_threshold": max(GRID["high_threshold"])}
     if "noise_check" in {f.name for f in dataclasses.fields(SegmentParams)}:

@@ -43,7 +43,7 @@ CHUNK_S = 30.0
 CHILD = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[3])
-from usvpipe.pipeline_segment import segment_recordings
+from usvpipe.segmentation.batch import segment_recordings
 t0 = time.perf_counter()
 run = segment_recordings(sys.argv[1], sys.argv[2], jobs=1, progress=False)
 hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))

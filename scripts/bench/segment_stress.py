@@ -233,7 +233,7 @@ def run_vocalpy(python: str, paths: list[Path]) -> dict | None:
 
 def usvpipe_variants() -> dict:
     """Name -> SegmentParams: the defaults, and each optional decision of the core flipped."""
-    from usvpipe.segment import SegmentParams
+    from usvpipe.segmentation.params import SegmentParams
 
     base = SegmentParams()
     names = {f.name for f in dataclasses.fields(SegmentParams)}
@@ -256,8 +256,8 @@ def main(argv=None) -> int:
     ap.add_argument("--tolerance-s", type=float, default=0.010)
     ap.add_argument("--json", type=Path, help="also write the scores here")
     args = ap.parse_args(argv)
-    from usvpipe.segment import segment_file
-    from usvpipe.spectrogram import SpectrogramParams
+    from usvpipe.segmentation.detection import segment_file
+    from usvpipe.segmentation.spectrogram import SpectrogramParams
 
     classes = [c.strip() for c in args.classes.split(",") if c.strip()]
     variants = usvpipe_variants()

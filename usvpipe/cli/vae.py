@@ -115,7 +115,7 @@ def train(store, out_dir, config_path, epochs, min_steps, batch_size, profile, k
     )
     result = train_vae(store, out_dir, params, device=device, resume=resume, progress=not (no_progress or quiet),
                        quiet=quiet, threads=threads)
-    from ..vae.training import distributed_env
+    from ..vae.runtime import distributed_env
 
     if distributed_env()[0] != 0:
         return

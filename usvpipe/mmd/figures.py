@@ -1,16 +1,17 @@
-"""MMD figures: null distribution, pairwise heatmap in dendrogram order, per-animal effect size."""
+"""MMD figures: null distribution, pairwise heatmap in dendrogram order, per-animal effect size.
+
+Drawn from an :class:`~usvpipe.mmd.result.MMDResult` (read by attribute: ``null``, ``statistic``,
+``pairwise``, ``per_animal``, …). ``result.py`` calls this module when it saves a result; this
+module does not import ``result.py`` back, so the two stay one-way.
+"""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .result import MMDResult
 
-
-def _save_figures(result: MMDResult, out: Path) -> dict:
+def _save_figures(result, out: Path) -> dict:
     """Null distribution, pairwise heatmap with dendrogram ordering, per-animal effect size."""
     import matplotlib
 
@@ -21,7 +22,7 @@ def _save_figures(result: MMDResult, out: Path) -> dict:
         return _draw_figures(result, out, plt)
 
 
-def _draw_figures(result: MMDResult, out: Path, plt) -> dict:
+def _draw_figures(result, out: Path, plt) -> dict:
     from .._io import save_figure_atomic
 
     paths = {}

@@ -10,10 +10,11 @@ import numpy as np
 
 from ..artifacts import Latents
 from ..errors import InputFileError
-from ..measures import group_label
+from ..groups import group_label
 from .backends import _get_ops
 from .bandwidth import _resolve_bandwidths, _scales
 from .kernel_pass import _checked_kernel_pass
+from .latent_health import apply_latent_health, explain_with_health, latent_health_of, latent_readout_of
 from .params import MMDParams
 from .pvalues import _label_matrix, _mc_error, _minp_aggregate, _pvalue_counts, _splits
 from .result import MMDResult
@@ -54,7 +55,7 @@ def mmd_test(latents, *, group_col: str = "group", a: Optional[str] = None, b: O
     health : "auto", dict or None
         The training health of the latents' model: ``"auto"`` reads it from the sidecar
         ``usvpipe encode`` wrote beside a latents file; a failed health marks the result
-        ``interpretable=False`` (see :mod:`usvpipe.mmd.trust`). Only ``"auto"`` also reads the
+        ``interpretable=False`` (see :mod:`usvpipe.mmd.latent_health`). Only ``"auto"`` also reads the
         sidecar's acoustic read-out check into ``latent_readout``.
 
     Returns
@@ -67,8 +68,6 @@ def mmd_test(latents, *, group_col: str = "group", a: Optional[str] = None, b: O
         Missing columns, fewer than two groups, unknown ``a``/``b``, NaNs, animals in
         both groups, or too few animals to reach ``params.alpha`` with the animal unit.
     """
-    from .trust import latent_health_of, latent_readout_of
-
     health_dict, complete = latent_health_of(latents) if health == "auto" else (health, True)
     result = _mmd_test(latents, group_col, a, b, params, health_dict, complete)
     if health == "auto":
@@ -77,8 +76,6 @@ def mmd_test(latents, *, group_col: str = "group", a: Optional[str] = None, b: O
 
 
 def _mmd_test(latents, group_col, a, b, params, health_dict, complete) -> MMDResult:
-    from .trust import apply_latent_health, explain_with_health
-
     design = _validate(latents, group_col, a, b, params)
     Zc = design.Z - design.Z.mean(axis=0)
     with explain_with_health(health_dict):  # identical latents of a collapsed model: say so first

@@ -1,87 +1,29 @@
-"""Can the group answer be trusted? The latents' health, and a second opinion from other representations.
+"""Can the group answer be trusted? A second opinion from other representations.
 
 An MMD test on latents is only as meaningful as the latents: a collapsed VAE maps every
 syllable to nearly the same point, and a permutation test on those points still prints a
 p-value. Two checks travel with every result:
 
-- **latent health**: the training health that ``usvpipe train`` measured
-  (:mod:`usvpipe.vae.health`), read from the latents' sidecar. When it failed, the
-  result is marked ``interpretable = False`` with the concrete fix, and the report and
-  ``run_manifest.json`` say "do not interpret" instead of stating a difference.
-- **second opinion**: the same animal-level test on representations that need no trained
-  model — the classical acoustic measures of every syllable (standardised duration,
+- **latent health** (:mod:`usvpipe.mmd.latent_health`, applied by :func:`~usvpipe.mmd.stage.mmd_test`
+  itself): the training health that ``usvpipe train`` measured, read from the latents' sidecar.
+- **second opinion** (this module, which calls the stage): the same animal-level test on
+  representations that need no trained model — the classical acoustic measures of every syllable (standardised duration,
   frequencies, bandwidth, amplitude) and a PCA of the syllable images with as many
   components as the latents have dimensions. A group difference that holds across
   representations is more than an artefact of one model.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from pathlib import Path
 
 import numpy as np
+
+from ..errors import UsvpipeError
+from .stage import mmd_test
 
 #: The classical measures (``syllables.csv`` score columns) tested as a second opinion, and the
 #: bandwidth derived from two of them. Standardised over the compared syllables before the test.
 CLASSICAL_MEASURES = ("duration_s", "mean_freq_hz", "min_freq_hz", "max_freq_hz", "mean_amplitude", "peak_amplitude")
-DO_NOT_INTERPRET = "latents not informative — do not interpret"
-
-
-def latent_health_of(latents) -> tuple[dict | None, bool | None]:
-    """``(health, model_complete)`` recorded beside a latents file (``(None, None)`` if unknown)."""
-    if not isinstance(latents, (str, Path)):
-        return None, None
-    from ..artifacts import Latents
-
-    meta = Latents.read_meta(latents)
-    health = meta.get("model_health")
-    return (health if isinstance(health, dict) else None), meta.get("model_complete")
-
-
-def latent_readout_of(latents) -> list:
-    """The acoustic read-out check ``usvpipe encode`` recorded beside a latents file (``[]`` if unknown)."""
-    if not isinstance(latents, (str, Path)):
-        return []
-    from ..artifacts import Latents
-
-    from ..vae.readout import readouts_from
-
-    return [r.to_dict() for r in readouts_from(Latents.read_meta(latents).get("readout"))]
-
-
-def apply_latent_health(result, health: dict | None, model_complete: bool | None = None):
-    """Attach the health to an :class:`~usvpipe.mmd.result.MMDResult`; mark it uninterpretable when it failed."""
-    result.latent_health = health
-    if model_complete is False:
-        result.notes.append("the latents come from an unfinished training run (fix: `usvpipe train … --resume`)")
-    if health is not None and not health.get("passed", True):
-        result.interpretable = False
-        result.do_not_interpret = f"{DO_NOT_INTERPRET}: {health.get('reason', 'the training health check failed')}" \
-                                  f" (fix: {health.get('fix', 'retrain')})"
-    elif health is None and model_complete is None:
-        result.notes.append("no training-health record for these latents (not written by `usvpipe encode`): "
-                            "check that they describe the syllables before interpreting the test")
-    return result
-
-
-@contextlib.contextmanager
-def explain_with_health(health: dict | None):
-    """Re-raise a test's input error with the health verdict first when the latents failed it.
-
-    A fully collapsed VAE gives identical latents, and the test then fails on the bandwidth;
-    the reason the user must read is the collapse, with its fix.
-    """
-    from ..errors import UsvpipeError
-
-    try:
-        yield
-    except UsvpipeError as exc:
-        if health is None or health.get("passed", True):
-            raise
-        raise UsvpipeError(exc.path or "latents",
-                           f"{DO_NOT_INTERPRET}: {health.get('reason', 'the training health check failed')}, "
-                           f"and the test could not run ({exc.reason})", health.get("fix", "retrain")) from None
 
 
 def classical_features(frame):
@@ -132,9 +74,6 @@ def second_opinion(frame, primary, *, group_col: str, params, store=None) -> lis
     representation that cannot be tested (columns absent, store unreadable) gets a row with a
     ``skipped`` reason instead of a number. Syllable-level views are not repeated.
     """
-    from ..errors import UsvpipeError
-    from .stage import mmd_test
-
     a, b = primary.groups
     rows = [_row("VAE latents", primary, len(primary.features))]
     if not hasattr(frame, "columns"):

@@ -254,3 +254,21 @@ def health_line(mmd: Optional[Mapping]) -> str:
     if not h.get("passed"):
         line += f". {h.get('reason', '')}" + (f" Fix: {h['fix']}" if h.get("fix") else "")
     return line
+
+
+def _mmd_field(res, name, default=None):
+    if isinstance(res, Mapping):
+        return res.get(name, default)
+    return getattr(res, name, default)
+
+
+def describe_mmd(res) -> str:
+    """One line for a log or ``usvpipe info``: the statistic, the p-value and the unit of an MMD result
+    (an :class:`~usvpipe.mmd.MMDResult` or its ``report.json``); ``""`` when it has no numbers."""
+    stat = _mmd_field(res, "statistic")
+    pval = _mmd_field(res, "p_value")
+    unit = _mmd_field(res, "unit", "")
+    try:
+        return f"MMD²={float(stat):.4g}, p={float(pval):.4g} (unit: {unit})"
+    except (TypeError, ValueError):
+        return ""

@@ -6,7 +6,7 @@ from pathlib import Path
 from .. import _io
 from .._csv import read_csv
 from ..errors import UsvpipeError
-from .report import _describe_mmd
+from .answer import describe_mmd
 
 
 def describe_directory(path) -> list[str]:
@@ -56,7 +56,7 @@ def describe_directory(path) -> list[str]:
                    if (path / "model.pt").exists() else "")]
     if (path / "report.json").exists():
         r = _io.read_json(path / "report.json")
-        lines = [f"{path}: MMD report: {_describe_mmd(r)}"]
+        lines = [f"{path}: MMD report: {describe_mmd(r)}"]
         if r.get("interpretable") is False:
             lines.append(f"  {r.get('do_not_interpret')}")
         return lines
@@ -176,7 +176,7 @@ def _describe_file(path: Path) -> str:
     if suffix in (".csv", ".tsv", ".txt"):
         return _describe_table(path)
     if suffix == ".pt":
-        from ..vae.training import load_checkpoint
+        from ..vae.checkpoint import load_checkpoint
 
         try:
             ck = load_checkpoint(path)
@@ -185,7 +185,7 @@ def _describe_file(path: Path) -> str:
         return (f"{path}: usvpipe VAE {'training checkpoint' if ck.get('kind') == 'checkpoint' else 'model'}, epoch {ck.get('epoch', '?')}, "
                 f"latent dim {(ck.get('model_config') or {}).get('latent_dim', '?')}, usvpipe {ck.get('usvpipe_version', '?')}")
     if path.name == "report.json":
-        return f"{path}: MMD report: {_describe_mmd(_io.read_json(path))}"
+        return f"{path}: MMD report: {describe_mmd(_io.read_json(path))}"
     return f"{path}: a file, not a usvpipe output"
 
 

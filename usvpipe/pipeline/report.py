@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Mapping, Optional
 
 from .. import _io
 from .._version import __version__
-from ..measures import group_label
+from ..groups import group_label
 from .answer import _fmt, _fmt_int, answer, group_effect, health_line, readout_rows, second_opinion_rows
 
 if TYPE_CHECKING:
     from .config import PipelineConfig
-    from .run import PipelineResult, StageOutcome
+    from .outcome import PipelineResult, StageOutcome
 
 #: fields of the run manifest that the report reads when the MMD dict lacks them (lead's contract)
 HEALTH_FIELDS = ("latent_health", "interpretable", "do_not_interpret", "second_opinion")
@@ -63,22 +63,6 @@ CAPTIONS = {
 SECTION_TITLES = {"measures": "Classical measures", "mmd": "Latent-space test (kernel MMD, permutation)",
                   "vae": "The VAE (representation of the syllables)", "umap": "The latent space in pictures",
                   "other": "Other figures"}
-
-
-def _mmd_field(res, name, default=None):
-    if isinstance(res, Mapping):
-        return res.get(name, default)
-    return getattr(res, name, default)
-
-
-def _describe_mmd(res) -> str:
-    stat = _mmd_field(res, "statistic")
-    pval = _mmd_field(res, "p_value")
-    unit = _mmd_field(res, "unit", "")
-    try:
-        return f"MMD²={float(stat):.4g}, p={float(pval):.4g} (unit: {unit})"
-    except (TypeError, ValueError):
-        return ""
 
 
 def _as_dict(mmd) -> Optional[dict]:

@@ -13,44 +13,22 @@ import logging
 import platform
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from .. import _io
 from .._version import __version__
 from ..config import params_digest
 from ..errors import ConfigError, UsvpipeError
+from .answer import describe_mmd
 from .config import PipelineConfig
-from .report import _describe_mmd, write_report
+from .outcome import PipelineResult, StageOutcome
+from .report import write_report
 
 log = logging.getLogger(__name__)
 
 STAMP = "stage.json"
 LEAF_STAGES = ("umap", "mmd", "poise")  # no other stage reads their outputs
-
-
-@dataclass
-class StageOutcome:
-    name: str
-    status: str  # "ran", "skipped (up to date)", "failed", "not requested"
-    seconds: float = 0.0
-    detail: str = ""
-
-
-@dataclass
-class PipelineResult:
-    """What a pipeline run produced (paths are absolute)."""
-
-    output: Path
-    stages: list[StageOutcome]
-    report_path: Path | None = None
-    mmd: Any = None
-    segment_failures: list = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return all(s.status != "failed" for s in self.stages) and not self.segment_failures
 
 
 def run_pipeline(config: PipelineConfig, *, progress: bool = True, force: bool = False,
@@ -259,7 +237,7 @@ class _Run:
                                             store=self.store_dir)
         res.save(self.mmd_dir)
         self.result.mmd = res
-        return _describe_mmd(res)
+        return describe_mmd(res)
 
     def videos_fingerprint(self) -> list:
         """Size and modification time of every behaviour video (a new or edited one redoes the poise stage)."""

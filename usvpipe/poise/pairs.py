@@ -6,7 +6,7 @@ Matching videos to recordings uses the rules that give WAVs their animal and gro
    without its suffix (``g1/m1/day1.mp4`` <-> ``g1/m1/day1.wav``; videos kept next to the WAVs
    or in a mirrored folder); else
 2. the same file stem, animal and group, where a video's animal and group come from the folder
-   layout ``group/animal/file.mp4`` (:func:`usvpipe.pipeline_segment.layout_metadata`) or, with
+   layout ``group/animal/file.mp4`` (:func:`usvpipe.segmentation.inputs.layout_metadata`) or, with
    ``video_metadata``, from a ``path,animal,group`` CSV read like the WAVs' metadata CSV.
 
 Each syllable gets the frame (or short stack) on screen at its onset mapped to video time
@@ -71,7 +71,7 @@ def match_videos(recordings, videos, *, video_metadata=None) -> tuple[dict, list
 
     ``recordings`` is a table with columns ``recording, animal, group`` (one row per recording).
     """
-    from ..pipeline_segment import layout_metadata, read_metadata
+    from ..segmentation.inputs import layout_metadata, read_metadata
 
     files, root = discover_videos(videos)
     meta = read_metadata(video_metadata) if video_metadata is not None else None
@@ -168,7 +168,6 @@ def make_pairs(store, videos, out_path=None, params: PairsParams = PairsParams()
     """
     import pandas as pd
 
-    from .._io import write_csv_atomic
     from ..store import open_store
 
     st = open_store(store)
@@ -185,22 +184,10 @@ def make_pairs(store, videos, out_path=None, params: PairsParams = PairsParams()
         sub = table.iloc[rows]
         off, drift = sync_map.get(rec, (None, None))
         try:
-            info = video_info(video, fps=params.fps)
-            times = frame_times(sub["onset_s"], sub["offset_s"], params, info.fps, offset_s=off, drift_ppm=drift)
-            dur = _audio_duration(audio_root, rec)
-            if dur is not None:
-                need = float(params.video_time(np.array(dur), offset_s=off, drift_ppm=drift))
-                if info.duration_s + 1.0 / info.fps < need:
-                    raise InputFileError(video, f"video is shorter than its audio ({info.duration_s:.2f} s of video, "
-                                                f"{need:.2f} s needed for {dur:.2f} s of audio)",
-                                         "pass the whole video, or fix the sync offset/drift")
-            got = read_frames(video, times.reshape(-1), size=params.size,
-                              roi=params.roi or None, fps=params.fps)
+            got, times = _frames_of_recording(video, sub, params, _audio_duration(audio_root, rec), off, drift)
         except InputFileError as exc:
             problems.append((rec, str(video), exc.reason + (f" (fix: {exc.fix})" if exc.fix else "")))
             continue
-        h, w = params.size
-        got = got.reshape(len(sub), params.frames, h, w).transpose(0, 2, 1, 3).reshape(len(sub), h, params.frames * w)
         frames.append(got)
         specs.append(st.read(rows))
         prov.append(pd.DataFrame({"recording": rec, "syllable_id": sub["id"].astype(str).to_numpy(),
@@ -216,18 +203,46 @@ def make_pairs(store, videos, out_path=None, params: PairsParams = PairsParams()
     prov = pd.concat(prov, ignore_index=True)
     run = PairsRun(None, prov, problems)
     if out_path is not None:
-        out_path = Path(out_path)
-        if out_path.suffix.lower() != ".npz":
-            raise UsvpipeError(f"{out_path}: the pairs file must end in .npz (fix: e.g. pairs.npz)")
-        _write_npz(out_path, np.concatenate(frames), np.concatenate(specs), prov)
-        write_csv_atomic(out_path.with_suffix(".csv"), prov, index=False)
-        err = out_path.with_name(out_path.stem + ".errors.csv")
-        if problems:
-            write_csv_atomic(err, pd.DataFrame(problems, columns=PROBLEM_COLUMNS), index=False)
-        elif err.exists():
-            err.unlink()  # a stale list from an earlier run would mislead
-        run.path = out_path
+        run.path = _write_pairs(Path(out_path), frames, specs, prov, problems)
     return run
+
+
+def _frames_of_recording(video, sub, params: PairsParams, audio_duration_s, offset_s, drift_ppm):
+    """``(frames, times)`` for the syllables ``sub`` of one recording: each syllable's stacked frames
+    ``(n, h, frames * w)`` and their video times ``(n, frames)``. A video shorter than its audio
+    (``audio_duration_s``, when known) is refused with an :class:`InputFileError`."""
+    info = video_info(video, fps=params.fps)
+    times = frame_times(sub["onset_s"], sub["offset_s"], params, info.fps, offset_s=offset_s, drift_ppm=drift_ppm)
+    if audio_duration_s is not None:
+        need = float(params.video_time(np.array(audio_duration_s), offset_s=offset_s, drift_ppm=drift_ppm))
+        if info.duration_s + 1.0 / info.fps < need:
+            raise InputFileError(video, f"video is shorter than its audio ({info.duration_s:.2f} s of video, "
+                                        f"{need:.2f} s needed for {audio_duration_s:.2f} s of audio)",
+                                 "pass the whole video, or fix the sync offset/drift")
+    got = read_frames(video, times.reshape(-1), size=params.size,
+                      roi=params.roi or None, fps=params.fps)
+    h, w = params.size
+    got = got.reshape(len(sub), params.frames, h, w).transpose(0, 2, 1, 3).reshape(len(sub), h, params.frames * w)
+    return got, times
+
+
+def _write_pairs(out_path: Path, frames, specs, prov, problems) -> Path:
+    """``OUT.npz`` (the PAIRS arrays and provenance), ``OUT.csv`` and, when recordings failed,
+    ``OUT.errors.csv`` (a stale one from an earlier run is removed)."""
+    import pandas as pd
+
+    from .._io import write_csv_atomic
+
+    if out_path.suffix.lower() != ".npz":
+        raise UsvpipeError(f"{out_path}: the pairs file must end in .npz (fix: e.g. pairs.npz)")
+    _write_npz(out_path, np.concatenate(frames), np.concatenate(specs), prov)
+    write_csv_atomic(out_path.with_suffix(".csv"), prov, index=False)
+    err = out_path.with_name(out_path.stem + ".errors.csv")
+    if problems:
+        write_csv_atomic(err, pd.DataFrame(problems, columns=PROBLEM_COLUMNS), index=False)
+    elif err.exists():
+        err.unlink()  # a stale list from an earlier run would mislead
+    return out_path
 
 
 def _write_npz(path, x1, x2, prov):

@@ -24,7 +24,7 @@ def load_model(path, device="cpu"):
 
     from .model import build_model
     from .._device import resolve_device
-    from .training import load_checkpoint
+    from .checkpoint import load_checkpoint
 
     path = Path(path)
     ckpt = load_checkpoint(path)
@@ -74,7 +74,7 @@ def _readout(z: np.ndarray, store, pool: int, out_path) -> list[dict]:
     it must never cost the user the latents themselves.
     """
     from .readout import MAX_READOUT_SYLLABLES, measure_readout
-    from .training import _pooled, _sample_rows
+    from .samples import _pooled, _sample_rows
 
     rows = np.sort(_sample_rows(np.arange(len(store)), MAX_READOUT_SYLLABLES, 0))
     try:
@@ -138,55 +138,15 @@ def encode(model_path, store_dir, out_path, *, device: str = "auto", batch_size:
         The store's ``syllables.csv`` columns plus ``latent_atypical`` and ``z0 … z{d-1}``
         (and ``var_z*``), one row per syllable in store order.
     """
-    import torch
-
     from .._device import resolve_device
-    from ..store import open_store
 
     if batch_size < 1:
         raise UsvpipeError(f"batch_size must be >= 1, got {batch_size}")
     dev = resolve_device(device)
-    model = load_model(model_path, dev)
-    store = open_store(store_dir)
-    if tuple(store.spec_shape) and tuple(store.spec_shape) != tuple(model.input_shape):
-        raise InputFileError(store.path, f"spectrograms are {store.spec_shape[0]}x{store.spec_shape[1]} but the model "
-                             f"expects {model.input_shape[0]}x{model.input_shape[1]}",
-                             "encode with a model trained on this kind of store")
+    model, store, out_path = _open_inputs(model_path, store_dir, out_path, dev)
     info = model.checkpoint_info
-    if not info["complete"]:
-        log.warning("%s is from an unfinished training run (epoch %s of %s): its latents are provisional and carry no "
-                    "health check (fix: `usvpipe train STORE OUT_DIR --resume` to finish it)",
-                    info["path"], info["epoch"], info["epochs_planned"])
-    out_path = Path(out_path)
-    if out_path.is_dir():
-        out_path = out_path / "latents.csv"
-    if out_path.suffix.lower() not in (".csv", ".h5", ".hdf5"):
-        raise UsvpipeError(f"{out_path}: output must end in .csv or .h5")
-    store.require_syllables()  # (a header-only latents file would hide that nothing was encoded)
     n, k = len(store), model.latent_dim
-    mus, vars_ = [], []
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=n, unit="syll", desc="encode", disable=not progress)
-    batches = store.iter_batches(batch_size, dtype=np.uint8)
-    with torch.no_grad(), ThreadPoolExecutor(1) as pool:
-        # read the next batch from HDF5 while the device encodes this one
-        fut = pool.submit(next, batches, None)
-        while True:
-            item = fut.result()
-            if item is None:
-                break
-            fut = pool.submit(next, batches, None)
-            _, block = item
-            x = torch.from_numpy(block).to(dev, non_blocking=True).unsqueeze(1).to(torch.float32).div_(255.0)
-            mu, log_d, u = model.encode(x)
-            mus.append(mu)  # stays on the device: no synchronisation per batch
-            if variances:
-                vars_.append(model.posterior_variance(log_d, u))
-            bar.update(len(block))
-    bar.close()
-    z = torch.cat(mus).cpu().numpy() if mus else np.empty((0, k), np.float32)
-    v = (torch.cat(vars_).cpu().numpy() if vars_ else np.empty((0, k), np.float32)) if variances else None
+    z, v = _posterior_moments(model, store, dev, batch_size, variances=variances, progress=progress)
     table = store.table.copy()
     atypical, atypical_line = _flag_atypical(table, z, out_path)
     latents = table.assign(**{f"z{i}": z[:, i] for i in range(k)})
@@ -209,6 +169,63 @@ def encode(model_path, store_dir, out_path, *, device: str = "auto", batch_size:
     Latents(latents, source=out_path).write(out_path, meta)
     log.info("wrote %d latents to %s", n, out_path)
     return latents
+
+
+def _open_inputs(model_path, store_dir, out_path, dev):
+    """The model on ``dev``, the store and the output path, each checked before anything is encoded:
+    the store's images have the model's size, an unfinished model is said to be one, the output is
+    ``.csv``/``.h5`` (a folder gets ``latents.csv``), and the store holds syllables."""
+    from ..store import open_store
+
+    model = load_model(model_path, dev)
+    store = open_store(store_dir)
+    if tuple(store.spec_shape) and tuple(store.spec_shape) != tuple(model.input_shape):
+        raise InputFileError(store.path, f"spectrograms are {store.spec_shape[0]}x{store.spec_shape[1]} but the model "
+                             f"expects {model.input_shape[0]}x{model.input_shape[1]}",
+                             "encode with a model trained on this kind of store")
+    info = model.checkpoint_info
+    if not info["complete"]:
+        log.warning("%s is from an unfinished training run (epoch %s of %s): its latents are provisional and carry no "
+                    "health check (fix: `usvpipe train STORE OUT_DIR --resume` to finish it)",
+                    info["path"], info["epoch"], info["epochs_planned"])
+    out_path = Path(out_path)
+    if out_path.is_dir():
+        out_path = out_path / "latents.csv"
+    if out_path.suffix.lower() not in (".csv", ".h5", ".hdf5"):
+        raise UsvpipeError(f"{out_path}: output must end in .csv or .h5")
+    store.require_syllables()  # (a header-only latents file would hide that nothing was encoded)
+    return model, store, out_path
+
+
+def _posterior_moments(model, store, dev, batch_size: int, *, variances: bool, progress: bool):
+    """``(z, v)``: the posterior means ``(n, latent_dim)`` of every syllable in store order, and their
+    marginal variances (``None`` unless ``variances``)."""
+    import torch
+    from tqdm.auto import tqdm
+
+    n, k = len(store), model.latent_dim
+    mus, vars_ = [], []
+    bar = tqdm(total=n, unit="syll", desc="encode", disable=not progress)
+    batches = store.iter_batches(batch_size, dtype=np.uint8)
+    with torch.no_grad(), ThreadPoolExecutor(1) as pool:
+        # read the next batch from HDF5 while the device encodes this one
+        fut = pool.submit(next, batches, None)
+        while True:
+            item = fut.result()
+            if item is None:
+                break
+            fut = pool.submit(next, batches, None)
+            _, block = item
+            x = torch.from_numpy(block).to(dev, non_blocking=True).unsqueeze(1).to(torch.float32).div_(255.0)
+            mu, log_d, u = model.encode(x)
+            mus.append(mu)  # stays on the device: no synchronisation per batch
+            if variances:
+                vars_.append(model.posterior_variance(log_d, u))
+            bar.update(len(block))
+    bar.close()
+    z = torch.cat(mus).cpu().numpy() if mus else np.empty((0, k), np.float32)
+    v = (torch.cat(vars_).cpu().numpy() if vars_ else np.empty((0, k), np.float32)) if variances else None
+    return z, v
 
 
 def read_latents(path):

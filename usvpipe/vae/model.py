@@ -89,26 +89,8 @@ class VAE(nn.Module):
         super().__init__()
         if posterior not in ("lowrank", "diagonal"):
             raise ConfigError(f"posterior must be 'lowrank' or 'diagonal', got {posterior!r}")
-        from .augment import LATENT_AXES
-
-        moved_axes = tuple(str(a) for a in moved_axes)
-        if moved_axes != LATENT_AXES[:len(moved_axes)] or len(moved_axes) >= int(latent_dim):
-            raise ConfigError(f"moved_axes must be a prefix of {LATENT_AXES} shorter than latent_dim, "
-                              f"got {list(moved_axes)}")
-        self.moved_axes = moved_axes
-        located_axes = tuple(str(a) for a in located_axes)
-        if located_axes not in ((), ("pitch",)):
-            raise ConfigError(f"located_axes must be [] or ['pitch'], got {list(located_axes)}")
-        self.located_axes = located_axes
-        if pitch_locator not in PITCH_LOCATORS:
-            raise ConfigError(f"pitch_locator must be one of {list(PITCH_LOCATORS)}, got {pitch_locator!r}")
-        self.pitch_locator = str(pitch_locator)
-        self.read_width = bool(read_width)
-        if self.read_width and (located_axes != ("pitch",) or self.pitch_locator != "contour" or moved_axes
-                                or int(latent_dim) < 3):
-            raise ConfigError("read_width needs located_axes ['pitch'] with pitch_locator 'contour', no moved_axes "
-                              f"and latent_dim >= 3, got {list(located_axes)}, {pitch_locator!r}, {list(moved_axes)}, "
-                              f"{latent_dim}")
+        self._set_axis_reading(latent_dim, moved_axes, located_axes, pitch_locator, read_width)
+        moved_axes, located_axes = self.moved_axes, self.located_axes
         channels = [int(c) for c in channels]
         hidden = [int(h) for h in hidden]
         self.pool = int(pool)
@@ -134,6 +116,36 @@ class VAE(nn.Module):
         self._feat_shape = (channels[-1], h // factor, w // factor)
         n_feat = channels[-1] * (h // factor) * (w // factor)
 
+        self._build_encoder(channels, hidden, n_feat)
+        self._build_decoder(channels, hidden, n_feat)
+
+    def _set_axis_reading(self, latent_dim, moved_axes, located_axes, pitch_locator, read_width) -> None:
+        """Check and keep how the latent axes are read and drawn (``moved_axes``, ``located_axes``,
+        ``pitch_locator``, ``read_width``: see the class docstring)."""
+        from .augment import LATENT_AXES
+
+        moved_axes = tuple(str(a) for a in moved_axes)
+        if moved_axes != LATENT_AXES[:len(moved_axes)] or len(moved_axes) >= int(latent_dim):
+            raise ConfigError(f"moved_axes must be a prefix of {LATENT_AXES} shorter than latent_dim, "
+                              f"got {list(moved_axes)}")
+        self.moved_axes = moved_axes
+        located_axes = tuple(str(a) for a in located_axes)
+        if located_axes not in ((), ("pitch",)):
+            raise ConfigError(f"located_axes must be [] or ['pitch'], got {list(located_axes)}")
+        self.located_axes = located_axes
+        if pitch_locator not in PITCH_LOCATORS:
+            raise ConfigError(f"pitch_locator must be one of {list(PITCH_LOCATORS)}, got {pitch_locator!r}")
+        self.pitch_locator = str(pitch_locator)
+        self.read_width = bool(read_width)
+        if self.read_width and (located_axes != ("pitch",) or self.pitch_locator != "contour" or moved_axes
+                                or int(latent_dim) < 3):
+            raise ConfigError("read_width needs located_axes ['pitch'] with pitch_locator 'contour', no moved_axes "
+                              f"and latent_dim >= 3, got {list(located_axes)}, {pitch_locator!r}, {list(moved_axes)}, "
+                              f"{latent_dim}")
+
+    def _build_encoder(self, channels, hidden, n_feat: int) -> None:
+        """Convolutions, fully connected layers and the posterior head; with ``located_axes`` the pitch
+        locator too. (Built in this order: the initial weights depend on it.)"""
         layers: list[nn.Module] = []
         c_prev = 1
         for c in channels:
@@ -164,6 +176,9 @@ class VAE(nn.Module):
         if self.read_width:
             self.width_bias = nn.Parameter(torch.zeros(()))
 
+    def _build_decoder(self, channels, hidden, n_feat: int) -> None:
+        """Fully connected layers back to the feature map, then transposed convolutions to one image."""
+        k = self.latent_dim
         dec: list[nn.Module] = []
         d_prev = k
         for d in reversed(hidden):

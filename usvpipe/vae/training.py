@@ -18,13 +18,17 @@ by a time limit still leaves a model that ``encode`` can use (and says is unfini
 
 Distributed training: launched by ``torchrun`` (``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` in the
 environment), every process runs this same function; NCCL on CUDA, gloo on CPU.
+
+One file per concern: this one builds a run and runs its epochs; ``runtime.py`` is where a
+process runs (torchrun, device, mixed precision), ``checkpoint.py`` the checkpoint files,
+``schedule.py`` the run's length and learning rate, ``samples.py`` the syllables sampled
+besides the batches, ``training_outputs.py`` what the run writes and prints as it goes.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
 import math
-import os
 import random
 from typing import Optional
 import sys
@@ -34,22 +38,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .._device import resolve_device
-from .._io import atomic_path, ensure_output_dir, write_csv_atomic, write_json_atomic
+from .._io import ensure_output_dir, write_json_atomic
 from .._version import __version__
 from ..config import params_to_dict
-from ..errors import ConfigError, InputFileError, UsvpipeError
+from ..errors import ConfigError, UsvpipeError
+from .checkpoint import CHECKPOINT_NAME, MODEL_NAME, _cpu_state, _set_rng_state, load_checkpoint
 from .params import MIN_VAL_SYLLABLES_TO_SELECT, TrainParams
-
-#: Training syllables sampled to set ``obs_precision="auto"`` and to fit the health check's PCA.
-MAX_PCA_SYLLABLES = 4096
+from .runtime import _amp_name, _configure_backends, _Context, _has_fused_adam, _process_context, resolve_amp
+from .samples import MAX_PCA_SYLLABLES, _pooled, _sample_rows, auto_obs_precision, end_of_run_check_rows
+from .schedule import _lr_lambda, planned_epochs
+from .training_outputs import _TrainerOutputs
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT_FORMAT = "usvpipe-vae"
-CHECKPOINT_VERSION = 1
-MODEL_NAME = "model.pt"
-CHECKPOINT_NAME = "checkpoint.pt"
 
 
 @dataclass
@@ -113,268 +113,7 @@ class TrainResult:
     axis_checks: list = field(default_factory=list)
 
 
-# -- environment ----------------------------------------------------------------------------
-def distributed_env(environ=None) -> tuple[int, int, int]:
-    """``(rank, world_size, local_rank)`` from torchrun's environment (``(0, 1, 0)`` if absent)."""
-    env = os.environ if environ is None else environ
-    try:
-        world = int(env.get("WORLD_SIZE", "1"))
-        rank = int(env.get("RANK", "0"))
-        local = int(env.get("LOCAL_RANK", "0"))
-    except ValueError:
-        raise ConfigError("RANK/WORLD_SIZE/LOCAL_RANK are not integers (fix: launch with torchrun or unset them)") from None
-    return rank, world, local
-
-
-def resolve_amp(amp: str, device):
-    """The autocast dtype for ``amp`` on ``device`` (``None`` = full precision)."""
-    import torch
-
-    if amp == "off":
-        return None
-    if amp == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if amp == "fp16":
-        if device.type != "cuda":
-            raise ConfigError("amp=fp16 needs a CUDA device (fix: use amp=bf16 or amp=off on CPU/MPS)")
-        return torch.float16
-    return torch.bfloat16
-
-
-def _amp_name(dtype) -> str:
-    import torch
-
-    return {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
-
-
-# -- checkpoint I/O ---------------------------------------------------------------------------
-def _cpu_state(state):
-    import torch
-
-    if isinstance(state, torch.Tensor):
-        return state.detach().to("cpu", copy=True)
-    if isinstance(state, dict):
-        return {k: _cpu_state(v) for k, v in state.items()}
-    if isinstance(state, (list, tuple)):
-        return type(state)(_cpu_state(v) for v in state)
-    return state
-
-
-def _has_fused_adam(device) -> bool:
-    """Whether torch's fused Adam runs on ``device``: CUDA, and CPUs from torch 2.4 on.
-
-    One fused kernel per step instead of a Python loop over the parameters; on a CPU that is
-    about 5x less time in Adam (0.89 vs 4.78 ms per step for the demo's model,
-    scripts/bench/cpu_overheads.py; the loop was ~9 % of a demo run in py-spy). The project
-    allows torch >= 2.1, whose CPU Adam refuses ``fused=True``.
-    """
-    import torch
-
-    if device.type == "cuda":
-        return True
-    major, minor = (int(part) for part in torch.__version__.split(".")[:2])
-    return device.type == "cpu" and (major, minor) >= (2, 4)
-
-
-def save_checkpoint(obj: dict, path) -> Path:
-    """``torch.save`` to a temporary file, then rename (a killed job never leaves half a file)."""
-    import torch
-
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-    return path
-
-
-def load_checkpoint(path) -> dict:
-    """Load a checkpoint/model file on the CPU (``weights_only``: no code runs on load)."""
-    import torch
-
-    path = Path(path)
-    if path.is_dir():
-        path = path / MODEL_NAME
-    if not path.is_file():
-        raise InputFileError(path, "model file not found", "pass OUT_DIR/model.pt written by `usvpipe train`")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated file, not a torch file, ...
-        raise InputFileError(path, f"not a readable usvpipe model ({type(exc).__name__})", "re-run `usvpipe train`") from None
-    if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
-        raise InputFileError(path, "not a usvpipe VAE checkpoint", "pass OUT_DIR/model.pt written by `usvpipe train`")
-    return obj
-
-
-def _rng_state(device) -> dict:
-    import torch
-
-    st = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-        # plain lists/ints so the file loads with weights_only=True
-        "numpy": [st[0], st[1].tolist(), int(st[2]), int(st[3]), float(st[4])],
-        "python": _py_state_to_list(random.getstate()),
-    }
-
-
-def _py_state_to_list(state):
-    return [state[0], list(state[1]), state[2]]
-
-
-def _set_rng_state(state: dict, device) -> None:
-    import torch
-
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and state.get("cuda") is not None:
-        torch.cuda.set_rng_state(state["cuda"], device)
-    n = state["numpy"]
-    np.random.set_state((n[0], np.asarray(n[1], dtype=np.uint32), n[2], n[3], n[4]))
-    p = state["python"]
-    random.setstate((p[0], tuple(p[1]), p[2]))
-
-
-# -- schedule ----------------------------------------------------------------------------------
-def planned_epochs(params: TrainParams, steps_per_epoch: int) -> int:
-    """The epochs asked for, or more when that many would be fewer than the step floor
-    (:attr:`TrainParams.step_floor`: none when the user gave ``epochs`` and not ``min_steps``)."""
-    floor = params.step_floor
-    need = -(-floor // max(steps_per_epoch, 1)) if floor else 0
-    return max(params.resolved_epochs, need)
-
-
-#: Epochs whose times :func:`seconds_left` reads: recent enough to follow a change of pace
-#: (a machine that became busy), enough for one slow epoch (a checkpoint) not to move it.
-PACE_EPOCHS = 10
-
-
-def seconds_left(epoch_seconds, epochs_left: int) -> float | None:
-    """Expected seconds for the ``epochs_left`` remaining epochs, from the recent epochs' median time.
-
-    The first epoch timed in this process is left out when there are others (it carries
-    one-time costs: allocator warm-up, thread-pool start). ``None`` until one epoch is timed.
-    """
-    times = [float(t) for t in epoch_seconds]
-    if len(times) > 1:
-        times = times[1:]
-    if not times or epochs_left <= 0:
-        return None if not times else 0.0
-    return float(np.median(times[-PACE_EPOCHS:])) * epochs_left
-
-
-def describe_seconds(seconds: float) -> str:
-    """``48 s``, ``12 min``, ``2.1 h``: a duration as a person reads a countdown."""
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _lr_lambda(warmup_steps: float, total_steps: int, floor: float):
-    """Linear warm-up over ``warmup_steps``, then cosine decay to ``floor`` at ``total_steps``."""
-    total = max(total_steps, 1)
-
-    def f(step: int) -> float:
-        if warmup_steps > 0 and step < warmup_steps:
-            return (step + 1) / warmup_steps
-        t = min((step - warmup_steps) / max(total - warmup_steps, 1), 1.0)
-        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * t))
-
-    return f
-
-
-def auto_obs_precision(images: np.ndarray, noise_fraction: float) -> float:
-    """``1 / (noise_fraction × V)``, ``V`` the images' mean per-pixel variance around their mean image.
-
-    ``images``: ``(n, H, W)`` in [0, 1] at the size the model sees. A store of identical
-    images (``V = 0``) gets AVA's 10 rather than an infinite precision.
-    """
-    var = float(images.reshape(len(images), -1).astype(np.float64).var(axis=0).mean()) if len(images) > 1 else 0.0
-    return float(1.0 / (noise_fraction * var)) if var > 0 else 10.0
-
-
-def _pooled(images: np.ndarray, pool: int) -> np.ndarray:
-    """Average-pool ``(n, H, W)`` images by ``pool`` (what :meth:`VAE.prepare` does on the device)."""
-    if pool <= 1:
-        return images
-    n, h, w = images.shape
-    return images.reshape(n, h // pool, pool, w // pool, pool).mean(axis=(2, 4), dtype=np.float32)
-
-
-def end_of_run_check_rows(train_rows: np.ndarray, val_rows: np.ndarray, limit: int, seed: int) -> np.ndarray:
-    """Up to ``limit`` held-out rows (training rows when nothing is held out) for the end-of-run checks
-    (health, latent axes) of a run with training ``seed``; ``scripts/vae_axis_diagnostics.py`` re-draws them."""
-    return _sample_rows(val_rows if len(val_rows) else train_rows, limit, seed + 2)
-
-
-def _sample_rows(rows: np.ndarray, limit: int, seed: int) -> np.ndarray:
-    if len(rows) <= limit:
-        return rows
-    return np.sort(np.random.default_rng(seed).choice(rows, size=limit, replace=False))
-
-
-@dataclass
-class _Context:
-    """Where this process trains: rank/world from torchrun, the device, the process group."""
-
-    rank: int
-    world: int
-    device: "object"
-    dist: "object" = None
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def all_sum(self, t):
-        if self.dist is not None:
-            self.dist.all_reduce(t)
-        return t
-
-    def barrier(self):
-        if self.dist is not None:
-            self.dist.barrier()
-
-
-@contextlib.contextmanager
-def _process_context(device: str):
-    """Resolve the device and, under torchrun, join (and finally leave) the process group."""
-    import torch
-
-    rank, world, local_rank = distributed_env()
-    dev = resolve_device(device, local_rank)
-    dist = None
-    if world > 1:
-        import torch.distributed as dist
-
-        if not dist.is_initialized():
-            if dev.type == "cuda":
-                torch.cuda.set_device(dev)
-            dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
-    try:
-        yield _Context(rank, world, dev, dist)
-    finally:
-        if dist is not None and dist.is_initialized():
-            dist.destroy_process_group()
-
-
-def _configure_backends(params: TrainParams, dev) -> None:
-    import torch
-
-    if params.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    elif dev.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    if dev.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-
-
-class _Trainer:
+class _Trainer(_TrainerOutputs):
     """One training run: :meth:`__init__` builds it (split, data, model, optimiser, restored
     state), :meth:`fit` runs the epochs and writes the outputs. Every process of a DDP run
     holds one; only rank 0 writes."""
@@ -553,40 +292,6 @@ class _Trainer:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.ctx.device.type, dtype=self.amp_dtype)
 
-    def describe(self) -> str:
-        """What this run will do, in one line (printed before the first epoch)."""
-        p = self.params
-        encoder = p.resolved_axis_encoder
-        h, w = self.model.output_shape
-        profile = (f"CPU profile: {self.store.spec_shape[0]}x{self.store.spec_shape[1]} syllables averaged to {h}x{w} "
-                   "so a CPU can train enough steps (profile = \"full\" keeps them as they are)"
-                   if self.profile == "cpu" else f"{h}x{w} syllables")
-        length = f"{self.n_epochs} epochs x {self.steps_per_epoch} steps"
-        if self.n_epochs > p.resolved_epochs:
-            length += f" (raised from {p.resolved_epochs} epochs to reach min_steps = {p.step_floor})"
-        elif self.n_epochs * self.steps_per_epoch < p.resolved_min_steps:
-            length += (f" as asked (epochs = {p.epochs}: {self.n_epochs * self.steps_per_epoch} steps, fewer than the "
-                       f"{p.resolved_min_steps} the default would make; the training health may fail)")
-        return (f"training on {self.ctx.device} ({self.thread_line}): {len(self.train_rows)} train / {len(self.val_rows)} validation syllables "
-                f"(split by {self.split_info['unit']}); {profile}; batch {self.batch_size}, {length}; "
-                f"obs_precision {self.obs_precision:.4g}{' (auto)' if p.obs_precision == 'auto' else ''}; "
-                f"model.pt keeps the {self.keep} weights"
-                + (f"; training images jittered (frequency shift up to {p.augment_shift:.0%} of the height, "
-                   f"time stretch up to {p.augment_stretch:.0%})"
-                   if self.jitter is not None else "")
-                + (f"; z0 trained as a straight pitch axis (moves up to {p.axis_shift:.0%} of the height)"
-                   if "pitch" in self.axes else "")
-                + (f", z1 as a duration axis (widened up to {p.axis_stretch:.0%})" if "duration" in self.axes else "")
-                + ("; z0 read off where a learnt detector fires along frequency (axis_encoder = locate)"
-                   if encoder == "locate" else "")
-                + ("; z0 read off the call's contour in the image, a fixed rule (axis_encoder = contour)"
-                   if encoder == "contour" else "")
-                + ("; z0 read off the call's contour and z1 off its width in the image, fixed rules (axis_encoder = "
-                   f"{p.axis_encoder}{' -> contour+width' if p.axis_encoder == 'auto' else ''})"
-                   if encoder == "contour+width" else "")
-                + ("; the decoder moves its image by the axes instead of reading them"
-                   if self.axes and p.axis_decoder == "move" else ""))
-
     # -- one epoch ---------------------------------------------------------------------------------
     def _run_epoch(self, epoch: int):
         import torch
@@ -669,68 +374,7 @@ class _Trainer:
         model.train()
         return (acc[:3] / acc[3]).tolist() if acc[3] > 0 else [math.nan] * 3
 
-    # -- outputs -------------------------------------------------------------------------------------
-    def _draw_figures(self, hist_df) -> None:
-        import torch
-
-        from .plots import plot_losses, plot_reconstructions
-
-        plot_losses(hist_df, self.out_dir / "loss.png")
-        model = self.model
-        model.eval()
-        with torch.no_grad():
-            x = model.prepare(list(self.source.batches([self.fig_rows]))[0])
-            mu, _, _ = model.encode(x)
-            rec = model.decode(mu).float().clamp(0, 1)
-        model.train()
-        plot_reconstructions(x[:, 0].float().cpu().numpy(), rec[:, 0].cpu().numpy(), self.out_dir / "reconstructions.png",
-                             title=f"epoch {int(hist_df['epoch'].iloc[-1])}")
-
-    def _gather_rng(self):
-        state = _rng_state(self.ctx.device)
-        if self.ctx.dist is None:
-            return [state]
-        out = [None] * self.ctx.world
-        self.ctx.dist.all_gather_object(out, state)
-        return out
-
-    def _store_info(self) -> dict:
-        return {"path": str(self.store.path), "n_syllables": len(self.store), "spec_shape": list(self.store.spec_shape)}
-
-    def _save_checkpoint(self, epoch: int, rng_states) -> None:
-        save_checkpoint({
-            "format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION, "usvpipe_version": __version__,
-            "kind": "checkpoint", "model_config": self.model.config, "params": params_to_dict(self.params),
-            "model_state": _cpu_state(self.model.state_dict()), "optimizer_state": _cpu_state(self.optimizer.state_dict()),
-            "scheduler_state": self.scheduler.state_dict(), "scaler_state": self.scaler.state_dict() if self.scaler else None,
-            "epoch": epoch, "history": self.history, "best": self.best, "world_size": self.ctx.world,
-            "rng": {"process": rng_states, "data": self.data_rng.bit_generator.state},
-            "store": self._store_info(),
-            "split": {"unit": self.split_info["unit"], "val_units": self.split_info["val_units"],
-                      "n_train": int(len(self.train_rows)), "n_val": int(len(self.val_rows))},
-        }, self.ckpt_path)
-
-    def _kept_weights(self):
-        """``(epoch, state)`` of the weights ``model.pt`` keeps under the ``keep`` policy."""
-        if self.keep == "best" and self.best["state"] is not None:
-            return int(self.best["epoch"]), self.best["state"]
-        epoch = int(self.history[-1]["epoch"]) if self.history else 0
-        return epoch, _cpu_state(self.model.state_dict())
-
-    def _save_model(self, *, complete: bool, health: dict | None) -> int:
-        """Write ``model.pt``; an unfinished run's (``complete=False``) is still encodable."""
-        epoch, state = self._kept_weights()
-        save_checkpoint({
-            "format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION, "usvpipe_version": __version__,
-            "kind": "model", "complete": bool(complete), "model_config": self.model.config,
-            "params": params_to_dict(self.params), "model_state": state,
-            "optimizer_state": _cpu_state(self.optimizer.state_dict()) if complete else None,
-            "epoch": epoch, "epochs_planned": self.n_epochs, "history": self.history, "store": self._store_info(),
-            "split": {"unit": self.split_info["unit"], "val_units": self.split_info["val_units"]},
-            "health": health,
-        }, self.model_path)
-        return epoch
-
+    # -- end-of-run checks ---------------------------------------------------------------------------
     def _check_rows(self, limit: int) -> np.ndarray:
         return end_of_run_check_rows(self.train_rows, self.val_rows, limit, self.params.seed)
 
@@ -843,26 +487,6 @@ class _Trainer:
         """Early stopping: ``patience`` epochs without improvement, never before ``min_steps``."""
         p = self.params
         return p.patience > 0 and self.best["bad_epochs"] >= p.patience and self._steps_done() >= p.step_floor
-
-    def _log_epoch(self, epoch: int, row: dict, dt: float, last: bool) -> None:
-        import pandas as pd
-        from tqdm.auto import tqdm
-
-        p = self.params
-        hist_df = pd.DataFrame(self.history)
-        write_csv_atomic(self.out_dir / "loss.csv", hist_df, float_format="%.6g")
-        if last or (p.figure_every and epoch % p.figure_every == 0
-                    and time.monotonic() - self._last_figure_t >= p.figure_min_interval_s):
-            self._draw_figures(hist_df)
-            self._last_figure_t = time.monotonic()
-        if self.verbose:
-            val_txt = f" val {row['val_loss']:.2f}" if len(self.val_rows) else ""
-            # this process's epochs only: a resumed run's earlier epochs ran elsewhere, at another pace
-            left = None if last else seconds_left([r["epoch_s"] for r in self.history[self._first_epoch_row:]],
-                                                  self.n_epochs - epoch)
-            left_txt = f"; ~{describe_seconds(left)} left" if left is not None else ""
-            tqdm.write(f"epoch {epoch}/{self.n_epochs}: train {row['train_loss']:.2f}{val_txt} "
-                       f"({row['n_syllables'] / max(dt, 1e-9):.0f} syll/s{left_txt})")
 
     def _finish(self, stop: bool) -> TrainResult:
         import pandas as pd

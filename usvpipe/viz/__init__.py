@@ -149,6 +149,26 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("_") or "x"
 
 
+def _category_palettes(emb, color_by: str) -> dict:
+    """One colour mapping per categorical column (group, animal, ``color_by``), shared by every figure
+    and the explorer."""
+    palettes = {}
+    for c in dict.fromkeys(("group", "animal", color_by)):
+        if c in emb.columns and is_categorical(emb[c]):
+            palettes[c] = category_colors(emb[c].astype(str))
+    return palettes
+
+
+def _output_names(run: UmapRun) -> dict:
+    """The files a run wrote, by name (``umap.json``'s ``outputs``)."""
+    return {
+        "embedding": run.embedding.name,
+        "figures": {k: [p.name for p in v] for k, v in run.figures.items()},
+        "explorer": run.explorer.name if run.explorer else None,
+        "palette": run.palette.name,
+    }
+
+
 def run_umap(
     latents,
     out_dir,
@@ -209,11 +229,7 @@ def run_umap(
         "latent_dim": len(zcols),
     }
     embedding_path = write_csv_atomic(out_dir / "embedding.csv", emb, float_format="%.10g")  # keeps 0.1 ms onsets in hour-long files
-    # one colour mapping per categorical column, shared by every figure and the explorer
-    palettes = {}
-    for c in dict.fromkeys(("group", "animal", color_by)):
-        if c in emb.columns and is_categorical(emb[c]):
-            palettes[c] = category_colors(emb[c].astype(str))
+    palettes = _category_palettes(emb, color_by)
     palette_path = write_json_atomic(out_dir / "palette.json", palettes)
     run = UmapRun(out_dir=out_dir, embedding=embedding_path, palette=palette_path, n_syllables=len(emb))
     description = json.dumps({k: record[k] for k in ("usvpipe_version", "params", "color_by")}, default=str)
@@ -228,12 +244,7 @@ def run_umap(
     timings["total_s"] = time.perf_counter() - t_start
     run.timings = timings
     record["timings_s"] = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in timings.items()}
-    record["outputs"] = {
-        "embedding": embedding_path.name,
-        "figures": {k: [p.name for p in v] for k, v in run.figures.items()},
-        "explorer": run.explorer.name if run.explorer else None,
-        "palette": palette_path.name,
-    }
+    record["outputs"] = _output_names(run)
     run.report = write_json_atomic(out_dir / "umap.json", record)
     return run
 

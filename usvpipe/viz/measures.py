@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..groups import group_label
+from ..measure_catalog import MEASURES
 from ._figures import DOUBLE_COLUMN_IN, _style, category_colors, save_figure
 
 
@@ -21,8 +23,6 @@ def measures_figure(per_animal, tests, path, *, group_col: str = "group", dpi: i
     """Write ``path`` (PNG): for every measure, a box of the per-animal values of each group with the
     animals as jittered points; the panel title names the measure and its unit, the subtitle the
     animal-level permutation p and Holm's adjusted p. Returns the path."""
-    from ..measures import MEASURES, group_label
-
     groups = sorted(per_animal[group_col].astype(str).unique())
     colors = category_colors(groups)
     by_measure = {} if tests is None else {r["measure"]: r for r in tests.to_dict(orient="records")}
