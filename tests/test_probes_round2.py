@@ -559,3 +559,20 @@ def test_a_shard_that_cannot_fit_is_refused_before_hdf5_touches_the_disk(tmp_pat
     with pytest.raises(OutputError, match=r"no space left on device \(0.1 MiB free, .* MiB needed to write .*rec1"):
         store.write_shard(tmp_path, "rec1", images, np.arange(20.0), np.arange(20.0) + 0.05)
     assert not list(tmp_path.rglob("*.h5")) and not list(tmp_path.rglob(".tmp-*"))
+
+
+def test_a_store_whose_segmentation_stopped_is_not_trained_on(dataset, tmp_path, monkeypatch):
+    from usvpipe.errors import OutputError, UsvpipeError
+    from usvpipe.vae import TrainParams, train
+
+    data = _copy(dataset, tmp_path / "in")
+    out = tmp_path / "store"
+    _disk_full_after(monkeypatch, 2)
+    with pytest.raises(OutputError):
+        segment_recordings(data, out, progress=False)
+    monkeypatch.undo()
+    store = open_store(out)  # what `usvpipe train S` opens: merged from the two shards there
+    assert len(store.manifest["pending"]) == 2
+    with pytest.raises(UsvpipeError, match="2 of the 4 recordings segmented into this store are unfinished .*re-run the "
+                                           "same `usvpipe segment` command"):
+        train(out, tmp_path / "vae", TrainParams(epochs=1), device="cpu", progress=False)

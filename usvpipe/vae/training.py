@@ -150,6 +150,7 @@ class _Trainer(_TrainerOutputs):
         self.ctx.barrier()
         self.store = store if store is not None else open_store(store_dir)
         self.store.require_syllables()
+        self.store.require_complete()  # a segmentation that stopped (e.g. a full disk) is not trained on
         self.ckpt_path, self.model_path = self.out_dir / CHECKPOINT_NAME, self.out_dir / MODEL_NAME
         if not self.ckpt_path.exists():
             return None
