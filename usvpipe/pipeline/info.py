@@ -108,14 +108,12 @@ def _describe_poise(path: Path) -> list[str]:
 
 def store_padded_warning(store_dir: Path) -> str:
     """The store's syllables whose images run past their recording ("" when none or unknown)."""
-    import pandas as pd
-
     from ..segmentation.images import PADDED_COLUMN, padded_images_line
 
     try:
         # only the two columns; a store written before the column existed reads without it: ""
-        table = pd.read_csv(store_dir / "syllables.csv", usecols=lambda c: c in ("recording", PADDED_COLUMN),
-                            dtype={"recording": str})
+        table = read_csv(store_dir / "syllables.csv", usecols=lambda c: c in ("recording", PADDED_COLUMN),
+                         text_columns=("recording",))
     except (OSError, ValueError):
         return ""
     return padded_images_line(table)
