@@ -576,3 +576,38 @@ def test_a_store_whose_segmentation_stopped_is_not_trained_on(dataset, tmp_path,
     with pytest.raises(UsvpipeError, match="2 of the 4 recordings segmented into this store are unfinished .*re-run the "
                                            "same `usvpipe segment` command"):
         train(out, tmp_path / "vae", TrainParams(epochs=1), device="cpu", progress=False)
+
+
+def test_with_little_space_a_shard_is_built_in_memory_and_a_full_disk_fails_in_python(tmp_path, monkeypatch):
+    import builtins
+    import errno
+
+    from usvpipe import _io, store
+    from usvpipe.errors import OutputError
+
+    monkeypatch.setattr(_io, "_free_bytes", lambda path: 100 << 20)  # room for the shard, but short
+    real_open = builtins.open
+
+    class FullDisk:
+        def __init__(self, *a, **k):
+            self.fh = real_open(*a, **k)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_io, "open", FullDisk, raising=False)
+    monkeypatch.setattr(_io, "HDF5_LEFT_OPEN", False)
+    images = np.zeros((3, 32, 32), np.uint8)
+    with pytest.raises(OutputError, match="no space left on device .*rec1"):
+        store.write_shard(tmp_path, "rec1", images, np.arange(3.0), np.arange(3.0) + 0.05)
+    assert not _io.HDF5_LEFT_OPEN  # HDF5 never met the full disk
+    assert not list(tmp_path.rglob("*.h5")) and not list(tmp_path.rglob(".tmp-*"))
+    monkeypatch.undo()
+    path = store.write_shard(tmp_path, "rec1", images, np.arange(3.0), np.arange(3.0) + 0.05)
+    assert store.read_shard_info(path).n_syllables == 3

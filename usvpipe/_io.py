@@ -149,19 +149,52 @@ def _without_full_disk_reports(hook):
     return filtered
 
 
-def write_hdf5(path, fill, *, name=None) -> None:
+# With less free space than this (beside four times what a file needs), an HDF5 file is built in
+# memory and written with plain Python I/O, so a disk that fills up fails in Python, cleanly.
+_HDF5_IN_MEMORY_BELOW = 256 << 20
+# Set when HDF5 itself met a full disk: its handles on that file cannot be closed, and closing
+# them at interpreter exit crashed it (exit 139); the CLI then leaves with os._exit.
+HDF5_LEFT_OPEN = False
+
+
+def write_hdf5(path, fill, *, name=None, need_bytes: int = 0) -> None:
     """Create the HDF5 file ``path`` and call ``fill(h5py_file)``; a full disk raises :class:`NoSpaceError`.
 
-    An HDF5 file whose writes failed for want of space cannot be closed cleanly: h5py reports
-    every failed flush when its objects are freed and the interpreter could crash later on the
-    dangling handles (seen: exit 139). So they are freed here, at once, with those reports
-    silenced, before the one-line error goes up.
+    When space is short the file is built in memory first (see :data:`_HDF5_IN_MEMORY_BELOW`).
+    Otherwise HDF5 writes it directly; should the disk fill up meanwhile (another process), the
+    reports h5py's deallocators make on the failed file are dropped and :data:`HDF5_LEFT_OPEN` is
+    set. ``name``: the path the error names (default ``path``).
     """
+    import io
+
+    import h5py
+
+    shown = path if name is None else name
+    free = _free_bytes(Path(path))
+    if free is not None and free < 4 * need_bytes + _HDF5_IN_MEMORY_BELOW:
+        image = io.BytesIO()
+        with h5py.File(image, "w") as f:
+            fill(f)
+        try:
+            with open(path, "wb") as fh:
+                fh.write(image.getbuffer())
+        except OSError as exc:
+            full = no_space_error(exc, shown)
+            if full is None:
+                raise
+            raise full from None
+        return
+    _write_hdf5_direct(path, fill, shown)
+
+
+def _write_hdf5_direct(path, fill, shown) -> None:
     import gc
     import sys
     import types
 
     import h5py
+
+    global HDF5_LEFT_OPEN
 
     def run():
         with h5py.File(path, "w") as f:
@@ -178,10 +211,11 @@ def write_hdf5(path, fill, *, name=None) -> None:
         try:
             run()
         except Exception as exc:  # noqa: BLE001 - only a full disk is handled here
-            failure = no_space_error(exc, path if name is None else name)
+            failure = no_space_error(exc, shown)
             if failure is None:
                 raise
         if failure is not None:
+            HDF5_LEFT_OPEN = True
             gc.collect()
             raise failure
     finally:

@@ -128,7 +128,7 @@ def write_shard(
     need = int(n * (shape[0] * shape[1] + 8 * (3 + len(columns or {}))) * 1.25) + (256 << 10)
     with atomic_path(path, suffix=".part") as tmp:
         check_room(path, need)
-        write_hdf5(tmp, fill, name=path)
+        write_hdf5(tmp, fill, name=path, need_bytes=need)
     return path
 
 

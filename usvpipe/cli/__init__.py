@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 
 import click
@@ -61,12 +62,26 @@ class _LazyGroup(click.Group):
             return super().invoke(ctx)
         except UsvpipeError as exc:
             click.echo(f"usvpipe: error: {exc}", err=True)
+            from .. import _io
+
+            if _io.HDF5_LEFT_OPEN and _is_cli_process():
+                # HDF5 met a full disk: closing its handles at exit crashed the interpreter (exit 139);
+                # only the usvpipe process itself leaves this way, never a host (pytest, a notebook)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(2)
             sys.exit(2)
         except OSError as exc:
             # the file system said no (permissions, disk full, a vanished file): one line, not a traceback
             where = f"{exc.filename}: " if exc.filename else ""
             click.echo(f"usvpipe: error: {where}{exc.strerror or exc} (fix: check the path, its permissions and free space)", err=True)
             sys.exit(2)
+
+
+def _is_cli_process() -> bool:
+    """True in a process started as ``usvpipe`` or ``python -m usvpipe`` (not one that calls main())."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return (spec is not None and spec.name == "usvpipe.__main__") or os.path.basename(sys.argv[0]) in ("usvpipe", "usvpipe.exe")
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
