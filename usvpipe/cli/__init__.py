@@ -81,7 +81,9 @@ class _LazyGroup(click.Group):
 def _is_cli_process() -> bool:
     """True in a process started as ``usvpipe`` or ``python -m usvpipe`` (not one that calls main())."""
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-    return (spec is not None and spec.name == "usvpipe.__main__") or os.path.basename(sys.argv[0]) in ("usvpipe", "usvpipe.exe")
+    package = __name__.split(".")[0]
+    return ((spec is not None and spec.parent == package and spec.name.endswith(".__main__"))
+            or os.path.basename(sys.argv[0]) in (package, package + ".exe"))
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
