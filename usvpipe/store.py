@@ -26,6 +26,9 @@ once fully written, so a killed job never leaves a partial shard, and a re-run s
 complete recordings whose source file is unchanged. Because each recording has its own
 shard, SLURM array tasks never write the same file; :func:`merge_store` (idempotent)
 rebuilds ``syllables.csv`` and ``manifest.json`` from whatever shards exist.
+
+This module is the store as a whole (its inputs and errors, merging, reading syllables);
+one shard (its name, :func:`write_shard`, its header) is :mod:`usvpipe.shards`.
 """
 from __future__ import annotations
 
