@@ -8,6 +8,7 @@ one-node SLURM on this machine and needs root.
 """
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -201,3 +202,38 @@ def test_selftest_runs_the_chain_on_a_real_slurm(tmp_path):
     assert proc.returncode == 0, out[-6000:]
     assert "PASS: all checks" in out
     assert not [line for line in out.splitlines() if line.startswith("FAIL")]
+
+
+def test_the_selftest_hold_keeps_the_first_training_attempt_after_its_checkpoint_until_killed(tmp_path):
+    """The requeue check's first attempt waits after its first checkpoint (no race with the
+    machine's speed); the requeued attempt (SLURM_RESTART_COUNT=1) resumes from it and finishes."""
+    import signal
+    import time
+
+    import torch
+    from test_vae import _make_store
+
+    store, out = tmp_path / "store", tmp_path / "model"
+    _make_store(store, n_recordings=2, per_recording=40)
+    (tmp_path / "cfg.toml").write_text("[train]\ncheckpoint_min_interval_s = 0\n")  # as selftest.sh's config
+    env = dict(os.environ, PYTHONPATH=f"{SLURM / 'selftest_hold'}{os.pathsep}{REPO}", USVPIPE_SELFTEST_HOLD=str(out),
+               SLURM_RESTART_COUNT="0", SLURM_JOB_NAME="usv-train", OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    cmd = [sys.executable, "-m", "usvpipe", "-v", "train", str(store), str(out), "--device", "cpu", "--resume",
+           "--no-progress", "--epochs", "6", "--min-steps", "0", "--latent-dim", "4", "--batch-size", "16",
+           "--config", str(tmp_path / "cfg.toml")]
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    held = Path(str(out) + ".held")
+    deadline = time.monotonic() + 180
+    while not held.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert held.exists(), first.communicate()[0][-3000:]
+    time.sleep(3)  # however fast the machine, the held attempt goes no further
+    assert first.poll() is None
+    epoch = int(held.read_text())
+    assert torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)["epoch"] == epoch < 6
+    first.send_signal(signal.SIGTERM)  # what SLURM sends when the requeue stops the job
+    assert "trained" not in first.communicate(timeout=60)[0].split("selftest hold:")[-1]
+    second = subprocess.run(cmd, env={**env, "SLURM_RESTART_COUNT": "1"}, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert f"after epoch {epoch}" in second.stdout + second.stderr
+    assert json.loads((out / "train.json").read_text())["epochs_run"] == 6

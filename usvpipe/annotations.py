@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._csv import neutralise_frame, read_csv, restore_cell
 from .config import check_choice
 from .errors import ConfigError, InputFileError
 
@@ -215,9 +216,10 @@ def _collect(path, rows, i_on, i_off, i_label=None, i_rec=None, extras=None) -> 
         out["onset_s"].append(on)
         out["offset_s"].append(off)
         if i_label is not None:
-            out["label"].append(fields[i_label].strip() if i_label < len(fields) else "")
+            # restore_cell: the apostrophe write_segments put before a formula-like label goes again
+            out["label"].append(restore_cell(fields[i_label].strip()) if i_label < len(fields) else "")
         if i_rec is not None:
-            out["recording"].append(fields[i_rec].strip() if i_rec < len(fields) else "")
+            out["recording"].append(restore_cell(fields[i_rec].strip()) if i_rec < len(fields) else "")
         for col, j in extras.items():
             out[col].append(_parse_value(path, no, fields[j], col) if j < len(fields) and fields[j].strip() else np.nan)
     return out
@@ -399,7 +401,8 @@ def write_segments(frame, path, *, fmt: str = "csv") -> Path:
     buf = io.StringIO()
     if fmt == "csv":
         cols = ["onset_s", "offset_s"] + [c for c in df.columns if c not in ("onset_s", "offset_s")]
-        df[cols].to_csv(buf, index=False, float_format="%.17g", lineterminator="\n")
+        # text cells that Excel would run as formulas get an apostrophe (usvpipe._csv)
+        neutralise_frame(df[cols]).to_csv(buf, index=False, float_format="%.17g", lineterminator="\n")
     elif fmt == "plain":
         buf.writelines(f"{_fmt(a)},{_fmt(b)}\n" for a, b in zip(on, off))
     elif fmt == "audacity":
@@ -458,7 +461,7 @@ def read_review(path) -> pd.DataFrame:
     if not path.is_file():
         raise InputFileError(path, "review file not found", "export review.csv from the explorer's review panel")
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8-sig")
+        table = read_csv(path, all_text=True, skipinitialspace=True)
     except Exception as exc:  # pandas raises several types for malformed CSVs
         raise InputFileError(path, f"unreadable review CSV ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})",
                              _REVIEW_FIX_COLUMNS) from None

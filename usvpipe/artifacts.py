@@ -19,6 +19,7 @@ from typing import Iterable, Mapping, Optional
 
 import numpy as np
 
+from ._csv import read_csv
 from .errors import InputFileError
 
 # Columns holding names, never numbers: an animal "007" or a group "NA" stays a string.
@@ -127,8 +128,6 @@ class Latents:
     @classmethod
     def read(cls, path, *, features: Optional[str] = None, text_columns: Iterable[str] = ()) -> "Latents":
         """Read ``latents.csv`` or ``.h5`` (as written by :meth:`write`); ``text_columns`` are kept as strings too."""
-        import pandas as pd
-
         path = Path(path)
         if not path.is_file():
             raise InputFileError(path, "latents file not found", _ENCODE_FIX)
@@ -138,8 +137,7 @@ class Latents:
                 frame = _read_h5(path)
             else:
                 # keep_default_na=False: a group or animal called "NA" (or "None") is a name, not a gap
-                frame = pd.read_csv(path, dtype={c: str for c in text}, low_memory=False, keep_default_na=False,
-                                    na_values=[""])
+                frame = read_csv(path, text_columns=text, low_memory=False)
         except Exception as exc:  # pandas and h5py raise many types for unreadable files
             raise InputFileError(path, f"cannot read latents table ({type(exc).__name__}: "
                                  f"{str(exc).splitlines()[0] if str(exc) else ''})", _ENCODE_FIX) from None
@@ -274,19 +272,14 @@ class Segments:
     @classmethod
     def read(cls, path) -> "Segments":
         """Read a ``segments.csv`` written by :meth:`write` (text columns kept as strings)."""
-        import pandas as pd
-
         path = Path(path)
         if not path.is_file():
             raise InputFileError(path, "segments file not found", "run `usvpipe segment` first")
         try:
-            frame = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=False, na_values=[""])
+            frame = read_csv(path, text_columns=TEXT_COLUMNS)
         except Exception as exc:  # pandas raises several types for malformed CSVs
             raise InputFileError(path, f"unreadable segments CSV ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})",
                                  "pass the segments.csv written by `usvpipe segment`") from None
-        for c in TEXT_COLUMNS:
-            if c in frame.columns:
-                frame[c] = frame[c].fillna("")
         return cls(frame, source=path)
 
     def write(self, path) -> Path:

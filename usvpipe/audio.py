@@ -26,6 +26,30 @@ from .errors import InputFileError
 Channel = Union[int, str, None]
 
 _FLOAT_SUBTYPES = {"FLOAT", "DOUBLE"}
+# libsndfile keeps a file's path in a 1024-byte buffer and refuses longer ones ("Supplied filename
+# too long"), although the OS opens them; such a file is handed over as an open descriptor.
+_LIBSNDFILE_PATH_BYTES = 1000
+# Audio formats a folder is searched for: what libsndfile reads and labs record or store in.
+AUDIO_SUFFIXES = (".wav", ".wave", ".flac", ".w64", ".rf64")
+
+
+def soundfile_source(path):
+    """What to pass to :mod:`soundfile` for ``path``: the path, or an open descriptor for a long one.
+
+    soundfile closes the descriptor with the file (``closefd`` is True by default).
+    """
+    if len(os.fsencode(os.fspath(path))) < _LIBSNDFILE_PATH_BYTES:
+        return str(path)
+    return os.open(path, os.O_RDONLY)
+
+
+def _path_error(path: Path, exc: OSError) -> InputFileError:
+    import errno
+
+    if exc.errno == errno.ENAMETOOLONG:
+        return InputFileError(path, f"path too long for the file system ({len(str(path))} characters)",
+                              "move the recordings to a folder with a shorter path, or shorten the folder and file names")
+    return InputFileError(path, f"cannot read file ({exc.strerror})", "check its permissions")
 
 
 @dataclass(frozen=True)
@@ -134,8 +158,12 @@ def audio_info(path, *, min_sample_rate_hz: float | None = None, min_freq_hz: fl
     import soundfile as sf
 
     path = Path(path)
-    if not path.exists():
-        raise InputFileError(path, "file not found", "check the path")
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        raise InputFileError(path, "file not found", "check the path") from None
+    except OSError as exc:
+        raise _path_error(path, exc) from None
     if path.is_dir():
         raise InputFileError(path, "is a directory, not a WAV file", "pass the WAV files or the folder as input")
     try:
@@ -145,12 +173,12 @@ def audio_info(path, *, min_sample_rate_hz: float | None = None, min_freq_hz: fl
     if empty:  # (an interrupted copy or a recorder that never wrote): soundfile only says "format not recognised"
         raise InputFileError(path, "empty file (0 bytes)", "re-copy the recording, or remove it from the input")
     try:
-        info = sf.info(str(path))
+        info = sf.info(soundfile_source(path))
     except (RuntimeError, sf.SoundFileError) as exc:
         detail = str(exc).split(":")[-1].strip() or "unknown format"
         raise InputFileError(path, f"not a readable WAV file ({detail})", "convert it to WAV (PCM or float) or remove it from the input") from None
     except OSError as exc:
-        raise InputFileError(path, f"cannot read file ({exc.strerror})", "check its permissions") from None
+        raise _path_error(path, exc) from None
     n_frames = int(info.frames)
     sr = int(info.samplerate)
     chunk = _riff_data_chunk(path)
@@ -353,7 +381,7 @@ def iter_blocks(
         raise ValueError(f"need block > overlap >= 0 samples, got block={n}, overlap={ov}")
     stop = info.n_frames if stop_frame is None else min(int(stop_frame), info.n_frames)
     nonzero = False
-    with sf.SoundFile(info.path) as fh:
+    with sf.SoundFile(soundfile_source(info.path)) as fh:
         for pos, end in block_spans(int(start_frame), stop, n, ov):
             block = read_block(fh, info, pos, end - pos, ch)
             if check_silent and not nonzero:

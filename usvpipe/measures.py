@@ -29,6 +29,8 @@ from typing import Mapping, Optional
 import numpy as np
 
 from . import _io
+from ._csv import read_csv
+from .artifacts import TEXT_COLUMNS
 from .errors import InputFileError
 # the measure table and the group names live in leaf modules that the figure (viz/measures.py) shares;
 # re-exported here, where they were first published
@@ -47,11 +49,13 @@ def recording_durations(recordings, root) -> dict[str, float]:
     """
     import soundfile as sf
 
+    from .audio import soundfile_source
+
     out = {}
     for rec in recordings:
         path = Path(root) / str(rec)
         try:
-            info = sf.info(str(path))
+            info = sf.info(soundfile_source(path))
         except (RuntimeError, OSError, TypeError):
             continue
         if info.samplerate > 0:
@@ -260,7 +264,8 @@ def measures_stage(store_dir, out_dir, *, input_root=None, group_col: str = "gro
     table = store_dir / "syllables.csv"
     try:
         # identifiers as text, so animal "1" is not the float 1.0 when some rows lack it
-        syl = pd.read_csv(table, dtype={"recording": str, animal_col: str, group_col: str})
+        # and "NA"/"None" as names, not gaps (the one reader, usvpipe._csv)
+        syl = read_csv(table, text_columns=(*TEXT_COLUMNS, animal_col, group_col))
     except FileNotFoundError:
         raise InputFileError(table, "no syllables table", "run `usvpipe segment` into this store first") from None
     manifest = {}

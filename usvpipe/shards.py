@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ._io import TMP_PREFIX, atomic_path
+from ._io import TMP_PREFIX, atomic_path, check_room, write_hdf5
 from ._version import __version__
 from .errors import InputFileError
 
@@ -101,27 +101,34 @@ def write_shard(
     path = shard_path(store_dir, recording)
     # The temporary name must not end in .h5, or readers globbing shards/*.h5 would see
     # a half-written file from a concurrent (or killed) writer.
+
+    def fill(f):
+        if blocks is None:
+            f.create_dataset("spectrograms", data=spectrograms, chunks=(1, *shape) if n else None)
+        else:
+            _write_blocks(f.create_dataset("spectrograms", shape=(n, *shape), dtype=np.uint8, chunks=(1, *shape) if n else None), blocks)
+        f.create_dataset("onset_s", data=onset_s)
+        f.create_dataset("offset_s", data=offset_s)
+        grp = f.create_group("columns")
+        for name, values in (columns or {}).items():
+            values = np.asarray(values, dtype=np.float64).reshape(-1)
+            if values.shape != (n,):
+                raise ValueError(f"column {name!r} must have {n} values")
+            grp.create_dataset(name, data=values)
+        if labels is not None:
+            if len(labels) != n:
+                raise ValueError(f"labels must have {n} values")
+            f.create_dataset("label", data=[str(x) for x in labels], dtype=h5py.string_dtype())
+        _write_header(f.attrs, recording, animal=animal, group=group, metadata=metadata,
+                      source_fingerprint=source_fingerprint, params=params, params_digest=params_digest,
+                      review=review)
+
+    # HDF5 meeting a full disk mid-write crashed the interpreter (exit 139): the room for the
+    # images and a margin is checked first, and write_hdf5 turns a full disk met anyway into one line
+    need = int(n * (shape[0] * shape[1] + 8 * (3 + len(columns or {}))) * 1.25) + (256 << 10)
     with atomic_path(path, suffix=".part") as tmp:
-        with h5py.File(tmp, "w") as f:
-            if blocks is None:
-                f.create_dataset("spectrograms", data=spectrograms, chunks=(1, *shape) if n else None)
-            else:
-                _write_blocks(f.create_dataset("spectrograms", shape=(n, *shape), dtype=np.uint8, chunks=(1, *shape) if n else None), blocks)
-            f.create_dataset("onset_s", data=onset_s)
-            f.create_dataset("offset_s", data=offset_s)
-            grp = f.create_group("columns")
-            for name, values in (columns or {}).items():
-                values = np.asarray(values, dtype=np.float64).reshape(-1)
-                if values.shape != (n,):
-                    raise ValueError(f"column {name!r} must have {n} values")
-                grp.create_dataset(name, data=values)
-            if labels is not None:
-                if len(labels) != n:
-                    raise ValueError(f"labels must have {n} values")
-                f.create_dataset("label", data=[str(x) for x in labels], dtype=h5py.string_dtype())
-            _write_header(f.attrs, recording, animal=animal, group=group, metadata=metadata,
-                          source_fingerprint=source_fingerprint, params=params, params_digest=params_digest,
-                          review=review)
+        check_room(path, need)
+        write_hdf5(tmp, fill, name=path, need_bytes=need)
     return path
 
 
@@ -156,6 +163,10 @@ def _write_header(attrs, recording: str, *, animal, group, metadata, source_fing
         attrs["metadata_json"] = json.dumps({str(k): str(v) for k, v in metadata.items()})
     attrs["source_size"] = int(fp.get("size", -1))
     attrs["source_mtime_ns"] = int(fp.get("mtime_ns", -1))
+    # which file this recording id came from: a second folder with the same relative names must
+    # not replace it silently (usvpipe.segmentation.batch refuses it)
+    attrs["source_path"] = str(fp.get("path", ""))
+    attrs["source_digest"] = str(fp.get("digest", ""))
     attrs["params_json"] = json.dumps(dict(params or {}), default=str)
     attrs["params_digest"] = params_digest
     attrs["usvpipe_version"] = __version__
@@ -195,6 +206,8 @@ class ShardInfo:
     spec_shape: tuple = ()
     metadata: dict = field(default_factory=dict, compare=False)
     review: dict = field(default_factory=dict, compare=False)  # counts of the exclusion list applied
+    source_path: str = ""  # resolved path of the WAV (empty in stores written before it was recorded)
+    source_digest: str = ""  # usvpipe._io.content_digest of that WAV
 
 
 def read_shard_info(path) -> ShardInfo:
@@ -218,6 +231,8 @@ def read_shard_info(path) -> ShardInfo:
                 spec_shape=tuple(int(s) for s in spec.shape[1:]),
                 metadata=json.loads(a.get("metadata_json", "{}")),
                 review=json.loads(a.get("review_json", "{}")),
+                source_path=str(a.get("source_path", "")),
+                source_digest=str(a.get("source_digest", "")),
             )
     except (OSError, KeyError) as exc:
         raise InputFileError(path, f"unreadable store shard ({exc})", "delete it and re-run `usvpipe segment`") from None

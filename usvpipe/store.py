@@ -39,6 +39,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from ._csv import read_csv
 from ._io import read_json, remove_stale_temporaries, write_csv_atomic, write_json_atomic
 from ._version import __version__
 from .errors import InputFileError, UsvpipeError
@@ -176,13 +177,14 @@ def _recording_entry(i, store_dir: Path) -> dict:
         "group": i.group,
         "source_size": i.source_size,
         "source_mtime_ns": i.source_mtime_ns,
+        **({"source_path": i.source_path, "source_digest": i.source_digest} if i.source_path else {}),
         **({"metadata": i.metadata} if i.metadata else {}),
         **({"review": i.review} if i.review else {}),
     }
 
 
 def _store_manifest(store_dir: Path, infos: list, *, n_on_disk: int, outside: list, prune: bool, n_syllables: int,
-                    failed: dict, mixed: bool) -> dict:
+                    failed: dict, mixed: bool, pending: list) -> dict:
     """The store's ``manifest.json`` content (pure)."""
     shapes = sorted({i.spec_shape for i in infos if i.spec_shape})
     return {
@@ -201,6 +203,9 @@ def _store_manifest(store_dir: Path, infos: list, *, n_on_disk: int, outside: li
         "params": infos[0].params if infos else {},
         "recordings": {i.recording: _recording_entry(i, store_dir) for i in infos},
         "failed": failed,
+        # recordings of the latest segmentation run with neither a shard nor an error (a run
+        # that stopped, e.g. on a full disk): later stages refuse a store with any
+        "pending": pending,
     }
 
 
@@ -236,8 +241,9 @@ def merge_store(store_dir, *, prune: bool = False) -> "pd.DataFrame":
     write_csv_atomic(store_dir / TABLE_NAME, table, float_format="%.6f")
     failed = _failed_recordings(store_dir, inputs)
     mixed = len(_parameter_sets(store_dir, infos)) > 1
+    pending = sorted(set(inputs) - {i.recording for i in infos} - set(failed)) if inputs is not None else []
     manifest = _store_manifest(store_dir, infos, n_on_disk=len(on_disk), outside=outside, prune=prune,
-                               n_syllables=int(len(table)), failed=failed, mixed=mixed)
+                               n_syllables=int(len(table)), failed=failed, mixed=mixed, pending=pending)
     write_json_atomic(store_dir / MANIFEST_NAME, manifest)
     return table
 
@@ -270,6 +276,15 @@ class SyllableStore:
 
     def __len__(self) -> int:
         return len(self.table)
+
+    def require_complete(self) -> None:
+        """Raise when recordings of the latest ``usvpipe segment`` run into this store are unfinished."""
+        pending = self.manifest.get("pending") or []
+        if pending:
+            n = len(pending) + int(self.manifest.get("n_recordings", 0)) + int(self.manifest.get("n_failed", 0))
+            raise UsvpipeError(self.path, f"{len(pending)} of the {n} recordings segmented into this store are "
+                               f"unfinished (e.g. {pending[0]}): the segmentation run stopped before them",
+                               "re-run the same `usvpipe segment` command to finish them")
 
     def require_syllables(self) -> None:
         """Raise a one-line error for a store without syllables (every recording failed or was silent):
@@ -367,7 +382,7 @@ def open_store(path, *, merge_if_stale: bool = True) -> SyllableStore:
     meta_cols = {k for r in manifest.get("recordings", {}).values() if isinstance(r, dict) for k in r.get("metadata", {})}
     text_cols = (*TEXT_COLUMNS, *sorted(meta_cols - set(TEXT_COLUMNS)))
     # keep_default_na=False: an animal or group called "NA" (or "None") is a name, not a gap
-    table = pd.read_csv(table_path, dtype={c: str for c in text_cols}, keep_default_na=False, na_values=[""])
+    table = read_csv(table_path, text_columns=text_cols)
     for c in text_cols:
         if c in table:
             table[c] = table[c].fillna("")

@@ -18,6 +18,13 @@ an epoch over 100k 128×128 syllables in < 10 s, ≥ 3× the plain loop)::
 
     python scripts/bench/train.py --device cuda --n 100000 --size 128 --epochs 3
     python scripts/bench/train.py --device cpu --n 2000 --size 64 --epochs 2      # CPU smoke
+
+``--contention``: the CPU thread count under load instead (issue 40). With 0 and then
+``--busy`` spinning processes beside it, the usvpipe trainer runs with torch's default threads
+(one per core), with the count :func:`usvpipe._threads.choose_threads` picks, and with one;
+prints wall and CPU seconds per run and the load average before and after::
+
+    python scripts/bench/train.py --contention --device cpu --n 1000 --size 32 --epochs 3
 """
 from __future__ import annotations
 
@@ -94,10 +101,55 @@ def usvpipe_run(store: Path, out: Path, params, device: str) -> tuple[list[float
 
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    res = train(store, out, params, device=device, progress=False)
+    # the same threads as the plain loop (train() would otherwise choose its own)
+    res = train(store, out, params, device=device, progress=False, threads=torch.get_num_threads())
     peak = torch.cuda.max_memory_allocated() if device.startswith("cuda") else 0
     h = res.history
     return list(h["n_syllables"] / h["epoch_s"]), peak, res
+
+
+def _spinner() -> "subprocess.Popen":
+    """One process that keeps a core busy (the 'one busy process beside it' of issue 40)."""
+    import subprocess
+
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+def contention(args, base: dict) -> None:
+    """Wall and CPU seconds of one training run per thread setting, idle and beside busy processes."""
+    import os
+
+    import torch
+
+    from usvpipe._threads import choose_threads
+    from usvpipe.vae import TrainParams, train
+
+    default = torch.get_num_threads()
+    images = synthetic_images(args.n, args.size, kind=args.data)
+    print(f"# contention: {args.n} syllables {args.size}x{args.size}, {args.epochs} epochs per run, torch default "
+          f"{default} threads, {os.cpu_count()} CPUs; {args.rounds} round(s)")
+    print("busy_processes,threads_setting,threads,wall_s,cpu_s,cpu_per_wall,load_before,load_after")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        write_store(tmp / "store", images)
+        for busy in (0, args.busy):
+            spinners = [_spinner() for _ in range(busy)]
+            try:
+                time.sleep(2.0 if busy else 0.0)  # let the spinners start
+                for rnd in range(args.rounds):
+                    for setting in ("torch-default", "chosen", "one"):
+                        load0 = os.getloadavg()[0]
+                        n = {"torch-default": default, "chosen": choose_threads(load=load0).threads, "one": 1}[setting]
+                        w0, c0 = time.perf_counter(), time.process_time()
+                        train(tmp / "store", tmp / f"{busy}-{setting}-{rnd}", TrainParams(**base), device="cpu",
+                              progress=False, quiet=True, threads=n)
+                        wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+                        print(f"{busy},{setting},{n},{wall:.1f},{cpu:.1f},{cpu / wall:.2f},{load0:.2f},"
+                              f"{os.getloadavg()[0]:.2f}", flush=True)
+            finally:
+                for s in spinners:
+                    s.kill()
+                    s.wait()
 
 
 def main(argv=None):
@@ -113,6 +165,8 @@ def main(argv=None):
     ap.add_argument("--num-workers", type=int, default=4, help="workers of the streaming variant")
     ap.add_argument("--compile", action="store_true", help="torch.compile in the usvpipe variant (CUDA)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--contention", action="store_true", help="thread settings idle and beside busy processes (CPU)")
+    ap.add_argument("--busy", type=int, default=1, help="busy processes beside the run in --contention")
     args = ap.parse_args(argv)
 
     import torch
@@ -130,6 +184,8 @@ def main(argv=None):
                 # no second encoder pass for the pitch axis (the plain loop trains the bare ELBO)
                 min_steps=0, profile="full", obs_precision=10.0, augment="off", latent_axes="off",
                 channels=(8, 16) if small else (8, 16, 24, 32), hidden=(128,) if small else (1024, 256))
+    if args.contention:
+        return contention(args, base)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     t0 = time.perf_counter()
     images = synthetic_images(args.n, args.size, kind=args.data)

@@ -16,7 +16,9 @@
 #      the latents agree within LATENT_ATOL and the MMD p-value is the same;
 #    - signals the chain's training job as SLURM does before the time limit (USR1) and checks
 #      that it requeued itself and resumed from its checkpoint (its latents are still compared
-#      with the uninterrupted local run's);
+#      with the uninterrupted local run's); the first attempt holds after its first checkpoint
+#      (scripts/slurm/selftest_hold) until the requeue stops it, so the check does not depend
+#      on how fast the machine trains;
 #    - cancels a segmentation array task mid-run (scancel), resubmits that task alone and
 #      checks that it processed only the recordings the cancelled attempt had not finished,
 #      and that the store it completes equals the local one;
@@ -185,8 +187,12 @@ device = "cpu"
 [syllables]
 shape = [32, 32]
 [train]
-# 12 epochs of a few steps: long enough for the requeue test to interrupt training mid-run
+# 12 epochs of a few steps; the requeue test holds the first attempt after its first
+# checkpoint (selftest_hold), so any number above 1 gives a resume mid-run
 epochs = 12
+# a checkpoint after every epoch: with the default 30 s minimum interval a fast run's first
+# checkpoint was its last, and the requeue resumed "after epoch 12 of 12"
+checkpoint_min_interval_s = 0
 # the epochs above exactly: no step floor (the default 2000 steps would make the test minutes longer)
 min_steps = 0
 batch_size = 32
@@ -234,7 +240,11 @@ ts() { date -d "$1" +%s; }
 # --- 5. the chain ----------------------------------------------------------------------------------
 # Everything the jobs need comes through chain.sh's options: CPU-only, one core per job except
 # what training asks, memory far below the node's.
-CHAIN_OUT=$(USVPIPE_PYTHON=$PY bash "$SLURM_DIR/chain.sh" --tasks 4 --gpus 0 \
+# The training job's first attempt holds after its first checkpoint until the requeue test's
+# signal has requeued it (selftest_hold/sitecustomize.py): the requeue never races the training.
+HELD=$W/slurm/model.held
+CHAIN_OUT=$(USVPIPE_PYTHON=$PY PYTHONPATH=$SLURM_DIR/selftest_hold:$PYTHONPATH USVPIPE_SELFTEST_HOLD=$W/slurm/model \
+  bash "$SLURM_DIR/chain.sh" --tasks 4 --gpus 0 \
   --segment-cpus 1 --segment-mem 1G --segment-time 10 --train-cpus 1 --train-mem 2G --train-time 20 \
   --analyse-cpus 1 --analyse-mem 2G --analyse-time 10 "$W/data" "$W/slurm" "$CFG" 2>&1) || { echo "$CHAIN_OUT"; fail "chain.sh refused to submit"; }
 echo "$CHAIN_OUT"
@@ -276,9 +286,10 @@ FAIL_OUT=$(USVPIPE_PYTHON=$PY bash "$SLURM_DIR/chain.sh" --tasks 1 --gpus 0 --ex
 read -r FSEG FMERGE FTRAIN FANALYSE < <(sed -n 's/^submitted: segment=\([0-9]*\) merge=\([0-9]*\) train=\([0-9]*\) analyse=\([0-9]*\)$/\1 \2 \3 \4/p' <<<"$FAIL_OUT")
 say "failure-path chain on an empty folder: segment=$FSEG merge=$FMERGE train=$FTRAIN analyse=$FANALYSE"
 
-# Requeue test: when the chain's training has written its first checkpoint, send the batch
-# shell the signal SLURM sends before the time limit (--signal=B:USR1@120); the script must
-# requeue the job, the old attempt must stop, and the new one resume from the checkpoint.
+# Requeue test: when the chain's training has written its first checkpoint and holds there
+# ($HELD written), send the batch shell the signal SLURM sends before the time limit
+# (--signal=B:USR1@120); the script must requeue the job, the old attempt must stop, and the
+# new one resume from the checkpoint the held attempt wrote.
 # SLURM holds a requeued job for ~2 minutes (BeginTime); the test releases it at once.
 CKPT=$W/slurm/model/checkpoint.pt
 cancelled=0 resubmitted=0 signalled=0 released=0 C2="" K=0 AT_CANCEL=0
@@ -293,9 +304,9 @@ while [ $((resubmitted + released)) -lt 2 ] && [ $SECONDS -lt $end ]; do
     C2=$(sbatch --parsable "${CCOMMON[@]}" --array=1 --output "$W/cancel/logs/%x-%A_%a.out" "$SLURM_DIR/segment_array.sbatch" "$W/data" "$CSTORE" "$CFG")
     resubmitted=1
   fi
-  if [ $signalled = 0 ] && [ -e "$CKPT" ]; then
+  if [ $signalled = 0 ] && [ -s "$HELD" ] && [ -e "$CKPT" ]; then
     scancel --batch --signal=USR1 "$TRAIN"; signalled=1
-    say "requeue test: USR1 to train job $TRAIN after its first checkpoint"
+    say "requeue test: USR1 to train job $TRAIN, held after its checkpoint of epoch $(cat "$HELD")"
   elif [ $signalled = 1 ] && [ $released = 0 ] && [ "$(squeue -h -j "$TRAIN" -o %T 2>/dev/null)" = PENDING ]; then
     scontrol update JobId="$TRAIN" StartTime=now; released=1
     say "requeue test: job $TRAIN requeued (restarts $(jfield "$TRAIN" Restarts)); released from SLURM's requeue hold"
@@ -354,13 +365,14 @@ fi
 # requeue test
 TRAIN_LOG=$W/slurm/logs/usv-train-$TRAIN.out
 RESUMED=$(sed -n 's/.*resuming from .* after epoch \([0-9]*\)$/\1/p' "$TRAIN_LOG" | head -n 1)
+HELD_EPOCH=$(cat "$HELD" 2>/dev/null || echo none)
 EPOCHS=$(sed -n 's/^epochs = //p' "$CFG")
 BEST=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["best_epoch"])' "$W/slurm/model/train.json" 2>/dev/null || echo 0)
 if [ "$(jfield "$TRAIN" Restarts)" = 1 ] && grep -q "time limit near: requeueing" "$TRAIN_LOG" && [ -n "$RESUMED" ] \
-   && [ "$RESUMED" -lt "$EPOCHS" ] && [ "$(grep -c '^trained ' "$TRAIN_LOG")" = 1 ] && [ "$BEST" -gt "$RESUMED" ]; then
+   && [ "$RESUMED" = "$HELD_EPOCH" ] && [ "$RESUMED" -lt "$EPOCHS" ] && [ "$(grep -c '^trained ' "$TRAIN_LOG")" = 1 ] && [ "$BEST" -gt "$RESUMED" ]; then
   ok "train job requeued itself on USR1 and resumed after epoch $RESUMED of $EPOCHS; the first attempt stopped (one 'trained' line); model.pt is epoch $BEST, trained after the resume"
 else
-  bad "requeue: restarts=$(jfield "$TRAIN" Restarts), resumed after epoch '${RESUMED}' of $EPOCHS, model.pt from epoch $BEST, $(grep -c '^trained ' "$TRAIN_LOG") 'trained' line(s) in $TRAIN_LOG"
+  bad "requeue: restarts=$(jfield "$TRAIN" Restarts), resumed after epoch '${RESUMED}' of $EPOCHS (held at '$HELD_EPOCH'), model.pt from epoch $BEST, $(grep -c '^trained ' "$TRAIN_LOG") 'trained' line(s) in $TRAIN_LOG"
 fi
 
 # failure path

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 
 import click
@@ -62,12 +63,28 @@ class _LazyGroup(click.Group):
             return super().invoke(ctx)
         except UsvpipeError as exc:
             click.echo(f"usvpipe: error: {exc}", err=True)
+            from .. import _io
+
+            if _io.HDF5_LEFT_OPEN and _is_cli_process():
+                # HDF5 met a full disk: closing its handles at exit crashed the interpreter (exit 139);
+                # only the usvpipe process itself leaves this way, never a host (pytest, a notebook)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(2)
             sys.exit(2)
         except OSError as exc:
             # the file system said no (permissions, disk full, a vanished file): one line, not a traceback
             where = f"{exc.filename}: " if exc.filename else ""
             click.echo(f"usvpipe: error: {where}{exc.strerror or exc} (fix: check the path, its permissions and free space)", err=True)
             sys.exit(2)
+
+
+def _is_cli_process() -> bool:
+    """True in a process started as ``usvpipe`` or ``python -m usvpipe`` (not one that calls main())."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    package = __name__.split(".")[0]
+    return ((spec is not None and spec.parent == package and spec.name.endswith(".__main__"))
+            or os.path.basename(sys.argv[0]) in (package, package + ".exe"))
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -80,6 +97,9 @@ def main(verbose: int, quiet: bool):
     Every stage reads and writes plain files (CSV, HDF5, JSON), so each can be run,
     re-run or replaced on its own. Run `usvpipe COMMAND --help` for details.
     """
+    from .._threads import note_start_load
+
+    note_start_load()  # before this command's own work raises it (usvpipe._threads)
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 

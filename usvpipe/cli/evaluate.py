@@ -48,12 +48,11 @@ def _collect(path: Path, pattern: str | None, label: str) -> dict:
 
 
 def _read_pairs(pairs_csv: Path):
-    import pandas as pd
-
+    from .._csv import read_csv
     from ..annotations import read_segments
 
     try:
-        table = pd.read_csv(pairs_csv)
+        table = read_csv(pairs_csv, text_columns=("pred", "gt"), ours=False)
     except FileNotFoundError:
         raise InputFileError(pairs_csv, "file not found") from None
     except Exception as exc:  # pandas parser errors

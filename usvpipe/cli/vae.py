@@ -36,8 +36,11 @@ def _parse_set(items) -> dict:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="usvpipe.toml; its [train] section gives defaults, options override it.")
 @click.option("--epochs", type=int, default=None,
-              help="Epochs, raised when they would be fewer than --min-steps steps [default: 100].")
-@click.option("--min-steps", type=int, default=None, help="Floor on optimiser steps, 0 = none [default: 2000].")
+              help="Epochs, trained as asked (a warning when fewer than 2000 steps) [default: auto: 100, raised to "
+                   "reach --min-steps].")
+@click.option("--min-steps", type=int, default=None,
+              help="Floor on optimiser steps, 0 = none; given, it applies to --epochs too [default: auto: 2000 when "
+                   "--epochs is not given].")
 @click.option("--batch-size", default=None,
               help="Syllables per step per process, or auto (128, smaller for small stores) [default: auto].")
 @click.option("--profile", type=click.Choice(["auto", "full", "cpu"]), default=None,
@@ -82,12 +85,15 @@ def _parse_set(items) -> dict:
 @click.option("--set", "set_items", multiple=True, metavar="KEY=VALUE",
               help="Any other [train] parameter, e.g. --set channels=8,16,24,32 --set hidden=1024,256.")
 @click.option("--device", type=_DEVICES, default="auto", show_default=True, help="Training device.")
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="torch CPU threads [default: OMP_NUM_THREADS if set, else the CPUs this process may use less the "
+                   "load at start].")
 @click.option("--resume", is_flag=True, help="Continue from OUT_DIR/checkpoint.pt if present (exactly where it stopped).")
 @click.option("--no-progress", is_flag=True, help="No progress bar (the epoch lines stay).")
 @click.option("--quiet", is_flag=True, help="Only the summary at the end (no plan, epoch lines or bar).")
 def train(store, out_dir, config_path, epochs, min_steps, batch_size, profile, keep, augment, latent_axes, axis_encoder, lr, lr_schedule, latent_dim, posterior, rank, obs_precision,
           patience, val_fraction, split_by, seed, checkpoint_every, amp, channels_last, data_on_device, num_workers,
-          compile_, deterministic, set_items, device, resume, no_progress, quiet):
+          compile_, deterministic, set_items, device, threads, resume, no_progress, quiet):
     """Train a VAE on the syllable store STORE; write model.pt, checkpoints, loss.csv and figures to OUT_DIR.
 
     Works unchanged as a torchrun entry point for multi-GPU / multi-node training, e.g.
@@ -108,7 +114,7 @@ def train(store, out_dir, config_path, epochs, min_steps, batch_size, profile, k
         deterministic=deterministic,
     )
     result = train_vae(store, out_dir, params, device=device, resume=resume, progress=not (no_progress or quiet),
-                       quiet=quiet)
+                       quiet=quiet, threads=threads)
     from ..vae.runtime import distributed_env
 
     if distributed_env()[0] != 0:

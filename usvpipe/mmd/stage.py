@@ -197,7 +197,7 @@ def _validate(latents, group_col: str, a, b, params: MMDParams) -> _Design:
                              "syllable to treat syllables as independent (anticonservative when animals differ)")
     unit = params.unit if params.unit != "auto" else "animal"
     weighting = params.weighting if params.weighting != "auto" else ("animal" if unit == "animal" else "syllable")
-    notes = []
+    notes = [note] if (note := _not_compared_note(groups_all, a, b, frame.get(params.animal_col))) else []
     if unit == "syllable":
         notes.append("unit: syllable, as asked for: syllables are treated as independent, which overstates "
                      "significance when animals differ individually"
@@ -218,6 +218,33 @@ def _validate(latents, group_col: str, a, b, params: MMDParams) -> _Design:
                      cl_label, notes, rng)
     _check_design(design, params)
     return design
+
+
+def _not_compared_note(groups, a: str, b: str, animals) -> str:
+    """The groups present but left out of the comparison, near-duplicates of ``a``/``b`` named as such.
+
+    A group ``"A "`` or ``"a"`` beside ``"A"`` (a typo in the metadata) or an empty group took its
+    animals out of the test without a word.
+    """
+    import unicodedata
+
+    def key(name: str) -> str:
+        return unicodedata.normalize("NFC", name).strip().casefold()
+
+    left = sorted(set(groups) - {a, b})
+    if not left:
+        return ""
+    parts = []
+    for g in left:
+        rows = groups == g
+        n_animals = animals[rows].astype(str).nunique() if animals is not None else None
+        size = f"{int(rows.sum())} syllables" + (f", {n_animals} animal(s)" if n_animals is not None else "")
+        twin = next((t for t in (a, b) if key(t) == key(g)), None)
+        why = (f"; differs from {t!r} only in spaces or case" if (t := twin) is not None
+               else "; an empty group name" if g == "" else "")
+        parts.append(f"{g!r} ({size}{why})")
+    return (f"group(s) present but not compared: {', '.join(parts)} (fix: correct the group names in the metadata "
+            "and re-segment if they belong to a compared group)")
 
 
 def _choose_groups(present: list, a, b, source: str, group_col: str) -> tuple[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import _io
+from .._csv import read_csv
 from ..errors import UsvpipeError
 from .answer import describe_mmd
 
@@ -149,14 +150,12 @@ def _describe_poise(path: Path) -> list[str]:
 
 def store_padded_warning(store_dir: Path) -> str:
     """The store's syllables whose images run past their recording ("" when none or unknown)."""
-    import pandas as pd
-
     from ..segmentation.images import PADDED_COLUMN, padded_images_line
 
     try:
         # only the two columns; a store written before the column existed reads without it: ""
-        table = pd.read_csv(store_dir / "syllables.csv", usecols=lambda c: c in ("recording", PADDED_COLUMN),
-                            dtype={"recording": str})
+        table = read_csv(store_dir / "syllables.csv", usecols=lambda c: c in ("recording", PADDED_COLUMN),
+                         text_columns=("recording",))
     except (OSError, ValueError):
         return ""
     return padded_images_line(table)
@@ -253,10 +252,8 @@ def _describe_wav(path: Path) -> str:
 
 
 def _describe_table(path: Path) -> str:
-    import pandas as pd
-
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, nrows=2_000_000)
+        table = read_csv(path, all_text=True, nrows=2_000_000)
     except Exception as exc:  # noqa: BLE001 - describing, not validating
         return f"{path}: not a readable CSV ({type(exc).__name__})"
     cols = set(table.columns)

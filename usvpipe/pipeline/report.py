@@ -78,11 +78,16 @@ def _as_dict(mmd) -> Optional[dict]:
     return d
 
 
+def _md_cell(value) -> str:
+    """A Markdown table cell: a group named ``A|B`` keeps its name and the table its columns."""
+    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+
+
 def _read_csv(path: Path, **kw):
-    import pandas as pd
+    from .._csv import read_csv
 
     try:
-        return pd.read_csv(path, **kw)
+        return read_csv(path, text_columns=("animal", "group"), **kw)
     except (OSError, ValueError):
         return None
 
@@ -123,8 +128,8 @@ class _Doc:
         th = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
         tr = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r) + "</tr>" for r in rows)
         self.html.append(f"<table{c}><tr>{th}</tr>{tr}</table>")
-        self.md += ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
-        self.md += ["| " + " | ".join(str(v).replace("|", "/") for v in r) + " |" for r in rows]
+        self.md += ["| " + " | ".join(map(_md_cell, header)) + " |", "|" + "---|" * len(header)]
+        self.md += ["| " + " | ".join(map(_md_cell, r)) + " |" for r in rows]
         self.md.append("")
 
     def figure(self, out: Path, path: Path, caption: str, wide: bool):

@@ -332,8 +332,7 @@ class _Run:
 _WHAT = {
     "segment": "finding syllables in the WAV files and cutting their spectrograms into the store "
                "(recordings already in the store are skipped)",
-    "train": "training the VAE on the syllable spectrograms ({epochs}, more if needed to reach {min_steps} "
-             "optimiser steps; {stopping})",
+    "train": "training the VAE on the syllable spectrograms ({epochs}{floor}; {stopping})",
     "encode": "encoding every syllable into its latent vector",
     "umap": "projecting the latents to 2-D and drawing the figures and the explorer",
     "mmd": "testing whether the groups differ (kernel MMD, whole animals permuted between groups)",
@@ -349,8 +348,12 @@ def _what(name: str, config: PipelineConfig) -> str:
         patience = getattr(tp, "patience", 0)
         stopping = (f"after those steps, stops early after {_count(patience, 'epoch')} without validation improvement"
                     if patience else "no early stopping")
-        text = text.format(epochs=_count(getattr(tp, "epochs", "?"), "epoch"), min_steps=getattr(tp, "min_steps", 0),
-                           stopping=stopping)
+        from .._threads import choose_threads
+
+        floor = getattr(tp, "step_floor", 0)
+        text = text.format(epochs=_count(getattr(tp, "resolved_epochs", "?"), "epoch"), stopping=stopping,
+                           floor=f", more if needed to reach {floor} optimiser steps" if floor else ", as asked")
+        text += f"; on the CPU with {choose_threads().line()}" if config.run.device in ("cpu", "auto") else ""
     if name == "umap" and getattr(config.stages["umap"], "method", "umap") == "umap":
         from ..viz._projection import umap_compiled
 

@@ -76,12 +76,12 @@ def load_pairs(path) -> PairedData:
     if not path.exists():
         raise InputFileError(path, "not found", "pass a .npz with arrays x1, x2 or a folder with pairs.csv")
     if path.is_dir():
-        import pandas as pd
-
         table_path = path / PAIRS_CSV
         if not table_path.is_file():
             raise InputFileError(path, f"folder has no {PAIRS_CSV}", "add a CSV with columns x1,x2 naming paired .npy/.png files")
-        table = pd.read_csv(table_path)
+        from .._csv import read_csv
+
+        table = read_csv(table_path, text_columns=("x1", "x2"), ours=False)
         missing = {"x1", "x2"} - set(table.columns)
         if missing:
             raise InputFileError(table_path, f"missing column(s) {', '.join(sorted(missing))}", "columns must be x1,x2")

@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from .._csv import read_csv
 from ..errors import InputFileError, UsvpipeError
 from .params import PairsParams
 from .video import VIDEO_SUFFIXES, read_frames, video_info
@@ -105,7 +106,7 @@ def read_sync(path) -> dict:
     if not path.is_file():
         raise InputFileError(path, "sync CSV not found", "check the --sync path")
     try:
-        table = pd.read_csv(path, dtype={"recording": str}, skipinitialspace=True)
+        table = read_csv(path, text_columns=("recording",), ours=False, skipinitialspace=True)
     except Exception as exc:
         raise InputFileError(path, f"unreadable sync CSV ({str(exc).splitlines()[0]})", "columns recording,offset_s[,drift_ppm]") from None
     if not {"recording", "offset_s"} <= set(table.columns):

@@ -29,9 +29,10 @@ from typing import Sequence
 
 from ..config import params_digest, params_to_dict
 from .._lock import WHOLE, acquire_writer_lock
+from .._io import NoSpaceError
 from .._process import die_with_parent
-from ..errors import ConfigError
-from . import worker
+from ..errors import ConfigError, UsvpipeError
+from . import checks, worker
 from .detection import COUNT_COLUMNS, SCORE_COLUMNS
 from .exclusions import read_exclusions
 from .inputs import Recording, plan_recordings
@@ -90,6 +91,8 @@ class SegmentRun:
     padded_recordings: list = field(default_factory=list)
     review_files: tuple = ()
     review_totals: dict | None = None
+    clipped: list = field(default_factory=list)  # (recording, samples at full scale, samples) processed now
+    notes: list = field(default_factory=list)  # warnings on the inputs (usvpipe.segmentation.checks), also logged
 
     @property
     def realtime_factor(self) -> float:
@@ -113,6 +116,7 @@ class SegmentRun:
                 self.padded_recordings.append((result.recording, result.n_padded, result.n_syllables))
             self.n_syllables += result.n_syllables
             self.audio_s += result.audio_s
+            self.clipped.append((result.recording, result.n_clipped, result.n_samples))
         else:
             self.n_failed += 1
             self.failures.append((result.path, result.error))
@@ -220,6 +224,7 @@ def _segment_locked(recs, problems, shard, out_dir: Path, t0: float, *, spectrog
     from .. import store
     from ..hpc import select_shard
 
+    _refuse_other_sources(recs, out_dir)
     # the store is a function of these inputs: shards of other recordings are left out of
     # every merge from now on, and removed once every input is complete
     store.write_inputs(out_dir, [r.recording for r in recs])
@@ -240,13 +245,80 @@ def _segment_locked(recs, problems, shard, out_dir: Path, t0: float, *, spectrog
             run.add(worker.TaskResult("failed", rec.recording, rec.path, error=status))
         else:
             tasks.append(task)
+    _note(run, checks.sample_rate_note(_sample_rates(recs)))
     for result in _execute(tasks, jobs, progress):
         run.add(result)
+    _note(run, checks.clipped_note(run.clipped))
     run.failures.sort()
     run.errors_path = _write_errors_csv(Path(out_dir), problems, {r.recording for r in recs})
     _finish(run, recs, params)
     run.elapsed_s = time.perf_counter() - t0
     return run
+
+
+def _note(run: SegmentRun, line: str) -> None:
+    if line:
+        run.notes.append(line)
+        log.warning("%s", line)
+
+
+def _sample_rates(recs: Sequence[Recording]) -> dict:
+    """recording -> sample rate (Hz) from each readable header (an unreadable file fails on its own)."""
+    import soundfile as sf
+
+    from ..audio import soundfile_source
+
+    rates = {}
+    for rec in recs:
+        try:
+            rates[rec.recording] = int(sf.info(soundfile_source(rec.path)).samplerate)
+        except (RuntimeError, OSError, TypeError, sf.SoundFileError):
+            continue
+    return rates
+
+
+def _refuse_other_sources(recs: Sequence[Recording], out_dir: Path) -> None:
+    """Stop before anything is written when a recording id of the store came from another file.
+
+    ``segment day1 OUT`` then ``segment day2 OUT`` with the same relative names replaced day 1's
+    syllables without a word; now the second command names both files and changes nothing.
+    """
+    clashes = [(rec, old) for rec in recs if (old := _source_conflict(out_dir, rec.recording, rec.path))]
+    if clashes:
+        rec, old = clashes[0]
+        more = f" ({len(clashes) - 1} more recording(s) alike)" if len(clashes) > 1 else ""
+        raise UsvpipeError(rec.path, f"recording {rec.recording} is already in {out_dir} from another file, "
+                           f"{old}{more}; segmenting would replace its syllables",
+                           "segment this folder into another output folder, or pass both folders in one command "
+                           "(their recordings then keep apart names); to replace the old recordings, delete "
+                           f"{out_dir} first")
+
+
+def _source_conflict(store_dir, recording: str, source) -> str:
+    """The file a recording id of the store came from, when ``source`` is another recording ("" else).
+
+    Another path with the same content (a moved or copied folder) is the same recording; the same
+    path with new content is an edited recording (re-segmented, as before). Another path with
+    other content is another recording under the same id: replacing it would lose its syllables.
+    """
+    from .. import store
+    from .._io import content_digest
+
+    path = store.shard_path(store_dir, recording)
+    if not path.exists():
+        return ""
+    try:
+        info = store.read_shard_info(path)
+    except UsvpipeError:
+        return ""
+    if not info.source_path or info.source_path == os.path.realpath(source):
+        return ""
+    try:
+        if os.path.getsize(source) == info.source_size and content_digest(source) == info.source_digest:
+            return ""
+    except OSError:
+        return ""  # an unreadable input fails on its own
+    return info.source_path
 
 
 def _labels(rec: Recording, review=()) -> dict:
@@ -298,6 +370,9 @@ def _execute(tasks: Sequence[worker.Task], jobs: int, progress: bool):
             for fut in as_completed(futures):
                 try:
                     yield fut.result()
+                except NoSpaceError:
+                    pool.shutdown(wait=True, cancel_futures=True)  # the rest would fail alike
+                    raise
                 except BrokenProcessPool:
                     # A worker was killed (typically out of memory): every recording still
                     # in the pool whose shard is not written is reported, and a re-run
@@ -345,6 +420,7 @@ def _finish(run: SegmentRun, recs: Sequence[Recording], params: dict) -> None:
     run.n_syllables_total = int(len(table))
     manifest = read_json(out_dir / store.MANIFEST_NAME)
     run.pruned = list(manifest.get("pruned", []))
+    _note(run, checks.duplicate_note(manifest.get("recordings", {})))
     reviews = [r["review"] for r in manifest.get("recordings", {}).values() if r.get("review")]
     if reviews:
         run.review_totals = {k: int(sum(r.get(k, 0) for r in reviews))

@@ -8,14 +8,21 @@ from __future__ import annotations
 import logging
 import os
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..audio import AUDIO_SUFFIXES
 from ..errors import InputFileError, UsvpipeError
 
 log = logging.getLogger(__name__)
 
 WAV_SUFFIXES = (".wav", ".wave")
+# Folders never searched: hidden ones (a dot first: .Trashes, .Trash-1000, .git, ...) and Windows'
+# recycle bin and system folder, where deleted audio would otherwise join an animal.
+SKIPPED_FOLDERS = ("$RECYCLE.BIN", "System Volume Information")
+# Audio that libsndfile does not read: named when ignored, so a folder of MP3s is not "no WAV files".
+OTHER_AUDIO_SUFFIXES = (".mp3", ".m4a", ".aac", ".ogg", ".opus", ".wma", ".aif", ".aiff")
 # columns of syllables.csv / latents.csv that usvpipe writes itself
 RESERVED_COLUMNS = ("id", "recording", "animal", "group", "onset_s", "offset_s", "shard", "index", "duration_s",
                     "peak_amplitude", "mean_amplitude", "mean_freq_hz", "min_freq_hz", "max_freq_hz", "umap_x",
@@ -38,12 +45,62 @@ def _abs(p) -> Path:
     return Path(os.path.abspath(os.path.expanduser(str(p))))
 
 
+def nfc(text: str) -> str:
+    """``text`` in Unicode NFC: macOS writes file names decomposed (NFD), spreadsheets composed."""
+    return unicodedata.normalize("NFC", text)
+
+
 def _is_wav(p: Path) -> bool:
-    return p.suffix.lower() in WAV_SUFFIXES and not p.name.startswith(".")
+    return p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".")
+
+
+def _skipped_folder(name: str) -> bool:
+    return name.startswith(".") or name in SKIPPED_FOLDERS
 
 
 def _wavs_under(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and _is_wav(p))
+    """Audio files under ``folder``, following symlinked folders once each; what is left out is logged.
+
+    Hidden and trash folders are not searched, broken symbolic links and audio of formats
+    libsndfile cannot read are named, and a symlinked folder seen before (a loop, or the same
+    folder twice) is not searched again.
+    """
+    found, hidden, broken, other, loops = [], [], [], [], []
+    seen = set()
+    for top, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:
+            loops.append(top)
+            dirs[:] = []
+            continue
+        seen.add(real)
+        hidden += [os.path.join(top, d) for d in dirs if _skipped_folder(d)]
+        dirs[:] = sorted(d for d in dirs if not _skipped_folder(d))
+        for name in files:
+            p = Path(top, name)
+            if not p.exists():
+                broken.append(p)
+            elif _is_wav(p):
+                found.append(p)
+            elif p.suffix.lower() in OTHER_AUDIO_SUFFIXES:
+                other.append(p)
+    _log_left_out(folder, hidden, broken, other, loops)
+    return sorted(found)
+
+
+def _log_left_out(folder: Path, hidden, broken, other, loops) -> None:
+    n_hidden = sum(1 for h in hidden for _, _, fs in os.walk(h) for f in fs if _is_wav(Path(f)))
+    if n_hidden:
+        log.warning("%s: %d audio file(s) in hidden or trash folders skipped (e.g. in %s) (fix: move them to a "
+                    "visible folder if they are data)", folder, n_hidden, hidden[0])
+    if broken:
+        log.warning("%s: %d broken symbolic link(s) skipped (e.g. %s -> %s) (fix: point them at the recordings, or "
+                    "remove them)", folder, len(broken), broken[0], os.readlink(broken[0]))
+    if other:
+        log.warning("%s: %d audio file(s) in formats usvpipe does not read skipped (e.g. %s) (fix: convert them to "
+                    "WAV or FLAC)", folder, len(other), other[0])
+    if loops:
+        log.warning("%s: symbolic link(s) to a folder already searched not followed again (e.g. %s)", folder, loops[0])
 
 
 def discover_inputs(inputs) -> tuple[list[Path], Path]:
@@ -64,7 +121,8 @@ def discover_inputs(inputs) -> tuple[list[Path], Path]:
         if p.is_dir():
             found = _wavs_under(p)
             if not found:
-                raise InputFileError(p, "no WAV files found in this folder (searched recursively for *.wav)", "pass the folder that holds the recordings")
+                raise InputFileError(p, "no WAV files found in this folder (searched recursively for "
+                                     f"{', '.join('*' + s for s in AUDIO_SUFFIXES)})", "pass the folder that holds the recordings")
             files += [_abs(f) for f in found]
             roots.append(_abs(p))
         elif p.suffix.lower() in (".txt", ".lst", ".list"):
@@ -105,19 +163,22 @@ def read_metadata(path) -> dict[Path, dict]:
 
     Paths may be absolute or relative to the CSV's folder.
     """
-    import pandas as pd
+    from .._csv import read_csv
 
     path = Path(path)
     if not path.exists():
         raise InputFileError(path, "metadata CSV not found", "check the --metadata path")
     try:
-        # skipinitialspace: hand-written "path, animal, group" is common
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        # skipinitialspace: hand-written "path, animal, group" is common; all text: "NA" is a name
+        table = read_csv(path, all_text=True, ours=False, skipinitialspace=True)
+        if len(table.columns) == 1 and ";" in str(table.columns[0]):
+            # spreadsheets in comma-decimal locales save CSV with ';'
+            table = read_csv(path, all_text=True, ours=False, skipinitialspace=True, sep=";")
+    except UnicodeDecodeError:
+        raise InputFileError(path, "metadata CSV is neither UTF-8 nor Windows-1252 text",
+                             'save it as "CSV UTF-8" (Excel: File > Save As > CSV UTF-8)') from None
     except Exception as exc:  # pandas raises several types for malformed CSVs
         raise InputFileError(path, f"unreadable metadata CSV ({str(exc).splitlines()[0]})", "write it as CSV with columns path,animal,group") from None
-    if len(table.columns) == 1 and ";" in str(table.columns[0]):
-        # spreadsheets in comma-decimal locales save CSV with ';'
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, sep=";")
     table.columns = [str(c).strip() for c in table.columns]
     missing = [c for c in ("path", "animal", "group") if c not in table.columns]
     if missing:
@@ -133,14 +194,14 @@ def read_metadata(path) -> dict[Path, dict]:
         extra_cols = [c for c in extra_cols if c not in clash]
     out = {}
     for row in table.to_dict("records"):
-        p = str(row["path"]).strip()
+        p = nfc(str(row["path"]).strip())
         if os.sep == "/" and "\\" in p:
             p = p.replace("\\", "/")  # a CSV written on Windows separates folders with backslashes
         q = Path(p).expanduser()
-        q = _abs(q if q.is_absolute() else base / q)
-        meta = {"animal": str(row["animal"]).strip(), "group": str(row["group"]).strip()}
+        q = Path(nfc(str(_abs(q if q.is_absolute() else base / q))))
+        meta = {"animal": nfc(str(row["animal"]).strip()), "group": nfc(str(row["group"]).strip())}
         if extra_cols:
-            meta["extra"] = tuple((c, str(row[c]).strip()) for c in extra_cols)
+            meta["extra"] = tuple((c, nfc(str(row[c]).strip())) for c in extra_cols)
         if q in out and out[q] != meta:
             # Two rows for one recording that disagree: which animal it came from decides the
             # MMD's unit of exchangeability, so guessing (e.g. last row wins) is not safe.
@@ -174,13 +235,20 @@ def plan_recordings(inputs, metadata=None) -> tuple[list[Recording], list[tuple[
     meta = read_metadata(metadata) if metadata is not None else None
     meta_base = _abs(metadata).parent if metadata is not None else None
     recs, problems = [], []
+    # names compared in NFC on both sides: a folder copied from a Mac (NFD) and a CSV typed
+    # elsewhere (NFC) print identically and must match; so must two such folders without a CSV
+    by_id: dict[str, Path] = {}
     for f in files:
-        rel = f.relative_to(root) if _is_relative_to(f, root) else Path(f.name)
+        rel = Path(nfc(str(f.relative_to(root) if _is_relative_to(f, root) else Path(f.name))))
         rid = rel.as_posix()
+        if rid in by_id:
+            raise InputFileError(f, f"has the same name as {by_id[rid]} once both are written in Unicode NFC",
+                                 "rename one of them (their names differ only in how accents are encoded)")
+        by_id[rid] = f
         if meta is not None:
             # relative paths: to the CSV's folder, or else to the input folder (a CSV
             # kept outside the data folder usually lists paths as the input shows them)
-            m = meta.get(f) or meta.get(_abs(meta_base / rel))
+            m = meta.get(Path(nfc(str(f)))) or meta.get(Path(nfc(str(_abs(meta_base / rel)))))
             if m is None:
                 problems.append((str(f), rid, f"not listed in metadata CSV {metadata} (fix: add a row path,animal,group or remove the file)"))
                 recs.append(Recording(str(f), rid))

@@ -11,7 +11,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..audio import block_spans, pcm16_to_float32, read_block, select_channel
+from ..audio import block_spans, pcm16_to_float32, read_block, select_channel, soundfile_source
 from .spectrogram import FrameGeometry
 
 # STFT frames per streamed block (~1.5 s at the default hop): small enough to stay in cache.
@@ -49,14 +49,25 @@ class FileSource:
         self.info = info
         self.channel = channel
         self.n_samples = info.n_frames
+        # samples at full scale met by blocks() (each counted once, overlaps aside): a clipped recording
+        self.n_clipped = 0
+        self._clip_counted_to = 0
 
     _fh = None
+
+    def _count_clipped(self, pos: int, data: np.ndarray) -> None:
+        new = data[max(self._clip_counted_to - pos, 0):]
+        if new.size:
+            # int16: the two extreme codes; float (any other subtype): |x| at 1 - 2**-15 or beyond
+            full = (new >= 32767) | (new <= -32768) if new.dtype == np.int16 else np.abs(new) >= 1.0 - 2.0**-15
+            self.n_clipped += int(np.count_nonzero(full))
+            self._clip_counted_to = pos + data.shape[0]
 
     def __enter__(self):
         """Keep the file open for many :meth:`read` calls."""
         import soundfile as sf
 
-        self._fh = sf.SoundFile(self.info.path)
+        self._fh = sf.SoundFile(soundfile_source(self.info.path))
         return self
 
     def __exit__(self, *exc):
@@ -78,7 +89,7 @@ class FileSource:
                 self._fh.seek(a)
                 data = self._fh.read(b - a, dtype=dtype, always_2d=True)
             else:
-                with sf.SoundFile(self.info.path) as fh:
+                with sf.SoundFile(soundfile_source(self.info.path)) as fh:
                     fh.seek(a)
                     data = fh.read(b - a, dtype=dtype, always_2d=True)
             if pcm16:
@@ -97,7 +108,9 @@ class FileSource:
                 yield from self.blocks(start, stop, block, overlap)
             return
         for pos, end in block_spans(start, stop, block, overlap):
-            yield pos, read_block(self._fh, self.info, pos, end - pos, self.channel, keep_pcm16=True)
+            data = read_block(self._fh, self.info, pos, end - pos, self.channel, keep_pcm16=True)
+            self._count_clipped(pos, data)
+            yield pos, data
 
 
 def iter_frame_blocks(source, geom: FrameGeometry, first: int, stop: int, frames_per_block: int):

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
+from .._io import NoSpaceError, no_space_error
 from ..errors import UsvpipeError
 from .detection import SCORE_COLUMNS, segment_file_with_trace
 from .images import PADDED_COLUMN, images_past_the_edges, iter_syllable_images
@@ -50,6 +51,8 @@ class TaskResult:
     error: str = ""
     n_excluded: int = 0  # detections dropped as noise by an exclusion list
     n_padded: int = 0  # syllables whose image runs past the recording's edges (silence shown)
+    n_clipped: int = 0  # samples at full scale (see FileSource.n_clipped)
+    n_samples: int = 0
 
     @property
     def ok(self) -> bool:
@@ -59,12 +62,12 @@ class TaskResult:
 def run_task(task: Task) -> TaskResult:
     """Process one recording; never raises (failures are returned and recorded)."""
     from .. import store
-    from .._io import file_fingerprint
+    from .._io import source_identity
 
     rec = task.rec
     t0 = time.perf_counter()
     try:
-        fp = file_fingerprint(rec.path)
+        fp = source_identity(rec.path)
         # flat memory: the trace is not kept (only the noise floors), images go to the shard
         # 32 at a time as uint8
         segments, trace, source = segment_file_with_trace(rec.path, task.segmentation, task.spectrogram, channel=task.channel,
@@ -88,12 +91,18 @@ def run_task(task: Task) -> TaskResult:
         )
         store.clear_error(task.out_dir, rec.recording)
         return TaskResult("done", rec.recording, rec.path, len(segments), duration, time.perf_counter() - t0,
-                          n_excluded=review["n_excluded"] if review else 0, n_padded=int(padded.sum()))
+                          n_excluded=review["n_excluded"] if review else 0, n_padded=int(padded.sum()),
+                          n_clipped=int(getattr(source, "n_clipped", 0)), n_samples=int(source.n_samples))
+    except NoSpaceError:
+        raise  # the output's disk is full: not this recording's fault, and the batch stops
     except UsvpipeError as exc:
         reason = str(exc)
     except MemoryError:
         reason = f"{rec.path}: out of memory while processing (fix: run with fewer --jobs)"
     except OSError as exc:
+        full = no_space_error(exc, store.shard_path(task.out_dir, rec.recording))
+        if full is not None:
+            raise full from None
         if exc.filename is not None and os.path.abspath(os.fsdecode(exc.filename)) == os.path.abspath(rec.path):
             # e.g. a path in a .txt listing that does not exist, or a file without read permission
             what = "file not found" if isinstance(exc, FileNotFoundError) else f"cannot read the file ({exc.strerror})"

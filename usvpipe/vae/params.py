@@ -15,6 +15,10 @@ _PROFILES = ("auto", "full", "cpu")
 _KEEP = ("auto", "best", "last")
 _AUGMENT = ("auto", "on", "off")
 _LATENT_AXES = ("off", "pitch", "pitch+duration")
+# epochs = "auto": this many, raised to reach the step floor; min_steps = "auto": this floor.
+# 2000 steps: small stores otherwise stop after a few dozen steps (see min_steps).
+AUTO_EPOCHS = 100
+AUTO_MIN_STEPS = 2000
 _AXIS_DECODERS = ("network", "move")
 #: Values of ``TrainParams.axis_encoder`` (the CLI's ``--axis-encoder`` choices too).
 AXIS_ENCODERS = ("auto", "network", "locate", "contour", "contour+width")
@@ -75,12 +79,15 @@ class TrainParams:
         ``batch_size × world size``). ``"auto"``: 128 (AVA's), lowered for small stores so an
         epoch has at least 16 steps (never below 16). An incomplete last batch is kept (a
         single left-over syllable joins the previous batch: batch normalisation needs two).
-    epochs : int
-        Epochs to train, unless that is fewer than ``min_steps`` optimiser steps: then as many
-        epochs as reach ``min_steps``.
-    min_steps : int
-        Floor on the number of optimiser steps (0: none). Small stores otherwise stop after a
-        few dozen steps, long before the latents describe anything.
+    epochs : "auto" or int
+        ``"auto"`` (default): 100 epochs, or as many as reach ``min_steps`` optimiser steps when
+        100 are fewer. A number: exactly that many epochs, as asked, even when they are fewer
+        than ``min_steps`` steps (a warning then says the training health may fail), unless
+        ``min_steps`` is given too.
+    min_steps : "auto" or int
+        Floor on the number of optimiser steps (0: none). ``"auto"``: 2000, applied when
+        ``epochs`` is ``"auto"``; a number given here applies whatever ``epochs`` is. Small stores
+        otherwise stop after a few dozen steps, long before the latents describe anything.
     profile : {"auto", "full", "cpu"}
         ``"full"``: train on the store's images as they are (128×128, AVA-sized). ``"cpu"``:
         average-pool them to 64×64 first (4× fewer pixels, the same model shape), so a CPU
@@ -200,8 +207,8 @@ class TrainParams:
     min_lr_fraction: float = 0.05
     weight_decay: float = 0.0
     batch_size: Union[str, int] = "auto"
-    epochs: int = 100
-    min_steps: int = 2000
+    epochs: Union[str, int] = "auto"
+    min_steps: Union[str, int] = "auto"
     profile: str = "auto"
     keep: str = "auto"
     augment: str = "auto"
@@ -242,8 +249,8 @@ class TrainParams:
         "weight_decay": [Interval(float, 0, None)],
         # batch normalisation needs two images per batch
         "batch_size": [OneOf("auto"), Interval(int, 2, None)],
-        "epochs": [Interval(int, 1, None)],
-        "min_steps": [Interval(int, 0, None)],
+        "epochs": [OneOf("auto"), Interval(int, 1, None)],
+        "min_steps": [OneOf("auto"), Interval(int, 0, None)],
         "profile": [OneOf(*_PROFILES)],
         "keep": [OneOf(*_KEEP)],
         "augment": [OneOf(*_AUGMENT)],
@@ -274,6 +281,8 @@ class TrainParams:
         # values that arrive as text from the CLI or TOML are normalised first, then checked as data
         object.__setattr__(self, "obs_precision", _auto_or_number(self.obs_precision, float, "obs_precision"))
         object.__setattr__(self, "batch_size", _auto_or_number(self.batch_size, int, "batch_size"))
+        object.__setattr__(self, "epochs", _auto_or_number(self.epochs, int, "epochs"))
+        object.__setattr__(self, "min_steps", _auto_or_number(self.min_steps, int, "min_steps"))
         for name in ("data_on_device", "channels_last"):
             object.__setattr__(self, name, _auto_or_bool(getattr(self, name), name))
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
@@ -299,6 +308,27 @@ class TrainParams:
         if any(h < 1 for h in self.hidden):
             raise config_error("train", "hidden", f"{list(self.hidden)} has a non-positive width",
                                "set hidden to positive integers, e.g. [1024, 256]")
+
+    @property
+    def resolved_epochs(self) -> int:
+        """The epochs asked for: a number given, or :data:`AUTO_EPOCHS` (before any ``min_steps`` floor)."""
+        return AUTO_EPOCHS if self.epochs == "auto" else int(self.epochs)
+
+    @property
+    def step_floor(self) -> int:
+        """The optimiser steps training is raised to (and early stopping waits for); 0 when none applies.
+
+        An epoch count the user gave wins over the automatic floor (``min_steps = "auto"``); a
+        ``min_steps`` the user gave applies in any case.
+        """
+        if self.min_steps != "auto":
+            return int(self.min_steps)
+        return AUTO_MIN_STEPS if self.epochs == "auto" else 0
+
+    @property
+    def resolved_min_steps(self) -> int:
+        """``min_steps`` with ``"auto"`` read as :data:`AUTO_MIN_STEPS` (what health advice compares to)."""
+        return AUTO_MIN_STEPS if self.min_steps == "auto" else int(self.min_steps)
 
     def resolved_batch_size(self, n_train: int) -> int:
         """The batch size for ``n_train`` training syllables (per process)."""

@@ -9,9 +9,11 @@ from .params import TrainParams
 
 
 def planned_epochs(params: TrainParams, steps_per_epoch: int) -> int:
-    """``params.epochs``, or more when that many epochs would be fewer than ``params.min_steps`` steps."""
-    need = -(-params.min_steps // max(steps_per_epoch, 1)) if params.min_steps else 0
-    return max(params.epochs, need)
+    """The epochs asked for, or more when that many would be fewer than the step floor
+    (:attr:`TrainParams.step_floor`: none when the user gave ``epochs`` and not ``min_steps``)."""
+    floor = params.step_floor
+    need = -(-floor // max(steps_per_epoch, 1)) if floor else 0
+    return max(params.resolved_epochs, need)
 
 
 #: Epochs whose times :func:`seconds_left` reads: recent enough to follow a change of pace

@@ -30,6 +30,7 @@ import contextlib
 import logging
 import math
 import random
+from typing import Optional
 import sys
 import time
 from dataclasses import dataclass, field
@@ -117,6 +118,8 @@ class _Trainer(_TrainerOutputs):
     state), :meth:`fit` runs the epochs and writes the outputs. Every process of a DDP run
     holds one; only rank 0 writes."""
 
+    thread_line = "threads as torch chose"  # set by train(): how many CPU threads and why
+
     def __init__(self, store_dir, out_dir, params: TrainParams, ctx: _Context, *, resume: bool, progress: bool,
                  verbose: bool = True):
         self.params, self.ctx, self.progress = params, ctx, progress
@@ -150,6 +153,7 @@ class _Trainer(_TrainerOutputs):
         self.ctx.barrier()
         self.store = store if store is not None else open_store(store_dir)
         self.store.require_syllables()
+        self.store.require_complete()  # a segmentation that stopped (e.g. a full disk) is not trained on
         self.ckpt_path, self.model_path = self.out_dir / CHECKPOINT_NAME, self.out_dir / MODEL_NAME
         if not self.ckpt_path.exists():
             return None
@@ -263,6 +267,7 @@ class _Trainer(_TrainerOutputs):
                      == self.model.config else "")
             raise ConfigError(f"{self.ckpt_path}: made with different model parameters {ckpt['model_config']}{older} "
                               "(fix: resume with the same parameters, or choose a new OUT_DIR)")
+        _refuse_changed_optimiser(self.ckpt_path, ckpt.get("params", {}), params_to_dict(self.params))
         if ckpt["store"]["n_syllables"] != len(self.store):
             raise UsvpipeError(f"{self.ckpt_path}: made from a store with {ckpt['store']['n_syllables']} syllables, "
                                f"this one has {len(self.store)} (fix: resume on the same store, or choose a new OUT_DIR)")
@@ -406,6 +411,11 @@ class _Trainer(_TrainerOutputs):
         p, ctx = self.params, self.ctx
         if self.verbose:
             tqdm.write(self.start_line())  # the details (describe()) go to train.json's "plan"
+        steps = self.n_epochs * self.steps_per_epoch
+        if ctx.is_main and self.n_epochs == p.resolved_epochs and p.epochs != "auto" and steps < p.resolved_min_steps:
+            log.warning("%s: %d epochs as asked make %d optimiser steps, fewer than the %d of the automatic floor: "
+                        "the training health may fail (fix: leave epochs at auto, or set min_steps)",
+                        self.out_dir, self.n_epochs, steps, p.resolved_min_steps)
         from .health import MIN_SYLLABLES_SHOWN_TO_LEARN
 
         if ctx.is_main and len(self.store) < MIN_SYLLABLES_SHOWN_TO_LEARN:
@@ -480,7 +490,7 @@ class _Trainer(_TrainerOutputs):
     def _should_stop(self) -> bool:
         """Early stopping: ``patience`` epochs without improvement, never before ``min_steps``."""
         p = self.params
-        return p.patience > 0 and self.best["bad_epochs"] >= p.patience and self._steps_done() >= p.min_steps
+        return p.patience > 0 and self.best["bad_epochs"] >= p.patience and self._steps_done() >= p.step_floor
 
     def _finish(self, stop: bool) -> TrainResult:
         import pandas as pd
@@ -527,8 +537,23 @@ class _Trainer(_TrainerOutputs):
         )
 
 
+# What the optimiser and its schedule were built from. A resume continues the checkpoint's
+# optimiser state and schedule, so another value here would be recorded but not used.
+OPTIMISER_PARAMS = ("lr", "lr_schedule", "warmup_epochs", "min_lr_fraction", "weight_decay", "batch_size")
+
+
+def _refuse_changed_optimiser(ckpt_path, saved: dict, now: dict) -> None:
+    """Refuse ``--resume`` with optimiser settings other than the checkpoint's (one line naming each)."""
+    changed = [f"{k} {saved[k]!r} -> {now.get(k)!r}" for k in OPTIMISER_PARAMS if k in saved and saved[k] != now.get(k)]
+    if changed:
+        raise ConfigError(ckpt_path, f"resuming with other optimiser settings than the run was trained with "
+                          f"({', '.join(changed)}); the checkpoint's optimiser and schedule would continue "
+                          "regardless", "resume with the run's settings (drop the changed options), or train "
+                          "afresh into a new OUT_DIR with the new ones")
+
+
 def train(store_dir, out_dir, params: TrainParams = TrainParams(), *, device: str = "auto", resume: bool = False,
-          progress: bool = True, quiet: bool = False, on_epoch_end=None) -> TrainResult:
+          progress: bool = True, quiet: bool = False, on_epoch_end=None, threads: Optional[int] = None) -> TrainResult:
     """Train a VAE on a syllable store.
 
     Parameters
@@ -551,13 +576,27 @@ def train(store_dir, out_dir, params: TrainParams = TrainParams(), *, device: st
     on_epoch_end : callable, optional
         ``f(epoch, row)`` called on every process after each epoch (and after its
         checkpoint); ``row`` is the epoch's history dict. Raising stops training.
+    threads : int, optional
+        torch's CPU threads for this run (restored after it); default: chosen from the CPUs
+        this process may use and the load at start (:func:`usvpipe._threads.choose_threads`).
 
     Returns
     -------
     TrainResult
     """
+    import torch
+
+    from .._threads import choose_threads
+
     if not isinstance(params, TrainParams):
         raise TypeError("params must be a usvpipe.vae.TrainParams")
+    before = torch.get_num_threads()
     with _process_context(device) as ctx:
-        trainer = _Trainer(store_dir, out_dir, params, ctx, resume=resume, progress=progress, verbose=not quiet)
-        return trainer.fit(on_epoch_end)
+        choice = choose_threads(threads)
+        torch.set_num_threads(choice.threads)
+        try:
+            trainer = _Trainer(store_dir, out_dir, params, ctx, resume=resume, progress=progress, verbose=not quiet)
+            trainer.thread_line = choice.line()
+            return trainer.fit(on_epoch_end)
+        finally:
+            torch.set_num_threads(before)

@@ -23,6 +23,8 @@ class _TrainerOutputs:
         """What this run will do, in one short line of plain words (printed before the first epoch)."""
         device = {"cpu": "the CPU", "cuda": "the GPU", "mps": "the Apple GPU"}.get(self.ctx.device.type, str(self.ctx.device))
         epochs = f"{self.n_epochs} epoch" + ("" if self.n_epochs == 1 else "s")
+        if self.ctx.device.type == "cpu":  # how many threads, and why (issue 40: contention costs more than it buys)
+            device += f" with {self.thread_line.split(' (')[0]}"
         return (f"training the VAE on {device}: learning from {len(self.train_rows):,} syllables, checking on "
                 f"{len(self.val_rows):,} held out; {epochs} ({self.n_epochs * self.steps_per_epoch:,} steps); "
                 f"details in {self.out_dir / 'train.json'}")
@@ -36,9 +38,12 @@ class _TrainerOutputs:
                    "so a CPU can train enough steps (profile = \"full\" keeps them as they are)"
                    if self.profile == "cpu" else f"{h}x{w} syllables")
         length = f"{self.n_epochs} epoch{'' if self.n_epochs == 1 else 's'} x {self.steps_per_epoch} steps"
-        if self.n_epochs > p.epochs:
-            length += f" (raised from {p.epochs} epochs to reach min_steps = {p.min_steps})"
-        return (f"training on {self.ctx.device}: {len(self.train_rows)} train / {len(self.val_rows)} validation syllables "
+        if self.n_epochs > p.resolved_epochs:
+            length += f" (raised from {p.resolved_epochs} epochs to reach min_steps = {p.step_floor})"
+        elif self.n_epochs * self.steps_per_epoch < p.resolved_min_steps:
+            length += (f" as asked (epochs = {p.epochs}: {self.n_epochs * self.steps_per_epoch} steps, fewer than the "
+                       f"{p.resolved_min_steps} the default would make; the training health may fail)")
+        return (f"training on {self.ctx.device} ({self.thread_line}): {len(self.train_rows)} train / {len(self.val_rows)} validation syllables "
                 f"(split by {self.split_info['unit']}); {profile}; batch {self.batch_size}, {length}; "
                 f"obs_precision {self.obs_precision:.4g}{' (auto)' if p.obs_precision == 'auto' else ''}; "
                 f"model.pt keeps the {self.keep} weights"

@@ -31,7 +31,9 @@ def time_expanded_clip(path, onset_s: float, offset_s: float, *, factor: int = T
     """WAV bytes of ``[onset - pad, offset + pad]`` of the recording's first channel, ``factor`` x slower."""
     import soundfile as sf
 
-    with sf.SoundFile(str(path)) as f:
+    from ..audio import soundfile_source
+
+    with sf.SoundFile(soundfile_source(path)) as f:
         sr = f.samplerate
         start = max(0, int((onset_s - pad_s) * sr))
         stop = min(f.frames, int((min(offset_s, onset_s + max_s) + pad_s) * sr) + 1)

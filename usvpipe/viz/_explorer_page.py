@@ -360,7 +360,11 @@ function showReview(i) {
   document.getElementById("rv-state").textContent = i < 0 ? "click a point, then mark it" :
     (r ? idOf(i) + ": " + r.review + (r.label ? " (" + r.label + ")" : "") : idOf(i) + ": not reviewed");
 }
-function csvCell(v) { v = String(v === null || v === undefined ? "" : v); return /[",\n]/.test(v) ? '"' + v.replace(/"/g, '""') + '"' : v; }
+function csvCell(v) {
+  v = String(v === null || v === undefined ? "" : v);
+  // a text cell Excel would run as a formula gets an apostrophe (usvpipe._csv.neutralise_cell)
+  if (/^'*[=+\-@\t\r]/.test(v) && !/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(v)) v = "'" + v;
+  return /[",\n]/.test(v) ? '"' + v.replace(/"/g, '""') + '"' : v; }
 function reviewCsv() {
   var lines = ["id,recording,onset_s,offset_s,review,label"];
   Object.keys(reviews).sort().forEach(function (id) {
