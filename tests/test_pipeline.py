@@ -409,7 +409,7 @@ def test_stage_announcements_count_epochs_in_words_and_mention_compiling_only_wh
     from usvpipe.viz import _projection
 
     one = config_from_mapping({"run": {"output": "x"}, "train": {"epochs": 1, "patience": 1}})
-    assert "(1 epoch, more if needed" in _what("train", one) and "after 1 epoch without" in _what("train", one)
+    assert "(1 epoch, as asked" in _what("train", one) and "after 1 epoch without" in _what("train", one)
     monkeypatch.setattr(_projection, "umap_compiled", lambda: True)
     assert "compiles" not in _what("umap", one)
     monkeypatch.setattr(_projection, "umap_compiled", lambda: False)

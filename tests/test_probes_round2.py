@@ -120,10 +120,10 @@ def test_numbers_stay_numbers_and_only_text_cells_change(tmp_path):
 
 
 def test_the_explorer_review_export_neutralises_formulas():
-    from usvpipe.viz import _explorer
+    from usvpipe.viz import _explorer_page
 
-    assert "function csvCell" in _explorer._TEMPLATE
-    body = _explorer._TEMPLATE.split("function csvCell", 1)[1].split("function reviewCsv", 1)[0]
+    assert "function csvCell" in _explorer_page.TEMPLATE
+    body = _explorer_page.TEMPLATE.split("function csvCell", 1)[1].split("function reviewCsv", 1)[0]
     assert "'*[=+\\-@\\t\\r]" in body
 
 
@@ -535,7 +535,7 @@ def test_training_uses_the_chosen_threads_says_so_and_restores_torchs(tmp_path, 
         training._Trainer.fit = real_fit
     assert res.exit_code == 0, res.output
     assert seen == [1] and torch.get_num_threads() == before
-    assert "training on cpu (1 CPU thread (--threads))" in res.output + capsys.readouterr().out
+    assert "on the CPU with 1 CPU thread (--threads)" in res.output + capsys.readouterr().out
 
 
 def test_exported_segments_neutralise_formula_labels_and_read_back_as_written(tmp_path):

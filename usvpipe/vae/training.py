@@ -411,11 +411,8 @@ class _Trainer(_TrainerOutputs):
         p, ctx = self.params, self.ctx
         if self.verbose:
             tqdm.write(self.start_line())  # the details (describe()) go to train.json's "plan"
-        steps = self.n_epochs * self.steps_per_epoch
-        if ctx.is_main and self.n_epochs == p.resolved_epochs and p.epochs != "auto" and steps < p.resolved_min_steps:
-            log.warning("%s: %d epochs as asked make %d optimiser steps, fewer than the %d of the automatic floor: "
-                        "the training health may fail (fix: leave epochs at auto, or set min_steps)",
-                        self.out_dir, self.n_epochs, steps, p.resolved_min_steps)
+        if ctx.is_main:
+            self.warn_if_short_of_the_floor()
         from .health import MIN_SYLLABLES_SHOWN_TO_LEARN
 
         if ctx.is_main and len(self.store) < MIN_SYLLABLES_SHOWN_TO_LEARN:

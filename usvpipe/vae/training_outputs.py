@@ -7,6 +7,7 @@ Only rank 0 calls the writing methods.
 """
 from __future__ import annotations
 
+import logging
 import time
 
 from .._io import write_csv_atomic
@@ -14,6 +15,8 @@ from .._version import __version__
 from ..config import params_to_dict
 from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, _cpu_state, _rng_state, save_checkpoint
 from .schedule import describe_seconds, seconds_left
+
+log = logging.getLogger(__name__)
 
 
 class _TrainerOutputs:
@@ -24,10 +27,18 @@ class _TrainerOutputs:
         device = {"cpu": "the CPU", "cuda": "the GPU", "mps": "the Apple GPU"}.get(self.ctx.device.type, str(self.ctx.device))
         epochs = f"{self.n_epochs} epoch" + ("" if self.n_epochs == 1 else "s")
         if self.ctx.device.type == "cpu":  # how many threads, and why (issue 40: contention costs more than it buys)
-            device += f" with {self.thread_line.split(' (')[0]}"
+            device += f" with {self.thread_line}"
         return (f"training the VAE on {device}: learning from {len(self.train_rows):,} syllables, checking on "
                 f"{len(self.val_rows):,} held out; {epochs} ({self.n_epochs * self.steps_per_epoch:,} steps); "
                 f"details in {self.out_dir / 'train.json'}")
+
+    def warn_if_short_of_the_floor(self) -> None:
+        """Epochs the user typed win over the automatic step floor (issue 40); say that health may fail."""
+        p, steps = self.params, self.n_epochs * self.steps_per_epoch
+        if self.n_epochs == p.resolved_epochs and p.epochs != "auto" and steps < p.resolved_min_steps:
+            log.warning("%s: %d epochs as asked make %d optimiser steps, fewer than the %d of the automatic floor: "
+                        "the training health may fail (fix: leave epochs at auto, or set min_steps)",
+                        self.out_dir, self.n_epochs, steps, p.resolved_min_steps)
 
     def describe(self) -> str:
         """What this run will do, in detail (train.json's "plan"; :meth:`start_line` is what the terminal shows)."""
