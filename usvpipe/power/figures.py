@@ -5,7 +5,7 @@ from pathlib import Path
 
 #: kind -> x-axis label of its panel
 AXIS = {"pitch": "pitch shift (kHz)", "duration": "duration change (%)",
-        "usage": "change in the use of one latent cluster (percentage points)"}
+        "usage": "use of one latent cluster (% points)"}
 
 
 def _errorbar(ax, points, scale: float = 1.0):

@@ -48,12 +48,13 @@ def sensitivity_lines(sens: Optional[Mapping]) -> list:
         return []
     n = sens.get("n_animals") or {}
     design = " + ".join(str(v) for v in n.values())
-    target = f"{float(sens.get('target', 0.8)):.0%}"
+    target = f"{100 * float(sens.get('target', 0.8)):.0f} %"
     lines = []
     found = [e for e in sens.get("latent") or [] if e.get("mde") is not None]
     missed = [e for e in sens.get("latent") or [] if e.get("mde") is None]
     if found:
-        se = "; ".join(f"{e['kind']} ±{_num(e['mde_se'])}" for e in found if e.get("mde_se") is not None)
+        se = "; ".join(f"{e['kind']} ±{_size(e['kind'], e['mde_se'], e.get('unit', ''))}"
+                       + (" points" if e["kind"] == "usage" else "") for e in found if e.get("mde_se") is not None)
         lines.append(f"With this design ({design} animals, the same animal-level test at α = {sens.get('alpha')}), "
                      f"{_join([_latent_phrase(e) for e in found])} would have been detected {target} of the time; "
                      f"smaller effects cannot be ruled out (effects planted into these animals' own syllables"
