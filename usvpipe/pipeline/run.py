@@ -323,6 +323,9 @@ class _Run:
         if not params.enabled or mmd is None or mmd.get("reject") or mmd.get("interpretable") is False \
                 or mmd.get("unit") != "animal":
             return
+        if not (self.model_path.exists() and (self.store_dir / "syllables.csv").exists()):
+            log.info("power: no store and model in %s (a test run on given latents): nothing to plant into", self.out)
+            return
         power_dir = self.out / "power"
         digest = params_digest(params, {"latents": _fingerprint(self.latents_path), "model": _fingerprint(self.model_path),
                                         "mmd": mmd.get("params"), "groups": mmd.get("groups"),

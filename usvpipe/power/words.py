@@ -26,8 +26,8 @@ def _latent_phrase(entry: Mapping) -> str:
     before, after = PHRASES.get(kind, (f"a {kind} effect of ≥ ", ""))
     if value is None:
         big = entry.get("largest_tried") or {}
-        return (f"{before.replace('≥ ', '')}{_size(kind, big.get('effect', float('nan')), unit)}{after} "
-                f"(detected only {big.get('power', 0):.0%} of the time, the largest tried)")
+        return (f"{before.replace('≥ ', '')}{_size(kind, big.get('effect', float('nan')), unit)}{after}, "
+                f"the largest tried, was detected only {100 * big.get('power', 0):.0f} % of the time")
     text = f"{before}{_size(kind, value, unit)}{after}"
     if entry.get("mde_sd") is not None:
         text += f" ({entry['mde_sd']:.2g} SD of the animals' mean frequency)"
@@ -60,7 +60,8 @@ def sensitivity_lines(sens: Optional[Mapping]) -> list:
                      f"smaller effects cannot be ruled out (effects planted into these animals' own syllables"
                      + (f"; Monte Carlo s.e. {se}" if se else "") + ").")
     for e in missed:
-        lines.append(f"Not even {_latent_phrase(e)}: this design cannot promise to detect such a difference.")
+        text = _latent_phrase(e)
+        lines.append(f"{text[0].upper()}{text[1:]}: this design cannot promise to detect a {e.get('kind')} difference.")
     meas = [e for e in sens.get("measures") or [] if e.get("mde") is not None]
     if meas:
         parts = [f"{e['unit']} ≥ {_num(e['mde'])} ({e['mde_sd']:.2g} SD)" for e in meas[:4] if e.get("mde_sd") is not None]
