@@ -16,6 +16,9 @@ def _report(tmp_path, mmd):
     out = tmp_path / "run"
     (out / "power").mkdir(parents=True)
     (out / "power" / "sensitivity.json").write_text(json.dumps(SENS))
+    from matplotlib.figure import Figure
+
+    Figure(figsize=(1, 1)).savefig(out / "power" / "sensitivity.png")
     stages = [StageOutcome("mmd", "ran", 1.0, "")]
     write_report(out, config_from_mapping({"run": {"output": str(out)}}), stages,
                  PipelineResult(output=out, stages=stages, mmd=mmd))
@@ -23,15 +26,20 @@ def _report(tmp_path, mmd):
     return html[html.index('<div class="answer'):html.index("</div>")], (out / "report.md").read_text()
 
 
+def _figures(tmp_path) -> str:
+    return (tmp_path / "run" / "report.md").read_text().count("power/sensitivity.png")
+
+
 def test_a_null_answer_says_on_the_first_screen_what_the_design_could_have_detected(tmp_path):
     box, md = _report(tmp_path, _mmd(reject=False, p_value=0.43))
     assert "No evidence that deaf" in box
     assert "a pitch shift of ≥ 3.1 kHz (0.6 SD" in box and "80 % of the time" in box
     assert "pitch shift of ≥ 3.1 kHz" in md.split("## The answer")[1].split("\n## ")[0]
+    assert _figures(tmp_path) >= 1  # the power curves, beside the latent-space test
 
 
 @pytest.mark.parametrize("mmd", [_mmd(reject=True), _mmd(reject=False, groups=["wt", "ko"]),
                                  _mmd(reject=False, interpretable=False)])
 def test_no_sensitivity_is_shown_for_a_difference_another_comparison_or_uninterpretable_latents(tmp_path, mmd):
     box, _ = _report(tmp_path, mmd)
-    assert "pitch shift" not in box
+    assert "pitch shift" not in box and _figures(tmp_path) == 0

@@ -341,7 +341,7 @@ def _explorer_link(doc: _Doc, out: Path):
 def _collect_figures(out: Path) -> dict:
     """The run's PNG figures by report section: ``{section: [(file, caption, wide), ...]}``, in file order."""
     figures = {}
-    for sub in ("measures", "mmd", "power", "model", "umap"):
+    for sub in ("measures", "mmd", "model", "umap"):
         d = out / sub
         for f in sorted(d.glob("*.png")) if d.is_dir() else []:
             rel = f.relative_to(out).as_posix()
@@ -426,10 +426,14 @@ def write_report(out: Path, config: PipelineConfig, outcomes: list[StageOutcome]
     mmd, trust, meas, per_group, ans = _load_inputs(out, outcomes, result)
 
     doc = _Doc()
-    _answer_box(doc, config, ans, meas, sensitivity=_sensitivity_lines(out, mmd, ans))
+    sensitivity = _sensitivity_lines(out, mmd, ans)
+    _answer_box(doc, config, ans, meas, sensitivity=sensitivity)
     _second_opinion_section(doc, mmd)
     _explorer_link(doc, out)
-    _evidence_sections(doc, out, mmd, trust, meas, per_group, _collect_figures(out))
+    figures = _collect_figures(out)
+    if sensitivity and (out / "power" / "sensitivity.png").exists():  # only beside the words it illustrates
+        figures.setdefault("mmd", []).append((out / "power" / "sensitivity.png", *CAPTIONS["power/sensitivity.png"][1:]))
+    _evidence_sections(doc, out, mmd, trust, meas, per_group, figures)
     _run_sections(doc, config, outcomes, result)
 
     _io.write_text_atomic(out / "report.md", "\n".join(doc.md))
