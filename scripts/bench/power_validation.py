@@ -134,6 +134,8 @@ def planted_powers(population, encoder, *, sizes, pilots, draws, seed, n_per_gro
                 row[kind, size] = planted_power(design, size, k_a=n_per_group, k_b=n_per_group, pilot_k=k, alpha=0.05,
                                                 draws=draws, seed=p, splits=splits).power
         out.append(row)
+        print(f"pilot {p + 1}/{pilots}: " + ", ".join(f"{k[0]} {k[1]:g}: {v:.2f}" for k, v in row.items()),
+              file=sys.stderr, flush=True)
     return out
 
 
@@ -169,6 +171,7 @@ def main(argv=None):
         for size in sizes[kind]:
             truth = true_power(population, encoder, kind=kind, size=size, experiments=args.experiments, seed=args.seed,
                                n_per_group=n_per_group, calls=calls)
+            print(f"true {kind} {size:g}: {truth:.3f}", file=sys.stderr, flush=True)
             est = np.array([p[kind, size] for p in planted])
             se_true = math.sqrt(max(truth * (1 - truth), 1e-12) / args.experiments)
             se_est = float(est.std(ddof=1) / math.sqrt(len(est))) if len(est) > 1 else float("nan")
