@@ -139,6 +139,12 @@ def planted_powers(population, encoder, *, sizes, pilots, draws, seed, n_per_gro
     return out
 
 
+def _markdown(table: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pool", type=int, default=48, help="animals in the population pool")
@@ -163,6 +169,7 @@ def main(argv=None):
 
     encoder = model_encoder(model)
     t_setup = time.perf_counter() - t0
+    print(f"setup {t_setup:.0f} s", file=sys.stderr, flush=True)
     planted = planted_powers(population, encoder, sizes=sizes, pilots=args.pilots, draws=args.draws, seed=args.seed,
                              n_per_group=n_per_group, calls=calls, n_clusters=2)
     t_planted = time.perf_counter() - t0 - t_setup
@@ -186,7 +193,8 @@ def main(argv=None):
     print(f"# power validation: {args.pool} animals in the pool, 6 + 6 per experiment, {calls} calls each; "
           f"{args.experiments} fresh experiments per size; {args.pilots} pilots x {args.draws} planted draws; "
           f"usage planted into one of 2 k-means clusters at random")
-    print(table.to_markdown(index=False))
+    print(_markdown(table))
+    table.to_csv(work / "power_validation.csv", index=False)
     print(f"\nseconds: setup (render + train) {t_setup:.0f}, planted {t_planted:.0f}, total {t_total:.0f}; "
           f"load average {os.getloadavg()[0]:.2f}; work folder {work}")
 
