@@ -34,7 +34,7 @@ def main(argv=None):
     from usvpipe.pipeline.demo import demo_config, make_demo_data
     from usvpipe.power import PowerParams, load_run_pilot, sensitivity
 
-    out = Path(args.out or tempfile.mkdtemp(prefix="power_budget_")) / "run"
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="power_budget_")) / "run"
     if not (out / "demo_data" / "metadata.csv").exists():
         make_demo_data(out / "demo_data", group_shift=0.0, seed=args.seed)
     cfg = demo_config(out, seed=args.seed)
