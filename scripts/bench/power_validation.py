@@ -43,8 +43,11 @@ ROW_KHZ = (BAND[1] - BAND[0]) / 1e3 / (SHAPE[0] - 1)  # 2.58 kHz per image row
 LONG_TYPE = {"duration_s": 2.0, "fm_depth_hz": 2.0}
 
 
-def make_population(n_animals: int, reservoir: int, pitch_rows, seed: int):
-    """Per animal: its long-type share and a reservoir of normal and long calls, rendered at each pitch shift."""
+def make_population(n_animals: int, reservoir: int, pitch_rows, seed: int, harmonics: bool = True):
+    """Per animal: its long-type share and a reservoir of normal and long calls, rendered at each pitch shift.
+
+    A call moved Δ kHz up has its 2nd harmonic moved 2Δ; ``harmonics=False`` draws calls without one.
+    """
     from usvpipe.synth import render_call_images, sample_calls
 
     rng = np.random.default_rng(seed)
@@ -54,6 +57,8 @@ def make_population(n_animals: int, reservoir: int, pitch_rows, seed: int):
         share = float(np.clip(0.5 + rng.normal(0, 0.10), 0.1, 0.9))
         calls = {t: sample_calls(reservoir, seed=rng, animal_offset=offset,
                                  group_shift=LONG_TYPE if t == "long" else 0.0) for t in ("normal", "long")}
+        if not harmonics:
+            calls = {t: c.assign(harmonic_ratio=0.0) for t, c in calls.items()}
         images = {}
         for t, table in calls.items():
             for r in (0, *pitch_rows):
@@ -153,6 +158,7 @@ def main(argv=None):
     ap.add_argument("--draws", type=int, default=200, help="planted experiments per pilot and size")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="60 experiments, 4 pilots, 100 draws")
+    ap.add_argument("--no-harmonics", action="store_true", help="calls without a 2nd harmonic (see make_population)")
     ap.add_argument("--work", default=None, help="folder for the store and model (default: a temporary one)")
     args = ap.parse_args(argv)
     if args.quick:
@@ -161,7 +167,7 @@ def main(argv=None):
     sizes = {"pitch": [0, 1, 2, 3], "usage": [0.0, 15.0, 30.0, 45.0]}
     t0 = time.perf_counter()
     work = Path(args.work or tempfile.mkdtemp(prefix="power_validation_"))
-    population = make_population(args.pool, reservoir, sizes["pitch"][1:], args.seed)
+    population = make_population(args.pool, reservoir, sizes["pitch"][1:], args.seed, harmonics=not args.no_harmonics)
     model = work / "model" / "model.pt"
     if not model.exists():
         model = train_model(population, work, args.seed)
@@ -192,7 +198,7 @@ def main(argv=None):
     table = pd.DataFrame(rows)
     print(f"# power validation: {args.pool} animals in the pool, 6 + 6 per experiment, {calls} calls each; "
           f"{args.experiments} fresh experiments per size; {args.pilots} pilots x {args.draws} planted draws; "
-          f"usage planted into one of 2 k-means clusters at random")
+          f"usage planted into one of 2 k-means clusters at random" + ("; calls without harmonics" if args.no_harmonics else ""))
     print(_markdown(table))
     table.to_csv(work / "power_validation.csv", index=False)
     print(f"\nseconds: setup (render + train) {t_setup:.0f}, planted {t_planted:.0f}, total {t_total:.0f}; "

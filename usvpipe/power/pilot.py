@@ -57,12 +57,12 @@ class Pilot:
         a, b = self.groups
         return int(np.sum(self.animal_group == a)), int(np.sum(self.animal_group == b))
 
-    def bandwidths(self) -> list:
-        """The report's bandwidth rule applied to the pilot's latents (held fixed for every planted design)."""
+    def bandwidths(self, latents: Optional[np.ndarray] = None) -> list:
+        """The report's bandwidth rule applied to ``latents`` (default: the pilot's own)."""
         from ..mmd.bandwidth import _resolve_bandwidths
 
-        Z = self.latents - self.latents.mean(axis=0)
-        return list(_resolve_bandwidths(Z, self.mmd)[0])
+        Z = self.latents if latents is None else latents
+        return list(_resolve_bandwidths(Z - Z.mean(axis=0), self.mmd)[0])
 
 
 def subsample_per_animal(animal: np.ndarray, at_most: int, seed: int) -> np.ndarray:
