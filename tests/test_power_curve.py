@@ -22,3 +22,15 @@ def test_a_curve_is_reproducible_with_a_seed(pilot):
     one = power_curve(pilot, "usage", 30.0, PowerParams(draws=30, seed=4), animals=(4, 8))
     two = power_curve(pilot, "usage", 30.0, PowerParams(draws=30, seed=4), animals=(4, 8))
     assert [p.power for p in one.points] == [p.power for p in two.points]
+
+
+def test_a_planned_experiment_never_puts_one_animal_in_both_groups_and_uses_each_before_repeating():
+    import numpy as np
+
+    from usvpipe.power.search import resampled_animals
+
+    rng = np.random.default_rng(0)
+    for n in (3, 6, 10):
+        animals = resampled_animals(12, n, n, rng)
+        a, b = set(animals[:n]), set(animals[n:])
+        assert not a & b and len(a) == min(n, 6) and len(b) == min(n, 6)

@@ -28,9 +28,10 @@ from ..errors import UsvpipeError
 def power(source, model_path, kind, effect, animals, draws, mde, group_a, group_b, alpha, seed, out_dir):
     """Power of the animal-level test against animals per group, for an effect of KIND and size EFFECT.
 
-    Each simulated experiment draws n + n animals with replacement from the pilot's animals,
-    plants the effect into the second n animals' syllables (images re-encoded with the model;
-    usage by re-weighting syllables) and runs the same animal-level MMD test. Writes
+    Each simulated experiment draws n + n animals from the pilot's animals (one random half of
+    them per group; with replacement once a half is used up), plants the effect into the
+    second n animals' syllables (images re-encoded with the model; usage by re-weighting
+    syllables) and runs the same animal-level MMD test. Writes
     power_curve.csv and power_curve.png, and prints the animals per group reaching 80 %.
     """
     import dataclasses
@@ -68,7 +69,7 @@ def power(source, model_path, kind, effect, animals, draws, mde, group_a, group_
                + (str(need) if need is not None else f"more than {int(curve.points[-1].size)} (not reached)"))
     if mde:
         sens = sensitivity(pilot, dataclasses.replace(params, kinds=tuple(k for k in params.kinds if k != "measures")))
-        paths.update(write_sensitivity(sens, out_dir))
+        paths.update({f"sensitivity {k}": v for k, v in write_sensitivity(sens, out_dir).items()})
         for m in sens.latent:
             click.echo(f"  minimum detectable {m.kind} with this pilot's design: "
                        + (f"{m.value:.3g} {m.unit} (± {m.se:.2g})" if m.value is not None and m.se is not None else

@@ -1,10 +1,12 @@
 """The planning curve: power against the number of animals per group, for one effect of a chosen kind and size.
 
-Each experiment of n + n animals draws its animals with replacement from the pilot's
-(pooled over both groups), plants the effect into the second n, and runs the report's
-test. Resampling animals treats the pilot's animals as the population, so the curve is
-as good as the pilot is typical; with few pilot animals a large n repeats each of them
-often, and the curve is then optimistic (the repeated animals vary less than new ones).
+Each experiment of n + n animals draws its animals from the pilot's (pooled over both
+groups, split at random into one half per group so no animal is on both sides; without
+replacement while a half lasts, then with replacement: :func:`usvpipe.power.search.resampled_animals`),
+plants the effect into the second n, and runs the report's test. Resampling animals treats
+the pilot's animals as the population, so the curve is as good as the pilot is typical;
+beyond the pilot's size each animal is repeated, and repeated animals vary less than new
+ones would: the curve is then optimistic.
 """
 from __future__ import annotations
 

@@ -57,18 +57,38 @@ def planted_power(design, size: float, *, k_a: int, k_b: int, pilot_k: int, alph
     """Share of ``draws`` experiments, each with the effect planted in group B, whose test rejects at ``alpha``.
 
     Without ``resample`` an experiment splits the pilot's animals at random into k_a + k_b
-    pseudo-groups (k_a + k_b = the pilot's animals); with it, it draws k_a + k_b animals
-    with replacement (the planning curve).
+    pseudo-groups (k_a + k_b = the pilot's animals); with it (the planning curve) see
+    :func:`resampled_animals`.
     """
     sums = design.sums(size)
     hits = 0
     for d in range(draws):
         rng = np.random.default_rng([seed, d])
-        animals = rng.integers(pilot_k, size=k_a + k_b) if resample else rng.permutation(pilot_k)[:k_a + k_b]
+        animals = resampled_animals(pilot_k, k_a, k_b, rng) if resample else rng.permutation(pilot_k)[:k_a + k_b]
         group_a = np.r_[np.ones(k_a, bool), np.zeros(k_b, bool)]
         V = design.weights(animals, ~group_a, rng)
         hits += rejects(sums, V, group_a, splits, alpha, rng, statistic)
     return PowerPoint(float(size), hits / draws, draws)
+
+
+def resampled_animals(pilot_k: int, k_a: int, k_b: int, rng: np.random.Generator) -> np.ndarray:
+    """Pilot animals of a planned experiment of k_a + k_b animals (group A first).
+
+    The pilot's animals are split at random into two halves, one feeding each group, so no
+    animal is in both groups (a copy of one animal on each side, one with the planted
+    effect, would be a paired comparison and make the curve optimistic). A group takes
+    animals of its half without replacement while they last, then each again with
+    replacement: with k_a + k_b = the pilot's animals this is exactly the sensitivity's design.
+    """
+    perm = rng.permutation(pilot_k)
+    halves = perm[:pilot_k // 2], perm[pilot_k // 2:]
+
+    def take(pool, n):
+        if n <= pool.size:
+            return rng.choice(pool, n, replace=False)
+        return np.r_[pool, rng.choice(pool, n - pool.size, replace=True)]
+
+    return np.r_[take(halves[0], k_a), take(halves[1], k_b)]
 
 
 def bracket_and_bisect(power_at: Callable[[float], PowerPoint], *, first: float, target: float, bracket_steps: int,
