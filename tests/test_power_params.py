@@ -20,3 +20,13 @@ def test_a_bad_value_is_one_line_naming_the_key_and_the_fix(key, value, says):
     with pytest.raises(ConfigError) as err:
         params_from_mapping(PowerParams, {key: value}, section="power")
     assert says in str(err.value) and "fix:" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_no_power_on_the_command_line_switches_the_section_off():
+    from usvpipe.cli.pipeline import _without_power
+    from usvpipe.pipeline import config_from_mapping
+
+    cfg = config_from_mapping({"run": {"output": "out"}, "power": {"draws": 50}})
+    off = _without_power(cfg, True).stages["power"]
+    assert cfg.stages["power"].enabled and not off.enabled and off.draws == 50
+    assert _without_power(cfg, False) is cfg
