@@ -28,6 +28,7 @@ _COMMANDS = {
     "mmd": ("usvpipe.cli.mmd", "mmd", "Kernel MMD permutation test between groups."),
     "measures": ("usvpipe.cli.measures", "measures", "Call counts, rates, durations, frequencies per animal; tested."),
     "poise": ("usvpipe.cli.poise", "poise", "POISE-VAE for paired modalities (train/generate/traverse)."),
+    "power": ("usvpipe.cli.power", "power", "Animals needed: power curve from a pilot (planted effects)."),
     "init": ("usvpipe.cli.pipeline", "init", "Write a commented default usvpipe.toml."),
     "run": ("usvpipe.cli.pipeline", "run", "Run segment -> train -> encode -> umap -> mmd from a config."),
     "demo": ("usvpipe.cli.pipeline", "demo", "Run the whole pipeline on generated (or --real) data."),

@@ -45,6 +45,15 @@ def _finish(result) -> None:
         sys.exit(1)
 
 
+def _without_power(cfg, no_power: bool):
+    """``cfg`` with ``[power] enabled = false`` when ``--no-power`` was given."""
+    if not no_power:
+        return cfg
+    import dataclasses
+
+    return dataclasses.replace(cfg, stages={**cfg.stages, "power": dataclasses.replace(cfg.stages["power"], enabled=False)})
+
+
 @click.command("run")
 @click.argument("config_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--input", "input_", default=None, help="Override [run].input.")
@@ -55,7 +64,9 @@ def _finish(result) -> None:
 @click.option("--force", is_flag=True, help="Rerun stages even when up to date.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (each stage still says what it does).")
 @click.option("--quiet", is_flag=True, help="No progress bars and no stage announcements (errors and the summary only).")
-def run(config_path, input_, output, jobs, device, stages, force, no_progress, quiet):
+@click.option("--no-power", is_flag=True, help="Skip the sensitivity analysis after a test that found no difference "
+                                                "(as [power] enabled = false).")
+def run(config_path, input_, output, jobs, device, stages, force, no_progress, quiet, no_power):
     """Run segment -> train -> encode -> umap -> mmd with the parameters of CONFIG_PATH.
 
     Stages whose parameters and inputs are unchanged since their last run are skipped,
@@ -66,7 +77,7 @@ def run(config_path, input_, output, jobs, device, stages, force, no_progress, q
 
     overrides = {"input": input_, "output": output, "jobs": jobs, "device": device,
                  "stages": tuple(s.strip() for s in stages.split(",")) if stages else None}
-    cfg = read_pipeline_config(config_path, **overrides)
+    cfg = _without_power(read_pipeline_config(config_path, **overrides), no_power)
     quiet = quiet or _root_quiet()
     _finish(run_pipeline(cfg, progress=not no_progress, force=force, quiet=quiet))
 
@@ -80,11 +91,13 @@ def run(config_path, input_, output, jobs, device, stages, force, no_progress, q
 @click.option("--seed", default=0, show_default=True)
 @click.option("--no-progress", is_flag=True, help="No progress bars (each stage still says what it does).")
 @click.option("--quiet", is_flag=True, help="No progress bars and no stage announcements.")
-def demo(out_dir, real, animals_per_group, duration_s, epochs, seed, no_progress, quiet):
+@click.option("--no-power", is_flag=True, help="Skip the sensitivity analysis after a test that found no difference.")
+def demo(out_dir, real, animals_per_group, duration_s, epochs, seed, no_progress, quiet, no_power):
     """Run the whole pipeline on built-in synthetic data (two groups of mice), ending in a report."""
     from ..pipeline import demo_config, run_pipeline
 
-    cfg = demo_config(out_dir, real=real, animals_per_group=animals_per_group, duration_s=duration_s, epochs=epochs, seed=seed)
+    cfg = _without_power(demo_config(out_dir, real=real, animals_per_group=animals_per_group, duration_s=duration_s,
+                                     epochs=epochs, seed=seed), no_power)
     quiet = quiet or _root_quiet()
     if not quiet:
         click.echo(f"demo data and outputs in {out_dir}/")

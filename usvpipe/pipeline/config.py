@@ -83,14 +83,16 @@ class RunParams:
                                "set videos to the folder of behaviour videos, or drop poise from stages")
 
     def requests(self, stage: str) -> bool:
-        """Whether the run includes ``stage``: listed in ``stages``, or ``poise`` with ``videos`` set."""
-        return stage in self.stages or (stage == "poise" and bool(self.videos))
+        """Whether the run includes ``stage``: listed in ``stages``, ``poise`` with ``videos`` set, or
+        ``power``, which follows the test's answer (``[power] enabled`` switches it off)."""
+        return stage in self.stages or (stage == "poise" and bool(self.videos)) or stage == "power"
 
 
 def _stage_classes() -> dict[str, tuple[str, type]]:
     """TOML section -> (section name, dataclass). Imported lazily: keeps `usvpipe --help` fast."""
     from ..mmd import MMDParams
     from ..poise.params import PairsParams, PoiseParams
+    from ..power.params import PowerParams
     from ..segmentation.params import SegmentParams, SyllableParams
     from ..segmentation.spectrogram import SpectrogramParams
     from ..vae import TrainParams
@@ -105,6 +107,7 @@ def _stage_classes() -> dict[str, tuple[str, type]]:
         "mmd": MMDParams,
         "poise_pairs": PairsParams,
         "poise": PoiseParams,
+        "power": PowerParams,
     }
 
 

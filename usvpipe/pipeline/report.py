@@ -44,6 +44,10 @@ CAPTIONS = {
     "mmd/effect_size.png": ("mmd", "Per animal: mean MMD² to the other animals of its own group (left) and to the "
                             "animals of the other group (right). Lines rising to the right for most animals mean "
                             "the groups differ more than animals within a group do.", False),
+    "power/sensitivity.png": ("mmd", "What this design could have detected: the share of planted experiments (random "
+                              "pseudo-groups of these animals, an effect of the size on the x-axis planted into one of "
+                              "them) in which the same animal-level test rejected, with 95 % Monte Carlo error bars; "
+                              "dashed line the 80 % target, red line the minimum detectable effect.", True),
     "model/reconstructions.png": ("vae", "Syllable spectrograms and their VAE reconstructions. Reconstructions that "
                                   "are blank or all alike mean the latents do not describe the calls, and the "
                                   "latent-space results should not be interpreted.", True),
@@ -312,8 +316,10 @@ def _caveats(out: Path, config: PipelineConfig, mmd: Optional[dict], trust: Opti
             "representations": table if rows else []}
 
 
-def _answer_box(doc: _Doc, config: PipelineConfig, ans, meas: Optional[dict], extra: Optional[dict] = None):
-    """Title, the answer in words, its effect size, the classical measures that differ, the warnings."""
+def _answer_box(doc: _Doc, config: PipelineConfig, ans, meas: Optional[dict], extra: Optional[dict] = None,
+                sensitivity=()):
+    """Title, the answer in words, its effect size (or, for no difference, what the design could have
+    detected: ``sensitivity``), the classical measures that differ, the warnings."""
     extra = extra or {}
     doc.md += ["# usvpipe report", "", f"usvpipe {__version__}; config: {config.source or '(built in)'}", ""]
     doc.html.append(f"<h1>usvpipe report</h1><p class=\"small\">usvpipe {__version__} &middot; config: "
@@ -327,6 +333,8 @@ def _answer_box(doc: _Doc, config: PipelineConfig, ans, meas: Optional[dict], ex
     if ans.effect is not None and ans.decision != "not interpretable":  # no latent effect size from uninformative latents
         e = ans.effect
         _front_line(doc, f"Effect size: {e.method.format(value=_fmt(e.value, 3), lo=_fmt(e.ci95[0], 3), hi=_fmt(e.ci95[1], 3))}.")
+    for line in sensitivity:
+        _front_line(doc, line)
     sig = [t for t in (meas or {}).get("tests") or [] if t.get("reject")]
     if (meas or {}).get("tests") is not None:
         _front_line(doc, "Classical measures that differ (animal level, Holm-corrected): " +
@@ -341,6 +349,17 @@ def _answer_box(doc: _Doc, config: PipelineConfig, ans, meas: Optional[dict], ex
     doc.representations = extra.get("representations") or []  # the PDF's first page shows this table too
     doc.html.append("</div>")
     _warnings_box(doc, ans.warnings)
+
+
+def _sensitivity_lines(out: Path, mmd: Optional[dict], ans) -> list:
+    """What the design could have detected (``power/sensitivity.json``), for a test that found no difference."""
+    from ..power.io import read_sensitivity
+    from ..power.words import sensitivity_lines
+
+    sens = read_sensitivity(out)
+    if ans.decision != "no evidence" or not sens or list(sens.get("groups") or []) != list((mmd or {}).get("groups") or []):
+        return []
+    return sensitivity_lines(sens)
 
 
 def _second_opinion_section(doc: _Doc, mmd: Optional[dict]):
@@ -459,10 +478,16 @@ def write_report(out: Path, config: PipelineConfig, outcomes: list[StageOutcome]
     mmd, trust, meas, per_group, ans = _load_inputs(out, outcomes, result)
 
     doc = _Doc()
-    _answer_box(doc, config, ans, meas, _caveats(out, config, mmd, trust, ans))
+    power_params = config.stages.get("power")
+    # an earlier run's sensitivity.json stays on disk when [power] is switched off: never show it then
+    sensitivity = _sensitivity_lines(out, mmd, ans) if getattr(power_params, "enabled", True) else []
+    _answer_box(doc, config, ans, meas, _caveats(out, config, mmd, trust, ans), sensitivity=sensitivity)
     _second_opinion_section(doc, mmd)
     _explorer_link(doc, out)
-    _evidence_sections(doc, out, mmd, trust, meas, per_group, _collect_figures(out))
+    figures = _collect_figures(out)
+    if sensitivity and (out / "power" / "sensitivity.png").exists():  # only beside the words it illustrates
+        figures.setdefault("mmd", []).append((out / "power" / "sensitivity.png", *CAPTIONS["power/sensitivity.png"][1:]))
+    _evidence_sections(doc, out, mmd, trust, meas, per_group, figures)
     _run_sections(doc, config, outcomes, result)
 
     _io.write_text_atomic(out / "report.md", "\n".join(doc.md))

@@ -28,7 +28,7 @@ from .report import write_report
 log = logging.getLogger(__name__)
 
 STAMP = "stage.json"
-LEAF_STAGES = ("umap", "mmd", "poise")  # no other stage reads their outputs
+LEAF_STAGES = ("umap", "mmd", "poise", "power")  # no other stage reads their outputs
 
 
 def run_pipeline(config: PipelineConfig, *, progress: bool = True, force: bool = False,
@@ -92,6 +92,7 @@ def _run_stages(config: PipelineConfig, out: Path, *, progress: bool, force: boo
         r.stage("poise", r.poise_dir, poise_digest, r.poise_model_path.exists, lambda: r.poise(poise_digest),
                 outputs=[r.poise_model_path])
     r.measures()
+    r.power()
     history = _update_history(r.history, result.stages)
     _write_manifest(r.out, config, result, wall_s=time.time() - started, history=history)
     result.report_path = write_report(r.out, config, result.stages, result)
@@ -327,6 +328,40 @@ class _Run:
                   f"{n_diff} of {len(res.tests)} measures differ (Holm)"))
         self.result.stages.append(StageOutcome("measures", "ran", time.perf_counter() - t0, detail))
 
+    def power(self) -> None:
+        """What the design could have detected, when the test did not reject (``[power]``; skipped when up to date).
+
+        Not a listed stage: it follows the test's answer. A rejecting, uninterpretable or
+        syllable-unit test needs no sensitivity; a failure is recorded and never stops the run.
+        """
+        from .report import _as_dict
+
+        params, mmd = self.p["power"], _as_dict(self.result.mmd)
+        if not params.enabled or mmd is None or mmd.get("reject") or mmd.get("interpretable") is False \
+                or mmd.get("unit") != "animal":
+            return
+        if not (self.model_path.exists() and (self.store_dir / "syllables.csv").exists()):
+            log.info("power: no store and model in %s (a test run on given latents): nothing to plant into", self.out)
+            return
+        power_dir = self.out / "power"
+        digest = params_digest(params, {"latents": _fingerprint(self.latents_path), "model": _fingerprint(self.model_path),
+                                        "mmd": mmd.get("params"), "groups": mmd.get("groups"),
+                                        "measures": _fingerprint(self.out / "measures" / "measures_per_animal.csv")})
+        self.stage("power", power_dir, digest, (power_dir / "sensitivity.json").exists, self._sensitivity,
+                   outputs=[power_dir / "sensitivity.json"])
+
+    def _sensitivity(self) -> str:
+        from ..power import load_run_pilot, sensitivity, write_sensitivity
+
+        params = self.p["power"]
+        pilot = load_run_pilot(self.out, max_per_animal=params.max_syllables_per_animal, seed=params.seed,
+                               device="cpu" if self.run.device == "auto" else self.run.device)
+        sens = sensitivity(pilot, params)
+        write_sensitivity(sens, self.out / "power")
+        found = [f"{m.kind} {m.value:.3g} {m.unit}" for m in sens.latent if m.value is not None]
+        return (f"minimum detectable effects at {params.power:.0%} power: {', '.join(found) or 'none reached'} "
+                f"({params.draws} draws per size, {sens.seconds:.0f} s)")
+
 
 #: what each stage does, in the words of the line announcing it
 _WHAT = {
@@ -338,6 +373,8 @@ _WHAT = {
     "mmd": "testing whether the groups differ (kernel MMD, whole animals permuted between groups)",
     "poise": "pairing each syllable with its behaviour-video frame(s) and training a POISE-VAE on the pairs",
     "measures": "call counts, rates, durations, frequencies and amplitudes per animal, tested between groups",
+    "power": "the test found no difference: estimating what this design could have detected, by planting effects "
+             "of known size into the animals' own syllables ([power] enabled = false skips it)",
 }
 
 
