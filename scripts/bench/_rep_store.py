@@ -92,17 +92,33 @@ def vae_latents(store_dir: Path, out: Path, variant: str, steps: int, seed: int,
     from usvpipe.vae import encode, train
 
     cache = out / "latents.npy"
+    _wait_for_other_trainer(out, cache, log)
     if cache.exists():
         return np.load(cache)
     t0 = time.perf_counter()
     params = vae_params(variant, steps, seed)
-    result = train(store_dir, out, params, device=device, quiet=True, progress=False)
+    # resume: a run cut short continues from its last checkpoint, exactly (usvpipe.vae.train)
+    result = train(store_dir, out, params, device=device, quiet=True, progress=False, resume=True)
     table = encode(result.model_path, store_dir, out / "latents.csv", device=device, readout=False)
     z = table.filter(regex=r"^z\d+$").to_numpy(np.float64)
-    np.save(cache, z)
+    from usvpipe._io import atomic_path
+
+    with atomic_path(cache) as tmp:
+        np.save(tmp, z)
     log(f"VAE {variant} ({params.resolved_axis_encoder} axis encoder, latent_axes={params.latent_axes}): "
         f"{steps} steps on {len(z)} syllables in {time.perf_counter() - t0:.0f} s (load {os.getloadavg()[0]:.1f})")
     return z
+
+
+def _wait_for_other_trainer(out: Path, cache: Path, log, quiet_s: float = 600.0) -> None:
+    """Wait while another process is training into ``out`` (its loss.csv grew in the last ``quiet_s``)."""
+    loss = out / "loss.csv"
+    said = False
+    while not cache.exists() and loss.exists() and time.time() - loss.stat().st_mtime < quiet_s:
+        if not said:
+            log(f"{out}: another process is training here; waiting for its latents")
+            said = True
+        time.sleep(15)
 
 
 def write_substore(store, rows: np.ndarray, animals: np.ndarray, out: Path) -> Path:

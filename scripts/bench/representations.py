@@ -57,6 +57,8 @@ import _rep_world as rw  # noqa: E402
 KINDS = ("usage", "pitch", "duration", "shape")
 #: the two sizes of each kind: usage in log-ratio of the moved types' use, latents in within-call sd
 SIZES = {"usage": (0.3, 0.6), "pitch": (0.15, 0.3), "duration": (0.15, 0.3), "shape": (0.25, 0.5)}
+#: kinds whose first 6+6 experiment is re-analysed with a re-trained VAE, in this order (--retrain N: the first N)
+RETRAIN_ORDER = ("none", "usage", "shape", "pitch", "duration")
 REPS = ("vae-learnt", "vae-default", "pca-32", "measures")
 
 
@@ -70,7 +72,11 @@ def parse_args(argv=None):
     p.add_argument("--experiments", type=int, default=None, help="experiments per condition (default 100; --quick 8)")
     p.add_argument("--per-animal", type=int, default=None, help="syllables per animal (default min(40, pool/60))")
     p.add_argument("--steps", type=int, default=None, help="VAE optimiser steps (default: the product's min_steps, 2000)")
-    p.add_argument("--retrain", type=int, default=None, help="experiments re-analysed with a re-trained VAE (default 5)")
+    p.add_argument("--retrain", type=int, default=None,
+                   help="experiments (6+6; A/A, then the larger size of usage, shape, pitch, duration; one each) "
+                        "re-analysed with a VAE re-trained on their own syllables (default 5)")
+    p.add_argument("--part", choices=("all", "main", "retrain"), default="all",
+                   help="main: representations, recovery, power; retrain: only the re-train check (for a second process)")
     p.add_argument("--quick", action="store_true", help="CI smoke run: 600 calls, few steps and experiments")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
@@ -96,7 +102,8 @@ def representations(args, store_dir: Path) -> dict:
 
     store = open_store(store_dir)
     reps = {}
-    for variant in ("learnt", "default"):
+    # the default first: a second process may still be training the learnt one (it is then waited for)
+    for variant in ("default", "learnt"):
         reps[f"vae-{variant}"] = rs.vae_latents(store_dir, args.workdir / f"vae_{variant}", variant, args.steps,
                                                 args.seed, args.device, _log)
     t0 = time.perf_counter()
@@ -158,9 +165,9 @@ def conditions():
             yield kind, size
 
 
-def power_table(reps: dict, pool: pd.DataFrame, args) -> tuple[pd.DataFrame, list]:
-    """Share of experiments with p < 0.05 per condition and representation; the experiments drawn."""
-    rows, drawn = [], []
+def power_table(reps: dict, pool: pd.DataFrame, args) -> pd.DataFrame:
+    """Share of experiments with p < 0.05 per condition and representation."""
+    rows = []
     t0 = time.perf_counter()
     for n_per_group in (6, 12):
         for ci, (kind, size) in enumerate(conditions()):
@@ -172,8 +179,6 @@ def power_table(reps: dict, pool: pd.DataFrame, args) -> tuple[pd.DataFrame, lis
                 for name in REPS:
                     ps[name].append(mmd_p(reps[name][rows_store], exp, seed=e))
                 ps["measures-holm"].append(holm_measures_p(reps["measures"][rows_store], exp, seed=e))
-                if e < args.retrain and n_per_group == 6 and (kind == "none" or size == SIZES[kind][1]):
-                    drawn.append((kind, size, e, exp, ps["vae-default"][-1]))
             for name, p in ps.items():
                 k = len(p)
                 share = float(np.mean(np.asarray(p) < 0.05))
@@ -182,21 +187,29 @@ def power_table(reps: dict, pool: pd.DataFrame, args) -> tuple[pd.DataFrame, lis
                              "experiments": k})
         _log(f"power, {n_per_group}+{n_per_group} animals: {time.perf_counter() - t0:.0f} s so far "
              f"(load {os.getloadavg()[0]:.1f})")
-    return pd.DataFrame(rows), drawn
+    return pd.DataFrame(rows)
 
 
-def retrain_check(drawn: list, store_dir: Path, args) -> pd.DataFrame:
+def retrain_experiments(pool: pd.DataFrame, args) -> list:
+    """The experiments of the re-train check: the first 6+6 experiment of A/A and of each kind's larger size
+    (the same draws as in :func:`power_table`: each condition's generator starts afresh)."""
+    drawn = []
+    for ci, (kind, size) in enumerate(conditions()):
+        if RETRAIN_ORDER.index(kind) < args.retrain and (kind == "none" or size == SIZES[kind][1]):
+            rng = np.random.default_rng([args.seed, 6, ci])
+            drawn.append((kind, size, rw.draw_experiment(pool, kind, size, 6, args.per_animal, rng)))
+    return sorted(drawn, key=lambda d: RETRAIN_ORDER.index(d[0]))
+
+
+def retrain_check(pool: pd.DataFrame, store_dir: Path, args) -> pd.DataFrame:
     """p of the pooled group-blind VAE beside the p of a VAE re-trained on the experiment's own syllables."""
     from usvpipe.store import open_store
 
     store = open_store(store_dir)
-    pool_rows = None
-    rows = []
-    for kind, size, e, exp, p_pooled in drawn:
-        work = args.workdir / f"retrain_{kind}_{size}_{e}"
-        if pool_rows is None:
-            pool_rows = rs.match_truth(store.table, pd.read_csv(args.workdir / "truth.csv"))["store_row"].to_numpy()
-        rows_store = pool_rows[exp["row"].to_numpy()]
+    retrained = []
+    for kind, size, exp in retrain_experiments(pool, args):
+        work = args.workdir / f"retrain_{kind}_{size}_0"
+        rows_store = pool["store_row"].to_numpy()[exp["row"].to_numpy()]
         sub = work / "store"
         if not (sub / "syllables.csv").exists():
             rs.write_substore(store, rows_store, exp["animal"].to_numpy(), sub)
@@ -205,9 +218,11 @@ def retrain_check(drawn: list, store_dir: Path, args) -> pd.DataFrame:
         # the sub-store's rows are in shard (animal) order: give each its animal and group back
         sub_exp = pd.DataFrame({"animal": sub_table["animal"].astype(str).to_numpy()})
         sub_exp["group"] = sub_exp["animal"].str[0]
-        rows.append({"kind": kind, "size": size, "experiment": e, "p_pooled_vae": p_pooled,
-                     "p_retrained_vae": mmd_p(z, sub_exp, seed=e)})
-    return pd.DataFrame(rows)
+        retrained.append((kind, size, exp, rows_store, mmd_p(z, sub_exp, seed=0)))
+    # the pooled model's latents (another process may still be training it: then this waits)
+    pooled = rs.vae_latents(store_dir, args.workdir / "vae_default", "default", args.steps, args.seed, args.device, _log)
+    return pd.DataFrame([{"kind": kind, "size": size, "experiment": 0, "p_pooled_vae": mmd_p(pooled[rows], exp, seed=0),
+                          "p_retrained_vae": p} for kind, size, exp, rows, p in retrained])
 
 
 def _fmt_power(df: pd.DataFrame) -> pd.DataFrame:
@@ -240,27 +255,32 @@ def main(argv=None) -> int:
     pool = rs.match_truth(table, truth)
     _log(f"pool store: {len(table)} detections, {len(pool)} matched to {len(truth)} calls "
          f"({len(pool) / len(truth):.1%} of calls; the rest are missed or merged)")
-    reps = representations(args, store_dir)
-    recovery = type_recovery(reps, pool, args.seed)
-    power, drawn = power_table(reps, pool, args)
-    retrain = retrain_check(drawn, store_dir, args) if drawn else pd.DataFrame()
-    elapsed = time.perf_counter() - t_start
-    sections = [
-        ("Call-type recovery (matched pool syllables)", _markdown(recovery)),
-        ("Animal-level MMD: share of experiments with p < 0.05 (± Monte-Carlo se); kind 'none' = type-I error",
-         _markdown(_fmt_power(power))),
-        ("Pooled group-blind VAE vs VAE re-trained per experiment (vae-default, 6+6)", _markdown(retrain)
-         if len(retrain) else "(none)"),
-    ]
-    text = "\n\n".join(f"### {title}\n\n{body}" for title, body in sections)
-    text += (f"\n\nwall {elapsed:.0f} s, load average {os.getloadavg()[0]:.2f} "
-             f"(1 min) at the end; {len(pool)} pool syllables, {args.per_animal} per animal\n")
-    print(text, flush=True)
-    if args.out:
-        from usvpipe._io import write_csv_atomic, write_text_atomic
+    sections = []
 
-        write_text_atomic(args.out, text)
-        write_csv_atomic(args.out.with_suffix(".power.csv"), power, index=False)
+    def report(title, body, frame=None, name=None):
+        # each table is printed (and written) as soon as it exists: a run cut short keeps what it made
+        sections.append(f"### {title}\n\n{body}")
+        print(sections[-1] + "\n", flush=True)
+        if args.out:
+            from usvpipe._io import write_csv_atomic, write_text_atomic
+
+            write_text_atomic(args.out, "\n\n".join(sections) + "\n")
+            if frame is not None:
+                write_csv_atomic(args.out.with_suffix(f".{name}.csv"), frame, index=False)
+
+    if args.part in ("all", "main"):
+        reps = representations(args, store_dir)
+        recovery = type_recovery(reps, pool, args.seed)
+        report("Call-type recovery (matched pool syllables)", _markdown(recovery), recovery, "recovery")
+        power = power_table(reps, pool, args)
+        report("Animal-level MMD: share of experiments with p < 0.05 (± Monte-Carlo se); kind 'none' = type-I error",
+               _markdown(_fmt_power(power)), power, "power")
+    if args.part in ("all", "retrain"):
+        retrain = retrain_check(pool, store_dir, args) if args.retrain else pd.DataFrame()
+        report("Pooled group-blind VAE vs VAE re-trained per experiment (vae-default, 6+6)",
+               _markdown(retrain) if len(retrain) else "(none)", retrain if len(retrain) else None, "retrain")
+    report("Run", f"wall {time.perf_counter() - t_start:.0f} s, load average {os.getloadavg()[0]:.2f} (1 min) at the "
+           f"end; {len(pool)} pool syllables, {args.per_animal} per animal, {args.steps} VAE steps")
     return 0
 
 
