@@ -75,8 +75,10 @@ def parse_args(argv=None):
     p.add_argument("--retrain", type=int, default=None,
                    help="experiments (6+6; A/A, then the larger size of usage, shape, pitch, duration; one each) "
                         "re-analysed with a VAE re-trained on their own syllables (default 5)")
-    p.add_argument("--part", choices=("all", "main", "retrain"), default="all",
-                   help="main: representations, recovery, power; retrain: only the re-train check (for a second process)")
+    p.add_argument("--part", choices=("all", "main", "retrain", "report"), default="all",
+                   help="main: representations, recovery, power; retrain: only the re-train check (for a second process); report: print what is cached")
+    p.add_argument("--reps", default=",".join(REPS),
+                   help="representations this process computes (the tables show every one cached in --workdir)")
     p.add_argument("--quick", action="store_true", help="CI smoke run: 600 calls, few steps and experiments")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
@@ -92,29 +94,49 @@ def parse_args(argv=None):
     a.steps = a.steps or 2000
     a.retrain = 5 if a.retrain is None else a.retrain
     a.per_animal = a.per_animal or max(8, min(40, a.syllables // 60))
+    a.reps = [r for r in a.reps.split(",") if r]
+    unknown = sorted(set(a.reps) - set(REPS))
+    if unknown:
+        p.error(f"unknown representation(s) {unknown}; choose from {', '.join(REPS)}")
     a.workdir = a.workdir or Path(f"/tmp/usvpipe_bench_rep/n{a.syllables}_s{a.seed}_st{a.steps}")
     return a
 
 
 def representations(args, store_dir: Path) -> dict:
-    """name -> (n_store, d) matrix over every store row."""
+    """name -> (n_store, d) matrix over every store row, for the representations in ``args.reps``."""
     from usvpipe.store import open_store
 
     store = open_store(store_dir)
     reps = {}
     # the default first: a second process may still be training the learnt one (it is then waited for)
     for variant in ("default", "learnt"):
-        reps[f"vae-{variant}"] = rs.vae_latents(store_dir, args.workdir / f"vae_{variant}", variant, args.steps,
-                                                args.seed, args.device, _log)
-    t0 = time.perf_counter()
-    reps["pca-32"] = rs.pca_matrix(store, args.seed)
-    _log(f"PCA-32 of {len(store)} images in {time.perf_counter() - t0:.0f} s (load {os.getloadavg()[0]:.1f})")
-    reps["measures"] = rs.measures_matrix(store.table)
+        if f"vae-{variant}" in args.reps:
+            reps[f"vae-{variant}"] = rs.vae_latents(store_dir, args.workdir / f"vae_{variant}", variant, args.steps,
+                                                    args.seed, args.device, _log)
+    if "pca-32" in args.reps:
+        t0 = time.perf_counter()
+        reps["pca-32"] = rs.pca_matrix(store, args.seed)
+        _log(f"PCA-32 of {len(store)} images in {time.perf_counter() - t0:.0f} s (load {os.getloadavg()[0]:.1f})")
+    if "measures" in args.reps:
+        reps["measures"] = rs.measures_matrix(store.table)
     return reps
 
 
-def type_recovery(reps: dict, pool: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """5-fold kNN accuracy and k-means ARI of the call type, on each representation and its UMAP."""
+def cached_per_rep(args, what: str, reps: dict, compute) -> pd.DataFrame:
+    """``compute(name, matrix)`` for each representation, cached as ``workdir/<what>_<name>.csv``; then the
+    rows of every representation cached so far (other processes' included), in :data:`REPS` order."""
+    from usvpipe._io import write_csv_atomic
+
+    for name, matrix in reps.items():
+        path = args.workdir / f"{what}_{name}.csv"
+        if not path.exists():
+            write_csv_atomic(path, compute(name, matrix), index=False)
+    frames = [pd.read_csv(args.workdir / f"{what}_{n}.csv") for n in REPS if (args.workdir / f"{what}_{n}.csv").exists()]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def type_recovery(name: str, full: np.ndarray, pool: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """5-fold kNN accuracy and k-means ARI of the call type, on one representation and its UMAP."""
     import umap
     from sklearn.cluster import KMeans
     from sklearn.metrics import adjusted_rand_score
@@ -124,16 +146,15 @@ def type_recovery(reps: dict, pool: pd.DataFrame, seed: int) -> pd.DataFrame:
     y = pool["type_id"].to_numpy()
     folds = StratifiedKFold(5, shuffle=True, random_state=seed)
     rows = []
-    for name, full in reps.items():
-        x = full[pool["store_row"].to_numpy()]
-        t0 = time.perf_counter()
-        emb = umap.UMAP(n_components=2, random_state=seed, n_jobs=1).fit_transform(x)
-        for space, feats in (("latents", x), ("umap", emb)):
-            acc = cross_val_score(KNeighborsClassifier(5), feats, y, cv=folds).mean()
-            labels = KMeans(len(rw.TYPES), n_init=4, random_state=seed).fit_predict(feats)
-            rows.append({"representation": name, "space": space, "knn_accuracy": acc,
-                         "ari_kmeans": adjusted_rand_score(y, labels)})
-        _log(f"type recovery {name}: {time.perf_counter() - t0:.0f} s (load {os.getloadavg()[0]:.1f})")
+    x = full[pool["store_row"].to_numpy()]
+    t0 = time.perf_counter()
+    emb = umap.UMAP(n_components=2, random_state=seed, n_jobs=1).fit_transform(x)
+    for space, feats in (("latents", x), ("umap", emb)):
+        acc = cross_val_score(KNeighborsClassifier(5), feats, y, cv=folds).mean()
+        labels = KMeans(len(rw.TYPES), n_init=4, random_state=seed).fit_predict(feats)
+        rows.append({"representation": name, "space": space, "knn_accuracy": acc,
+                     "ari_kmeans": adjusted_rand_score(y, labels)})
+    _log(f"type recovery {name}: {time.perf_counter() - t0:.0f} s (load {os.getloadavg()[0]:.1f})")
     return pd.DataFrame(rows)
 
 
@@ -165,27 +186,27 @@ def conditions():
             yield kind, size
 
 
-def power_table(reps: dict, pool: pd.DataFrame, args) -> pd.DataFrame:
-    """Share of experiments with p < 0.05 per condition and representation."""
+def power_table(name: str, matrix: np.ndarray, pool: pd.DataFrame, args) -> pd.DataFrame:
+    """Share of experiments with p < 0.05 per condition, for one representation (the same experiments for all)."""
     rows = []
     t0 = time.perf_counter()
     for n_per_group in (6, 12):
         for ci, (kind, size) in enumerate(conditions()):
             rng = np.random.default_rng([args.seed, n_per_group, ci])
-            ps = {name: [] for name in (*REPS, "measures-holm")}
+            ps = {name: []} if name != "measures" else {name: [], "measures-holm": []}
             for e in range(args.experiments):
                 exp = rw.draw_experiment(pool, kind, size, n_per_group, args.per_animal, rng)
                 rows_store = pool["store_row"].to_numpy()[exp["row"].to_numpy()]
-                for name in REPS:
-                    ps[name].append(mmd_p(reps[name][rows_store], exp, seed=e))
-                ps["measures-holm"].append(holm_measures_p(reps["measures"][rows_store], exp, seed=e))
-            for name, p in ps.items():
+                ps[name].append(mmd_p(matrix[rows_store], exp, seed=e))
+                if name == "measures":
+                    ps["measures-holm"].append(holm_measures_p(matrix[rows_store], exp, seed=e))
+            for label, p in ps.items():
                 k = len(p)
                 share = float(np.mean(np.asarray(p) < 0.05))
                 rows.append({"animals": f"{n_per_group}+{n_per_group}", "kind": kind, "size": size,
-                             "representation": name, "power": share, "mc_se": math.sqrt(share * (1 - share) / k),
+                             "representation": label, "power": share, "mc_se": math.sqrt(share * (1 - share) / k),
                              "experiments": k})
-        _log(f"power, {n_per_group}+{n_per_group} animals: {time.perf_counter() - t0:.0f} s so far "
+        _log(f"power {name}, {n_per_group}+{n_per_group} animals: {time.perf_counter() - t0:.0f} s so far "
              f"(load {os.getloadavg()[0]:.1f})")
     return pd.DataFrame(rows)
 
@@ -228,7 +249,10 @@ def retrain_check(pool: pd.DataFrame, store_dir: Path, args) -> pd.DataFrame:
 def _fmt_power(df: pd.DataFrame) -> pd.DataFrame:
     df = df.assign(cell=[f"{p:.2f} ± {s:.2f}" for p, s in zip(df["power"], df["mc_se"])])
     wide = df.pivot_table(index=["animals", "kind", "size"], columns="representation", values="cell", aggfunc="first")
-    return wide[[*REPS, "measures-holm"]].reset_index()
+    wide = wide[[c for c in (*REPS, "measures-holm") if c in wide.columns]].reset_index()
+    order = {k: i for i, k in enumerate(["none", *KINDS])}
+    wide = wide.assign(_n=wide["animals"].str.split("+").str[0].astype(int), _k=wide["kind"].map(order))
+    return wide.sort_values(["_n", "_k", "size"]).drop(columns=["_n", "_k"])
 
 
 def _markdown(df: pd.DataFrame, floatfmt=".3f") -> str:
@@ -268,15 +292,22 @@ def main(argv=None) -> int:
             if frame is not None:
                 write_csv_atomic(args.out.with_suffix(f".{name}.csv"), frame, index=False)
 
-    if args.part in ("all", "main"):
-        reps = representations(args, store_dir)
-        recovery = type_recovery(reps, pool, args.seed)
+    if args.part in ("all", "main", "report"):
+        reps = representations(args, store_dir) if args.part != "report" else {}
+        recovery = cached_per_rep(args, "recovery", reps, lambda n, m: type_recovery(n, m, pool, args.seed))
         report("Call-type recovery (matched pool syllables)", _markdown(recovery), recovery, "recovery")
-        power = power_table(reps, pool, args)
+        power = cached_per_rep(args, "power", reps, lambda n, m: power_table(n, m, pool, args))
         report("Animal-level MMD: share of experiments with p < 0.05 (± Monte-Carlo se); kind 'none' = type-I error",
                _markdown(_fmt_power(power)), power, "power")
-    if args.part in ("all", "retrain"):
-        retrain = retrain_check(pool, store_dir, args) if args.retrain else pd.DataFrame()
+    if args.part in ("all", "retrain", "report") and (args.part != "report" or (args.workdir / "retrain.csv").exists()):
+        retrain = pd.DataFrame()
+        if (args.workdir / "retrain.csv").exists():
+            retrain = pd.read_csv(args.workdir / "retrain.csv")
+        elif args.retrain:
+            from usvpipe._io import write_csv_atomic
+
+            retrain = retrain_check(pool, store_dir, args)
+            write_csv_atomic(args.workdir / "retrain.csv", retrain, index=False)
         report("Pooled group-blind VAE vs VAE re-trained per experiment (vae-default, 6+6)",
                _markdown(retrain) if len(retrain) else "(none)", retrain if len(retrain) else None, "retrain")
     report("Run", f"wall {time.perf_counter() - t_start:.0f} s, load average {os.getloadavg()[0]:.2f} (1 min) at the "
