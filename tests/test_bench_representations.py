@@ -26,7 +26,7 @@ def test_quick_run_prints_recovery_power_and_retrain_tables(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     run = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--syllables", "240", "--experiments", "2",
                           "--steps", "8", "--retrain", "2", "--workdir", str(tmp_path / "work"), "--out", str(out)],
-                         capture_output=True, text=True, env=env, timeout=600)
+                         capture_output=True, text=True, env=env, timeout=1800)
     assert run.returncode == 0, run.stderr[-3000:]
     text = run.stdout
     for section in out.read_text().split("### ")[1:]:  # the record written with --out is what was printed

@@ -294,11 +294,12 @@ def main(argv=None) -> int:
 
     if args.part in ("all", "main", "report"):
         reps = representations(args, store_dir) if args.part != "report" else {}
-        recovery = cached_per_rep(args, "recovery", reps, lambda n, m: type_recovery(n, m, pool, args.seed))
-        report("Call-type recovery (matched pool syllables)", _markdown(recovery), recovery, "recovery")
+        # power first: it is the question; the UMAP of type recovery is the slow, secondary part
         power = cached_per_rep(args, "power", reps, lambda n, m: power_table(n, m, pool, args))
         report("Animal-level MMD: share of experiments with p < 0.05 (± Monte-Carlo se); kind 'none' = type-I error",
                _markdown(_fmt_power(power)), power, "power")
+        recovery = cached_per_rep(args, "recovery", reps, lambda n, m: type_recovery(n, m, pool, args.seed))
+        report("Call-type recovery (matched pool syllables)", _markdown(recovery), recovery, "recovery")
     if args.part in ("all", "retrain", "report") and (args.part != "report" or (args.workdir / "retrain.csv").exists()):
         retrain = pd.DataFrame()
         if (args.workdir / "retrain.csv").exists():
