@@ -243,3 +243,28 @@ def test_recordings_without_a_group_are_named_so_in_the_measures_table_not_nan(t
     write_report(out, config_from_mapping({"run": {"output": str(out)}}), stages, PipelineResult(output=out, stages=stages))
     table = (out / "report.md").read_text().split("Per-group summaries")[1]
     assert "| (no group) | call count | 1 |" in table and "| nan |" not in table
+
+
+def _report_with_measures(tmp_path, *, latent_reject: bool, measure_reject: bool) -> str:
+    from usvpipe.pipeline.report import write_report
+    from usvpipe.pipeline.run import PipelineResult, StageOutcome
+
+    out = tmp_path / f"run{int(latent_reject)}{int(measure_reject)}"
+    (out / "measures").mkdir(parents=True)
+    (out / "measures" / "measures.json").write_text(
+        '{"groups": ["deaf", "hearing"], "alpha": 0.05, "notes": [], "tests": [{"measure": "duration_ms", '
+        '"label": "duration (ms)", "difference": 12.0, "ci95_low": 5.0, "ci95_high": 19.0, '
+        f'"reject": {str(measure_reject).lower()}}}]}}')
+    m = _mmd() if latent_reject else _mmd(reject=False, p_value=0.31)
+    stages = [StageOutcome("mmd", "ran", 1.0, "")]
+    write_report(out, config_from_mapping({"run": {"output": str(out)}}), stages,
+                 PipelineResult(output=out, stages=stages, mmd=m))
+    return (out / "report.md").read_text()
+
+
+def test_a_difference_only_the_measures_find_is_said_to_be_the_one_to_read(tmp_path):
+    said = "The classical measures find a difference that the latent-space test does not"
+    assert said in _report_with_measures(tmp_path, latent_reject=False, measure_reject=True)
+    # nothing to say when both agree, either way
+    assert said not in _report_with_measures(tmp_path, latent_reject=True, measure_reject=True)
+    assert said not in _report_with_measures(tmp_path, latent_reject=False, measure_reject=False)
