@@ -5,6 +5,8 @@ or give the wrong advice; the test fails if that way opens again.
 """
 from __future__ import annotations
 
+import json
+
 import csv
 import shutil
 from pathlib import Path
@@ -535,7 +537,8 @@ def test_training_uses_the_chosen_threads_says_so_and_restores_torchs(tmp_path, 
         training._Trainer.fit = real_fit
     assert res.exit_code == 0, res.output
     assert seen == [1] and torch.get_num_threads() == before
-    assert "on the CPU with 1 CPU thread (--threads)" in res.output + capsys.readouterr().out
+    assert "on the CPU (1 thread):" in res.output + capsys.readouterr().out
+    assert "1 CPU thread (--threads)" in json.loads((tmp_path / "run" / "train.json").read_text())["plan"]
 
 
 def test_exported_segments_neutralise_formula_labels_and_read_back_as_written(tmp_path):

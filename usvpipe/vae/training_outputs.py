@@ -26,8 +26,8 @@ class _TrainerOutputs:
         """What this run will do, in one short line of plain words (printed before the first epoch)."""
         device = {"cpu": "the CPU", "cuda": "the GPU", "mps": "the Apple GPU"}.get(self.ctx.device.type, str(self.ctx.device))
         epochs = f"{self.n_epochs} epoch" + ("" if self.n_epochs == 1 else "s")
-        if self.ctx.device.type == "cpu":  # how many threads, and why (issue 40: contention costs more than it buys)
-            device += f" with {self.thread_line}"
+        if self.ctx.device.type == "cpu":  # how many threads (issue 40); why is in train.json's plan
+            device += f" ({self.thread_line.split(' (')[0].replace(' CPU ', ' ')})"
         return (f"training the VAE on {device}: learning from {len(self.train_rows):,} syllables, checking on "
                 f"{len(self.val_rows):,} held out; {epochs} ({self.n_epochs * self.steps_per_epoch:,} steps); "
                 f"details in {self.out_dir / 'train.json'}")
