@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,19 +24,17 @@ from usvpipe.segmentation import segment_recordings
 from usvpipe.store import merge_store, open_store
 from usvpipe.synth import make_dataset
 
+from probe_helpers import copy_recordings, probe_dataset
+
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("probe_data")
-    make_dataset(root, animals_per_group=2, duration_s=1.0, seed=3)
-    return root
+    return probe_dataset(tmp_path_factory, "probe_data")
 
 
-def _copy(dataset: Path, dest: Path) -> Path:
-    shutil.copytree(dataset, dest, ignore=shutil.ignore_patterns("*.csv", "*.json"))
-    return dest
+_copy = copy_recordings
 
 
 # --------------------------------------------------------------------------- item 3: the store follows the inputs

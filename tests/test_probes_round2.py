@@ -19,17 +19,15 @@ from usvpipe.segmentation import segment_recordings
 from usvpipe.store import open_store
 from usvpipe.synth import make_dataset
 
+from probe_helpers import copy_recordings, probe_dataset
+
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("probe2_data")
-    make_dataset(root, animals_per_group=2, duration_s=1.0, seed=3)
-    return root
+    return probe_dataset(tmp_path_factory, "probe2_data")
 
 
-def _copy(dataset: Path, dest: Path) -> Path:
-    shutil.copytree(dataset, dest, ignore=shutil.ignore_patterns("*.csv", "*.json"))
-    return dest
+_copy = copy_recordings
 
 
 def _wavs(folder: Path) -> list[Path]:
