@@ -21,6 +21,13 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from browser_driver import chromium, console_errors, unavailable, wait_for  # noqa: E402
 from small_run import make_small_run  # noqa: E402
 
+import os  # noqa: E402
+
+#: Set by .ci/run: there the browser tests must run, so a missing browser fails instead of skipping.
+REQUIRED = os.environ.get("USVPIPE_REQUIRE_BROWSER") == "1"
+if REQUIRED and unavailable() is not None:
+    raise RuntimeError(f"USVPIPE_REQUIRE_BROWSER=1 but {unavailable()}")
+
 pytestmark = pytest.mark.skipif(unavailable() is not None, reason=f"browser tests: {unavailable()}")
 
 
