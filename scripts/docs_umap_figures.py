@@ -14,7 +14,6 @@ Needs chromium on PATH for the explorer screenshot.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -101,14 +100,7 @@ def main(argv=None):
             if run.figures[key][0].stat().st_size > 200_000:  # keep the guides' images small
                 im = im.convert("RGB").quantize(colors=256)
             im.save(args.out / name, optimize=True)
-        # explorer screenshot with a pre-selected point (the hover panel)
-        sel = int(np.flatnonzero(table["group"].to_numpy() == "deaf")[5])
-        shot = tmp / "explorer.png"
-        res = subprocess.run([sys.executable, str(ROOT / "scripts" / "render_explorer.py"), str(run.explorer), "--screenshot", str(shot),
-                              "--select", str(sel), "--color", "group", "--require-thumbnail"], capture_output=True, text=True)
-        print(res.stdout)
-        if shot.exists():
-            Image.open(shot).convert("RGB").save(args.out / "explorer.png", optimize=True)
+        # the explorer's screenshot comes from scripts/docs_screenshots.py (the browser tests' driver)
         for p in sorted(args.out.glob("umap_*.png")) + sorted(args.out.glob("explorer*.png")):
             print(f"{p}: {p.stat().st_size / 1024:.0f} KB")
         print(f"explorer.html: {run.explorer.stat().st_size / 2**20:.1f} MB for {len(table)} points, timings {run.timings}")
