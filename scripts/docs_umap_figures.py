@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Regenerate the pictures of `usvpipe umap` in docs/umap.md (docs/img/umap_*.png, docs/img/explorer*.png).
+"""Regenerate the pictures of `usvpipe umap` in docs/umap.md (docs/img/umap_*.png; the explorer screenshots come from scripts/docs_screenshots.py).
 
     OMP_NUM_THREADS=2 python scripts/docs_umap_figures.py [--out docs/img] [--n-per-animal 400]
 
@@ -9,7 +9,7 @@ spectrograms rendered with ``render_call_image`` into a syllable store, and a
 "latent" vector per call = the standardised call parameters (log scale for the
 positive ones). The traversal figure decodes latents with the known generative model
 (inverse standardisation + ``render_call_image``), standing in for ``usvpipe.vae.decode``.
-Needs chromium on PATH for the explorer screenshot.
+The explorer screenshots: scripts/docs_screenshots.py.
 """
 from __future__ import annotations
 
