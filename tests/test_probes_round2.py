@@ -612,3 +612,14 @@ def test_with_little_space_a_shard_is_built_in_memory_and_a_full_disk_fails_in_p
     monkeypatch.undo()
     path = store.write_shard(tmp_path, "rec1", images, np.arange(3.0), np.arange(3.0) + 0.05)
     assert store.read_shard_info(path).n_syllables == 3
+
+
+def test_full_scale_samples_are_counted_exactly_whatever_the_sample_format():
+    from usvpipe.segmentation.sources import FULL_SCALE_FLOAT, count_full_scale
+
+    quiet = np.array([0, 100, -32767, 32766], np.int16)
+    assert count_full_scale(quiet) == 0
+    assert count_full_scale(np.array([32767, 5, -32768, -32768], np.int16)) == 3
+    f = np.array([0.0, 0.5, -0.99, FULL_SCALE_FLOAT - 1e-6], np.float32)
+    assert count_full_scale(f) == 0
+    assert count_full_scale(np.array([1.0, -FULL_SCALE_FLOAT, 0.2, np.nan], np.float32)) == 2
