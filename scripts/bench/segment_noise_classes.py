@@ -59,6 +59,9 @@ import pandas as pd  # noqa: E402
 from usvpipe.evaluate import evaluate_segments  # noqa: E402
 from usvpipe.synth import CallParams, sample_calls, synthesize_call  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from segment_stress import _reverb as stress_reverb  # noqa: E402  (one reflection model for both benchmarks)
+
 CLASSES = ("clean", "clicks", "scratches", "reverb", "hum", "gain")
 EXTRA = ("dips",)
 SR = 250_000
@@ -118,17 +121,8 @@ def _scratch(level_db: float, snr_db: float, rng) -> np.ndarray:
 
 
 def _reverb(y: np.ndarray, rng) -> np.ndarray:
-    rt60 = rng.uniform(0.020, 0.040)
-    tail_s = rt60
-    n_ref = int(tail_s * 2000)
-    delays = np.sort(rng.uniform(0.0005, tail_s, n_ref))
-    overlapping = 2000 * min(y.size / SR, tail_s)
-    gains = 0.5 / math.sqrt(overlapping) * 10 ** (-3.0 * delays / rt60) * rng.choice([-1.0, 1.0], n_ref)
-    out = np.zeros(y.size + int(math.ceil(tail_s * SR)) + 1)
-    out[: y.size] += y
-    for d, g in zip(np.rint(delays * SR).astype(np.int64), gains):
-        out[d : d + y.size] += g * y
-    return out
+    """A room tail of RT60 20-40 ms: the stress benchmark's reflections, decaying by 60 dB over it."""
+    return stress_reverb(y, SR, rng.uniform(0.020, 0.040), rng, decay_db=60.0)
 
 
 def _dip(y: np.ndarray, c: CallParams, rng) -> np.ndarray:

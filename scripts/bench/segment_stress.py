@@ -85,8 +85,8 @@ def _calls(n: int, rng, dur_range=(0.010, 0.080)) -> list[CallParams]:
     return out
 
 
-def _reverb(y: np.ndarray, sr: float, tail_s: float, rng) -> np.ndarray:
-    """``y`` plus a dense train of reflections decaying by 30 dB over ``tail_s``.
+def _reverb(y: np.ndarray, sr: float, tail_s: float, rng, decay_db: float = 30.0) -> np.ndarray:
+    """``y`` plus a dense train of reflections decaying by ``decay_db`` over ``tail_s``.
 
     About 2 reflections per ms; their gains are set so that the tail just after the call
     holds ~6 dB less power than the direct sound.
@@ -94,7 +94,7 @@ def _reverb(y: np.ndarray, sr: float, tail_s: float, rng) -> np.ndarray:
     n_ref = int(tail_s * 2000)
     delays = np.sort(rng.uniform(0.0005, tail_s, n_ref))
     overlapping = 2000 * min(y.size / sr, tail_s)  # reflections summed at the call's end
-    gains = 0.5 / math.sqrt(overlapping) * 10 ** (-1.5 * delays / tail_s) * rng.choice([-1.0, 1.0], n_ref)
+    gains = 0.5 / math.sqrt(overlapping) * 10 ** (-decay_db / 20.0 * delays / tail_s) * rng.choice([-1.0, 1.0], n_ref)
     out = np.zeros(y.size + int(math.ceil(tail_s * sr)) + 1)
     out[: y.size] += y
     for d, g in zip(np.rint(delays * sr).astype(np.int64), gains):
