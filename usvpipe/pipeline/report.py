@@ -295,7 +295,7 @@ def _caveats(out: Path, config: PipelineConfig, mmd: Optional[dict], trust: Opti
     """The answer box's extra lines (see :mod:`.caveats`): ``{"lead", "direction", "synthetic", "health",
     "representations"}``; the misleading-number warnings are added to ``ans.warnings``."""
     from .caveats import (direction_sentence, health_against_pca, negative_interval_note, short_recordings_warning,
-                          synthetic_note)
+                          synthetic_note, vae_worse_than_pca)
 
     lead = health_against_pca(trust) if ans.decision != "not interpretable" else ""  # shown first in the box
     rate = short_recordings_warning(_read_csv(out / "measures" / "measures_per_animal.csv"))
@@ -305,8 +305,6 @@ def _caveats(out: Path, config: PipelineConfig, mmd: Optional[dict], trust: Opti
     if neg:
         ans.warnings.append(("note", neg))
     rows = second_opinion_rows(mmd)
-    from .caveats import vae_worse_than_pca
-
     if vae_worse_than_pca((trust or {}).get("latent_health")):  # the one that holds up first, as in the HTML table
         rows.sort(key=lambda r: "pca" not in r["representation"].lower())
     table = [["representation", "MMD²", "p", "decision"]] + [[r["representation"], r["statistic"], r["p"], r["decision"]]

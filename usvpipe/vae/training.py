@@ -118,7 +118,7 @@ class _Trainer(_TrainerOutputs):
     state), :meth:`fit` runs the epochs and writes the outputs. Every process of a DDP run
     holds one; only rank 0 writes."""
 
-    thread_line = "threads as torch chose"  # set by train(): how many CPU threads and why
+    thread_choice = None  # set by train(): the CPU thread count and why (usvpipe._threads.ThreadChoice)
 
     def __init__(self, store_dir, out_dir, params: TrainParams, ctx: _Context, *, resume: bool, progress: bool,
                  verbose: bool = True):
@@ -593,7 +593,7 @@ def train(store_dir, out_dir, params: TrainParams = TrainParams(), *, device: st
         torch.set_num_threads(choice.threads)
         try:
             trainer = _Trainer(store_dir, out_dir, params, ctx, resume=resume, progress=progress, verbose=not quiet)
-            trainer.thread_line = choice.line()
+            trainer.thread_choice = choice
             return trainer.fit(on_epoch_end)
         finally:
             torch.set_num_threads(before)

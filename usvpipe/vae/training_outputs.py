@@ -26,8 +26,9 @@ class _TrainerOutputs:
         """What this run will do, in one short line of plain words (printed before the first epoch)."""
         device = {"cpu": "the CPU", "cuda": "the GPU", "mps": "the Apple GPU"}.get(self.ctx.device.type, str(self.ctx.device))
         epochs = f"{self.n_epochs} epoch" + ("" if self.n_epochs == 1 else "s")
-        if self.ctx.device.type == "cpu":  # how many threads (issue 40); why is in train.json's plan
-            device += f" ({self.thread_line.split(' (')[0].replace(' CPU ', ' ')})"
+        if self.ctx.device.type == "cpu" and self.thread_choice is not None:  # why is in train.json's plan
+            n = self.thread_choice.threads
+            device += f" ({n} thread{'' if n == 1 else 's'})"
         return (f"training the VAE on {device}: learning from {len(self.train_rows):,} syllables, checking on "
                 f"{len(self.val_rows):,} held out; {epochs} ({self.n_epochs * self.steps_per_epoch:,} steps); "
                 f"details in {self.out_dir / 'train.json'}")
@@ -54,7 +55,8 @@ class _TrainerOutputs:
         elif self.n_epochs * self.steps_per_epoch < p.resolved_min_steps:
             length += (f" as asked (epochs = {p.epochs}: {self.n_epochs * self.steps_per_epoch} steps, fewer than the "
                        f"{p.resolved_min_steps} the default would make; the training health may fail)")
-        return (f"training on {self.ctx.device} ({self.thread_line}): {len(self.train_rows)} train / {len(self.val_rows)} validation syllables "
+        threads = self.thread_choice.line() if self.thread_choice is not None else "threads as torch chose"
+        return (f"training on {self.ctx.device} ({threads}): {len(self.train_rows)} train / {len(self.val_rows)} validation syllables "
                 f"(split by {self.split_info['unit']}); {profile}; batch {self.batch_size}, {length}; "
                 f"obs_precision {self.obs_precision:.4g}{' (auto)' if p.obs_precision == 'auto' else ''}; "
                 f"model.pt keeps the {self.keep} weights"
