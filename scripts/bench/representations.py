@@ -60,6 +60,9 @@ SIZES = {"usage": (0.3, 0.6), "pitch": (0.15, 0.3), "duration": (0.15, 0.3), "sh
 #: kinds whose first 6+6 experiment is re-analysed with a re-trained VAE, in this order (--retrain N: the first N)
 RETRAIN_ORDER = ("none", "usage", "shape", "pitch", "duration")
 REPS = ("vae-learnt", "vae-default", "pca-32", "measures")
+#: kernel bandwidth rules of the MMD (usvpipe.mmd.MMDParams.bandwidth): the median heuristic, and MMDAgg
+#: (median x 2**e for e in -2..2, level-corrected by the permutation distribution of the smallest p)
+TESTS = ("median", "agg")
 
 
 def _log(msg: str) -> None:
@@ -79,6 +82,8 @@ def parse_args(argv=None):
                    help="main: representations, recovery, power; retrain: only the re-train check (for a second process); report: print what is cached")
     p.add_argument("--reps", default=",".join(REPS),
                    help="representations this process computes (the tables show every one cached in --workdir)")
+    p.add_argument("--tests", default=",".join(TESTS),
+                   help="MMD bandwidth rules to compare (median: the median heuristic; agg: MMDAgg over 5 bandwidths)")
     p.add_argument("--quick", action="store_true", help="CI smoke run: 600 calls, few steps and experiments")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
@@ -95,6 +100,9 @@ def parse_args(argv=None):
     a.retrain = 5 if a.retrain is None else a.retrain
     a.per_animal = a.per_animal or max(8, min(40, a.syllables // 60))
     a.reps = [r for r in a.reps.split(",") if r]
+    a.tests = [t for t in a.tests.split(",") if t]
+    if set(a.tests) - set(TESTS):
+        p.error(f"unknown test(s) {sorted(set(a.tests) - set(TESTS))}; choose from {', '.join(TESTS)}")
     unknown = sorted(set(a.reps) - set(REPS))
     if unknown:
         p.error(f"unknown representation(s) {unknown}; choose from {', '.join(REPS)}")
@@ -135,6 +143,19 @@ def cached_per_rep(args, what: str, reps: dict, compute) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def power_tables(args, reps: dict, pool: pd.DataFrame) -> pd.DataFrame:
+    """Power of every representation under every bandwidth rule of ``args.tests``, cached per (rule,
+    representation) as ``power_<rep>.csv`` (median: the first records' name) or ``power-<rule>_<rep>.csv``."""
+    frames = []
+    for test in args.tests:
+        what = "power" if test == "median" else f"power-{test}"
+        part = cached_per_rep(args, what, reps, lambda n, m, t=test: power_table(n, m, pool, args, t))
+        if len(part) and "test" not in part.columns:  # cached before bandwidth rules were compared
+            part["test"] = np.where(part["representation"] == "measures-holm", "holm", "median")
+        frames.append(part)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["test"])
+
+
 def type_recovery(name: str, full: np.ndarray, pool: pd.DataFrame, seed: int) -> pd.DataFrame:
     """5-fold kNN accuracy and k-means ARI of the call type, on one representation and its UMAP."""
     import umap
@@ -158,13 +179,14 @@ def type_recovery(name: str, full: np.ndarray, pool: pd.DataFrame, seed: int) ->
     return pd.DataFrame(rows)
 
 
-def mmd_p(z: np.ndarray, exp: pd.DataFrame, seed: int) -> float:
-    """The package's animal-level MMD test (median bandwidth, animals permuted) of group A vs B."""
+def mmd_p(z: np.ndarray, exp: pd.DataFrame, seed: int, bandwidth: str = "median") -> float:
+    """The package's animal-level MMD test (animals permuted) of group A vs B with one bandwidth rule."""
     from usvpipe.mmd import MMDParams, mmd_test
 
     table = pd.DataFrame(z, columns=[f"z{i}" for i in range(z.shape[1])])
     table["group"], table["animal"] = exp["group"].to_numpy(), exp["animal"].to_numpy()
-    params = MMDParams(unit="animal", syllable_view=False, seed=seed, permutations=1000, backend="numpy", device="cpu")
+    params = MMDParams(unit="animal", syllable_view=False, seed=seed, permutations=1000, backend="numpy", device="cpu",
+                        bandwidth=bandwidth)
     return float(mmd_test(table, a="A", b="B", params=params, health=None).p_value)
 
 
@@ -186,27 +208,28 @@ def conditions():
             yield kind, size
 
 
-def power_table(name: str, matrix: np.ndarray, pool: pd.DataFrame, args) -> pd.DataFrame:
-    """Share of experiments with p < 0.05 per condition, for one representation (the same experiments for all)."""
+def power_table(name: str, matrix: np.ndarray, pool: pd.DataFrame, args, test: str = "median") -> pd.DataFrame:
+    """Share of experiments with p < 0.05 per condition, for one representation and MMD bandwidth rule
+    (the same experiments for all)."""
     rows = []
     t0 = time.perf_counter()
     for n_per_group in (6, 12):
         for ci, (kind, size) in enumerate(conditions()):
             rng = np.random.default_rng([args.seed, n_per_group, ci])
-            ps = {name: []} if name != "measures" else {name: [], "measures-holm": []}
+            ps = {name: [], "measures-holm": []} if name == "measures" and test == "median" else {name: []}
             for e in range(args.experiments):
                 exp = rw.draw_experiment(pool, kind, size, n_per_group, args.per_animal, rng)
                 rows_store = pool["store_row"].to_numpy()[exp["row"].to_numpy()]
-                ps[name].append(mmd_p(matrix[rows_store], exp, seed=e))
-                if name == "measures":
+                ps[name].append(mmd_p(matrix[rows_store], exp, seed=e, bandwidth=test))
+                if name == "measures" and test == "median":
                     ps["measures-holm"].append(holm_measures_p(matrix[rows_store], exp, seed=e))
             for label, p in ps.items():
                 k = len(p)
                 share = float(np.mean(np.asarray(p) < 0.05))
                 rows.append({"animals": f"{n_per_group}+{n_per_group}", "kind": kind, "size": size,
-                             "representation": label, "power": share, "mc_se": math.sqrt(share * (1 - share) / k),
+                             "representation": label, "test": "holm" if label == "measures-holm" else test, "power": share, "mc_se": math.sqrt(share * (1 - share) / k),
                              "experiments": k})
-        _log(f"power {name}, {n_per_group}+{n_per_group} animals: {time.perf_counter() - t0:.0f} s so far "
+        _log(f"power {name} ({test}), {n_per_group}+{n_per_group} animals: {time.perf_counter() - t0:.0f} s so far "
              f"(load {os.getloadavg()[0]:.1f})")
     return pd.DataFrame(rows)
 
@@ -295,9 +318,11 @@ def main(argv=None) -> int:
     if args.part in ("all", "main", "report"):
         reps = representations(args, store_dir) if args.part != "report" else {}
         # power first: it is the question; the UMAP of type recovery is the slow, secondary part
-        power = cached_per_rep(args, "power", reps, lambda n, m: power_table(n, m, pool, args))
-        report("Animal-level MMD: share of experiments with p < 0.05 (± Monte-Carlo se); kind 'none' = type-I error",
-               _markdown(_fmt_power(power)), power, "power")
+        power = power_tables(args, reps, pool)
+        for test in (t for t in TESTS if t in set(power["test"])):
+            part = power[power["test"].isin([test, "holm"] if test == "median" else [test])]
+            report(f"Animal-level MMD ({test} bandwidth): share of experiments with p < 0.05 (± Monte-Carlo se); "
+                   "kind 'none' = type-I error", _markdown(_fmt_power(part)), part, f"power-{test}")
         recovery = cached_per_rep(args, "recovery", reps, lambda n, m: type_recovery(n, m, pool, args.seed))
         report("Call-type recovery (matched pool syllables)", _markdown(recovery), recovery, "recovery")
     if args.part in ("all", "retrain", "report") and (args.part != "report" or (args.workdir / "retrain.csv").exists()):
