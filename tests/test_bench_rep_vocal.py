@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "scripts" / "bench"))
 import _rep_vocal as rv  # noqa: E402
 from usvpipe.synth import WorldParams, simulate_world  # noqa: E402
 
-ANIMALS, CALLS = 400, 40
+ANIMALS, CALLS = 300, 40
 #: |z| beyond which two estimates of one statistic disagree (about 100 comparisons per kind)
 Z_MAX = 4.5
 SWEEPS = {"upsweep", "downsweep", "chevron", "u_shape", "complex"}
@@ -90,6 +90,53 @@ def test_the_planted_difference_is_the_products(pool, kind, statistic, shift):
     difference = means["B"].mean() - means["A"].mean()
     se = np.sqrt(means["A"].var() / ANIMALS + means["B"].var() / ANIMALS)
     assert abs(difference - shift) < Z_MAX * se
+
+
+@pytest.mark.parametrize("kind", ["none", *rv.SIZES])
+def test_the_weighted_pool_has_each_animals_exact_usage_and_parameter_means(pool, kind):
+    """Analytic check: per type, weight mass = the animal's usage; weighted means = the shifted/scaled midpoints."""
+    rng = np.random.default_rng(4)
+    t = pool["type_id"].to_numpy()
+    for _ in range(10):
+        animal = rv.draw_animal(kind, max(rv.SIZES.get(kind, (0.0,))), rng)
+        p = rv.animal_weights(pool, animal)
+        support = rv.animal_support(animal)
+        for i, name in enumerate(rv.TYPES):
+            on = t == i
+            ess = rv.effective_sample_size(p[on])
+            mass = p[on].sum()
+            assert abs(mass / animal["usage"][i] - 1) < Z_MAX / np.sqrt(ess), (name, mass, animal["usage"][i])
+            q = p[on] / mass
+            for param, column in rv.COLUMN.items():
+                lo, hi = support[param][i]
+                mean = float(q @ pool.loc[on, column].to_numpy())
+                assert abs(mean - (lo + hi) / 2) <= Z_MAX * (hi - lo) / np.sqrt(12 * ess) + 1e-9, (name, param)
+
+
+def test_a_two_component_calls_second_tone_side_follows_the_products_rule_under_a_pitch_shift(pool):
+    """The product picks the side from the UNSHIFTED mean: a one-type world, direct vs resampled."""
+    direct = simulate_world(WorldParams(animals_per_group=ANIMALS, syllables_per_animal=CALLS, noise=(),
+                                        call_types=("two_component",), difference="pitch", difference_size=2.0,
+                                        seed=12)).calls
+    rng = np.random.default_rng(6)
+    parts = []
+    for group, (kind, size) in (("A", ("none", 0.0)), ("B", ("pitch", 2.0))):
+        for a in range(ANIMALS):
+            animal = rv.draw_animal(kind, size, rng)
+            animal["usage"] = (np.array(rv.TYPES) == "two_component").astype(float)
+            rows = rng.choice(len(pool), CALLS, replace=False, p=rv.animal_weights(pool, animal))
+            parts.append(pool.iloc[rows].assign(group=group, animal=f"{group}{a}"))
+    resampled = pd.concat(parts)
+    for group in ("A", "B"):
+        stats = []
+        for calls in (direct[direct["group"] == group], resampled[resampled["group"] == group]):
+            up = calls["second_hz"].to_numpy() > 0
+            m = calls["mean_freq_hz"].to_numpy() / 1000
+            stats.append(pd.DataFrame({"up": up, "up_low": up & (m < 62 + (2 if group == "B" else 0)),
+                                       "second_khz": calls["second_hz"].to_numpy() / 1000, "mean_khz": m}
+                                      ).astype(float).groupby(calls["animal"].to_numpy()).mean())
+        z = _z(*stats)
+        assert (z.abs() < Z_MAX).all(), (group, z.round(1).to_dict())
 
 
 def test_a_over_a_experiments_have_identically_distributed_groups(pool):
