@@ -65,7 +65,7 @@ syllables without replacement, a correction of order syllables / ESS).
 
 Why widen by 4 SD: an animal's support leaves the pool's only when its own offset exceeds
 ``COVER_SD`` SDs. Such offsets are redrawn (the animals' offsets are N(0, sd²) truncated at
-±4 sd: 6·10⁻⁵ of the product's mass moved), so every animal is covered exactly.
+±4 sd: 6·10⁻⁵ of each offset's probability moved), so every animal is covered exactly.
 
 Detection. The experiments resample the pool calls that the segmenter found and matched to
 their truth. With weights taken from the pool's DESIGN density, the resampled distribution is
@@ -83,8 +83,9 @@ Half and one animal-to-animal SD of the quantity the difference moves, in the pr
 log-duration SD 0.1 ≈ 10 %); usage 0.025 and 0.05 of probability moved upsweep → step (the
 Dirichlet SD of upsweep's usage, sqrt(0.14 × 0.86 / 51) = 0.049); shape 0.05 and 0.1 (the
 product has no per-animal FM offset, so the unit is the one pitch gets when scaled to the
-FM's spread: 1 and 2 kHz are 0.14 and 0.28 of a type's within-type mean-frequency SD of
-7.2 kHz, and 0.14 and 0.28 of the FM's coefficient of variation of 0.33 are 0.046 and 0.092).
+FM's spread: 1 and 2 kHz are 0.14 and 0.28 of the within-type mean-frequency SD, 7.2 kHz for
+the 25 kHz range of most types, and 0.14 and 0.28 of the FM's coefficient of variation, 0.33
+for the sweeps' 8–30 kHz, are 0.046 and 0.092).
 """
 from __future__ import annotations
 
@@ -115,7 +116,8 @@ COVER_SD = 4.0
 PITCH_MARGIN_HZ = 1000.0 * (max(SIZES["pitch"]) + COVER_SD * PRODUCT.animal_pitch_sd_khz)
 LOG_DURATION_MARGIN = math.log1p(max(SIZES["duration"]) / 100.0) + COVER_SD * PRODUCT.animal_duration_sd
 SHAPE_MAX_FACTOR = 1.0 + max(SIZES["shape"])
-#: the product's side rule of a two-component call's second tone (usvpipe.synth.calls.draw_call_params)
+#: the product's side rule of a two-component call's second tone (usvpipe.synth.calls.draw_call_params;
+#: tests/test_bench_rep_vocal.py checks the resampled sides against the product's own draws)
 SECOND_LOW_HZ, SECOND_HIGH_HZ = 32_000.0, 108_000.0
 TWO_COMPONENT = TYPES.index("two_component")
 
