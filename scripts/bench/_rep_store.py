@@ -9,15 +9,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from _rep_world import SAMPLE_RATE_HZ, pool_world, render_recordings
-
 #: the store's score columns that make the classical measures (usvpipe.measures.MEASURES, less the
 #: amplitudes, which measure the rig and the distance to the microphone, not the call)
 MEASURE_COLUMNS = ("duration_s", "mean_freq_hz", "min_freq_hz", "max_freq_hz", "bandwidth_hz")
 
 
-def build_pool_store(n: int, seed: int, work: Path, log) -> tuple[Path, pd.DataFrame]:
-    """Render the pool's recordings as WAVs and segment them with the product's defaults (cached in ``work``)."""
+def build_pool_store(n: int, seed: int, work: Path, log, world) -> tuple[Path, pd.DataFrame]:
+    """Render the pool's recordings as WAVs and segment them with the product's defaults (cached in ``work``).
+
+    ``world`` is the world module (``_rep_vocal`` or ``_rep_world``): its ``pool_world``,
+    ``render_recordings`` and ``SAMPLE_RATE_HZ`` make the pool.
+    """
     import soundfile as sf
     from usvpipe.segmentation import segment_recordings
 
@@ -27,8 +29,8 @@ def build_pool_store(n: int, seed: int, work: Path, log) -> tuple[Path, pd.DataF
         t0 = time.perf_counter()
         wav_dir.mkdir(parents=True, exist_ok=True)
         truths = []
-        for name, audio, truth in render_recordings(pool_world(n, seed), seed):
-            sf.write(str(wav_dir / f"{name}.wav"), audio, SAMPLE_RATE_HZ, subtype="PCM_16")
+        for name, audio, truth in world.render_recordings(world.pool_world(n, seed), seed):
+            sf.write(str(wav_dir / f"{name}.wav"), audio, world.SAMPLE_RATE_HZ, subtype="PCM_16")
             truths.append(truth.assign(recording=f"{name}.wav"))
         pd.concat(truths, ignore_index=True).to_csv(truth_path, index=False)
         log(f"rendered {n} pool calls in {time.perf_counter() - t0:.0f} s (load {os.getloadavg()[0]:.1f})")

@@ -1,4 +1,5 @@
-"""The data source of ``representations.py``: a group-blind pool of call-typed syllables, and
+"""The benchmark's own 8-type world (``representations.py --world typed``; the default is the product's
+vocal world, ``_rep_vocal.py``): a group-blind pool of call-typed syllables, and
 animals drawn from it by exact importance resampling.
 
 Why a pool and resampling
@@ -65,6 +66,8 @@ LATENTS = ("zp", "zd", "zs")
 KIND_LATENT = {"pitch": "zp", "duration": "zd", "shape": "zs"}
 #: usage difference: log-ratio direction per type (+: used more by group B)
 USAGE_DIRECTION = np.array([0.0, 1.0, -1.0, 1.0, 0.0, -1.0, 0.0, 0.0])
+#: the two sizes of each kind: usage in log-ratio of the moved types' use, latents in within-call sd
+SIZES = {"usage": (0.3, 0.6), "pitch": (0.15, 0.3), "duration": (0.15, 0.3), "shape": (0.25, 0.5)}
 
 
 @dataclass(frozen=True)

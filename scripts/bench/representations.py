@@ -2,7 +2,12 @@
 """Do VAE latents + the animal-level MMD find group differences that simpler representations miss?
 
 Compares four representations of the same syllable images, all computed once on one
-group-blind pool store made by the real pipeline (see ``_rep_world.py`` for the design):
+group-blind pool store made by the real pipeline. The world (``--world``) is the product's
+vocal world by default (``vocal``, ``_rep_vocal.py``: ``usvpipe.synth``'s 11 call types, noise
+classes, repertoires, animal offsets and group differences, sizes in the product's units);
+``--world typed`` is the benchmark's earlier 8-type world (``_rep_world.py``), kept so that
+benchmarks/representations-central-claim.md stays reproducible. Either way ONE pool is
+rendered and segmented, and each experiment's animals resample it exactly (see the module):
 
 * ``vae-learnt``  the VAE with every dimension learnt (``latent_axes="off"``);
 * ``vae-default`` the VAE with the product's defaults (pitch axis, ``contour+width`` encoder);
@@ -23,6 +28,7 @@ answer.
 Usage::
 
     python scripts/bench/representations.py --quick                  # CI smoke run (~minutes)
+    python scripts/bench/representations.py --world typed --syllables 10000 --steps 600   # the record's world
     python scripts/bench/representations.py --syllables 10000        # CPU, <= 60 min on 2 cores
     python scripts/bench/representations.py --syllables 100000 --device cuda
 
@@ -52,11 +58,14 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parents[1]))
 
 import _rep_store as rs  # noqa: E402
-import _rep_world as rw  # noqa: E402
+import _rep_vocal  # noqa: E402
+import _rep_world  # noqa: E402
 
+#: --world: the module that makes the pool and draws the experiments (TYPES, SIZES, draw_experiment, ...)
+WORLDS = {"vocal": _rep_vocal, "typed": _rep_world}
+#: the world of this run, set by main() from --world (the functions below read it)
+rw = _rep_vocal
 KINDS = ("usage", "pitch", "duration", "shape")
-#: the two sizes of each kind: usage in log-ratio of the moved types' use, latents in within-call sd
-SIZES = {"usage": (0.3, 0.6), "pitch": (0.15, 0.3), "duration": (0.15, 0.3), "shape": (0.25, 0.5)}
 #: kinds whose first 6+6 experiment is re-analysed with a re-trained VAE, in this order (--retrain N: the first N)
 RETRAIN_ORDER = ("none", "usage", "shape", "pitch", "duration")
 REPS = ("vae-learnt", "vae-default", "pca-32", "measures")
@@ -71,6 +80,8 @@ def _log(msg: str) -> None:
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--world", choices=tuple(WORLDS), default="vocal",
+                   help="vocal: the product's vocal world (usvpipe.synth); typed: the benchmark's earlier 8-type world")
     p.add_argument("--syllables", type=int, default=10_000, help="calls rendered into the pool store")
     p.add_argument("--experiments", type=int, default=None, help="experiments per condition (default 100; --quick 8)")
     p.add_argument("--per-animal", type=int, default=None, help="syllables per animal (default min(40, pool/60))")
@@ -106,7 +117,7 @@ def parse_args(argv=None):
     unknown = sorted(set(a.reps) - set(REPS))
     if unknown:
         p.error(f"unknown representation(s) {unknown}; choose from {', '.join(REPS)}")
-    a.workdir = a.workdir or Path(f"/tmp/usvpipe_bench_rep/n{a.syllables}_s{a.seed}_st{a.steps}")
+    a.workdir = a.workdir or Path(f"/tmp/usvpipe_bench_rep/{a.world}_n{a.syllables}_s{a.seed}_st{a.steps}")
     return a
 
 
@@ -204,7 +215,7 @@ def holm_measures_p(measures: np.ndarray, exp: pd.DataFrame, seed: int) -> float
 def conditions():
     yield "none", 0.0
     for kind in KINDS:
-        for size in SIZES[kind]:
+        for size in rw.SIZES[kind]:
             yield kind, size
 
 
@@ -239,7 +250,7 @@ def retrain_experiments(pool: pd.DataFrame, args) -> list:
     (the same draws as in :func:`power_table`: each condition's generator starts afresh)."""
     drawn = []
     for ci, (kind, size) in enumerate(conditions()):
-        if RETRAIN_ORDER.index(kind) < args.retrain and (kind == "none" or size == SIZES[kind][1]):
+        if RETRAIN_ORDER.index(kind) < args.retrain and (kind == "none" or size == rw.SIZES[kind][1]):
             rng = np.random.default_rng([args.seed, 6, ci])
             drawn.append((kind, size, rw.draw_experiment(pool, kind, size, 6, args.per_animal, rng)))
     return sorted(drawn, key=lambda d: RETRAIN_ORDER.index(d[0]))
@@ -287,21 +298,26 @@ def _markdown(df: pd.DataFrame, floatfmt=".3f") -> str:
 
 
 def main(argv=None) -> int:
+    global rw
     args = parse_args(argv)
+    rw = WORLDS[args.world]
     import torch
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     t_start = time.perf_counter()
-    _log(f"representations benchmark: {args.syllables} calls, {args.experiments} experiments/condition, "
-         f"{args.per_animal} syllables/animal, {args.steps} VAE steps, device {args.device}, seed {args.seed}, "
+    _log(f"representations benchmark: world {args.world}, {args.syllables} calls, "
+         f"{args.experiments} experiments/condition, {args.per_animal} syllables/animal, {args.steps} VAE steps, device {args.device}, seed {args.seed}, "
          f"{platform.node()}, torch {torch.__version__}, threads {torch.get_num_threads()}, load {os.getloadavg()}")
-    store_dir, truth = rs.build_pool_store(args.syllables, args.seed, args.workdir, _log)
+    store_dir, truth = rs.build_pool_store(args.syllables, args.seed, args.workdir, _log, world=rw)
     from usvpipe.store import open_store
 
     table = open_store(store_dir).table
     pool = rs.match_truth(table, truth)
     _log(f"pool store: {len(table)} detections, {len(pool)} matched to {len(truth)} calls "
          f"({len(pool) / len(truth):.1%} of calls; the rest are missed or merged)")
+    if hasattr(rw, "diagnostics"):  # the vocal world: detection per type, resampling ESS
+        for line in rw.diagnostics(pool, truth, args.per_animal, list(conditions())[1:], args.seed):
+            _log(line)
     sections = []
 
     def report(title, body, frame=None, name=None):
@@ -337,7 +353,7 @@ def main(argv=None) -> int:
         report("Pooled group-blind VAE vs VAE re-trained per experiment (vae-default, 6+6)",
                _markdown(retrain) if len(retrain) else "(none)", retrain if len(retrain) else None, "retrain")
     report("Run", f"wall {time.perf_counter() - t_start:.0f} s, load average {os.getloadavg()[0]:.2f} (1 min) at the "
-           f"end; {len(pool)} pool syllables, {args.per_animal} per animal, {args.steps} VAE steps")
+           f"end; world {args.world}; {len(pool)} pool syllables, {args.per_animal} per animal, {args.steps} VAE steps")
     return 0
 
 
