@@ -82,7 +82,7 @@ def test_resampled_animals_match_directly_simulated_product_animals(pool, kind, 
 
 
 @pytest.mark.parametrize("kind,statistic,shift", [("pitch", "mean_khz", 2.0), ("duration", "log_duration", np.log(1.1)),
-                                                  ("usage", "usage_step", 0.05), ("usage", "usage_upsweep", -0.05)])
+                                                  ("usage", "usage_step", 0.1), ("usage", "usage_upsweep", -0.1)])
 def test_the_planted_difference_is_the_products(pool, kind, statistic, shift):
     resampled = _resampled(pool, kind, max(rv.SIZES[kind]))
     cuts = {"mean": [], "logd": []}

@@ -268,3 +268,11 @@ def test_a_difference_only_the_measures_find_is_said_to_be_the_one_to_read(tmp_p
     # nothing to say when both agree, either way
     assert said not in _report_with_measures(tmp_path, latent_reject=True, measure_reject=True)
     assert said not in _report_with_measures(tmp_path, latent_reject=False, measure_reject=False)
+
+
+def test_a_difference_only_the_latents_find_points_to_repertoire_usage(tmp_path):
+    said = "The latent-space test finds a difference that no classical measure shows"
+    text = _report_with_measures(tmp_path, latent_reject=True, measure_reject=False)
+    assert said in text and "repertoire usage" in text
+    assert said not in _report_with_measures(tmp_path, latent_reject=True, measure_reject=True)
+    assert said not in _report_with_measures(tmp_path, latent_reject=False, measure_reject=False)

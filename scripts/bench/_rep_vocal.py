@@ -80,8 +80,8 @@ Difference sizes (two per kind, by one principle; not tuned on outcomes)
 -------------------------------------------------------------------------
 Half and one animal-to-animal SD of the quantity the difference moves, in the product's units
 (``WorldParams`` defaults): pitch 1 and 2 kHz (animal SD 2 kHz); duration 5 and 10 % (animal
-log-duration SD 0.1 ≈ 10 %); usage 0.025 and 0.05 of probability moved upsweep → step (the
-Dirichlet SD of upsweep's usage, sqrt(0.14 × 0.86 / 51) = 0.049); shape 0.05 and 0.1 (the
+log-duration SD 0.1 ≈ 10 %); usage one and two SDs (see SIZES), 0.05 and 0.1 of probability moved
+upsweep → step (the Dirichlet SD of upsweep's usage, sqrt(0.14 × 0.86 / 51) = 0.049); shape 0.05 and 0.1 (the
 product has no per-animal FM offset, so the unit is the one pitch gets when scaled to the
 FM's spread: 1 and 2 kHz are 0.14 and 0.28 of the within-type mean-frequency SD, 7.2 kHz for
 the 25 kHz range of most types, and 0.14 and 0.28 of the FM's coefficient of variation, 0.33
@@ -109,8 +109,12 @@ TYPES = CALL_TYPES
 #: the pool's (and every group A's) usage: the product's base usage
 BASE_USAGE = group_usage(CALL_TYPES)
 #: the two sizes of each kind, in the product's units (usage: probability moved upsweep → step;
-#: pitch: kHz; duration: percent; shape: relative FM/jump change): half and one animal SD (docstring)
-SIZES = {"usage": (0.025, 0.05), "pitch": (1.0, 2.0), "duration": (5.0, 10.0), "shape": (0.05, 0.1)}
+#: pitch: kHz; duration: percent; shape: relative FM/jump change): half and one animal SD (docstring),
+#: except usage: one and two SDs (0.05, 0.1), because at half and one SD even the oracle test on the
+#: true call types found the move in only 0.25 of 12 + 12 experiments at the larger size (0.93 at 0.1;
+#: benchmarks/representations-central-claim.md): a size nobody can detect cannot rank representations.
+#: The others cannot grow without a wider pool (PITCH_MARGIN_HZ etc. follow the largest size).
+SIZES = {"usage": (0.05, 0.1), "pitch": (1.0, 2.0), "duration": (5.0, 10.0), "shape": (0.05, 0.1)}
 #: animal offsets beyond this many SDs are redrawn, and the pool is widened to cover them
 COVER_SD = 4.0
 PITCH_MARGIN_HZ = 1000.0 * (max(SIZES["pitch"]) + COVER_SD * PRODUCT.animal_pitch_sd_khz)
@@ -180,6 +184,21 @@ def pool_world(n: int, seed: int) -> pd.DataFrame:
     pool["seed"] = rng.integers(0, 2**31 - 1, len(pool))
     pool["pool_index"] = np.arange(len(pool))
     return pool
+
+
+def oracle_values(pool: pd.DataFrame, kind: str) -> np.ndarray:
+    """Per call, the true quantity a ``kind`` difference moves, centred within its call type (so an
+    animal's mean is not moved by its usage): mean frequency (Hz), log duration, log FM-plus-jump
+    extent. The harness's oracle compares the animals' means of it (an upper reference, not a
+    representation: it knows the kind of difference and the truth)."""
+    if kind == "pitch":
+        value = pool["mean_freq_hz"].to_numpy(float)
+    elif kind == "duration":
+        value = np.log(pool["duration_s"].to_numpy(float))
+    else:  # shape: FM and jumps scale together; 100 Hz keeps a flat call's log finite
+        value = np.log(pool["fm_hz"].to_numpy(float) + pool["jump_hz"].to_numpy(float) + 100.0)
+    types = pool["type_id"].to_numpy()
+    return value - pd.Series(value).groupby(types).transform("mean").to_numpy()
 
 
 def render_recordings(calls: pd.DataFrame, seed: int, calls_per_recording: int = 100):

@@ -168,6 +168,12 @@ def pool_world(n: int, seed: int) -> pd.DataFrame:
     return pool_calls(n, seed)
 
 
+def oracle_values(pool: pd.DataFrame, kind: str) -> np.ndarray:
+    """Per call, the true latent a ``kind`` difference moves (the harness's oracle compares the animals'
+    means of it: an upper reference that knows the kind of difference and the truth)."""
+    return pool[KIND_LATENT[kind]].to_numpy(float)
+
+
 def animal_weights(pool: pd.DataFrame, usage: np.ndarray, mean: dict) -> np.ndarray:
     """Sampling probabilities over the pool that turn it into an animal with type ``usage`` and latent ``mean``.
 

@@ -14,8 +14,9 @@ rendered and segmented, and each experiment's animals resample it exactly (see t
 * ``pca-32``      PCA with 32 components of the same images;
 * ``measures``    the classical measures (duration, mean/min/max frequency, bandwidth), standardised;
 
-plus ``measures-holm``: what a lab does with those measures, the per-animal means compared one
-by one (``usvpipe.measures.animal_permutation_p``) with Holm's correction (reject if any).
+and ``oracle``, an upper reference that knows the truth (the true call type for usage, the true moved
+quantity for the other kinds; see :func:`oracle_p`), plus ``measures-holm``: what a lab does with
+those measures, the per-animal means compared one by one (``usvpipe.measures.animal_permutation_p``) with Holm's correction (reject if any).
 
 Outputs (printed, and as markdown with ``--out``): call-type recovery (5-fold kNN accuracy, the
 adjusted Rand index of k-means with k = number of types; on the representation and on its 2-D
@@ -68,7 +69,7 @@ rw = _rep_vocal
 KINDS = ("usage", "pitch", "duration", "shape")
 #: kinds whose first 6+6 experiment is re-analysed with a re-trained VAE, in this order (--retrain N: the first N)
 RETRAIN_ORDER = ("none", "usage", "shape", "pitch", "duration")
-REPS = ("vae-learnt", "vae-default", "pca-32", "measures")
+REPS = ("vae-learnt", "vae-default", "pca-32", "measures", "oracle")
 #: kernel bandwidth rules of the MMD (usvpipe.mmd.MMDParams.bandwidth): the median heuristic, and MMDAgg
 #: (median x 2**e for e in -2..2, level-corrected by the permutation distribution of the smallest p)
 TESTS = ("median", "agg")
@@ -138,6 +139,8 @@ def representations(args, store_dir: Path) -> dict:
         _log(f"PCA-32 of {len(store)} images in {time.perf_counter() - t0:.0f} s (load {os.getloadavg()[0]:.1f})")
     if "measures" in args.reps:
         reps["measures"] = rs.measures_matrix(store.table)
+    if "oracle" in args.reps:  # no matrix: the oracle tests the truth (see oracle_p)
+        reps["oracle"] = None
     return reps
 
 
@@ -148,6 +151,8 @@ def cached_per_rep(args, what: str, reps: dict, compute) -> pd.DataFrame:
 
     for name, matrix in reps.items():
         path = args.workdir / f"{what}_{name}.csv"
+        if matrix is None and what == "recovery":  # the oracle knows the type: nothing to recover
+            continue
         if not path.exists():
             write_csv_atomic(path, compute(name, matrix), index=False)
     frames = [pd.read_csv(args.workdir / f"{what}_{n}.csv") for n in REPS if (args.workdir / f"{what}_{n}.csv").exists()]
@@ -201,6 +206,22 @@ def mmd_p(z: np.ndarray, exp: pd.DataFrame, seed: int, bandwidth: str = "median"
     return float(mmd_test(table, a="A", b="B", params=params, health=None).p_value)
 
 
+def oracle_p(pool: pd.DataFrame, exp: pd.DataFrame, kind: str, seed: int, test: str) -> float:
+    """The test that knows the truth: for usage (and A/A), the same animal-level MMD on each syllable's
+    true call type (one-hot); for pitch, duration and shape, the animal-level permutation test of the
+    animals' means of the true quantity the difference moves (``world.oracle_values``). An upper
+    reference for the representations, never a method a lab has."""
+    from usvpipe.measures import animal_permutation_p
+
+    rows = exp["row"].to_numpy()
+    if kind in ("none", "usage"):
+        return mmd_p(np.eye(len(rw.TYPES))[pool["type_id"].to_numpy()[rows]], exp, seed=seed, bandwidth=test)
+    means = pd.Series(rw.oracle_values(pool, kind)[rows]).groupby(exp["animal"].to_numpy()).mean()
+    group = exp.groupby("animal")["group"].first().reindex(means.index)
+    return float(animal_permutation_p(means[group == "A"].to_numpy(), means[group == "B"].to_numpy(),
+                                      permutations=1999, seed=seed)["p_value"])
+
+
 def holm_measures_p(measures: np.ndarray, exp: pd.DataFrame, seed: int) -> float:
     """Smallest Holm-adjusted p of the five per-animal-mean tests (what a lab reads first)."""
     from usvpipe.measures import animal_permutation_p, holm
@@ -231,6 +252,9 @@ def power_table(name: str, matrix: np.ndarray, pool: pd.DataFrame, args, test: s
             for e in range(args.experiments):
                 exp = rw.draw_experiment(pool, kind, size, n_per_group, args.per_animal, rng)
                 rows_store = pool["store_row"].to_numpy()[exp["row"].to_numpy()]
+                if matrix is None:
+                    ps[name].append(oracle_p(pool, exp, kind, e, test))
+                    continue
                 ps[name].append(mmd_p(matrix[rows_store], exp, seed=e, bandwidth=test))
                 if name == "measures" and test == "median":
                     ps["measures-holm"].append(holm_measures_p(matrix[rows_store], exp, seed=e))

@@ -316,13 +316,21 @@ def _caveats(out: Path, config: PipelineConfig, mmd: Optional[dict], trust: Opti
 
 
 #: When the latent test finds nothing but a classical measure differs (animal level, Holm-corrected), the
-#: measures' answer is the one to read: on the synthetic benchmark at 10^4 syllables the measures were more
-#: sensitive than the latents to pitch, duration and shape differences
-#: (benchmarks/representations-central-claim.md).
+#: measures' answer is the one to read: on the synthetic benchmark at 10^4 syllables, with the VAE trained
+#: to the product's length, the measures were more sensitive than the latents to differences of duration
+#: and of shape only (FM extent, jump size) (benchmarks/representations-central-claim.md).
 ONLY_MEASURES_DIFFER = ("The classical measures find a difference that the latent-space test does not. Read it as "
                         "a difference between the groups: in usvpipe's benchmark on synthetic calls the classical "
-                        "measures were more sensitive than the latents to pitch, duration and shape differences, "
-                        "so a null latent test does not contradict them.")
+                        "measures were more sensitive than the latents to differences of duration and of shape "
+                        "alone (FM extent, jump size), so a null latent test does not contradict them.")
+#: The converse: the latent test differs and no classical measure does. In the same benchmark this is what
+#: a change in how often the groups use their call types looked like: the default VAE's latents found it in
+#: most experiments, the measures in few (same record).
+ONLY_LATENTS_DIFFER = ("The latent-space test finds a difference that no classical measure shows. In usvpipe's "
+                       "benchmark on synthetic calls this is what a change in how often the groups use their call "
+                       "types looks like (repertoire usage): the measures average over the call types and missed "
+                       "it. Look for regions of the UMAP that one group fills more than the other.")
+
 
 def _answer_box(doc: _Doc, config: PipelineConfig, ans, meas: Optional[dict], extra: Optional[dict] = None,
                 sensitivity=()):
@@ -350,6 +358,8 @@ def _answer_box(doc: _Doc, config: PipelineConfig, ans, meas: Optional[dict], ex
                                f"{_fmt(t.get('ci95_high'))}])" for t in sig) if sig else "none") + ".")
     if sig and ans.decision == "no evidence":
         _front_line(doc, ONLY_MEASURES_DIFFER)
+    elif (meas or {}).get("tests") and not sig and ans.decision == "differ":
+        _front_line(doc, ONLY_LATENTS_DIFFER)
     if extra.get("direction"):
         _front_line(doc, extra["direction"])
     if extra.get("health"):
