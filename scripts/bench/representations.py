@@ -166,8 +166,10 @@ def power_tables(args, reps: dict, pool: pd.DataFrame) -> pd.DataFrame:
     for test in args.tests:
         what = "power" if test == "median" else f"power-{test}"
         part = cached_per_rep(args, what, reps, lambda n, m, t=test: power_table(n, m, pool, args, t))
-        if len(part) and "test" not in part.columns:  # cached before bandwidth rules were compared
-            part["test"] = np.where(part["representation"] == "measures-holm", "holm", "median")
+        if len(part):  # rows cached before bandwidth rules were compared have no test: theirs was the median
+            untagged = part["test"].isna() if "test" in part.columns else np.ones(len(part), bool)
+            part["test"] = np.where(~untagged, part.get("test"),
+                                    np.where(part["representation"] == "measures-holm", "holm", "median"))
         frames.append(part)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["test"])
 
