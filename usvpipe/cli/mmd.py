@@ -125,10 +125,12 @@ def _echo_test(result) -> None:
     click.echo(f"{a} (n={result.n_syllables[a]}, animals={result.n_animals[a]}) vs "
                f"{b} (n={result.n_syllables[b]}, animals={result.n_animals[b]})")
     if len(result.bandwidths) > 1:  # MMDAgg: the MMD² is one bandwidth's, the p-value all of theirs
-        click.echo(f"MMD² = {result.statistic:.6g} at h = {result.primary_bandwidth:.4g} (unit: {result.unit}, "
-                   f"weighting: {result.weighting}, bandwidth {result.bandwidth_rule})")
-        click.echo(f"p = {result.p_value:.4g} aggregated over {len(result.bandwidths)} bandwidths ({how}; smallest "
-                   f"attainable {result.min_attainable_p:.3g})")
+        from ..pipeline.answer import primary_bandwidth_name
+
+        click.echo(f"MMD² = {result.statistic:.6g} at the {primary_bandwidth_name({'params': result.params})} "
+                   f"bandwidth h = {result.primary_bandwidth:.4g} (unit: {result.unit}, weighting: {result.weighting})")
+        click.echo(f"p = {result.p_value:.4g} aggregated over {len(result.bandwidths)} bandwidths by MMDAgg ({how}; "
+                   f"smallest attainable {result.min_attainable_p:.3g})")
         click.echo("  each bandwidth, p uncorrected: " + ", ".join(
             f"h = {h:.4g}: p = {p:.3g}" for h, p in zip(result.bandwidths, result.p_values_per_bandwidth)))
     else:
