@@ -2,6 +2,10 @@
 """Calibration study of the usvpipe MMD test on synthetic nested latents.
 
     OMP_NUM_THREADS=2 python scripts/mmd_calibration.py --reps 1000
+    OMP_NUM_THREADS=2 python scripts/mmd_calibration.py --reps 1000 --bandwidth median   # the 2026-11-25 record
+
+``--bandwidth`` is the rule of tests 1-4 (default: the product's, ``MMDParams().bandwidth``, which is
+``agg`` since 2026-12-06; the record benchmarks/mmd-calibration.md was measured with ``median``).
 
 Prints rejection rates at alpha (default 0.05) with their Monte Carlo standard errors for:
   1. i.i.d. syllables, no group difference, syllable unit          (should be ~alpha)
@@ -47,7 +51,9 @@ def main(argv=None):
     ap.add_argument("--permutations", type=int, default=500)
     ap.add_argument("--alpha", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--bandwidth", default=MMDParams().bandwidth, help="bandwidth rule of tests 1-4: agg, median or h")
     args = ap.parse_args(argv)
+    print(f"bandwidth rule of tests 1-4: {args.bandwidth}")
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()
     al = args.alpha
@@ -57,10 +63,10 @@ def main(argv=None):
         print(f"{name:70s} rejection rate {r:.3f} ± {se:.3f}  ({len(pv)} reps)")
 
     p = [permutation_test(rng.normal(size=(60, 4)), rng.normal(size=(60, 4)), permutations=args.permutations,
-                          seed=int(rng.integers(2**31))).p_value for _ in range(args.reps)]
+                          bandwidth=args.bandwidth, seed=int(rng.integers(2**31))).p_value for _ in range(args.reps)]
     show("1. iid syllables, null, syllable unit", p)
 
-    params = MMDParams(permutations=args.permutations, syllable_view=True, seed=None)
+    params = MMDParams(permutations=args.permutations, syllable_view=True, seed=None, bandwidth=args.bandwidth)
     pa, ps = [], []
     for _ in range(args.reps):
         res = mmd_test(nested(rng), params=params)
@@ -69,7 +75,7 @@ def main(argv=None):
     show("2. animal effects (sd 1), null, animal unit (6 vs 6, exact 924 splits)", pa)
     show("3. same data, syllable unit (treats syllables as independent)", ps)
 
-    params = MMDParams(permutations=args.permutations, syllable_view=False, seed=None)
+    params = MMDParams(permutations=args.permutations, syllable_view=False, seed=None, bandwidth=args.bandwidth)
     for shift in (0.25, 0.5, 1.0, 1.5):
         p = [mmd_test(nested(rng, shift=shift, animal_sd=0.5), params=params).p_value for _ in range(args.reps // 4)]
         show(f"4. group shift {shift} (animal sd 0.5), animal unit", p)

@@ -27,8 +27,8 @@ def test_permutation_null_equals_direct_recomputation():
 def test_pvalue_never_zero_and_float32_agrees_with_float64():
     rng = np.random.default_rng(5)
     X, Y = rng.normal(size=(40, 3)), rng.normal(size=(40, 3)) + 3.0
-    r32 = permutation_test(X, Y, permutations=99, seed=1)
-    r64 = permutation_test(X, Y, permutations=99, seed=1, dtype="float64")
+    r32 = permutation_test(X, Y, permutations=99, bandwidth="median", seed=1)  # the null in MMD² units
+    r64 = permutation_test(X, Y, permutations=99, bandwidth="median", seed=1, dtype="float64")
     assert r32.p_value == pytest.approx(1 / 100) and r64.p_value == pytest.approx(1 / 100)
     np.testing.assert_allclose(r32.null, r64.null, rtol=0, atol=1e-5 * np.abs(r64.null).max() + 1e-6)
     assert 0 < r32.p_value_mc_se < 0.02

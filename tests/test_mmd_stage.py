@@ -12,10 +12,11 @@ from usvpipe.mmd import MMDParams, latent_columns, mmd2, mmd_test
 from mmd_helpers import FAST, _nested, _rejection_rate
 
 
-def test_calibration_animal_unit_with_animal_effects_and_syllable_unit_anticonservative():
+@pytest.mark.parametrize("bandwidth", ["agg", "median"])  # the default, and the single-bandwidth test
+def test_calibration_animal_unit_with_animal_effects_and_syllable_unit_anticonservative(bandwidth):
     rng = np.random.default_rng(11)
     p_animal, p_syll = [], []
-    params = MMDParams(**{**FAST, "syllable_view": True, "permutations": 200})
+    params = MMDParams(**{**FAST, "syllable_view": True, "permutations": 200, "bandwidth": bandwidth})
     for _ in range(200):
         df = _nested(rng, animals=(5, 5), per_animal=6, animal_sd=1.0)
         res = mmd_test(df, params=params)
@@ -28,6 +29,25 @@ def test_calibration_animal_unit_with_animal_effects_and_syllable_unit_anticonse
     # syllables treated as independent: far too many false positives
     assert rate_syll >= 0.3
     assert rate_syll > 3 * rate_animal
+
+
+def test_the_default_test_is_mmdagg_and_bandwidth_median_is_the_single_bandwidth_test_it_was():
+    rng = np.random.default_rng(15)
+    df = _nested(rng, animals=(5, 5), per_animal=8, animal_sd=0.5, shift=0.8)
+    agg = mmd_test(df, params=MMDParams(**FAST))
+    med = mmd_test(df, params=MMDParams(**{**FAST, "bandwidth": "median"}))
+    # the default aggregates the five bandwidths median x 2^e, e = -2..2
+    assert agg.bandwidth_rule.startswith("agg (MMDAgg") and agg.params["bandwidth"] == "agg"
+    np.testing.assert_allclose(np.array(agg.bandwidths) / agg.primary_bandwidth, [0.25, 0.5, 1.0, 2.0, 4.0])
+    # --bandwidth median: one bandwidth, the aggregated family's median one, with the same MMD² and null
+    assert med.bandwidth_rule == "median heuristic" and med.bandwidths == [agg.primary_bandwidth]
+    assert agg.statistic == agg.statistics_per_bandwidth[2] == pytest.approx(med.statistic, rel=1e-12)
+    np.testing.assert_allclose(agg.null, med.null, rtol=1e-12)
+    # the median test's p is the aggregated test's uncorrected p at the median bandwidth; the
+    # aggregated p pays for five looks: at least the smallest per-bandwidth p, at most five times it
+    assert med.p_value == pytest.approx(agg.p_values_per_bandwidth[2], rel=1e-12)
+    smallest = min(agg.p_values_per_bandwidth)
+    assert smallest - 1e-12 <= agg.p_value <= 5 * smallest + 1e-12
 
 
 def test_power_increases_with_shift():

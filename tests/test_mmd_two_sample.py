@@ -62,7 +62,8 @@ def test_calibration_syllable_unit_iid_null():
     p_med, p_agg = [], []
     for _ in range(200):
         X, Y = rng.normal(size=(30, 3)), rng.normal(size=(30, 3))
-        p_med.append(permutation_test(X, Y, permutations=200, seed=int(rng.integers(2**31))).p_value)
+        p_med.append(permutation_test(X, Y, permutations=200, bandwidth="median",
+                                      seed=int(rng.integers(2**31))).p_value)
         if len(p_agg) < 100:
             p_agg.append(permutation_test(X, Y, permutations=200, bandwidth="agg", agg_exponents=(-1, 0, 1),
                                           seed=int(rng.integers(2**31))).p_value)
@@ -70,3 +71,13 @@ def test_calibration_syllable_unit_iid_null():
     assert _rejection_rate(p_agg) <= 0.10  # 100 repetitions: MC band for 0.05
     # p-values roughly uniform
     assert 0.4 <= np.mean(p_med) <= 0.6
+
+
+def test_permutation_test_aggregates_by_default_as_mmd_test_does_and_median_gives_one_bandwidth():
+    rng = np.random.default_rng(8)
+    X, Y = rng.normal(size=(30, 3)), rng.normal(size=(25, 3)) + 0.4
+    agg = permutation_test(X, Y, permutations=99, seed=2)
+    med = permutation_test(X, Y, permutations=99, seed=2, bandwidth="median")
+    assert agg.aggregated and len(agg.bandwidths) == 5 and not med.aggregated and len(med.bandwidths) == 1
+    assert med.bandwidths[0] == pytest.approx(agg.bandwidths[2]) and med.statistic == pytest.approx(agg.statistic)
+    assert med.p_value == pytest.approx(agg.p_values_per_bandwidth[2])

@@ -69,3 +69,24 @@ def test_bad_input_gives_a_one_line_error(pilot_files, tmp_path, args, says):
 def test_a_missing_pilot_is_named(tmp_path):
     res = CliRunner().invoke(main, ["power", str(tmp_path / "nothing"), "--effect", "3"])
     assert res.exit_code == 2 and "nothing: does not exist" in res.output
+
+
+def test_the_simulated_test_is_the_one_the_report_ran_and_mmdagg_by_default(pilot_files, tmp_path):
+    import json
+    import shutil
+
+    from usvpipe.power import load_pilot, load_run_pilot
+
+    store, model = pilot_files
+    pilot = load_pilot(store, model)  # no report: the product's default test
+    assert pilot.mmd.bandwidth == "agg" and len(pilot.bandwidths()) == 5
+    run = tmp_path / "run"
+    shutil.copytree(store, run / "store")
+    (run / "model").mkdir()
+    shutil.copy(model, run / "model" / "model.pt")
+    (run / "mmd").mkdir()
+    for rule, n_bandwidths in (("median", 1), ("agg", 5)):  # a run folder: the rule its report.json records
+        report = {"groups": ["A", "B"], "group_col": "group", "params": {"bandwidth": rule, "alpha": 0.05}}
+        (run / "mmd" / "report.json").write_text(json.dumps(report))
+        pilot = load_run_pilot(run)
+        assert pilot.mmd.bandwidth == rule and len(pilot.bandwidths()) == n_bandwidths

@@ -20,6 +20,29 @@ def test_the_answer_names_groups_animals_syllables_design_and_decision():
     assert "p = 0.002" in a.sentence and "all 924 splits" in a.sentence and "α = 0.05" in a.sentence
 
 
+def test_an_aggregated_test_says_its_mmd2_is_the_median_bandwidths_and_its_p_the_aggregated_one(tmp_path):
+    from usvpipe.pipeline.report import write_report
+    from usvpipe.pipeline.run import PipelineResult, StageOutcome
+
+    agg = _mmd(bandwidths=[0.5, 1.0, 2.0, 4.0, 8.0], primary_bandwidth=2.0, params={"agg_exponents": [-2, -1, 0, 1, 2]},
+               statistics_per_bandwidth=[0.001, 0.004, 0.0123, 0.02, 0.01], bandwidth_rule="agg (MMDAgg: …)",
+               p_values_per_bandwidth=[0.3, 0.01, 0.0022, 0.0011, 0.04])
+    sentence = answer(agg).sentence
+    assert "MMD² = 0.0123 at the median bandwidth, p = 0.002 aggregated over 5 bandwidths (MMDAgg)" in sentence
+    assert "at the middle bandwidth" in answer({**agg, "params": {"agg_exponents": [-1, 1]}}).sentence
+    assert "MMD² = 0.0123, p = 0.002," in answer(_mmd(bandwidths=[2.0])).sentence  # one bandwidth: as before
+    out = tmp_path / "run"
+    out.mkdir()
+    stages = [StageOutcome("mmd", "ran", 1.0, "")]
+    for mmd, shown in ((agg, True), (_mmd(bandwidths=[2.0], primary_bandwidth=2.0), False)):
+        write_report(out, config_from_mapping({"run": {"output": str(out)}}), stages,
+                     PipelineResult(output=out, stages=stages, mmd=mmd))
+        html = (out / "report.html").read_text()
+        assert ("MMD² (observed, at the median bandwidth)" in html) is shown
+        assert ("p-value (aggregated over the 5 bandwidths)" in html) is shown
+        assert ("h = 4: MMD² 0.02, p 0.0011" in html) is shown
+
+
 def test_no_evidence_says_the_smallest_attainable_p_and_warns_of_a_small_design():
     a = answer(_mmd(reject=False, p_value=0.31, n_permutations=70, n_splits=70, min_attainable_p=2 / 70,
                     n_animals={"deaf": 4, "hearing": 4}))

@@ -4,6 +4,14 @@
     OMP_NUM_THREADS=2 python scripts/bench/mmd.py                       # n = m = 2000, d = 32, 1000 perms
     OMP_NUM_THREADS=2 python scripts/bench/mmd.py --big 10000           # + 10k vs 10k timing (usvpipe only)
     python scripts/bench/mmd.py --device cuda --big 100000              # GPU run (torch backend)
+    OMP_NUM_THREADS=2 python scripts/bench/mmd.py --agg-vs-median       # the default test's cost, agg / median
+
+``--agg-vs-median`` times only the product's own test (:func:`usvpipe.mmd.mmd_test`, animal unit,
+every default but the bandwidth rule) on a nested table of ``--animals`` animals (half per group)
+x ``--per-animal`` syllables, d = ``--d``, ``--permutations`` permutations, once with
+``bandwidth="median"`` and once with ``bandwidth="agg"`` (five bandwidths), with and without the
+syllable-level secondary view, runs interleaved, best of ``--repeat``; it prints the seconds,
+the ratio agg / median of each and the load average before and after.
 
 The peers live in their own virtual environment (default /work/benchenv/mmdpeers, made with
 ``python3 -m venv`` + ``pip install torch==2.13.0 alibi-detect hyppo``) and are run in a
@@ -113,6 +121,50 @@ def _time_usvpipe(X, Y, permutations, h, *, device="cpu", dtype="float32", seed=
     return best, res
 
 
+def _nested_table(animals, per_animal, d, seed, *, animal_sd=0.5, shift=0.1):
+    """Latents nested in animals: each animal its own offset, group A shifted on one axis."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i in range(animals):
+        group = "A" if i < animals // 2 else "B"
+        mu = rng.normal(scale=animal_sd, size=d)
+        mu[0] += shift if group == "A" else 0.0
+        z = rng.normal(size=(per_animal, d)) + mu
+        frame = pd.DataFrame(z, columns=[f"z{j}" for j in range(d)])
+        frames.append(frame.assign(animal=f"{group}{i}", group=group))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _agg_vs_median(args) -> None:
+    """The animal-unit test's wall time with ``agg`` against ``median`` (every other setting the default)."""
+    from usvpipe.mmd import MMDParams, mmd_test
+
+    table = _nested_table(args.animals, args.per_animal, args.d, args.seed)
+    load_before = os.getloadavg()
+    print(f"animal-unit mmd_test, {args.animals} animals ({args.animals // 2} + {args.animals - args.animals // 2}) "
+          f"x {args.per_animal} syllables = {len(table)}, d = {args.d}, {args.permutations} permutations, "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '(unset)')}, best of {args.repeat}; "
+          f"load average before {load_before[0]:.2f}")
+    mmd_test(_nested_table(8, 20, args.d, args.seed), params=MMDParams(permutations=20), health=None)  # warm-up
+    print("| syllable view | median (s) | agg (s) | agg / median | p median | p agg |")
+    print("|---|---|---|---|---|---|")
+    for view in (True, False):
+        best = {"median": float("inf"), "agg": float("inf")}
+        p = {}
+        for _ in range(args.repeat):
+            for rule in ("median", "agg"):  # interleaved, so a change of load hits both rules alike
+                params = MMDParams(bandwidth=rule, permutations=args.permutations, syllable_view=view, seed=args.seed)
+                t0 = time.perf_counter()
+                res = mmd_test(table, params=params, health=None)
+                best[rule] = min(best[rule], time.perf_counter() - t0)
+                p[rule] = res.p_value
+        print(f"| {'on (default)' if view else 'off'} | {best['median']:.2f} | {best['agg']:.2f} | "
+              f"{best['agg'] / best['median']:.2f} | {p['median']:.4f} | {p['agg']:.4f} |")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
 def _gemm_probe():
     """float32 GEMM throughput right now (GFLOP/s), to put wall-clock numbers in context."""
     rng = np.random.default_rng(0)
@@ -145,6 +197,10 @@ def main(argv=None):
     ap.add_argument("--agree-shift", type=float, default=0.06)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--repeat", type=int, default=2, help="usvpipe timing: best of this many runs")
+    ap.add_argument("--agg-vs-median", action="store_true",
+                    help="only time the animal-unit test with bandwidth agg against median (see the docstring)")
+    ap.add_argument("--animals", type=int, default=24, help="--agg-vs-median: animals, half per group")
+    ap.add_argument("--per-animal", type=int, default=400, help="--agg-vs-median: syllables per animal")
     # worker mode (runs inside the peers' venv)
     ap.add_argument("--worker", default=None)
     ap.add_argument("--data", default=None)
@@ -155,6 +211,8 @@ def main(argv=None):
         return _worker(args)
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    if args.agg_vs_median:
+        return _agg_vs_median(args)
     from usvpipe.mmd import median_bandwidth
 
     threads = os.environ.get("OMP_NUM_THREADS", "(unset)")

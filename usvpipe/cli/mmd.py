@@ -18,7 +18,10 @@ import click
 @click.option("--weighting", type=click.Choice(["auto", "animal", "syllable"]), default=None,
               help="Weight syllables so each animal counts equally (animal) or each syllable does [default: auto].")
 @click.option("--permutations", type=int, default=None, help="Monte Carlo permutations [default: 1000].")
-@click.option("--bandwidth", default=None, help="median | agg | a positive number [default: median].")
+@click.option("--bandwidth", default=None,
+              help="agg (MMDAgg: five bandwidths median x 2^e, e = -2..2, one level-corrected p-value) | median "
+                   "(the median heuristic alone: sharper for a shift of the whole distribution, e.g. pitch) | "
+                   "a positive number (fixed h) [default: agg].")
 @click.option("--kernel", type=click.Choice(["gaussian", "laplace"]), default=None, help="Kernel [default: gaussian].")
 @click.option("--statistic", type=click.Choice(["unbiased", "biased"]), default=None, help="MMD² estimator [default: unbiased].")
 @click.option("--max-per-animal", type=int, default=None, help="Subsample at most this many syllables per animal.")
@@ -76,14 +79,7 @@ def mmd(latents, group_col, group_a, group_b, unit, animal_col, weighting, permu
 
         result.second_opinion = run_second_opinion(latents, result, group_col=group_col, params=params, store=store_dir)
     paths = result.save(out_dir, figures=not no_figures)
-    a, b = result.groups
-    how = (f"exact, all {result.n_permutations} splits" if result.exact
-           else f"{result.n_permutations} permutations, MC s.e. {result.p_value_mc_se:.2g}")
-    click.echo(f"{a} (n={result.n_syllables[a]}, animals={result.n_animals[a]}) vs "
-               f"{b} (n={result.n_syllables[b]}, animals={result.n_animals[b]})")
-    click.echo(f"MMD² = {result.statistic:.6g} (unit: {result.unit}, weighting: {result.weighting}, "
-               f"bandwidth {result.bandwidth_rule}: {', '.join(f'{h:.4g}' for h in result.bandwidths)})")
-    click.echo(f"p = {result.p_value:.4g} ({how}; smallest attainable {result.min_attainable_p:.3g})")
+    _echo_test(result)
     if result.syllable_view:
         sv = result.syllable_view
         click.echo(f"secondary, syllables as independent units (anticonservative): p = {sv['p_value']:.4g}")
@@ -119,3 +115,25 @@ def mmd(latents, group_col, group_a, group_b, unit, animal_col, weighting, permu
     if not result.interpretable:
         # the numbers are written for the record; the answer must not be read from them
         raise click.ClickException(result.do_not_interpret)
+
+
+def _echo_test(result) -> None:
+    """The groups, the MMD², the p-value and how it was obtained (for MMDAgg: at which h, and each h's p)."""
+    a, b = result.groups
+    how = (f"exact, all {result.n_permutations} splits" if result.exact
+           else f"{result.n_permutations} permutations, MC s.e. {result.p_value_mc_se:.2g}")
+    click.echo(f"{a} (n={result.n_syllables[a]}, animals={result.n_animals[a]}) vs "
+               f"{b} (n={result.n_syllables[b]}, animals={result.n_animals[b]})")
+    if len(result.bandwidths) > 1:  # MMDAgg: the MMD² is one bandwidth's, the p-value all of theirs
+        from ..pipeline.answer import primary_bandwidth_name
+
+        click.echo(f"MMD² = {result.statistic:.6g} at the {primary_bandwidth_name({'params': result.params})} "
+                   f"bandwidth h = {result.primary_bandwidth:.4g} (unit: {result.unit}, weighting: {result.weighting})")
+        click.echo(f"p = {result.p_value:.4g} aggregated over {len(result.bandwidths)} bandwidths by MMDAgg ({how}; "
+                   f"smallest attainable {result.min_attainable_p:.3g})")
+        click.echo("  each bandwidth, p uncorrected: " + ", ".join(
+            f"h = {h:.4g}: p = {p:.3g}" for h, p in zip(result.bandwidths, result.p_values_per_bandwidth)))
+    else:
+        click.echo(f"MMD² = {result.statistic:.6g} (unit: {result.unit}, weighting: {result.weighting}, "
+                   f"bandwidth {result.bandwidth_rule}: {result.bandwidths[0]:.4g})")
+        click.echo(f"p = {result.p_value:.4g} ({how}; smallest attainable {result.min_attainable_p:.3g})")

@@ -5,7 +5,9 @@ the distributions of syllable latents with the maximum mean discrepancy (MMD,
 Gretton et al., JMLR 2012) and a permutation test. Syllables of one animal are not
 independent, so by default the *animal* is the unit of exchangeability: whole animals
 are permuted between the groups (every split enumerated when there are few), and the
-syllable-level test is reported only as a secondary, labelled view.
+syllable-level test is reported only as a secondary, labelled view. The kernel bandwidth is,
+by default, MMDAgg's family (median heuristic × 2**e, e = -2..2) with one level-corrected
+p-value; the MMD² reported is the median bandwidth's (see :class:`MMDParams`).
 
 Layout
 ------

@@ -35,7 +35,13 @@ def _draw_figures(result, out: Path, plt) -> dict:
     kind = "all splits" if result.exact else f"{result.n_permutations} permutations"
     ax.set_xlabel(f"MMD² ({result.statistic_kind}, h = {result.primary_bandwidth:.3g})")
     ax.set_ylabel("count")
-    ax.set_title(f"{a} vs {b}: unit = {result.unit}, {kind}, p = {result.p_value:.3g}", fontsize=9)
+    title = f"{a} vs {b}: unit = {result.unit}, {kind}, p = {result.p_value:.3g}"
+    if len(result.bandwidths) > 1:
+        # the histogram is one bandwidth's null; the test's p-value aggregates all of them
+        at_h = result.p_values_per_bandwidth[list(result.bandwidths).index(result.primary_bandwidth)]
+        title += (f" aggregated over {len(result.bandwidths)} bandwidths\n"
+                  f"(histogram and p = {at_h:.3g} at this h alone)")
+    ax.set_title(title, fontsize=9)
     ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()
     paths["null_figure"] = save_figure_atomic(fig, out / "null_distribution.png", dpi=150)
@@ -72,7 +78,8 @@ def _draw_figures(result, out: Path, plt) -> dict:
         ax_h.set_xticklabels(ticks, rotation=90, fontsize=fs)
         ax_h.set_yticklabels(ticks, fontsize=fs)
         fig.colorbar(im, cax=ax_c, label="MMD²")
-        fig.suptitle("pairwise MMD² between animals (dendrogram order)", fontsize=9)
+        fig.suptitle(f"pairwise MMD² between animals at h = {result.primary_bandwidth:.3g} (dendrogram order)",
+                     fontsize=9)
         paths["heatmap_figure"] = save_figure_atomic(fig, out / "pairwise_heatmap.png", dpi=150, bbox_inches="tight")
 
     if result.per_animal is not None and len(result.per_animal):
@@ -86,7 +93,8 @@ def _draw_figures(result, out: Path, plt) -> dict:
         ax.set_xticks([0, 1])
         ax.set_xticklabels([f"{a} animals", f"{b} animals"])
         ax.set_ylabel("mean MMD² to animals of: own group (left) | other group (right)", fontsize=8)
-        ax.set_title(f"per-animal effect size (unit {result.unit}, p = {result.p_value:.3g})", fontsize=9)
+        ax.set_title(f"per-animal effect size at h = {result.primary_bandwidth:.3g} (unit {result.unit}, "
+                     f"p = {result.p_value:.3g})", fontsize=9)
         fig.tight_layout()
         paths["effect_figure"] = save_figure_atomic(fig, out / "effect_size.png", dpi=150)
     return paths

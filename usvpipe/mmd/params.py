@@ -31,9 +31,19 @@ class MMDParams:
     kernel : {"gaussian", "laplace"}
         ``exp(-||x-y||²₂ / (2 h²))`` or ``exp(-||x-y||₁ / h)`` (L1 as in MMDAgg).
     bandwidth : str
-        ``"median"`` (median pairwise distance of the pooled sample), ``"agg"``
-        (MMDAgg: median × 2**e for e in ``agg_exponents``, level-corrected), or a
-        positive number given as a string or float (fixed h).
+        ``"agg"`` (default; MMDAgg, Schrab et al. JMLR 2023: the test at every
+        bandwidth median × 2**e for e in ``agg_exponents``, its p-value the smallest
+        per-bandwidth p-value calibrated against the same permutations), ``"median"``
+        (one bandwidth, the median pairwise distance of the pooled sample), or a
+        positive number given as a string or float (fixed h). Why ``agg``: the scale of
+        an unknown group difference is unknown, and one bandwidth is blind to differences
+        much finer or coarser than itself; on the synthetic vocal world (VAE latents,
+        12 + 12 animals) the aggregated test found a repertoire-usage difference in 0.58
+        of simulated experiments against 0.21 with the median heuristic, both at the
+        nominal level (benchmarks/mmd-agg-default.md). ``"median"`` is
+        the sharper test for a difference known to be a shift of the whole
+        distribution along one direction (e.g. pitch). The reported MMD² is the median
+        bandwidth's either way.
     agg_exponents : tuple of int
         Powers of two multiplying the median for ``bandwidth="agg"``.
     permutations : int
@@ -70,7 +80,7 @@ class MMDParams:
     weighting: str = "auto"
     statistic: str = "unbiased"
     kernel: str = "gaussian"
-    bandwidth: str = "median"
+    bandwidth: str = "agg"
     agg_exponents: tuple[int, ...] = (-2, -1, 0, 1, 2)
     permutations: int = 1000
     max_exact_splits: int = 200_000

@@ -363,7 +363,8 @@ def _check_finite_outcome(design: _Design, t: _Outcome) -> None:
 
 def _bandwidth_rule(params: MMDParams, med: float) -> str:
     if params.bandwidth == "agg":
-        return f"agg (median {med:.6g} x 2^{list(params.agg_exponents)}, min-p level correction)"
+        return (f"agg (MMDAgg: median heuristic {med:.6g} x 2^e for e in {list(params.agg_exponents)}, "
+                "min-p level correction)")
     if params.bandwidth == "median":
         return "median heuristic"
     return "fixed"

@@ -90,7 +90,7 @@ class PermutationResult:
     aggregated: bool
 
 
-def permutation_test(X, Y, *, permutations: int = 1000, bandwidth: float | str = "median", kernel: str = "gaussian",
+def permutation_test(X, Y, *, permutations: int = 1000, bandwidth: float | str = "agg", kernel: str = "gaussian",
                      statistic: str = "unbiased", seed: Optional[int] = 0, backend: str = "auto", device: str = "auto",
                      dtype: str = "float32", block_size: int = 2048,
                      agg_exponents=(-2, -1, 0, 1, 2)) -> PermutationResult:
@@ -98,8 +98,9 @@ def permutation_test(X, Y, *, permutations: int = 1000, bandwidth: float | str =
 
     All ``permutations`` label vectors are drawn up front (seeded) and their statistics
     obtained from one blocked pass over the kernel matrix as one matrix product.
-    ``bandwidth="agg"`` aggregates over median × 2**e (e in ``agg_exponents``) with the
-    MMDAgg level correction (min-p calibration).
+    ``bandwidth="agg"`` (default, as in :class:`~usvpipe.mmd.MMDParams`) aggregates over
+    median × 2**e (e in ``agg_exponents``) with the MMDAgg level correction (min-p
+    calibration); ``"median"`` is the median heuristic alone, a number a fixed h.
 
     Returns
     -------

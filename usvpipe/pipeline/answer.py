@@ -104,6 +104,27 @@ def _design_text(mmd: Mapping) -> str:
     return f"syllable-level permutation ({_fmt_int(n_perm)} permutations; syllables treated as independent)"
 
 
+def aggregated(mmd: Mapping) -> bool:
+    """Whether the test aggregated several bandwidths (MMDAgg): its p-value is then not the MMD²'s alone."""
+    return len(mmd.get("bandwidths") or []) > 1
+
+
+def primary_bandwidth_name(mmd: Mapping) -> str:
+    """Which of an aggregated test's bandwidths the reported MMD² is at: the median one unless
+    ``agg_exponents`` left out 2**0 (then the middle one, as :func:`usvpipe.mmd.two_sample._primary_index`)."""
+    exponents = (mmd.get("params") or {}).get("agg_exponents")
+    return "median" if exponents is None or 0 in exponents else "middle"
+
+
+def _statistic_text(mmd: Mapping) -> str:
+    """"MMD² = …, p = …", saying for an aggregated test which bandwidth the MMD² is at and what the p-value is."""
+    stat, p = _fmt(mmd.get("statistic"), 4), _fmt(mmd.get("p_value"))
+    if not aggregated(mmd):
+        return f"MMD² = {stat}, p = {p}"
+    return (f"MMD² = {stat} at the {primary_bandwidth_name(mmd)} bandwidth, p = {p} aggregated over "
+            f"{len(mmd['bandwidths'])} bandwidths (MMDAgg)")
+
+
 def _groups_text(mmd: Mapping) -> tuple[str, str, str, str]:
     a, b = (list(mmd.get("groups") or []) + [None, None])[:2]
     na, ns = mmd.get("n_animals") or {}, mmd.get("n_syllables") or {}
@@ -132,7 +153,7 @@ def answer(mmd: Optional[Mapping], *, effect: Optional[Effect] = None, measures:
     a, b, ta, tb = _groups_text(mmd)
     alpha = mmd.get("alpha", 0.05)
     p = mmd.get("p_value")
-    stats = f"MMD² = {_fmt(mmd.get('statistic'), 4)}, p = {_fmt(p)}, {_design_text(mmd)}, α = {_fmt(alpha)}"
+    stats = f"{_statistic_text(mmd)}, {_design_text(mmd)}, α = {_fmt(alpha)}"
     interpretable = mmd.get("interpretable", True) is not False
     health = mmd.get("latent_health") or {}
     if not interpretable or health.get("passed") is False:
@@ -288,7 +309,9 @@ def describe_mmd(res) -> str:
     stat = _mmd_field(res, "statistic")
     pval = _mmd_field(res, "p_value")
     unit = _mmd_field(res, "unit", "")
+    n_bw = len(_mmd_field(res, "bandwidths") or [])
+    how = f"; p aggregated over {n_bw} bandwidths" if n_bw > 1 else ""
     try:
-        return f"MMD²={float(stat):.4g}, p={float(pval):.4g} (unit: {unit})"
+        return f"MMD²={float(stat):.4g}, p={float(pval):.4g} (unit: {unit}{how})"
     except (TypeError, ValueError):
         return ""

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Mapping, Optional
 from .. import _io
 from .._version import __version__
 from ..groups import group_label
-from .answer import _fmt, _fmt_int, answer, group_effect, health_line, readout_rows, second_opinion_rows
+from .answer import (_fmt, _fmt_int, aggregated, answer, group_effect, health_line, primary_bandwidth_name,
+                     readout_rows, second_opinion_rows)
 from .report_pdf import pdf_pages, write_pdf  # noqa: F401  (pdf_pages: public here since the PDF was added)
 
 if TYPE_CHECKING:
@@ -190,10 +191,14 @@ def _mmd_section(doc: _Doc, mmd: Optional[dict]):
         return
     doc.h2(SECTION_TITLES["mmd"], "mmd")
     a, b = (list(mmd.get("groups") or []) + ["?", "?"])[:2]
+    agg = aggregated(mmd)
+    bandwidths = mmd.get("bandwidths") or []
+    at = f"at the {primary_bandwidth_name(mmd)} bandwidth" if agg else ""
     rows = [["groups compared", f"{a} vs {b} (column {mmd.get('group_col', 'group')})"],
-            ["MMD² (observed)", _fmt(mmd.get("statistic"), 5)],
-            ["p-value", _fmt(mmd.get("p_value"), 4) + ("" if mmd.get("exact") else
-                                                     f" (Monte Carlo s.e. {_fmt(mmd.get('p_value_mc_se'), 2)})")],
+            ["MMD² (observed" + (f", {at})" if agg else ")"), _fmt(mmd.get("statistic"), 5)],
+            ["p-value" + (f" (aggregated over the {len(bandwidths)} bandwidths)" if agg else ""),
+             _fmt(mmd.get("p_value"), 4) + ("" if mmd.get("exact") else
+                                            f" (Monte Carlo s.e. {_fmt(mmd.get('p_value_mc_se'), 2)})")],
             ["decision at α", f"{'reject' if mmd.get('reject') else 'do not reject'} equal distributions at "
                               f"α = {_fmt(mmd.get('alpha'))}"],
             ["unit of exchangeability", f"{mmd.get('unit')} (weighting: {mmd.get('weighting')})"],
@@ -201,9 +206,13 @@ def _mmd_section(doc: _Doc, mmd: Optional[dict]):
                                                                         f" random of {_fmt_int(mmd.get('n_splits'))}")],
             ["smallest attainable p", _fmt(mmd.get("min_attainable_p"))],
             ["kernel, bandwidth", f"{mmd.get('kernel')}, {mmd.get('bandwidth_rule')} "
-                                  f"(h = {_fmt(mmd.get('primary_bandwidth'))})"],
-            ["z-score against the null", _fmt(mmd.get("z_score"), 3)],
+                                  f"({'MMD² quoted ' + at + ', ' if agg else ''}h = {_fmt(mmd.get('primary_bandwidth'))})"],
+            ["z-score " + ("of that MMD² against its null" if agg else "against the null"), _fmt(mmd.get("z_score"), 3)],
             ["features", f"{len(mmd.get('features') or [])} latent dimensions"]]
+    if agg:  # what the aggregation looked at: a reader can see which scale carries the difference
+        per = zip(bandwidths, mmd.get("statistics_per_bandwidth") or [], mmd.get("p_values_per_bandwidth") or [])
+        rows.append(["each bandwidth (p uncorrected)",
+                     "; ".join(f"h = {_fmt(h)}: MMD² {_fmt(st, 3)}, p {_fmt(pv)}" for h, st, pv in per)])
     sv = mmd.get("syllable_view")
     if sv:
         rows.append(["secondary view (syllables as independent)",
