@@ -152,7 +152,6 @@ def answer(mmd: Optional[Mapping], *, effect: Optional[Effect] = None, measures:
         return Answer(sentence, "not tested", None, warnings)
     a, b, ta, tb = _groups_text(mmd)
     alpha = mmd.get("alpha", 0.05)
-    p = mmd.get("p_value")
     stats = f"{_statistic_text(mmd)}, {_design_text(mmd)}, α = {_fmt(alpha)}"
     interpretable = mmd.get("interpretable", True) is not False
     health = mmd.get("latent_health") or {}
