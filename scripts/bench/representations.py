@@ -151,8 +151,6 @@ def cached_per_rep(args, what: str, reps: dict, compute) -> pd.DataFrame:
 
     for name, matrix in reps.items():
         path = args.workdir / f"{what}_{name}.csv"
-        if matrix is None and what == "recovery":  # the oracle knows the type: nothing to recover
-            continue
         if not path.exists():
             write_csv_atomic(path, compute(name, matrix), index=False)
     frames = [pd.read_csv(args.workdir / f"{what}_{n}.csv") for n in REPS if (args.workdir / f"{what}_{n}.csv").exists()]
@@ -167,9 +165,8 @@ def power_tables(args, reps: dict, pool: pd.DataFrame) -> pd.DataFrame:
         what = "power" if test == "median" else f"power-{test}"
         part = cached_per_rep(args, what, reps, lambda n, m, t=test: power_table(n, m, pool, args, t))
         if len(part):  # rows cached before bandwidth rules were compared have no test: theirs was the median
-            untagged = part["test"].isna() if "test" in part.columns else np.ones(len(part), bool)
-            part["test"] = np.where(~untagged, part.get("test"),
-                                    np.where(part["representation"] == "measures-holm", "holm", "median"))
+            legacy = pd.Series(np.where(part["representation"] == "measures-holm", "holm", "median"), index=part.index)
+            part["test"] = part.get("test", legacy).fillna(legacy)
         frames.append(part)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["test"])
 
@@ -213,26 +210,28 @@ def oracle_p(pool: pd.DataFrame, exp: pd.DataFrame, kind: str, seed: int, test: 
     true call type (one-hot); for pitch, duration and shape, the animal-level permutation test of the
     animals' means of the true quantity the difference moves (``world.oracle_values``). An upper
     reference for the representations, never a method a lab has."""
-    from usvpipe.measures import animal_permutation_p
-
     rows = exp["row"].to_numpy()
     if kind in ("none", "usage"):
         return mmd_p(np.eye(len(rw.TYPES))[pool["type_id"].to_numpy()[rows]], exp, seed=seed, bandwidth=test)
-    means = pd.Series(rw.oracle_values(pool, kind)[rows]).groupby(exp["animal"].to_numpy()).mean()
-    group = exp.groupby("animal")["group"].first().reindex(means.index)
-    return float(animal_permutation_p(means[group == "A"].to_numpy(), means[group == "B"].to_numpy(),
-                                      permutations=1999, seed=seed)["p_value"])
+    return animal_mean_ps(rw.oracle_values(pool, kind)[rows, None], exp, seed)[0]
+
+
+def animal_mean_ps(values: np.ndarray, exp: pd.DataFrame, seed: int) -> list:
+    """For each column of ``values`` (one row per syllable of ``exp``), the animal-level permutation p of
+    group A's animal means against group B's (``usvpipe.measures.animal_permutation_p``)."""
+    from usvpipe.measures import animal_permutation_p
+
+    per_animal = pd.DataFrame(values).assign(group=exp["group"].to_numpy(), animal=exp["animal"].to_numpy())
+    means = per_animal.groupby(["group", "animal"]).mean()
+    return [float(animal_permutation_p(means.loc["A", c].to_numpy(), means.loc["B", c].to_numpy(), permutations=1999,
+                                       seed=seed)["p_value"]) for c in means.columns]
 
 
 def holm_measures_p(measures: np.ndarray, exp: pd.DataFrame, seed: int) -> float:
     """Smallest Holm-adjusted p of the five per-animal-mean tests (what a lab reads first)."""
-    from usvpipe.measures import animal_permutation_p, holm
+    from usvpipe.measures import holm
 
-    per_animal = pd.DataFrame(measures).assign(group=exp["group"].to_numpy(), animal=exp["animal"].to_numpy())
-    means = per_animal.groupby(["group", "animal"]).mean()
-    ps = [animal_permutation_p(means.loc["A", c].to_numpy(), means.loc["B", c].to_numpy(), permutations=1999,
-                               seed=seed)["p_value"] for c in means.columns]
-    return float(np.min(holm(ps)))
+    return float(np.min(holm(animal_mean_ps(measures, exp, seed))))
 
 
 def conditions():
@@ -365,7 +364,9 @@ def main(argv=None) -> int:
             part = power[power["test"].isin([test, "holm"] if test == "median" else [test])]
             report(f"Animal-level MMD ({test} bandwidth): share of experiments with p < 0.05 (± Monte-Carlo se); "
                    "kind 'none' = type-I error", _markdown(_fmt_power(part)), part, f"power-{test}")
-        recovery = cached_per_rep(args, "recovery", reps, lambda n, m: type_recovery(n, m, pool, args.seed))
+        # the oracle (no matrix) knows the type: nothing to recover
+        recovery = cached_per_rep(args, "recovery", {n: m for n, m in reps.items() if m is not None},
+                                  lambda n, m: type_recovery(n, m, pool, args.seed))
         report("Call-type recovery (matched pool syllables)", _markdown(recovery), recovery, "recovery")
     if args.part in ("all", "retrain", "report") and (args.part != "report" or (args.workdir / "retrain.csv").exists()):
         retrain = pd.DataFrame()

@@ -124,10 +124,10 @@ def _echo_test(result) -> None:
            else f"{result.n_permutations} permutations, MC s.e. {result.p_value_mc_se:.2g}")
     click.echo(f"{a} (n={result.n_syllables[a]}, animals={result.n_animals[a]}) vs "
                f"{b} (n={result.n_syllables[b]}, animals={result.n_animals[b]})")
-    if len(result.bandwidths) > 1:  # MMDAgg: the MMD² is one bandwidth's, the p-value all of theirs
+    if result.aggregated:  # MMDAgg: the MMD² is one bandwidth's, the p-value all of theirs
         from ..pipeline.answer import primary_bandwidth_name
 
-        click.echo(f"MMD² = {result.statistic:.6g} at the {primary_bandwidth_name({'params': result.params})} "
+        click.echo(f"MMD² = {result.statistic:.6g} at the {primary_bandwidth_name(result)} "
                    f"bandwidth h = {result.primary_bandwidth:.4g} (unit: {result.unit}, weighting: {result.weighting})")
         click.echo(f"p = {result.p_value:.4g} aggregated over {len(result.bandwidths)} bandwidths by MMDAgg ({how}; "
                    f"smallest attainable {result.min_attainable_p:.3g})")

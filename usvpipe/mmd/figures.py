@@ -36,7 +36,7 @@ def _draw_figures(result, out: Path, plt) -> dict:
     ax.set_xlabel(f"MMD² ({result.statistic_kind}, h = {result.primary_bandwidth:.3g})")
     ax.set_ylabel("count")
     title = f"{a} vs {b}: unit = {result.unit}, {kind}, p = {result.p_value:.3g}"
-    if len(result.bandwidths) > 1:
+    if result.aggregated:
         # the histogram is one bandwidth's null; the test's p-value aggregates all of them
         at_h = result.p_values_per_bandwidth[list(result.bandwidths).index(result.primary_bandwidth)]
         title += (f" aggregated over {len(result.bandwidths)} bandwidths\n"

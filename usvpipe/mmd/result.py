@@ -91,6 +91,11 @@ class MMDResult:
     second_opinion: list = field(default_factory=list)
     latent_readout: list = field(default_factory=list)
 
+    @property
+    def aggregated(self) -> bool:
+        """Whether the p-value aggregates several bandwidths (MMDAgg) rather than being the MMD²'s alone."""
+        return len(self.bandwidths) > 1
+
     def to_dict(self) -> dict:
         """JSON-ready report (without the large arrays)."""
         keys = ["statistic", "p_value", "reject", "alpha", "unit", "weighting", "statistic_kind", "kernel",

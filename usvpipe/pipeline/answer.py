@@ -104,15 +104,17 @@ def _design_text(mmd: Mapping) -> str:
     return f"syllable-level permutation ({_fmt_int(n_perm)} permutations; syllables treated as independent)"
 
 
-def aggregated(mmd: Mapping) -> bool:
-    """Whether the test aggregated several bandwidths (MMDAgg): its p-value is then not the MMD²'s alone."""
-    return len(mmd.get("bandwidths") or []) > 1
+def aggregated(mmd) -> bool:
+    """Whether the test (an MMDResult or its ``report.json``) aggregated several bandwidths (MMDAgg): its
+    p-value is then not the MMD²'s alone."""
+    return len(_mmd_field(mmd, "bandwidths") or []) > 1
 
 
-def primary_bandwidth_name(mmd: Mapping) -> str:
-    """Which of an aggregated test's bandwidths the reported MMD² is at: the median one unless
-    ``agg_exponents`` left out 2**0 (then the middle one, as :func:`usvpipe.mmd.two_sample._primary_index`)."""
-    exponents = (mmd.get("params") or {}).get("agg_exponents")
+def primary_bandwidth_name(mmd) -> str:
+    """Which of an aggregated test's bandwidths the reported MMD² is at (an MMDResult or its ``report.json``):
+    the median one unless ``agg_exponents`` left out 2**0 (then the middle one, as
+    :func:`usvpipe.mmd.two_sample._primary_index`)."""
+    exponents = (_mmd_field(mmd, "params") or {}).get("agg_exponents")
     return "median" if exponents is None or 0 in exponents else "middle"
 
 
@@ -308,8 +310,7 @@ def describe_mmd(res) -> str:
     stat = _mmd_field(res, "statistic")
     pval = _mmd_field(res, "p_value")
     unit = _mmd_field(res, "unit", "")
-    n_bw = len(_mmd_field(res, "bandwidths") or [])
-    how = f"; p aggregated over {n_bw} bandwidths" if n_bw > 1 else ""
+    how = f"; p aggregated over {len(_mmd_field(res, 'bandwidths'))} bandwidths" if aggregated(res) else ""
     try:
         return f"MMD²={float(stat):.4g}, p={float(pval):.4g} (unit: {unit}{how})"
     except (TypeError, ValueError):
